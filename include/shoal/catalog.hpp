@@ -1,0 +1,108 @@
+// catalog: which snapshots each model has and where its labels point, with every label's history.
+// Pure data and functions: no I/O, no clock (callers pass `now_ms`), no threads. The node's catalog
+// actor plans a change, makes it durable in the journal, then applies it; replaying the journal
+// applies the same changes in the same order and rebuilds the same catalog.
+// Thread-safety: none; one owner.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "shoal/api.hpp"
+#include "shoal/model_id.hpp"
+#include "shoal/status.hpp"
+
+namespace shoal {
+
+/// An immutable stored model version.
+struct snapshot_info {
+  uint32_t version = 0;      // 1, 2, 3… per model
+  std::string sha256;        // hex digest of the bytes; the store's key
+  int64_t created_ms = 0;    // unix time, milliseconds
+  uint64_t size_bytes = 0;
+  std::string format;        // "fasttext"
+  std::string note;
+};
+
+/// One move of a label, kept forever for `snapshot list`.
+struct label_move {
+  uint32_t from = 0;  // 0: the label was new
+  uint32_t to = 0;
+  label_action action = label_action::promote;
+  int64_t time_ms = 0;
+};
+
+struct label_state {
+  /// Rollback targets: back() is where the label points now. promote pushes; rollback pops;
+  /// rollback --to N pops down to N when N is on the stack, else pushes N.
+  std::vector<uint32_t> stack;
+  /// Every move, oldest first.
+  std::vector<label_move> history;
+
+  /// Returns the version the label points at.
+  uint32_t current() const { return stack.empty() ? 0 : stack.back(); }
+};
+
+struct model_entry {
+  model_id id;
+  std::vector<snapshot_info> snapshots;         // ascending version
+  std::map<std::string, label_state> labels;
+
+  /// Returns the snapshot with `version`, or nullptr.
+  const snapshot_info* find(uint32_t version) const;
+  /// Returns the labels that point at `version`, sorted.
+  std::vector<std::string> labels_at(uint32_t version) const;
+};
+
+/// A change to the catalog: what the journal stores and replay applies.
+struct catalog_change {
+  enum class kind : uint8_t { add_snapshot, move_label };
+  kind what = kind::add_snapshot;
+  model_id id;
+  snapshot_info snapshot;  // add_snapshot
+  std::string label;       // move_label
+  label_action action = label_action::promote;
+  uint32_t to = 0;         // move_label: the version the label points at afterwards
+  int64_t time_ms = 0;     // move_label
+};
+
+class catalog {
+ public:
+  /// Returns the model, or nullptr.
+  const model_entry* find(const model_id& id) const;
+
+  /// Returns every model, sorted by id.
+  std::vector<const model_entry*> models() const;
+
+  /// Returns the changes a push makes: add the snapshot as the next version (the first version
+  /// also becomes "production"), and move `label` to it when not empty.
+  /// `snap.version` is ignored and assigned here.
+  /// @pre the label, when not empty, is a valid label name
+  std::vector<catalog_change> plan_push(const model_id& id, snapshot_info snap,
+                                        const std::string& label, int64_t now_ms) const;
+
+  /// Returns the change a promote or rollback makes, or why it cannot be made
+  /// ("model acme/bot has no version 7 (versions: 1-3)", "label production has no earlier
+  /// version to roll back to").
+  result<catalog_change> plan_label(const label_request& req, int64_t now_ms) const;
+
+  /// Applies a change planned above or read from the journal; refuses one that does not fit
+  /// (unknown model for a label move, a version out of sequence) and then changes nothing.
+  status apply(const catalog_change& change);
+
+  /// Returns the version a request names: `version` when set (it must exist), else the version
+  /// `label` ("production" when empty) points at.
+  result<uint32_t> resolve(const model_id& id, std::optional<uint32_t> version,
+                           const std::string& label) const;
+
+ private:
+  std::map<model_id, model_entry> models_;
+};
+
+/// Returns true if `name` is a valid label name: [a-z0-9][a-z0-9_.-]{0,63}.
+bool is_valid_label(const std::string& name);
+
+}  // namespace shoal

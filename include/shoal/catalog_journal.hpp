@@ -1,0 +1,38 @@
+// catalog_journal: the durable log of catalog changes, DIR/catalog.journal. Each append is one
+// framed record (length, CRC-32, protobuf CatalogRecord holding one or more changes) written and
+// fdatasync'ed before append() returns, so an acknowledged change survives kill -9. On open, the
+// journal replays every whole record into a catalog; a torn record at the tail (a crash mid-write,
+// never acknowledged) is cut off and reported through `warn`.
+// Thread-safety: none; one owner.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "shoal/catalog.hpp"
+#include "shoal/status.hpp"
+
+namespace shoal {
+
+class catalog_journal {
+ public:
+  /// Opens (creating when missing) the journal at `path` and applies every record to `into`.
+  static result<std::unique_ptr<catalog_journal>> open(const std::string& path, catalog& into,
+                                                       const std::function<void(const std::string&)>& warn);
+
+  ~catalog_journal();
+  catalog_journal(const catalog_journal&) = delete;
+  catalog_journal& operator=(const catalog_journal&) = delete;
+
+  /// Appends `changes` as one atomic record and syncs it to disk.
+  status append(const std::vector<catalog_change>& changes);
+
+ private:
+  catalog_journal(int fd, std::string path);
+  int fd_;
+  std::string path_;
+};
+
+}  // namespace shoal

@@ -1,0 +1,45 @@
+// snapshot_store: content-addressed, crash-safe storage of snapshot bytes under a data directory.
+// put() writes a temp file, fsyncs it, renames it into place and fsyncs the directory, so a crash
+// never leaves a half-written snapshot visible; get() verifies the SHA-256 before returning bytes.
+// Layout: DIR/snapshots/ab/abcdef… (hex digest), DIR/tmp/ for writes in progress.
+// Thread-safety: put() and get() may run concurrently (files are immutable once renamed).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "shoal/status.hpp"
+
+namespace shoal {
+
+/// Returns the lower-case hex SHA-256 of `bytes`.
+std::string sha256_hex(std::string_view bytes);
+
+class snapshot_store {
+ public:
+  /// Opens (creating when missing) the store under `data_dir`; removes leftover temp files.
+  static result<std::unique_ptr<snapshot_store>> open(const std::string& data_dir);
+
+  snapshot_store(const snapshot_store&) = delete;
+  snapshot_store& operator=(const snapshot_store&) = delete;
+
+  /// Stores `bytes` durably and returns their hex SHA-256; storing the same bytes twice is a no-op.
+  result<std::string> put(std::string_view bytes);
+
+  /// Returns the bytes stored under `sha256`; corruption when they no longer match it,
+  /// not_found when absent.
+  result<std::string> get(const std::string& sha256) const;
+
+  /// Returns true if a snapshot with this digest is stored.
+  bool contains(const std::string& sha256) const;
+
+  /// Returns the path of the file holding `sha256` (it may not exist).
+  std::string path_of(const std::string& sha256) const;
+
+ private:
+  explicit snapshot_store(std::string root);
+  std::string root_;
+};
+
+}  // namespace shoal
