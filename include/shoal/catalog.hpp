@@ -53,6 +53,9 @@ struct model_entry {
 
   /// Returns the snapshot with `version`, or nullptr.
   const snapshot_info* find(uint32_t version) const;
+  /// Returns ok if `version` exists, else not_found naming the versions that do
+  /// ("model acme/bot has no version 7 (versions: 1-3)").
+  status check_version(uint32_t version) const;
   /// Returns the labels that point at `version`, sorted.
   std::vector<std::string> labels_at(uint32_t version) const;
 };

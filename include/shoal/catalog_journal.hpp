@@ -6,6 +6,7 @@
 // Thread-safety: none; one owner.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -33,6 +34,8 @@ class catalog_journal {
   catalog_journal(int fd, std::string path);
   int fd_;
   std::string path_;
+  uint64_t end_ = 0;     // file size after the last whole record; appends write here
+  bool broken_ = false;  // a failed write or sync left the tail unknown; refuse further appends
 };
 
 }  // namespace shoal

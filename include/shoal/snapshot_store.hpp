@@ -19,8 +19,12 @@ std::string sha256_hex(std::string_view bytes);
 class snapshot_store {
  public:
   /// Opens (creating when missing) the store under `data_dir`; removes leftover temp files.
+  /// Holds an exclusive lock on DIR/LOCK until destroyed: a second open of the same directory,
+  /// from this or another process, returns unavailable naming the holder's pid.
   static result<std::unique_ptr<snapshot_store>> open(const std::string& data_dir);
 
+  /// Releases the data directory's lock.
+  ~snapshot_store();
   snapshot_store(const snapshot_store&) = delete;
   snapshot_store& operator=(const snapshot_store&) = delete;
 
@@ -40,6 +44,7 @@ class snapshot_store {
  private:
   explicit snapshot_store(std::string root);
   std::string root_;
+  int lock_fd_ = -1;  // DIR/LOCK, flock'ed for the store's lifetime
 };
 
 }  // namespace shoal
