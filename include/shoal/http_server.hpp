@@ -1,0 +1,102 @@
+// http_server: an asynchronous HTTP/1.1 server (Boost.Beast) that knows nothing about models. It
+// parses requests, hands each one to a handler, and writes whatever reply the handler sends back,
+// possibly later and from another thread (the node answers from an actor).
+//
+// Threading: `threads` I/O threads, each running its own io_context; a connection lives on one of
+// them for its whole life (round robin at accept), so that context is the connection's strand:
+// its reads, writes and the handler call never run concurrently, and no lock is taken per request.
+// The handler runs on the connection's I/O thread and must not block (hand slow work elsewhere and
+// call respond later). respond() is thread-safe; it posts the write onto the connection's thread.
+//
+// Per connection: HTTP/1.1 keep-alive (HTTP/1.0 with "Connection: keep-alive"), one request at a
+// time (the next request is read after the reply is written; no pipelining). Errors the client
+// causes never reach the handler and never stop the server:
+//   body over max_body_bytes (checked on Content-Length, or while reading chunks) -> 413, close
+//   request headers over 16 KiB                                                 -> 431, close
+//   malformed request line, header, Content-Length or chunk encoding            -> 400, close
+//   the handler throws                                                          -> 500 (connection kept)
+//   no complete request within idle_timeout (also between keep-alive requests)   -> close
+// Error replies are {"error":"..."}; after one the server stops sending, reads and discards what
+// the client still sends for a moment (so the client sees the reply, not a reset), then closes.
+// A client sending "Expect: 100-continue" gets "100 Continue" before its body is read.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "shoal/status.hpp"
+
+namespace shoal {
+
+/// One request, owned by the handler.
+struct http_request {
+  std::string method;        // "GET", "POST", ... as sent
+  std::string target;        // raw request target: path and optional query, still percent-encoded
+  std::string body;
+  std::string content_type;  // the Content-Type header, "" when absent
+};
+
+/// One reply. The server adds Server, Content-Length and Connection headers.
+struct http_reply {
+  int status = 200;
+  std::string body;
+  std::string content_type = "application/json";
+  /// Extra headers, e.g. {"Allow", "GET"}. A name or value holding CR or LF is dropped.
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+/// Sends the reply to one request. Call it exactly once, from any thread, at any time (also after
+/// the handler returned); later calls are ignored, and calls after stop() do nothing. Dropping it
+/// uncalled closes the connection.
+using http_respond = std::function<void(http_reply)>;
+
+/// Handles one request; runs on an I/O thread and must not block.
+using http_handler = std::function<void(http_request&&, http_respond)>;
+
+struct http_server_options {
+  std::string host = "127.0.0.1";  // an address or a resolvable name
+  uint16_t port = 7422;            // 0: the OS picks a free port (see http_server::port())
+  size_t threads = 2;              // I/O threads; 0 counts as 1. One per core is plenty.
+  size_t max_body_bytes = 4 << 20;                // larger bodies get 413
+  std::chrono::seconds idle_timeout{60};          // per request read, and between requests
+};
+
+/// A listening server. Non-copyable; owns its threads. stop() (or the destructor) returns only
+/// after every I/O thread has exited; the handler is never called after that. Connections whose
+/// respond is still held elsewhere keep the I/O state (not the threads) alive until it is dropped.
+class http_server {
+ public:
+  /// Returns a server listening on options.host:options.port with its I/O threads running, or
+  /// unavailable ("cannot listen on 127.0.0.1:7422: Address already in use") when it cannot bind,
+  /// invalid_argument when the host does not resolve.
+  static result<std::unique_ptr<http_server>> start(http_server_options options,
+                                                    http_handler handler);
+
+  /// Stops (see stop()).
+  ~http_server();
+
+  http_server(const http_server&) = delete;
+  http_server& operator=(const http_server&) = delete;
+
+  /// Returns the port the server is bound to (the one the OS picked when options.port was 0).
+  uint16_t port() const;
+
+  /// Closes the listener and every connection (idle or waiting for a reply) and joins the I/O
+  /// threads. Returns promptly; idempotent. Replies sent afterwards are dropped.
+  /// @pre not called from the handler (it runs on an I/O thread, which stop() joins)
+  void stop();
+
+  struct core;  // the I/O state, shared with connections that outlive the server object
+
+ private:
+  explicit http_server(std::shared_ptr<core> c);
+  std::shared_ptr<core> core_;
+};
+
+}  // namespace shoal

@@ -1,0 +1,129 @@
+// v2_codec: the KServe V2 inference protocol over HTTP/JSON, as pure functions of strings: which
+// route a request target names, what an infer body asks for, and the JSON every answer carries.
+// No sockets, no threads, no catalog lookups: the HTTP server hands bytes in, the node resolves
+// models and versions, and these functions turn both into bytes again.
+// Thread-safety: every function is pure; call from any thread.
+//
+// Routes (everything else is 404; a known path with the wrong method is 405 with an Allow header):
+//   GET  /v2                                          server metadata
+//   GET  /v2/health/live                              {"live":true}
+//   GET  /v2/health/ready                             {"ready":true}
+//   GET  /v2/models/TENANT/MODEL[/versions/N]         model metadata
+//   GET  /v2/models/TENANT/MODEL[/versions/N]/ready   {"name":"TENANT/MODEL","ready":true}
+//   POST /v2/models/TENANT/MODEL[/versions/N]/infer   inference
+//   GET  /metrics                                     Prometheus text (route only, for later)
+// Path rules:
+// - Each '/'-separated segment is percent-decoded on its own; an invalid escape ("%zz", "%4") is
+//   400. So TENANT%2FMODEL (what V2 clients send for a name holding a slash) is the same model as
+//   TENANT/MODEL, and an escaped slash never creates a path segment.
+// - The model id is checked with parse_model_id: "../x" or "Acme/Bot" is 400, never a path.
+// - One trailing slash is ignored ("/v2/health/live/" is live); an empty segment elsewhere
+//   ("/v2//health/live") is 404. The query string is ignored. Absolute-form targets
+//   ("http://host/v2") route by their path.
+// - N in versions/N is a decimal integer from 1 to 4294967295; anything else is 400.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "shoal/api.hpp"
+#include "shoal/catalog.hpp"
+#include "shoal/model_id.hpp"
+#include "shoal/status.hpp"
+
+namespace shoal {
+
+/// Defaults and hard limits of the infer body. The batch limit is the caller's (max_batch).
+inline constexpr uint32_t v2_max_top_k = 1000;
+inline constexpr size_t v2_default_max_batch = 1024;
+
+/// What a request target names.
+struct http_route {
+  enum class kind : uint8_t { server_meta, live, ready, model_meta, model_ready, infer, metrics };
+  kind what = kind::server_meta;
+  model_id id;                      // model_meta, model_ready, infer
+  std::optional<uint32_t> version;  // set when the path says /versions/N
+
+  friend bool operator==(const http_route& a, const http_route& b) {
+    return a.what == b.what && a.id == b.id && a.version == b.version;
+  }
+};
+
+/// Returns the only method `k` answers ("GET" or "POST").
+const char* allowed_method(http_route::kind k);
+
+/// parse_route's answer: a route, or the status that explains why there is none. A wrong method on
+/// a known path carries the methods to put in the Allow header; answer http_status() either way.
+class route_result : public result<http_route> {
+ public:
+  using result<http_route>::result;
+
+  /// Returns a 405 answer: `message` says what was wrong, `allow` is the Allow header value.
+  static route_result method_not_allowed(std::string message, std::string allow);
+
+  /// Returns the Allow header value for a 405, else "".
+  const std::string& allow() const { return allow_; }
+  /// Returns the HTTP status to answer: 200 on success, 405 when allow() is set, else the status
+  /// code's (400 for a bad id, version or escape; 404 for an unknown path).
+  int http_status() const;
+
+ private:
+  std::string allow_;
+};
+
+/// Returns the route that `method` on the raw request `target` (path, optional query) names.
+route_result parse_route(std::string_view method, std::string_view target);
+
+/// An infer body decoded: the request for the node and the client's "id", echoed in the answer.
+struct v2_infer {
+  infer_request request;
+  std::string request_id;  // empty when the body had none
+};
+
+/// Returns what an infer body asks for. The model id and version come from `route`; the body gives
+/// one BYTES input (shape [B] or [B,1], B strings of valid UTF-8, 1 <= B <= max_batch) and optional
+/// parameters top_k (1 to v2_max_top_k, default 1) and label. A version in the path and a label in
+/// the body together are refused as ambiguous. Every error is invalid_argument (400) whose message
+/// says what was wrong and what to send instead.
+/// @pre route.what == http_route::kind::infer
+result<v2_infer> parse_infer_body(const http_route& route, std::string_view body, size_t max_batch);
+
+/// Returns the V2 infer answer: outputs "labels" (BYTES) and "scores" (FP32), each of shape [B,K],
+/// data flat in row-major order. K is `top_k` clamped to the shortest row, so a model with fewer
+/// labels than top_k yields all it has and every row has the same length. "id" is present when
+/// `request_id` is not empty. Label bytes that are not UTF-8 are replaced by U+FFFD.
+std::string render_infer(const infer_result& r, uint32_t top_k, const std::string& request_id);
+
+/// Returns the V2 model metadata of `m`: name, versions (strings), platform, inputs, outputs, plus
+/// "labels" ({"production":"3"}) and "snapshots" (per version: version, sha256, created_ms,
+/// size_bytes, format, note, labels). With `version`, versions and snapshots hold that version only.
+/// @pre version is empty or m has it (resolve it through the catalog first for a good 404)
+std::string render_model_meta(const model_entry& m, std::optional<uint32_t> version);
+
+/// Returns {"name":"shoal","version":SHOAL_VERSION,"extensions":[]}.
+std::string render_server_meta();
+
+/// Returns {"live":<live>}.
+std::string render_live(bool live);
+
+/// Returns {"ready":<ready>}.
+std::string render_ready(bool ready);
+
+/// Returns {"name":"TENANT/MODEL","ready":<ready>}.
+std::string render_model_ready(const model_id& id, bool ready);
+
+/// Returns {"error":"<message>"}, JSON-escaped.
+std::string render_error(std::string_view message);
+
+/// Returns true if `s` is well-formed UTF-8 (no overlong forms, no surrogates, nothing above
+/// U+10FFFF, no truncated sequence).
+bool is_valid_utf8(std::string_view s);
+
+/// Returns `segment` with %XX escapes decoded, or invalid_argument for a '%' not followed by two
+/// hex digits. '+' stays '+' (paths are not form data).
+result<std::string> percent_decode(std::string_view segment);
+
+}  // namespace shoal
