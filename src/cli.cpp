@@ -1,1 +1,768 @@
-// placeholder: being written
+#include "shoal/cli.hpp"
+
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <string_view>
+#include <utility>
+
+#include "shoal/api.hpp"
+#include "shoal/api_codec.hpp"
+#include "shoal/catalog.hpp"
+#include "shoal/utf8.hpp"
+#include "shoal/zmq_client.hpp"
+
+namespace shoal {
+namespace {
+
+using json = nlohmann::ordered_json;
+using kind = cli_command::kind;
+
+// ---- the option and command tables -------------------------------------------------------------
+
+struct option_spec {
+  std::string_view name;
+  bool takes_value;
+};
+
+// Every option of every command: the tokenizer must know which take a value before it knows the
+// command, so a name means the same thing everywhere.
+constexpr option_spec option_table[] = {
+    {"--node", true}, {"--timeout", true}, {"--label", true}, {"--note", true},  {"--to", true},
+    {"--k", true},    {"--version", true}, {"--json", false}, {"--help", false}, {"-h", false},
+};
+
+const option_spec* find_option(std::string_view name) {
+  for (const auto& o : option_table) {
+    if (o.name == name) return &o;
+  }
+  return nullptr;
+}
+
+struct command_spec {
+  kind what;
+  const char* name;
+  std::vector<std::string_view> options;  // besides --node, --timeout, --help
+  std::vector<const char*> positionals;   // names as help and errors spell them
+};
+
+const std::vector<command_spec>& command_table() {
+  static const std::vector<command_spec> table = {
+      {kind::push, "snapshot push", {"--label", "--note", "--json"}, {"TENANT/MODEL", "FILE"}},
+      {kind::list, "snapshot list", {"--json"}, {"TENANT/MODEL"}},
+      {kind::promote, "snapshot promote", {"--label"}, {"TENANT/MODEL", "VERSION"}},
+      {kind::rollback, "snapshot rollback", {"--label", "--to"}, {"TENANT/MODEL"}},
+      {kind::models, "models", {"--json"}, {}},
+      {kind::infer, "infer", {"--k", "--version", "--label", "--json"}, {"TENANT/MODEL", "TEXT"}},
+  };
+  return table;
+}
+
+// ---- tokenizing --------------------------------------------------------------------------------
+
+struct tokens {
+  std::vector<std::string> positionals;
+  std::vector<std::pair<std::string, std::string>> options;  // "--help" also stands for "-h"
+  bool help = false;
+  std::string error;  // the first problem, without the command prefix
+};
+
+std::string shown(std::string_view text) {
+  std::string out = "'";
+  for (char c : text.substr(0, 80)) {
+    auto u = static_cast<unsigned char>(c);
+    out += (u < 0x20 || u == 0x7f) ? '?' : c;
+  }
+  if (text.size() > 80) out += "...";
+  return utf8::to_valid_utf8(out + "'");
+}
+
+tokens tokenize(const std::vector<std::string>& args) {
+  tokens t;
+  auto fail = [&t](std::string msg) {
+    if (t.error.empty()) t.error = std::move(msg);
+  };
+  bool options_done = false;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    // "-1" is a (bad) version or a text, not an option: let the positional checks explain it.
+    bool negative_number = a.size() >= 2 && a[0] == '-' && a[1] >= '0' && a[1] <= '9';
+    if (options_done || a.size() < 2 || a[0] != '-' || negative_number) {
+      t.positionals.push_back(a);
+      continue;
+    }
+    if (a == "--") {
+      options_done = true;
+      continue;
+    }
+    std::string name = a;
+    std::string value;
+    bool inline_value = false;
+    if (a.rfind("--", 0) == 0) {
+      auto eq = a.find('=');
+      if (eq != std::string::npos) {
+        name = a.substr(0, eq);
+        value = a.substr(eq + 1);
+        inline_value = true;
+      }
+    }
+    const option_spec* spec = find_option(name);
+    if (spec == nullptr) {
+      fail("unknown option " + shown(name));
+      continue;
+    }
+    if (name == "-h") name = "--help";
+    if (!spec->takes_value) {
+      if (inline_value) {
+        fail("option '" + name + "' takes no value");
+        continue;
+      }
+      if (name == "--help") t.help = true;
+      t.options.emplace_back(name, "");
+      continue;
+    }
+    if (!inline_value) {
+      if (i + 1 >= args.size()) {
+        fail("option '" + name + "' needs a value");
+        continue;
+      }
+      value = args[++i];
+    }
+    t.options.emplace_back(name, std::move(value));
+  }
+  return t;
+}
+
+// Which command the positionals name. `spec` is null for the overview and the snapshot group.
+struct identified {
+  const command_spec* spec = nullptr;
+  std::string name;   // "snapshot promote", "snapshot" (group), "" (none)
+  size_t words = 0;   // positionals the command name used
+  std::string error;  // with its prefix, when the command is not known
+};
+
+identified identify(const std::vector<std::string>& pos) {
+  identified id;
+  auto find = [](std::string_view name) -> const command_spec* {
+    for (const auto& c : command_table()) {
+      if (name == c.name) return &c;
+    }
+    return nullptr;
+  };
+  if (pos.empty()) {
+    id.error = "missing command: try snapshot push|list|promote|rollback, models or infer";
+    return id;
+  }
+  if (pos[0] == "snapshot") {
+    id.name = "snapshot";
+    if (pos.size() < 2) {
+      id.error = "snapshot: missing subcommand: push, list, promote or rollback";
+      return id;
+    }
+    id.spec = find("snapshot " + pos[1]);
+    if (id.spec == nullptr) {
+      id.error = "snapshot: unknown subcommand " + shown(pos[1]) +
+                 ": expected push, list, promote or rollback";
+      return id;
+    }
+    id.name = id.spec->name;
+    id.words = 2;
+    return id;
+  }
+  id.spec = (pos[0] == "models" || pos[0] == "infer") ? find(pos[0]) : nullptr;
+  if (id.spec == nullptr) {
+    id.error = "unknown command " + shown(pos[0]) +
+               ": expected snapshot push|list|promote|rollback, models or infer";
+    if (pos[0] == "node") id.error = "'shoal node' runs a node: see 'shoal node --help'";
+    return id;
+  }
+  id.name = id.spec->name;
+  id.words = 1;
+  return id;
+}
+
+// ---- values
+// --------------------------------------------------------------------------------------
+
+// Returns the value of a decimal integer 1..max, or nothing.
+std::optional<uint64_t> positive_integer(const std::string& text, uint64_t max) {
+  if (text.empty() || text.size() > 20) return std::nullopt;
+  uint64_t v = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    if (v > (UINT64_MAX - 9) / 10) return std::nullopt;
+    v = v * 10 + uint64_t(c - '0');
+  }
+  if (v == 0 || v > max) return std::nullopt;
+  return v;
+}
+
+std::optional<std::chrono::milliseconds> seconds_value(const std::string& text) {
+  if (text.empty() || text.size() > 32) return std::nullopt;
+  for (char c : text) {
+    if ((c < '0' || c > '9') && c != '.') return std::nullopt;
+  }
+  char* end = nullptr;
+  errno = 0;
+  double s = std::strtod(text.c_str(), &end);
+  if (errno != 0 || end != text.c_str() + text.size() || !std::isfinite(s) || s <= 0 ||
+      s > 86400.0) {
+    return std::nullopt;
+  }
+  auto ms = static_cast<int64_t>(std::llround(s * 1000.0));
+  return std::chrono::milliseconds(ms < 1 ? 1 : ms);
+}
+
+// ---- output
+// --------------------------------------------------------------------------------------
+
+std::string iso_utc(int64_t ms) {
+  std::time_t secs = static_cast<std::time_t>(ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000));
+  std::tm tm{};
+  if (gmtime_r(&secs, &tm) == nullptr) return "-";
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string size_text(uint64_t bytes) {
+  if (bytes < 1024) return std::to_string(bytes) + " B";
+  const char* units[] = {"KiB", "MiB", "GiB", "TiB"};
+  double v = double(bytes) / 1024.0;
+  int u = 0;
+  while (v >= 1024.0 && u < 3) {
+    v /= 1024.0;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f %s", v, units[u]);
+  return buf;
+}
+
+// One table cell: no tabs or newlines, valid UTF-8.
+std::string cell(std::string_view text) {
+  std::string out = utf8::to_valid_utf8(text);
+  for (char& c : out) {
+    if (c == '\n' || c == '\r' || c == '\t') c = ' ';
+  }
+  return out;
+}
+
+// Returns the display width of UTF-8 text (code points; good enough for alignment).
+size_t width(const std::string& s) {
+  size_t n = 0;
+  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
+  return n;
+}
+
+std::string join(const std::vector<std::string>& parts, const char* sep) {
+  std::string out;
+  for (size_t i = 0; i < parts.size(); ++i) out += (i ? sep : "") + parts[i];
+  return out;
+}
+
+std::string version_text(uint32_t v) { return v == 0 ? "none" : std::to_string(v); }
+
+// "production: 1 -> 2 -> 1 (rollback)"
+std::string history_line(const std::string& label, const label_state& st) {
+  std::string out = cell(label) + ": ";
+  if (st.history.empty()) return out + version_text(st.current());
+  bool first = true;
+  if (st.history.front().from != 0) {
+    out += std::to_string(st.history.front().from);
+    first = false;
+  }
+  for (const auto& mv : st.history) {
+    out += (first ? "" : " -> ") + std::to_string(mv.to);
+    if (mv.action == label_action::rollback) out += " (rollback)";
+    first = false;
+  }
+  return out;
+}
+
+std::string render_list(const model_entry& e) {
+  std::vector<std::vector<std::string>> rows = {
+      {"VERSION", "CREATED", "SIZE", "SHA256", "LABELS", "NOTE"}};
+  for (const auto& s : e.snapshots) {
+    auto labels = e.labels_at(s.version);
+    rows.push_back({std::to_string(s.version), iso_utc(s.created_ms), size_text(s.size_bytes),
+                    cell(s.sha256.substr(0, 12)), labels.empty() ? "-" : cell(join(labels, ",")),
+                    cell(s.note)});
+  }
+  std::vector<size_t> widths(rows[0].size(), 0);
+  for (const auto& r : rows) {
+    for (size_t i = 0; i < r.size(); ++i) widths[i] = std::max(widths[i], width(r[i]));
+  }
+  std::string out;
+  for (const auto& r : rows) {
+    std::string line;
+    for (size_t i = 0; i < r.size(); ++i) {
+      line += r[i];
+      if (i + 1 < r.size()) line += std::string(widths[i] - width(r[i]) + 2, ' ');
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    out += line + "\n";
+  }
+  if (!e.labels.empty()) {
+    out += "\n";
+    for (const auto& [name, st] : e.labels) out += history_line(name, st) + "\n";
+  }
+  return out;
+}
+
+std::string render_models(const std::vector<model_entry>& models) {
+  if (models.empty()) {
+    return "no models yet: push one with 'shoal snapshot push TENANT/MODEL FILE'\n";
+  }
+  size_t id_width = 0;
+  size_t count_width = 0;
+  std::vector<std::pair<std::string, std::string>> rows;
+  for (const auto& e : models) {
+    size_t n = e.snapshots.size();
+    rows.emplace_back(e.id.str(), std::to_string(n) + (n == 1 ? " version" : " versions"));
+    id_width = std::max(id_width, rows.back().first.size());
+    count_width = std::max(count_width, rows.back().second.size());
+  }
+  std::string out;
+  for (size_t i = 0; i < models.size(); ++i) {
+    auto it = models[i].labels.find(default_label);
+    uint32_t prod = it == models[i].labels.end() ? 0 : it->second.current();
+    out += rows[i].first + std::string(id_width - rows[i].first.size() + 2, ' ') + rows[i].second +
+           std::string(count_width - rows[i].second.size() + 2, ' ') +
+           "production: " + version_text(prod) + "\n";
+  }
+  return out;
+}
+
+json model_json(const model_entry& e) {
+  json snaps = json::array();
+  for (const auto& s : e.snapshots) {
+    snaps.push_back({{"version", s.version},
+                     {"sha256", s.sha256},
+                     {"created_ms", s.created_ms},
+                     {"size_bytes", s.size_bytes},
+                     {"format", s.format},
+                     {"note", s.note},
+                     {"labels", e.labels_at(s.version)}});
+  }
+  json labels = json::object();
+  for (const auto& [name, st] : e.labels) {
+    json history = json::array();
+    for (const auto& mv : st.history) {
+      history.push_back({{"from", mv.from},
+                         {"to", mv.to},
+                         {"action", label_action_name(mv.action)},
+                         {"time_ms", mv.time_ms}});
+    }
+    labels[name] = {{"version", st.current()}, {"history", std::move(history)}};
+  }
+  return {{"model", e.id.str()}, {"snapshots", std::move(snaps)}, {"labels", std::move(labels)}};
+}
+
+std::string dump(const json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+}
+
+// Scores print with 6 decimals in both forms, so JSON and text agree.
+double rounded_score(float s) { return std::round(double(s) * 1e6) / 1e6; }
+
+// ---- execution
+// -----------------------------------------------------------------------------------
+
+result<std::string> read_file(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) {
+    return status::io_error("cannot read model file " + shown(path) + ": " + std::strerror(errno));
+  }
+  std::string bytes;
+  char buf[1 << 16];
+  size_t n = 0;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) bytes.append(buf, n);
+  int err = std::ferror(f) ? errno : 0;
+  std::fclose(f);
+  if (err != 0) {
+    return status::io_error("cannot read model file " + shown(path) + ": " + std::strerror(err));
+  }
+  return bytes;
+}
+
+// Sends `call` to the command's node and returns the reply bytes.
+result<std::string> ask_node(const cli_command& c, const api_call& call) {
+  auto client = zmq_client::connect(c.node, c.timeout);
+  if (!client) return client.error();
+  return client->call(encode_request(1, call));
+}
+
+status execute(const cli_command& c, std::ostream& out) {
+  switch (c.what) {
+    case kind::help:
+      out << cli_help(c.name);
+      return status::ok();
+    case kind::push: {
+      auto bytes = read_file(c.file);
+      if (!bytes) return bytes.error();
+      push_request req{c.id, std::move(*bytes), c.label, c.note};
+      auto reply = ask_node(c, req);
+      if (!reply) return reply.error();
+      auto r = decode_push_response(*reply);
+      if (!r) return r.error();
+      if (c.json) {
+        out << dump({{"version", r->version}, {"sha256", r->sha256}, {"labels", r->labels}});
+      } else {
+        out << r->version << "\n";
+      }
+      return status::ok();
+    }
+    case kind::list: {
+      auto reply = ask_node(c, list_request{c.id});
+      if (!reply) return reply.error();
+      auto r = decode_list_response(*reply);
+      if (!r) return r.error();
+      out << (c.json ? dump(model_json(*r)) : render_list(*r));
+      return status::ok();
+    }
+    case kind::models: {
+      auto reply = ask_node(c, models_request{});
+      if (!reply) return reply.error();
+      auto r = decode_models_response(*reply);
+      if (!r) return r.error();
+      if (c.json) {
+        json models = json::array();
+        for (const auto& e : *r) models.push_back(model_json(e));
+        out << dump({{"models", std::move(models)}});
+      } else {
+        out << render_models(*r);
+      }
+      return status::ok();
+    }
+    case kind::promote:
+    case kind::rollback: {
+      label_request req;
+      req.id = c.id;
+      req.label = c.label;
+      req.action = c.what == kind::promote ? label_action::promote : label_action::rollback;
+      req.version = c.version;
+      auto reply = ask_node(c, req);
+      if (!reply) return reply.error();
+      auto r = decode_label_response(*reply);
+      if (!r) return r.error();
+      std::string label = r->label.empty() ? (c.label.empty() ? default_label : c.label) : r->label;
+      out << c.id.str() << " " << cell(label) << ": " << version_text(r->from) << " -> "
+          << version_text(r->to) << "\n";
+      return status::ok();
+    }
+    case kind::infer: {
+      infer_request req;
+      req.id = c.id;
+      req.version = c.version;
+      req.label = c.label;
+      req.texts = {c.text};
+      req.top_k = c.top_k;
+      auto reply = ask_node(c, req);
+      if (!reply) return reply.error();
+      auto r = decode_infer_response(*reply);
+      if (!r) return r.error();
+      std::vector<prediction> preds = r->rows.empty() ? std::vector<prediction>{} : r->rows[0];
+      if (c.json) {
+        json list = json::array();
+        for (const auto& p : preds) {
+          list.push_back({{"label", p.label}, {"score", rounded_score(p.score)}});
+        }
+        out << dump({{"model", r->id.str()}, {"version", r->version}, {"predictions", list}});
+      } else {
+        for (const auto& p : preds) {
+          char score[32];
+          std::snprintf(score, sizeof score, "%.6f", double(p.score));
+          out << cell(p.label) << "\t" << score << "\n";
+        }
+      }
+      return status::ok();
+    }
+  }
+  return status::internal("unknown command");
+}
+
+// ---- help
+// ----------------------------------------------------------------------------------------
+
+const char* const common_options =
+    "  --node HOST:PORT    the node to ask (default: $SHOAL_NODE, else 127.0.0.1:7421)\n"
+    "  --timeout SECONDS   how long to wait for its answer (default 10; 60 for push)\n"
+    "  -h, --help          show this help\n";
+
+std::string with_common(std::string text, bool has_own_options) {
+  return text + (has_own_options ? "" : "\noptions:\n") + common_options;
+}
+
+}  // namespace
+
+// ---- public
+// --------------------------------------------------------------------------------------
+
+std::string cli_help(const std::string& name) {
+  if (name == "snapshot push") {
+    return with_common(
+               "usage: shoal snapshot push TENANT/MODEL FILE [--label L] [--note TEXT] [--json]\n"
+               "\n"
+               "Uploads a model file (fastText .bin/.ftz) as the model's next version and prints "
+               "its\n"
+               "number. The node checks the model before storing it. The first version of a model\n"
+               "becomes production.\n"
+               "\n"
+               "options:\n"
+               "  --label L           also point label L at the new version\n"
+               "  --note TEXT         a note kept with the snapshot\n"
+               "  --json              print {\"version\":N,\"sha256\":...,\"labels\":[...]}\n",
+               true) +
+           "\nexample:\n  shoal snapshot push acme/bot model.ftz --label staging --note \"May "
+           "data\"\n";
+  }
+  if (name == "snapshot list") {
+    return with_common(
+               "usage: shoal snapshot list TENANT/MODEL [--json]\n"
+               "\n"
+               "Shows the model's snapshots (version, creation time, size, hash, labels, note) and "
+               "the\n"
+               "history of each label.\n"
+               "\n"
+               "options:\n"
+               "  --json              print the snapshots and labels as JSON\n",
+               true) +
+           "\nexample:\n  shoal snapshot list acme/bot\n";
+  }
+  if (name == "snapshot promote") {
+    return with_common(
+               "usage: shoal snapshot promote TENANT/MODEL VERSION [--label L]\n"
+               "\n"
+               "Points a label (production unless --label) at VERSION, on every node.\n"
+               "Prints \"TENANT/MODEL LABEL: OLD -> NEW\".\n"
+               "\n"
+               "options:\n"
+               "  --label L           the label to move (default production)\n",
+               true) +
+           "\nexample:\n  shoal snapshot promote acme/bot 3\n";
+  }
+  if (name == "snapshot rollback") {
+    return with_common(
+               "usage: shoal snapshot rollback TENANT/MODEL [--label L] [--to VERSION]\n"
+               "\n"
+               "Moves a label (production unless --label) back to where it pointed before, or to\n"
+               "VERSION with --to. Prints \"TENANT/MODEL LABEL: OLD -> NEW\".\n"
+               "\n"
+               "options:\n"
+               "  --label L           the label to move (default production)\n"
+               "  --to VERSION        the version to go back to (default: the previous one)\n",
+               true) +
+           "\nexample:\n  shoal snapshot rollback acme/bot\n";
+  }
+  if (name == "models") {
+    return with_common(
+        "usage: shoal models [--json]\n"
+        "\n"
+        "Lists every model with its number of versions and where production points.\n"
+        "\n"
+        "options:\n"
+        "  --json              print {\"models\":[...]} with each model as 'snapshot list "
+        "--json'\n",
+        true);
+  }
+  if (name == "infer") {
+    return with_common(
+               "usage: shoal infer TENANT/MODEL TEXT [--k K] [--version N | --label L] [--json]\n"
+               "\n"
+               "Classifies TEXT with the model's production version (or --version N, or the "
+               "version\n"
+               "label L points at) and prints one \"LABEL<TAB>SCORE\" line per prediction.\n"
+               "\n"
+               "options:\n"
+               "  --k K               how many predictions, 1..1000 (default 1)\n"
+               "  --version N         use version N\n"
+               "  --label L           use the version label L points at\n"
+               "  --json              print {\"model\":...,\"version\":N,\"predictions\":[...]}\n",
+               true) +
+           "\nexamples:\n  shoal infer acme/bot \"where is my order\" --k 3\n"
+           "  shoal infer acme/bot -- \"-text starting with a dash\"\n";
+  }
+  if (name == "snapshot") {
+    return with_common(
+        "usage: shoal snapshot push|list|promote|rollback ...\n"
+        "\n"
+        "commands:\n"
+        "  snapshot push       upload a model file as a new version\n"
+        "  snapshot list       show a model's versions and label history\n"
+        "  snapshot promote    point a label (production) at a version\n"
+        "  snapshot rollback   move a label back to its previous version\n"
+        "\n"
+        "Run 'shoal snapshot COMMAND --help' for a command's options.\n",
+        false);
+  }
+  return "usage: shoal COMMAND [ARGS] [OPTIONS]\n"
+         "\n"
+         "Shoal serves many small versioned models from a cluster of nodes. These commands talk\n"
+         "to any node over ZeroMQ.\n"
+         "\n"
+         "commands:\n"
+         "  node                run a node (see 'shoal node --help')\n"
+         "  snapshot push       upload a model file as a new version\n"
+         "  snapshot list       show a model's versions and label history\n"
+         "  snapshot promote    point a label (production) at a version\n"
+         "  snapshot rollback   move a label back to its previous version\n"
+         "  models              list the models and where production points\n"
+         "  infer               classify a text with a model\n"
+         "\n"
+         "options of every command:\n" +
+         std::string(common_options) +
+         "\n"
+         "examples:\n"
+         "  shoal node --help\n"
+         "  shoal snapshot push acme/bot model.ftz\n"
+         "  shoal snapshot promote acme/bot 2\n"
+         "  shoal snapshot rollback acme/bot\n"
+         "  shoal infer acme/bot \"where is my order\" --k 3 --json\n"
+         "  SHOAL_NODE=10.0.0.5:7421 shoal models\n"
+         "\n"
+         "Run 'shoal COMMAND --help' for a command's arguments and options.\n";
+}
+
+std::string cli_usage_hint(const std::vector<std::string>& args) {
+  identified id = identify(tokenize(args).positionals);
+  return "try 'shoal " + (id.name.empty() ? std::string() : id.name + " ") + "--help'";
+}
+
+result<cli_command> parse_cli(const std::vector<std::string>& args, const cli_env& env) {
+  tokens t = tokenize(args);
+  identified id = identify(t.positionals);
+  cli_command c;
+  if (t.help && (id.spec != nullptr || id.name == "snapshot" || t.positionals.empty())) {
+    c.what = kind::help;
+    c.name = id.name;
+    return c;
+  }
+  if (!id.error.empty()) return status::invalid_argument(id.error);
+  const command_spec& spec = *id.spec;
+  const std::string prefix = spec.name + std::string(": ");
+  auto usage = [&prefix](const std::string& what) {
+    return status::invalid_argument(prefix + what);
+  };
+  if (!t.error.empty()) return usage(t.error);
+  c.what = spec.what;
+  c.name = spec.name;
+  if (c.what == kind::push) c.timeout = default_push_timeout;
+
+  // Options.
+  std::set<std::string> seen;
+  std::string node = env.shoal_node;
+  bool node_from_env = !node.empty();
+  std::optional<std::string> label;
+  for (const auto& [name, value] : t.options) {
+    bool common = name == "--node" || name == "--timeout" || name == "--help";
+    bool allowed = common;
+    for (auto o : spec.options) allowed = allowed || o == name;
+    if (!allowed) return usage("unknown option '" + name + "'");
+    if (!seen.insert(name).second) return usage("option '" + name + "' given twice");
+    if (name == "--node") {
+      node = value;
+      node_from_env = false;
+    } else if (name == "--timeout") {
+      auto ms = seconds_value(value);
+      if (!ms) return usage("--timeout must be a positive number of seconds, got " + shown(value));
+      c.timeout = *ms;
+    } else if (name == "--json") {
+      c.json = true;
+    } else if (name == "--label") {
+      if (!is_valid_label(value)) {
+        return usage("invalid label " + shown(value) +
+                     ": a label name must match [a-z0-9][a-z0-9_.-]{0,63}");
+      }
+      label = value;
+    } else if (name == "--note") {
+      if (!utf8::is_valid_utf8(value)) return usage("--note is not valid UTF-8");
+      c.note = value;
+    } else if (name == "--to" || name == "--version") {
+      auto v = positive_integer(value, UINT32_MAX);
+      if (!v) return usage(name + " must be a positive integer, got " + shown(value));
+      c.version = uint32_t(*v);
+    } else if (name == "--k") {
+      auto v = positive_integer(value, max_top_k);
+      if (!v) {
+        return usage("--k must be an integer from 1 to " + std::to_string(max_top_k) + ", got " +
+                     shown(value));
+      }
+      c.top_k = uint32_t(*v);
+    }
+  }
+  if (c.what == kind::infer && c.version && label) {
+    return usage("--version and --label cannot be used together: pick one");
+  }
+  if (label) c.label = *label;
+  if (node.empty()) node = default_node_address;
+  auto hp = parse_host_port(node);
+  if (!hp) return usage((node_from_env ? "SHOAL_NODE: " : "--node: ") + hp.error().message());
+  c.node = hp->str();
+
+  // Positionals.
+  std::vector<std::string> pos(t.positionals.begin() + long(id.words), t.positionals.end());
+  if (pos.size() > spec.positionals.size()) {
+    return usage("unexpected argument " + shown(pos[spec.positionals.size()]));
+  }
+  if (pos.size() < spec.positionals.size()) {
+    return usage(std::string("missing ") + spec.positionals[pos.size()]);
+  }
+  if (!pos.empty()) {
+    auto mid = parse_model_id(pos[0]);
+    if (!mid) return usage(utf8::to_valid_utf8(mid.error().message()));
+    c.id = std::move(*mid);
+  }
+  switch (c.what) {
+    case kind::push:
+      if (pos[1].empty()) return usage("FILE is empty: name the model file to push");
+      c.file = pos[1];
+      break;
+    case kind::promote: {
+      auto v = positive_integer(pos[1], UINT32_MAX);
+      if (!v) return usage("VERSION must be a positive integer, got " + shown(pos[1]));
+      c.version = uint32_t(*v);
+      break;
+    }
+    case kind::infer:
+      if (!utf8::is_valid_utf8(pos[1])) return usage("TEXT is not valid UTF-8");
+      c.text = pos[1];
+      break;
+    default:
+      break;
+  }
+  return c;
+}
+
+int run_cli(const std::vector<std::string>& args, const cli_env& env, std::ostream& out,
+            std::ostream& err) {
+  auto cmd = parse_cli(args, env);
+  if (!cmd) {
+    err << "shoal: " << cmd.error().message() << "\n" << cli_usage_hint(args) << "\n";
+    return 2;
+  }
+  status s = execute(*cmd, out);
+  out.flush();
+  if (!s) {
+    err << "shoal: " << s.message() << "\n";
+    return 1;
+  }
+  return 0;
+}
+
+int run_cli(int argc, char** argv) {
+  std::vector<std::string> args;
+  for (int i = 1; i < argc; ++i) args.emplace_back(argv[i]);
+  cli_env env;
+  if (const char* node = std::getenv("SHOAL_NODE")) env.shoal_node = node;
+  return run_cli(args, env, std::cout, std::cerr);
+}
+
+}  // namespace shoal
