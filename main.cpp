@@ -1,1 +1,36 @@
-int main() { return 0; }
+// shoal: the one executable. `shoal node …` runs a node (the actor system); every other command is
+// a CLI call to a node and needs no actor system. This is the one place the cores and the actors
+// meet.
+#include <csignal>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "actors/node.hpp"
+#include "shoal/cli.hpp"
+#include "shoal/node_config.hpp"
+
+int main(int argc, char** argv) {
+  if (argc >= 2 && std::string(argv[1]) == "node") {
+    std::vector<std::string> args(argv + 2, argv + argc);
+    auto cmd = shoal::parse_node_args(args);
+    if (!cmd) {
+      std::fprintf(stderr, "shoal: node: %s\ntry 'shoal node --help'\n", cmd.error().message().c_str());
+      return 2;
+    }
+    if (cmd->help) {
+      std::fputs(shoal::node_usage().c_str(), stdout);
+      return 0;
+    }
+    // Block the stop signals before any thread starts, so every thread inherits the mask and the
+    // node receives them through sigwait.
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    std::signal(SIGPIPE, SIG_IGN);
+    return shoal::run_node(cmd->config);
+  }
+  return shoal::run_cli(argc, argv);
+}

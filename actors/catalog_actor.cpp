@@ -1,1 +1,148 @@
-// placeholder: being written
+#include "actors/catalog_actor.hpp"
+
+#include <chrono>
+
+#include "shoal/log.hpp"
+#include "shoal/model.hpp"
+
+namespace shoal {
+namespace {
+
+int64_t now_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+const char* action_name(label_action a) { return a == label_action::promote ? "promote" : "rollback"; }
+
+// Makes `changes` durable, applies them and tells the listeners. Nothing is applied when the
+// journal write fails; an apply failure after a durable write would be a bug in plan/apply.
+status commit(catalog_actor::stateful_pointer<catalog_state> self,
+              const std::vector<catalog_change>& changes) {
+  auto& st = self->state;
+  SHOAL_RETURN_IF_ERROR(st.journal->append(changes));
+  for (const auto& change : changes) {
+    auto applied = st.current.apply(change);
+    if (!applied.is_ok()) {
+      log_error("catalog apply failed after journal write: " + applied.to_string());
+      return status::internal("catalog apply failed: " + applied.message());
+    }
+  }
+  auto copy = std::make_shared<const catalog>(st.current);
+  for (auto& listener : st.listeners) self->send(listener, catalog_atom_v, copy);
+  return status::ok();
+}
+
+}  // namespace
+
+catalog_actor::behavior_type catalog_behavior(catalog_actor::stateful_pointer<catalog_state> self,
+                                              catalog_storage storage) {
+  self->state.store = std::move(storage.store);
+  self->state.journal = std::move(storage.journal);
+  self->state.current = std::move(storage.initial);
+  self->state.max_push_bytes = storage.max_push_bytes;
+  return {
+      [=](push_atom, push_request& req) -> caf::result<push_result> {
+        auto& st = self->state;
+        if (!req.label.empty() && !is_valid_label(req.label)) {
+          return to_error(status::invalid_argument("invalid label '" + req.label +
+                                                   "': must match [a-z0-9][a-z0-9_.-]{0,63}"));
+        }
+        if (req.bytes.size() > st.max_push_bytes) {
+          return to_error(status::too_large("snapshot of " + std::to_string(req.bytes.size()) +
+                                            " bytes is over the limit of " +
+                                            std::to_string(st.max_push_bytes) + " bytes"));
+        }
+        // Refuse what we could not serve before anything is stored or numbered.
+        auto loaded = load_model(req.bytes);
+        if (!loaded) {
+          log_warn("push refused model=" + req.id.str() + ": " + loaded.error().message());
+          return to_error(status::invalid_argument("refused " + req.id.str() + ": " +
+                                                   loaded.error().message()));
+        }
+        auto sha = st.store->put(req.bytes);
+        if (!sha) {
+          log_error("snapshot store failed: " + sha.error().to_string());
+          return to_error(sha.error());
+        }
+        snapshot_info snap;
+        snap.sha256 = *sha;
+        snap.created_ms = now_ms();
+        snap.size_bytes = req.bytes.size();
+        snap.format = (*loaded)->format();
+        snap.note = req.note;
+        auto changes = st.current.plan_push(req.id, snap, req.label, snap.created_ms);
+        auto committed = commit(self, changes);
+        if (!committed.is_ok()) {
+          log_error("push failed model=" + req.id.str() + ": " + committed.to_string());
+          return to_error(committed);
+        }
+        push_result out;
+        out.sha256 = *sha;
+        for (const auto& c : changes) {
+          if (c.what == catalog_change::kind::add_snapshot) {
+            out.version = c.snapshot.version;
+            log_info("snapshot stored model=" + req.id.str() + " version=" +
+                     std::to_string(c.snapshot.version) + " sha256=" + *sha +
+                     " size=" + std::to_string(req.bytes.size()));
+          } else {
+            out.labels.push_back(c.label);
+            log_info("label moved model=" + req.id.str() + " label=" + c.label + " to=" +
+                     std::to_string(c.to) + " action=push");
+          }
+        }
+        return out;
+      },
+      [=](label_atom, label_request& req) -> caf::result<label_result> {
+        auto& st = self->state;
+        if (req.label.empty()) req.label = default_label;
+        auto planned = st.current.plan_label(req, now_ms());
+        if (!planned) return to_error(planned.error());
+        uint32_t from = 0;
+        if (const auto* entry = st.current.find(req.id)) {
+          auto it = entry->labels.find(req.label);
+          if (it != entry->labels.end()) from = it->second.current();
+        }
+        auto committed = commit(self, {*planned});
+        if (!committed.is_ok()) {
+          log_error("label move failed model=" + req.id.str() + ": " + committed.to_string());
+          return to_error(committed);
+        }
+        log_info("label moved model=" + req.id.str() + " label=" + req.label + " from=" +
+                 std::to_string(from) + " to=" + std::to_string(planned->to) +
+                 " action=" + action_name(req.action));
+        return label_result{req.label, from, planned->to};
+      },
+      [=](load_atom, const model_id& id, uint32_t version) -> caf::result<model_ptr> {
+        auto& st = self->state;
+        const auto* entry = st.current.find(id);
+        const snapshot_info* snap = entry ? entry->find(version) : nullptr;
+        if (snap == nullptr) {
+          return to_error(status::not_found("model " + id.str() + " has no version " +
+                                            std::to_string(version)));
+        }
+        auto bytes = st.store->get(snap->sha256);
+        if (!bytes) {
+          log_error("cannot read snapshot model=" + id.str() + " version=" +
+                    std::to_string(version) + ": " + bytes.error().to_string());
+          return to_error(bytes.error());
+        }
+        auto loaded = load_model(*bytes);
+        if (!loaded) {
+          log_error("cannot load snapshot model=" + id.str() + " version=" +
+                    std::to_string(version) + ": " + loaded.error().to_string());
+          return to_error(status::corruption("stored snapshot " + id.str() + " version " +
+                                             std::to_string(version) + " does not load: " +
+                                             loaded.error().message()));
+        }
+        log_info("model loaded model=" + id.str() + " version=" + std::to_string(version) +
+                 " bytes=" + std::to_string((*loaded)->memory_bytes()));
+        return model_ptr(std::move(*loaded));
+      },
+      [=](subscribe_atom, catalog_listener listener) {
+        self->state.listeners.push_back(std::move(listener));
+      },
+  };
+}
+
+}  // namespace shoal

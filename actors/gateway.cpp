@@ -1,1 +1,60 @@
-// placeholder: being written
+#include "actors/gateway.hpp"
+
+#include <type_traits>
+
+namespace shoal {
+
+gateway_actor::behavior_type gateway(gateway_actor::stateful_pointer<gateway_state> self,
+                                     router_actor router, catalog_actor catalog,
+                                     catalog_ptr initial, gateway_config cfg) {
+  self->state.current = std::move(initial);
+  return {
+      [=](call_atom, api_call& call, api_callback& reply) {
+        std::visit(
+            [&](auto& req) {
+              using T = std::decay_t<decltype(req)>;
+              auto fail = [reply](const std::string& what) {
+                return [reply, what](caf::error& err) { reply(to_status(err, what)); };
+              };
+              if constexpr (std::is_same_v<T, infer_request>) {
+                std::string what = "inference on " + req.id.str();
+                self->request(router, cfg.infer_timeout, infer_atom_v, std::move(req))
+                    .then([reply](infer_result& r) { reply(std::move(r)); }, fail(what));
+              } else if constexpr (std::is_same_v<T, push_request>) {
+                std::string what = "push to " + req.id.str();
+                self->request(catalog, cfg.write_timeout, push_atom_v, std::move(req))
+                    .then([reply](push_result& r) { reply(std::move(r)); }, fail(what));
+              } else if constexpr (std::is_same_v<T, label_request>) {
+                std::string what = "label move on " + req.id.str();
+                self->request(catalog, cfg.write_timeout, label_atom_v, std::move(req))
+                    .then([reply](label_result& r) { reply(std::move(r)); }, fail(what));
+              } else if constexpr (std::is_same_v<T, list_request>) {
+                const auto* entry = self->state.current->find(req.id);
+                if (entry == nullptr) {
+                  reply(status::not_found("no model " + req.id.str()));
+                } else {
+                  reply(*entry);
+                }
+              } else if constexpr (std::is_same_v<T, models_request>) {
+                std::vector<model_entry> all;
+                for (const auto* entry : self->state.current->models()) all.push_back(*entry);
+                reply(std::move(all));
+              } else {
+                static_assert(std::is_same_v<T, status_request>);
+                node_status out;
+                out.name = cfg.node_name;
+                out.version = SHOAL_VERSION;
+                for (const auto* entry : self->state.current->models()) {
+                  ++out.models;
+                  out.snapshots += entry->snapshots.size();
+                }
+                reply(out);
+              }
+            },
+            call);
+      },
+      [=](catalog_atom, catalog_ptr& next) { self->state.current = std::move(next); },
+  };
+}
+
+}  // namespace shoal

@@ -1,1 +1,42 @@
-// placeholder: being written
+#include "actors/model_host.hpp"
+
+namespace shoal {
+
+infer_result run_inference(const model& m, const infer_request& req, uint32_t version) {
+  infer_result out;
+  out.id = req.id;
+  out.version = version;
+  out.rows = m.predict_batch(req.texts, req.top_k == 0 ? 1 : req.top_k);
+  return out;
+}
+
+model_host_actor::behavior_type model_host(model_host_actor::stateful_pointer<model_host_state> self,
+                                           catalog_actor catalog, model_id id, uint32_t version,
+                                           caf::timespan load_timeout) {
+  self->request(catalog, load_timeout, load_atom_v, id, version)
+      .then(
+          [=](model_ptr& m) {
+            self->state.loaded = std::move(m);
+            for (auto& [promise, req] : self->state.waiting) {
+              promise.deliver(run_inference(*self->state.loaded, req, version));
+            }
+            self->state.waiting.clear();
+          },
+          [=](caf::error& err) {
+            for (auto& entry : self->state.waiting) entry.first.deliver(err);
+            self->state.waiting.clear();
+            // A normal exit: the router is linked to its hosts, and an error exit would take it
+            // down too. The router's monitor sees the host go and forgets it.
+            self->quit(caf::exit_reason::normal);
+          });
+  return {
+      [=](infer_atom, infer_request& req) -> caf::result<infer_result> {
+        if (self->state.loaded) return run_inference(*self->state.loaded, req, version);
+        auto promise = self->make_response_promise<infer_result>();
+        self->state.waiting.emplace_back(promise, std::move(req));
+        return promise;
+      },
+  };
+}
+
+}  // namespace shoal

@@ -1,1 +1,221 @@
-// placeholder: being written
+#include "actors/node.hpp"
+
+#include <csignal>
+#include <memory>
+#include <utility>
+
+#include "actors/catalog_actor.hpp"
+#include "actors/gateway.hpp"
+#include "actors/protocol.hpp"
+#include "actors/router.hpp"
+#include "shoal/api_codec.hpp"
+#include "shoal/catalog_journal.hpp"
+#include "shoal/http_server.hpp"
+#include "shoal/log.hpp"
+#include "shoal/snapshot_store.hpp"
+#include "shoal/v2_codec.hpp"
+#include "shoal/zmq_server.hpp"
+
+namespace shoal {
+namespace {
+
+http_reply json_reply(int code, std::string body) {
+  http_reply r;
+  r.status = code;
+  r.body = std::move(body);
+  return r;
+}
+
+http_reply error_reply(const status& s) {
+  return json_reply(http_status(s.code()), render_error(s.message()));
+}
+
+// Sends one call to the gateway; `on_reply` runs on an actor thread and must not block.
+void call_gateway(const gateway_actor& gw, api_call call, api_callback on_reply) {
+  caf::anon_send(gw, call_atom_v, std::move(call), std::move(on_reply));
+}
+
+http_handler make_http_handler(gateway_actor gw, const node_config& cfg) {
+  size_t max_batch = cfg.max_batch;
+  return [gw, max_batch](http_request&& req, http_respond respond) {
+    auto route = parse_route(req.method, req.target);
+    if (!route) {
+      http_reply r = json_reply(route.http_status(), render_error(route.error().message()));
+      if (!route.allow().empty()) r.headers.emplace_back("Allow", route.allow());
+      respond(std::move(r));
+      return;
+    }
+    switch (route->what) {
+      case http_route::kind::live:
+        respond(json_reply(200, render_live(true)));
+        return;
+      case http_route::kind::ready:
+        respond(json_reply(200, render_ready(true)));
+        return;
+      case http_route::kind::server_meta:
+        respond(json_reply(200, render_server_meta()));
+        return;
+      case http_route::kind::metrics:
+        respond(json_reply(404, render_error("/metrics is not served by this release")));
+        return;
+      case http_route::kind::model_meta:
+      case http_route::kind::model_ready: {
+        auto r = *route;
+        call_gateway(gw, list_request{r.id}, [r, respond](api_reply reply) {
+          if (auto* err = std::get_if<status>(&reply)) {
+            respond(error_reply(*err));
+            return;
+          }
+          const auto& entry = std::get<model_entry>(reply);
+          if (r.version) {
+            if (auto missing = entry.check_version(*r.version); !missing.is_ok()) {
+              respond(error_reply(missing));
+              return;
+            }
+          }
+          if (r.what == http_route::kind::model_meta) {
+            respond(json_reply(200, render_model_meta(entry, r.version)));
+            return;
+          }
+          bool ready = r.version.has_value() || entry.labels.count(default_label) > 0;
+          respond(json_reply(200, render_model_ready(entry.id, ready)));
+        });
+        return;
+      }
+      case http_route::kind::infer: {
+        auto parsed = parse_infer_body(*route, req.body, max_batch);
+        if (!parsed) {
+          respond(error_reply(parsed.error()));
+          return;
+        }
+        uint32_t top_k = parsed->request.top_k;
+        std::string request_id = parsed->request_id;
+        call_gateway(gw, std::move(parsed->request),
+                     [respond, top_k, request_id](api_reply reply) {
+                       if (auto* err = std::get_if<status>(&reply)) {
+                         respond(error_reply(*err));
+                       } else {
+                         respond(json_reply(200, render_infer(std::get<infer_result>(reply),
+                                                              top_k, request_id)));
+                       }
+                     });
+        return;
+      }
+    }
+  };
+}
+
+zmq_handler make_zmq_handler(gateway_actor gw) {
+  return [gw](std::string bytes, zmq_respond respond) {
+    auto decoded = decode_request(bytes);
+    if (!decoded) {
+      respond(encode_error(decoded.error().request_id, decoded.error().error));
+      return;
+    }
+    uint64_t id = decoded->request_id;
+    call_gateway(gw, std::move(decoded->call), [id, respond](api_reply reply) {
+      respond(std::visit(
+          [id](const auto& value) -> std::string {
+            using T = std::decay_t<decltype(value)>;
+            if constexpr (std::is_same_v<T, status>) {
+              return encode_error(id, value);
+            } else {
+              return encode_response(id, value);
+            }
+          },
+          reply));
+    });
+  };
+}
+
+}  // namespace
+
+int run_node(const node_config& cfg) {
+  auto store = snapshot_store::open(cfg.data_dir);
+  if (!store) {
+    log_error("cannot open data dir " + cfg.data_dir + ": " + store.error().message());
+    return 1;
+  }
+  catalog_storage storage;
+  auto journal = catalog_journal::open(cfg.data_dir + "/catalog.journal", storage.initial,
+                                       [](const std::string& w) { log_warn(w); });
+  if (!journal) {
+    log_error("cannot open catalog journal in " + cfg.data_dir + ": " + journal.error().message());
+    return 1;
+  }
+  storage.store = std::shared_ptr<snapshot_store>(std::move(*store));
+  storage.journal = std::shared_ptr<catalog_journal>(std::move(*journal));
+  storage.max_push_bytes = cfg.max_push_bytes;
+  auto initial = std::make_shared<const catalog>(storage.initial);
+  size_t snapshots = 0;
+  for (const auto* entry : initial->models()) snapshots += entry->snapshots.size();
+
+  caf::actor_system_config sys_cfg;
+  // CAF 0.17's add_error_category<T> does not compile; register the renderer directly.
+  sys_cfg.add_error_category(caf::atom("shoal"), [](uint8_t code, caf::atom_value,
+                                                   const caf::message& ctx) {
+    return "shoal: " + to_string(static_cast<shoal_errc>(code)) + " " + caf::to_string(ctx);
+  });
+  caf::actor_system sys{sys_cfg};
+
+  auto load_timeout = caf::timespan{std::chrono::seconds(60)};
+  auto catalog = sys.spawn<caf::detached>(catalog_behavior, std::move(storage));
+  auto rtr = sys.spawn(router, catalog, initial, load_timeout);
+  gateway_config gw_cfg;
+  gw_cfg.node_name = cfg.name;
+  gw_cfg.infer_timeout = std::chrono::milliseconds(cfg.request_timeout_ms);
+  auto gw = sys.spawn(gateway, rtr, catalog, initial, gw_cfg);
+  caf::anon_send(catalog, subscribe_atom_v, caf::actor_cast<catalog_listener>(rtr));
+  caf::anon_send(catalog, subscribe_atom_v, caf::actor_cast<catalog_listener>(gw));
+
+  auto stop_actors = [&] {
+    caf::anon_send_exit(gw, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(rtr, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(catalog, caf::exit_reason::user_shutdown);
+  };
+
+  http_server_options http_opts;
+  http_opts.host = cfg.host;
+  http_opts.port = cfg.http_port;
+  http_opts.threads = cfg.http_threads;
+  http_opts.max_body_bytes = cfg.max_body_bytes;
+  auto http = http_server::start(http_opts, make_http_handler(gw, cfg));
+  if (!http) {
+    log_error("cannot start HTTP: " + http.error().message());
+    stop_actors();
+    return 1;
+  }
+  zmq_server_options zmq_opts;
+  zmq_opts.host = cfg.host;
+  zmq_opts.port = cfg.zmq_port;
+  zmq_opts.max_message_bytes = cfg.max_push_bytes + (1u << 20);
+  auto zmq = zmq_server::start(zmq_opts, make_zmq_handler(gw));
+  if (!zmq) {
+    log_error("cannot start ZeroMQ: " + zmq.error().message());
+    (*http)->stop();
+    stop_actors();
+    return 1;
+  }
+
+  log_info("node started name=" + cfg.name + " data_dir=" + cfg.data_dir +
+           " models=" + std::to_string(initial->models().size()) +
+           " snapshots=" + std::to_string(snapshots) + " version=" SHOAL_VERSION);
+  log_info("listening http=" + cfg.host + ":" + std::to_string((*http)->port()) +
+           " zmq=" + cfg.host + ":" + std::to_string((*zmq)->port()));
+
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  int received = 0;
+  sigwait(&signals, &received);
+  log_info(std::string("stopping on ") + (received == SIGINT ? "SIGINT" : "SIGTERM"));
+  (*http)->stop();
+  (*zmq)->stop();
+  stop_actors();
+  sys.await_all_actors_done();
+  log_info("node stopped name=" + cfg.name);
+  return 0;
+}
+
+}  // namespace shoal

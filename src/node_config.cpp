@@ -1,1 +1,204 @@
-// placeholder: being written
+#include "shoal/node_config.hpp"
+
+#include <cerrno>
+#include <cstdlib>
+#include <fstream>
+#include <limits>
+#include <sstream>
+
+namespace shoal {
+namespace {
+
+std::string trim(const std::string& s) {
+  auto b = s.find_first_not_of(" \t\r");
+  if (b == std::string::npos) return "";
+  auto e = s.find_last_not_of(" \t\r");
+  return s.substr(b, e - b + 1);
+}
+
+result<uint64_t> parse_uint(const std::string& what, const std::string& text, uint64_t min,
+                            uint64_t max) {
+  if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos) {
+    return status::invalid_argument(what + " must be a whole number, got '" + text + "'");
+  }
+  errno = 0;
+  unsigned long long v = std::strtoull(text.c_str(), nullptr, 10);
+  if (errno == ERANGE || v < min || v > max) {
+    return status::invalid_argument(what + " must be between " + std::to_string(min) + " and " +
+                                    std::to_string(max) + ", got " + text);
+  }
+  return static_cast<uint64_t>(v);
+}
+
+std::string join_path(const std::string& base, const std::string& path) {
+  if (path.empty() || path[0] == '/' || base.empty()) return path;
+  return base + "/" + path;
+}
+
+// Sets one field; `what` names the setting in error messages (a flag or a file position).
+status set_field(node_config& cfg, const std::string& key, const std::string& value,
+                 const std::string& what, const std::string& base_dir) {
+  auto port = [&](uint16_t& field) -> status {
+    auto v = parse_uint(what, value, 0, 65535);
+    if (!v) return v.error();
+    field = static_cast<uint16_t>(*v);
+    return status::ok();
+  };
+  auto size = [&](size_t& field, uint64_t min, uint64_t max) -> status {
+    auto v = parse_uint(what, value, min, max);
+    if (!v) return v.error();
+    field = static_cast<size_t>(*v);
+    return status::ok();
+  };
+  if (key == "data_dir") {
+    if (value.empty()) return status::invalid_argument(what + " must not be empty");
+    cfg.data_dir = join_path(base_dir, value);
+    return status::ok();
+  }
+  if (key == "host") {
+    if (value.empty()) return status::invalid_argument(what + " must not be empty");
+    cfg.host = value;
+    return status::ok();
+  }
+  if (key == "name") {
+    cfg.name = value;
+    return status::ok();
+  }
+  if (key == "http_port") return port(cfg.http_port);
+  if (key == "zmq_port") return port(cfg.zmq_port);
+  if (key == "cluster_port") return port(cfg.cluster_port);
+  if (key == "http_threads") return size(cfg.http_threads, 1, 64);
+  if (key == "max_body_bytes") return size(cfg.max_body_bytes, 1024, 1ull << 30);
+  if (key == "max_push_bytes") return size(cfg.max_push_bytes, 1024, 1ull << 32);
+  if (key == "max_batch") return size(cfg.max_batch, 1, 100000);
+  if (key == "request_timeout_ms") {
+    auto v = parse_uint(what, value, 1, 3600000);
+    if (!v) return v.error();
+    cfg.request_timeout_ms = static_cast<uint32_t>(*v);
+    return status::ok();
+  }
+  return status::invalid_argument(
+      what + ": unknown setting '" + key +
+      "' (known: data_dir, host, http_port, zmq_port, cluster_port, name, http_threads, "
+      "max_body_bytes, max_push_bytes, request_timeout_ms, max_batch)");
+}
+
+}  // namespace
+
+status apply_config_text(const std::string& text, const std::string& origin,
+                         const std::string& base_dir, node_config& cfg) {
+  std::istringstream in(text);
+  std::string line;
+  int number = 0;
+  while (std::getline(in, line)) {
+    ++number;
+    auto hash = line.find('#');
+    if (hash != std::string::npos) line.erase(hash);
+    line = trim(line);
+    if (line.empty()) continue;
+    std::string where = origin + " line " + std::to_string(number);
+    auto eq = line.find('=');
+    if (eq == std::string::npos) {
+      return status::invalid_argument(where + ": expected 'key = value', got '" + line + "'");
+    }
+    auto key = trim(line.substr(0, eq));
+    auto value = trim(line.substr(eq + 1));
+    if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
+      value = value.substr(1, value.size() - 2);
+    }
+    SHOAL_RETURN_IF_ERROR(set_field(cfg, key, value, where + ": " + key, base_dir));
+  }
+  return status::ok();
+}
+
+result<node_command> parse_node_args(const std::vector<std::string>& args) {
+  node_command cmd;
+  // Pass 1: --help and --config, so that flags override the file whatever their order.
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--help" || args[i] == "-h") {
+      cmd.help = true;
+      return cmd;
+    }
+    if (args[i] == "--config") {
+      if (i + 1 >= args.size()) return status::invalid_argument("--config needs a FILE");
+      const std::string& path = args[i + 1];
+      std::ifstream file(path);
+      if (!file) return status::invalid_argument("cannot read config file '" + path + "'");
+      std::stringstream text;
+      text << file.rdbuf();
+      auto slash = path.rfind('/');
+      std::string base = slash == std::string::npos ? "." : path.substr(0, slash);
+      SHOAL_RETURN_IF_ERROR(apply_config_text(text.str(), path, base, cmd.config));
+    }
+  }
+  static const std::pair<const char*, const char*> flags[] = {
+      {"--data-dir", "data_dir"},         {"--host", "host"},
+      {"--http-port", "http_port"},       {"--zmq-port", "zmq_port"},
+      {"--cluster-port", "cluster_port"}, {"--name", "name"},
+      {"--http-threads", "http_threads"}, {"--request-timeout-ms", "request_timeout_ms"},
+      {"--max-body-bytes", "max_body_bytes"}, {"--max-push-bytes", "max_push_bytes"},
+  };
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    if (arg == "--config") {
+      ++i;
+      continue;
+    }
+    std::string flag = arg;
+    std::string value;
+    bool has_value = false;
+    if (auto eq = arg.find('='); arg.rfind("--", 0) == 0 && eq != std::string::npos) {
+      flag = arg.substr(0, eq);
+      value = arg.substr(eq + 1);
+      has_value = true;
+    }
+    const char* key = nullptr;
+    for (const auto& [f, k] : flags) {
+      if (flag == f) key = k;
+    }
+    if (key == nullptr) {
+      if (arg.rfind("-", 0) == 0) return status::invalid_argument("unknown option '" + arg + "'");
+      return status::invalid_argument("unexpected argument '" + arg + "'");
+    }
+    if (!has_value) {
+      if (i + 1 >= args.size()) return status::invalid_argument(flag + " needs a value");
+      value = args[++i];
+    }
+    SHOAL_RETURN_IF_ERROR(set_field(cmd.config, key, value, flag, ""));
+  }
+  if (cmd.config.data_dir.empty()) {
+    return status::invalid_argument("--data-dir DIR is required (or data_dir in --config FILE)");
+  }
+  if (cmd.config.name.empty()) {
+    cmd.config.name = cmd.config.host + ":" + std::to_string(cmd.config.http_port);
+  }
+  return cmd;
+}
+
+std::string node_usage() {
+  return R"(usage: shoal node --data-dir DIR [options]
+
+Runs a Shoal node: stores snapshots under DIR and serves them over HTTP (KServe V2)
+and ZeroMQ (protobuf, used by the shoal CLI). Stop it with Ctrl-C or SIGTERM.
+
+options:
+  --data-dir DIR            where snapshots and the catalog live (required)
+  --host ADDR               address to listen on (default 127.0.0.1)
+  --http-port N             HTTP port (default 7422)
+  --zmq-port N              ZeroMQ port, for the CLI (default 7421)
+  --cluster-port N          node-to-node port (default 7420; used once clustering lands)
+  --name NAME               node name in logs and status (default HOST:HTTP_PORT)
+  --config FILE             read settings from FILE (key = value lines); flags override it
+  --http-threads N          HTTP I/O threads (default 2)
+  --request-timeout-ms N    inference deadline before answering 503 (default 5000)
+  --max-body-bytes N        HTTP body limit, 413 above it (default 4194304)
+  --max-push-bytes N        largest snapshot a push may carry (default 268435456)
+  -h, --help                show this help
+
+example:
+  shoal node --data-dir /var/lib/shoal --http-port 8080
+  shoal node --config cluster-config/embedded.conf
+)";
+}
+
+}  // namespace shoal

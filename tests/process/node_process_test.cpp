@@ -1,1 +1,317 @@
-#include <gtest/gtest.h>  // placeholder: being written
+// Process-level tests: a real `shoal node` on loopback, driven through the real CLI and raw HTTP.
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <memory>
+#include <sstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <zmq.hpp>
+
+#include "support/node_process.hpp"
+
+namespace shoal::testing {
+namespace {
+
+using json = nlohmann::json;
+
+std::string source_dir() {
+  const char* d = std::getenv("SHOAL_SOURCE_DIR");
+  return d != nullptr ? d : ".";
+}
+
+std::string trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+std::string infer_body(const std::vector<std::string>& texts, int top_k = 1) {
+  json body = {{"inputs", {{{"name", "text"}, {"shape", {texts.size()}}, {"datatype", "BYTES"}, {"data", texts}}}},
+               {"parameters", {{"top_k", top_k}}}};
+  return body.dump();
+}
+
+// Models trained once for the whole suite from the demo's sample data.
+class node_test : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    models_ = new temp_dir();
+    std::vector<std::string> opts = {"-epoch", "25", "-lr", "0.5", "-dim", "16", "-bucket", "20000",
+                                     "-wordNgrams", "2", "-minn", "2", "-maxn", "4"};
+    v1_ = train_fasttext(models_->path(), "v1", read_file(source_dir() + "/examples/intents-v1.txt"), opts);
+    v2_ = train_fasttext(models_->path(), "v2", read_file(source_dir() + "/examples/intents-v2.txt"), opts);
+  }
+  static void TearDownTestSuite() {
+    delete models_;
+    models_ = nullptr;
+  }
+
+  void SetUp() override {
+    data_ = std::make_unique<temp_dir>();
+    node_ = std::make_unique<node_process>(data_->path() + "/data");
+  }
+
+  // Returns the top label the node serves for `text` over HTTP (production unless `target` says).
+  std::string http_top_label(const std::string& text, const std::string& target = "/v2/models/acme/bot/infer") {
+    auto r = http_call(node_->http_port(), "POST", target, infer_body({text}));
+    EXPECT_EQ(r.status, 200) << r.body;
+    auto j = json::parse(r.body, nullptr, false);
+    if (j.is_discarded() || !j.contains("outputs")) return "<bad reply: " + r.body + ">";
+    return j["outputs"][0]["data"][0].get<std::string>();
+  }
+
+  static temp_dir* models_;
+  static std::string v1_, v2_;
+  std::unique_ptr<temp_dir> data_;
+  std::unique_ptr<node_process> node_;
+};
+
+temp_dir* node_test::models_ = nullptr;
+std::string node_test::v1_;
+std::string node_test::v2_;
+
+TEST_F(node_test, first_push_becomes_production_and_serves_like_fasttext) {
+  auto push = node_->cli({"snapshot", "push", "acme/bot", v1_, "--note", "first"});
+  ASSERT_EQ(push.exit_code, 0) << push.err;
+  EXPECT_EQ(trim(push.out), "1");
+  EXPECT_EQ(push.err, "");
+
+  std::vector<std::string> texts = {"where is my parcel", "hello there", "i want my money back",
+                                    "привет", "unseen-wordzzz ???", "talk to a human please"};
+  auto expected = fasttext_predict_prob(v1_, texts, 2);
+  ASSERT_EQ(expected.size(), texts.size());
+  auto r = http_call(node_->http_port(), "POST", "/v2/models/acme/bot/infer", infer_body(texts, 2));
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto j = json::parse(r.body);
+  EXPECT_EQ(j["model_name"], "acme/bot");
+  EXPECT_EQ(j["model_version"], "1");
+  ASSERT_EQ(j["outputs"][0]["shape"], json({texts.size(), 2}));
+  for (size_t i = 0; i < texts.size(); ++i) {
+    std::istringstream line(expected[i]);
+    for (size_t k = 0; k < 2; ++k) {
+      std::string label;
+      float prob = 0;
+      line >> label >> prob;
+      EXPECT_EQ("__label__" + j["outputs"][0]["data"][i * 2 + k].get<std::string>(), label) << texts[i];
+      EXPECT_NEAR(j["outputs"][1]["data"][i * 2 + k].get<float>(), prob, 1e-4) << texts[i];
+    }
+  }
+
+  auto cli = node_->cli({"infer", "acme/bot", "where is my parcel"});
+  ASSERT_EQ(cli.exit_code, 0) << cli.err;
+  EXPECT_EQ(cli.out.substr(0, cli.out.find('\t')), "order_status");
+}
+
+TEST_F(node_test, promote_and_rollback_change_what_is_served) {
+  ASSERT_EQ(node_->cli({"snapshot", "push", "acme/bot", v1_}).exit_code, 0);
+  auto push2 = node_->cli({"snapshot", "push", "acme/bot", v2_, "--label", "staging"});
+  ASSERT_EQ(push2.exit_code, 0) << push2.err;
+  EXPECT_EQ(trim(push2.out), "2");
+
+  const std::string text = "cancel my order";
+  EXPECT_EQ(http_top_label(text), "refund");  // production is still version 1
+  EXPECT_EQ(http_top_label(text, "/v2/models/acme/bot/versions/2/infer"), "cancel_order");
+
+  auto promote = node_->cli({"snapshot", "promote", "acme/bot", "2"});
+  ASSERT_EQ(promote.exit_code, 0) << promote.err;
+  EXPECT_EQ(http_top_label(text), "cancel_order");
+
+  auto rollback = node_->cli({"snapshot", "rollback", "acme/bot"});
+  ASSERT_EQ(rollback.exit_code, 0) << rollback.err;
+  EXPECT_EQ(http_top_label(text), "refund");
+
+  auto again = node_->cli({"snapshot", "rollback", "acme/bot"});
+  EXPECT_EQ(again.exit_code, 1);
+  EXPECT_NE(again.err.find("roll back"), std::string::npos) << again.err;
+  EXPECT_EQ(std::count(again.err.begin(), again.err.end(), '\n'), 1) << again.err;
+
+  auto list = node_->cli({"snapshot", "list", "acme/bot", "--json"});
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  auto j = json::parse(list.out);
+  EXPECT_EQ(j["snapshots"].size(), 2u);
+  EXPECT_EQ(j["labels"]["production"]["version"], 1);
+  EXPECT_EQ(j["labels"]["staging"]["version"], 2);
+  EXPECT_EQ(j["labels"]["production"]["history"].size(), 3u);  // push, promote, rollback
+}
+
+TEST_F(node_test, kill_9_after_acknowledgement_loses_nothing) {
+  ASSERT_EQ(node_->cli({"snapshot", "push", "acme/bot", v1_}).exit_code, 0);
+  ASSERT_EQ(node_->cli({"snapshot", "push", "acme/bot", v2_}).exit_code, 0);
+  ASSERT_EQ(node_->cli({"snapshot", "promote", "acme/bot", "2"}).exit_code, 0);
+  ASSERT_EQ(node_->cli({"snapshot", "promote", "acme/bot", "1", "--label", "canary"}).exit_code, 0);
+  auto before = node_->cli({"snapshot", "list", "acme/bot", "--json"});
+  node_->stop(SIGKILL);
+  node_->restart();
+  auto after = node_->cli({"snapshot", "list", "acme/bot", "--json"});
+  ASSERT_EQ(after.exit_code, 0) << after.err;
+  EXPECT_EQ(json::parse(after.out), json::parse(before.out));
+  EXPECT_EQ(http_top_label("cancel my order"), "cancel_order");
+  EXPECT_EQ(trim(node_->cli({"snapshot", "push", "acme/bot", v1_}).out), "3");
+}
+
+TEST_F(node_test, sigterm_and_sigint_stop_cleanly_and_state_survives) {
+  ASSERT_EQ(node_->cli({"snapshot", "push", "acme/bot", v1_}).exit_code, 0);
+  int st = node_->stop(SIGTERM);
+  ASSERT_TRUE(WIFEXITED(st));
+  EXPECT_EQ(WEXITSTATUS(st), 0);
+  EXPECT_NE(node_->log().find("node stopped"), std::string::npos) << node_->log();
+  node_->restart();
+  EXPECT_EQ(http_top_label("where is my parcel"), "order_status");
+  st = node_->stop(SIGINT);
+  ASSERT_TRUE(WIFEXITED(st));
+  EXPECT_EQ(WEXITSTATUS(st), 0);
+}
+
+TEST_F(node_test, second_node_on_the_same_data_dir_is_refused) {
+  auto r = run_shoal({"node", "--data-dir", data_->path() + "/data", "--http-port",
+                      std::to_string(free_port()), "--zmq-port", std::to_string(free_port())},
+                     std::chrono::seconds(20));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("in use"), std::string::npos) << r.err;
+  EXPECT_TRUE(node_->alive());
+}
+
+TEST_F(node_test, bad_model_files_are_refused_and_use_no_version_number) {
+  ASSERT_EQ(node_->cli({"snapshot", "push", "acme/bot", v1_}).exit_code, 0);
+  auto stored_before = snapshot_files(data_->path() + "/data/snapshots");
+  std::string good = read_file(v1_);
+  std::vector<std::pair<std::string, std::string>> bad = {
+      {"empty", ""},
+      {"truncated", good.substr(0, good.size() / 2)},
+      {"header only", good.substr(0, 40)},
+      {"text", "this is not a model\n"},
+      {"garbage", std::string("\x00\xff\x13\x37garbage", 11)},
+      {"trailing", good + "extra"},
+  };
+  for (const auto& [what, bytes] : bad) {
+    std::string path = data_->path() + "/bad.bin";
+    write_file(path, bytes);
+    auto r = node_->cli({"snapshot", "push", "acme/bot", path});
+    EXPECT_EQ(r.exit_code, 1) << what;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << what << ": " << r.err;
+    EXPECT_EQ(r.out, "") << what;
+  }
+  auto missing = node_->cli({"snapshot", "push", "acme/bot", data_->path() + "/nope.bin"});
+  EXPECT_NE(missing.exit_code, 0);
+  EXPECT_NE(missing.err.find("nope.bin"), std::string::npos) << missing.err;
+
+  EXPECT_EQ(snapshot_files(data_->path() + "/data/snapshots"), stored_before);
+  EXPECT_EQ(trim(node_->cli({"snapshot", "push", "acme/bot", v2_}).out), "2");
+}
+
+TEST_F(node_test, bad_http_requests_get_4xx_and_the_node_keeps_serving) {
+  ASSERT_EQ(node_->cli({"snapshot", "push", "acme/bot", v1_}).exit_code, 0);
+  auto stored_before = snapshot_files(data_->path() + "/data");
+  const std::string infer = "/v2/models/acme/bot/infer";
+  struct bad_case {
+    std::string what, method, target, body;
+    int status;
+  };
+  std::vector<bad_case> cases = {
+      {"malformed json", "POST", infer, "{\"inputs\": [", 400},
+      {"not an object", "POST", infer, "[1,2,3]", 400},
+      {"no inputs", "POST", infer, "{}", 400},
+      {"wrong datatype", "POST", infer,
+       R"({"inputs":[{"name":"text","shape":[1],"datatype":"FP32","data":[1.0]}]})", 400},
+      {"shape mismatch", "POST", infer,
+       R"({"inputs":[{"name":"text","shape":[3],"datatype":"BYTES","data":["a"]}]})", 400},
+      {"data not strings", "POST", infer,
+       R"({"inputs":[{"name":"text","shape":[1],"datatype":"BYTES","data":[7]}]})", 400},
+      {"bad top_k", "POST", infer,
+       R"({"inputs":[{"name":"text","shape":[1],"datatype":"BYTES","data":["a"]}],"parameters":{"top_k":0}})", 400},
+      {"invalid utf-8", "POST", infer,
+       "{\"inputs\":[{\"name\":\"text\",\"shape\":[1],\"datatype\":\"BYTES\",\"data\":[\"\xc3\x28\"]}]}", 400},
+      {"unknown model", "POST", "/v2/models/acme/nobot/infer", infer_body({"hi"}), 404},
+      {"unknown version", "POST", "/v2/models/acme/bot/versions/7/infer", infer_body({"hi"}), 404},
+      {"bad version", "POST", "/v2/models/acme/bot/versions/x/infer", infer_body({"hi"}), 400},
+      {"path traversal id", "POST", "/v2/models/../x/infer", infer_body({"hi"}), 400},
+      {"encoded traversal", "GET", "/v2/models/..%2Fx", "", 400},
+      {"upper-case id", "GET", "/v2/models/Acme/bot", "", 400},
+      {"unknown path", "GET", "/v3/whatever", "", 404},
+      {"unknown model metadata", "GET", "/v2/models/acme/nobot", "", 404},
+      {"wrong method", "GET", infer, "", 405},
+  };
+  for (const auto& c : cases) {
+    auto r = http_call(node_->http_port(), c.method, c.target, c.body);
+    EXPECT_EQ(r.status, c.status) << c.what << ": " << r.body;
+    auto j = json::parse(r.body, nullptr, false);
+    EXPECT_TRUE(!j.is_discarded() && j.contains("error") && !j["error"].get<std::string>().empty())
+        << c.what << ": " << r.body;
+  }
+  // Over the 4 MiB body limit.
+  std::string huge(5u << 20, 'a');
+  EXPECT_EQ(http_call(node_->http_port(), "POST", infer, huge).status, 413);
+  // Garbage bytes on the HTTP port.
+  raw_exchange(node_->http_port(), std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11));
+  raw_exchange(node_->http_port(), "GARBAGE\r\n\r\n");
+
+  EXPECT_TRUE(node_->alive());
+  EXPECT_EQ(http_top_label("where is my parcel"), "order_status");
+  EXPECT_EQ(snapshot_files(data_->path() + "/data"), stored_before);
+}
+
+TEST_F(node_test, http_metadata_health_and_percent_encoded_names) {
+  ASSERT_EQ(node_->cli({"snapshot", "push", "acme/bot", v1_}).exit_code, 0);
+  auto live = http_call(node_->http_port(), "GET", "/v2/health/live");
+  EXPECT_EQ(live.status, 200);
+  EXPECT_EQ(json::parse(live.body), json({{"live", true}}));
+  auto ready = http_call(node_->http_port(), "GET", "/v2/health/ready");
+  EXPECT_EQ(json::parse(ready.body), json({{"ready", true}}));
+  auto server = http_call(node_->http_port(), "GET", "/v2");
+  EXPECT_EQ(json::parse(server.body)["name"], "shoal");
+
+  auto meta = http_call(node_->http_port(), "GET", "/v2/models/acme%2Fbot");
+  ASSERT_EQ(meta.status, 200) << meta.body;
+  auto j = json::parse(meta.body);
+  EXPECT_EQ(j["name"], "acme/bot");
+  EXPECT_EQ(j["versions"], json({"1"}));
+  EXPECT_EQ(j["labels"]["production"], "1");
+
+  auto model_ready = http_call(node_->http_port(), "GET", "/v2/models/acme/bot/ready");
+  EXPECT_EQ(model_ready.status, 200);
+  EXPECT_EQ(json::parse(model_ready.body)["ready"], true);
+
+  EXPECT_EQ(http_top_label("where is my parcel", "/v2/models/acme%2Fbot/infer"), "order_status");
+  EXPECT_EQ(http_top_label("where is my parcel", "/v2/models/acme%2Fbot/versions/1/infer"), "order_status");
+}
+
+TEST_F(node_test, garbage_on_the_zeromq_port_gets_an_error_reply_and_the_node_keeps_serving) {
+  ASSERT_EQ(node_->cli({"snapshot", "push", "acme/bot", v1_}).exit_code, 0);
+  zmq::context_t ctx;
+  zmq::socket_t sock(ctx, zmq::socket_type::dealer);
+  sock.set(zmq::sockopt::linger, 0);
+  sock.set(zmq::sockopt::rcvtimeo, 5000);
+  sock.connect("tcp://" + node_->node_addr());
+  std::string garbage("\xff\xfe\x00garbage that is not protobuf", 31);
+  sock.send(zmq::buffer(garbage), zmq::send_flags::none);
+  zmq::message_t reply;
+  auto got = sock.recv(reply, zmq::recv_flags::none);
+  ASSERT_TRUE(got.has_value()) << "no reply to garbage";
+  EXPECT_GT(reply.size(), 0u);
+  // A raw TCP peer that is not ZeroMQ at all.
+  raw_exchange(node_->zmq_port(), "GET / HTTP/1.1\r\n\r\n", std::chrono::milliseconds(300));
+  EXPECT_TRUE(node_->alive());
+  auto models = node_->cli({"models", "--json"});
+  ASSERT_EQ(models.exit_code, 0) << models.err;
+  EXPECT_EQ(json::parse(models.out)["models"].size(), 1u);
+}
+
+TEST_F(node_test, cli_errors_are_one_line_and_nonzero) {
+  auto bad_id = node_->cli({"snapshot", "list", "../x"});
+  EXPECT_NE(bad_id.exit_code, 0);
+  EXPECT_EQ(std::count(bad_id.err.begin(), bad_id.err.end(), '\n') >= 1, true);
+  EXPECT_NE(bad_id.err.find("invalid model id"), std::string::npos) << bad_id.err;
+
+  auto unknown = node_->cli({"infer", "acme/nobot", "hello"});
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_NE(unknown.err.find("acme/nobot"), std::string::npos) << unknown.err;
+
+  auto no_node = run_shoal({"models", "--node", "127.0.0.1:" + std::to_string(free_port()), "--timeout", "1"});
+  EXPECT_EQ(no_node.exit_code, 1);
+  EXPECT_NE(no_node.err.find("no answer"), std::string::npos) << no_node.err;
+}
+
+}  // namespace
+}  // namespace shoal::testing

@@ -1,0 +1,37 @@
+// catalog_actor: the node's single writer of durable state. Owns the snapshot store, the journal
+// and the authoritative catalog. Runs detached (its own thread) because everything it does can
+// block on the disk: fsync on push and label moves, reading and verifying snapshots for loads.
+// After each change it publishes an immutable catalog copy to its listeners (router, gateway).
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "actors/protocol.hpp"
+#include "shoal/catalog.hpp"
+#include "shoal/catalog_journal.hpp"
+#include "shoal/snapshot_store.hpp"
+
+namespace shoal {
+
+/// What the node opened before spawning the actor (so start-up errors are reported plainly).
+struct catalog_storage {
+  std::shared_ptr<snapshot_store> store;
+  std::shared_ptr<catalog_journal> journal;
+  catalog initial;
+  size_t max_push_bytes = 256u << 20;
+};
+
+struct catalog_state {
+  std::shared_ptr<snapshot_store> store;
+  std::shared_ptr<catalog_journal> journal;
+  catalog current;
+  std::vector<catalog_listener> listeners;
+  size_t max_push_bytes = 0;
+  static inline const char* name = "catalog";
+};
+
+catalog_actor::behavior_type catalog_behavior(catalog_actor::stateful_pointer<catalog_state> self,
+                                              catalog_storage storage);
+
+}  // namespace shoal

@@ -1,0 +1,28 @@
+// gateway: the front ends' (HTTP, ZeroMQ) door into the actor system. A front end decodes a call
+// on its own I/O thread and sends (call_atom, api_call, callback); the gateway asks the router or
+// the catalog actor and calls the callback with the reply. Reads (list, models, status) come
+// from its own catalog copy. The gateway never touches a socket.
+#pragma once
+
+#include <string>
+
+#include "actors/protocol.hpp"
+
+namespace shoal {
+
+struct gateway_config {
+  std::string node_name;
+  caf::timespan infer_timeout = std::chrono::seconds(5);
+  caf::timespan write_timeout = std::chrono::seconds(120);  // push and label moves (fsync)
+};
+
+struct gateway_state {
+  catalog_ptr current;
+  static inline const char* name = "gateway";
+};
+
+gateway_actor::behavior_type gateway(gateway_actor::stateful_pointer<gateway_state> self,
+                                     router_actor router, catalog_actor catalog,
+                                     catalog_ptr initial, gateway_config cfg);
+
+}  // namespace shoal

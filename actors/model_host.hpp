@@ -1,0 +1,32 @@
+// model_host: serves one snapshot (model, version). It starts loading at once (the catalog actor
+// reads and verifies the bytes on its own thread) and queues requests until the model is in
+// memory.
+//
+//   loading --(model arrives)--> serving
+//      |
+//      +--(load fails)--> answers every queued request with the error and quits
+//                          (the router forgets it; the next request tries again)
+#pragma once
+
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+#include "actors/protocol.hpp"
+
+namespace shoal {
+
+struct model_host_state {
+  model_ptr loaded;  // null while loading
+  std::vector<std::pair<caf::typed_response_promise<infer_result>, infer_request>> waiting;
+  static inline const char* name = "model_host";
+};
+
+model_host_actor::behavior_type model_host(model_host_actor::stateful_pointer<model_host_state> self,
+                                           catalog_actor catalog, model_id id, uint32_t version,
+                                           caf::timespan load_timeout);
+
+/// Returns the predictions `m` makes for `req` (the pure part of a host's work).
+infer_result run_inference(const model& m, const infer_request& req, uint32_t version);
+
+}  // namespace shoal

@@ -1,0 +1,15 @@
+// node: runs one Shoal node until SIGINT or SIGTERM. Opens the data directory, spawns the
+// catalog actor (detached), the router and the gateway, then starts the HTTP and ZeroMQ front ends,
+// which decode requests on their own I/O threads and hand them to the gateway.
+#pragma once
+
+#include "shoal/node_config.hpp"
+
+namespace shoal {
+
+/// Runs the node; returns the process exit code (0 after a clean stop, 1 when it cannot start).
+/// @pre SIGINT and SIGTERM are blocked in the calling thread (so every thread inherits the mask
+/// and the node receives them through sigwait).
+int run_node(const node_config& cfg);
+
+}  // namespace shoal

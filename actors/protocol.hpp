@@ -1,0 +1,121 @@
+// protocol: the one message contract between Shoal's actors: atoms, the error enum, and every
+// typed-actor interface.
+//
+// The request values (shoal::infer_request, …) are the plain structs of include/shoal/api.hpp.
+// In this release every message stays inside one node, so they travel as node-local values
+// (CAF_ALLOW_UNSAFE_MESSAGE_TYPE: CAF 0.17's inspectors know neither std::optional nor
+// std::variant). Messages that cross nodes (the cluster issues) get inspect() functions and
+// type IDs in this file.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/all.hpp>
+
+#include "shoal/api.hpp"
+#include "shoal/catalog.hpp"
+#include "shoal/model.hpp"
+#include "shoal/status.hpp"
+
+namespace shoal {
+
+/// A loaded model, shared read-only between the host actor and whoever holds it.
+using model_ptr = std::shared_ptr<const model>;
+/// An immutable copy of the catalog; the catalog actor publishes a new one after each change.
+using catalog_ptr = std::shared_ptr<const catalog>;
+
+/// Errors at the actor boundary: the same codes as status_code; the context carries the message.
+enum class shoal_errc : uint8_t {
+  invalid_argument = static_cast<uint8_t>(status_code::invalid_argument),
+  not_found = static_cast<uint8_t>(status_code::not_found),
+  already_exists = static_cast<uint8_t>(status_code::already_exists),
+  failed_precondition = static_cast<uint8_t>(status_code::failed_precondition),
+  too_large = static_cast<uint8_t>(status_code::too_large),
+  resource_exhausted = static_cast<uint8_t>(status_code::resource_exhausted),
+  unavailable = static_cast<uint8_t>(status_code::unavailable),
+  corruption = static_cast<uint8_t>(status_code::corruption),
+  io_error = static_cast<uint8_t>(status_code::io_error),
+  internal = static_cast<uint8_t>(status_code::internal),
+};
+
+std::string to_string(shoal_errc x);
+
+/// Returns a CAF error carrying `s` (code and message). @pre !s.is_ok()
+caf::error to_error(const status& s);
+
+/// Returns the status a CAF error stands for: ours keep code and message; a request timeout
+/// becomes unavailable; anything else internal.
+status to_status(const caf::error& e, const std::string& what);
+
+/// Everything a front end can get back for one api_call.
+using api_reply = std::variant<status, infer_result, push_result, model_entry,
+                               std::vector<model_entry>, label_result, node_status>;
+
+/// Called exactly once with the reply; invoked on an actor thread, so it must not block
+/// (front ends post the reply onto their own I/O threads).
+using api_callback = std::function<void(api_reply)>;
+
+}  // namespace shoal
+
+CAF_ERROR_CODE_ENUM(shoal::shoal_errc, "shoal")
+
+CAF_BEGIN_TYPE_ID_BLOCK(shoal, caf::first_custom_type_id)
+  CAF_ADD_ATOM(shoal, shoal, infer_atom, "infer")
+  CAF_ADD_ATOM(shoal, shoal, push_atom, "push")
+  CAF_ADD_ATOM(shoal, shoal, label_atom, "label")
+  CAF_ADD_ATOM(shoal, shoal, list_atom, "list")
+  CAF_ADD_ATOM(shoal, shoal, models_atom, "models")
+  CAF_ADD_ATOM(shoal, shoal, load_atom, "load")
+  CAF_ADD_ATOM(shoal, shoal, subscribe_atom, "subscribe")
+  CAF_ADD_ATOM(shoal, shoal, catalog_atom, "catalog")
+  CAF_ADD_ATOM(shoal, shoal, call_atom, "call")
+  CAF_ADD_ATOM(shoal, shoal, status_atom, "status")
+CAF_END_TYPE_ID_BLOCK(shoal)
+
+// Node-local values (see the file comment).
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(shoal::model_id)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(shoal::infer_request)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(shoal::infer_result)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(shoal::push_request)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(shoal::push_result)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(shoal::label_request)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(shoal::label_result)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(shoal::model_entry)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<shoal::model_entry>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(shoal::node_status)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(shoal::model_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(shoal::catalog_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(shoal::api_call)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(shoal::api_callback)
+
+namespace shoal {
+
+/// Anyone who keeps a catalog copy: gets every new catalog after a change.
+using catalog_listener = caf::typed_actor<caf::reacts_to<catalog_atom, catalog_ptr>>;
+
+/// Serves inference for one snapshot (model, version). Loads it lazily through the catalog.
+using model_host_actor =
+    caf::typed_actor<caf::replies_to<infer_atom, infer_request>::with<infer_result>>;
+
+/// Resolves labels to versions on its catalog copy and forwards inference to model hosts.
+using router_actor = caf::typed_actor<
+    caf::replies_to<infer_atom, infer_request>::with<infer_result>,
+    caf::reacts_to<catalog_atom, catalog_ptr>>;
+
+/// Owns the snapshot store, the journal and the authoritative catalog; runs detached because it
+/// does blocking disk work (fsync, reading snapshots).
+using catalog_actor = caf::typed_actor<
+    caf::replies_to<push_atom, push_request>::with<push_result>,
+    caf::replies_to<label_atom, label_request>::with<label_result>,
+    caf::replies_to<load_atom, model_id, uint32_t>::with<model_ptr>,
+    caf::reacts_to<subscribe_atom, catalog_listener>>;
+
+/// The front ends' door into the actor system: takes an api_call and a callback.
+using gateway_actor = caf::typed_actor<caf::reacts_to<call_atom, api_call, api_callback>,
+                                       caf::reacts_to<catalog_atom, catalog_ptr>>;
+
+}  // namespace shoal

@@ -1,0 +1,48 @@
+// node_config: everything `shoal node` can be told, from a config file and from flags (flags win).
+// The config file is plain `key = value` lines; `#` starts a comment; keys are the field names
+// below. cluster-config/embedded.conf is a commented example.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "shoal/status.hpp"
+
+namespace shoal {
+
+struct node_config {
+  std::string data_dir;               // required: snapshots, catalog journal, LOCK
+  std::string host = "127.0.0.1";     // address every port binds to
+  uint16_t http_port = 7422;          // KServe V2 HTTP/JSON
+  uint16_t zmq_port = 7421;           // ZeroMQ + protobuf (CLI, SDKs)
+  uint16_t cluster_port = 7420;       // node-to-node (the cluster issues use it)
+  std::string name;                   // default: "<host>:<http_port>"
+  size_t http_threads = 2;            // Beast I/O threads; 1-2 per core is plenty
+  size_t max_body_bytes = 4u << 20;   // HTTP request body limit (413 above)
+  size_t max_push_bytes = 256u << 20; // largest snapshot accepted over ZeroMQ
+  uint32_t request_timeout_ms = 5000; // an inference that takes longer answers 503
+  size_t max_batch = 1024;            // texts in one inference request
+};
+
+/// Applies `key = value` lines from `text` to `cfg`; `origin` names the file in messages
+/// ("node.conf line 3: unknown key 'htp_port'"). A relative data_dir is taken relative to
+/// `base_dir` (the config file's directory).
+status apply_config_text(const std::string& text, const std::string& origin,
+                         const std::string& base_dir, node_config& cfg);
+
+/// What `shoal node ARGS` asks for.
+struct node_command {
+  node_config config;
+  bool help = false;  // print node_usage() and exit 0
+};
+
+/// Parses the arguments after `shoal node`: --config FILE is read first, then the other flags
+/// override it. Returns invalid_argument with a one-line message on a bad flag or value.
+result<node_command> parse_node_args(const std::vector<std::string>& args);
+
+/// Returns the `shoal node --help` text.
+std::string node_usage();
+
+}  // namespace shoal

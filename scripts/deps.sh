@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Shoal needs that are missing; silent and fast when all are present.
+# usage: scripts/deps.sh build|test|demo|bench
+# Sourced or run by scripts/test.sh, scripts/demo.sh and bench/run_http.sh.
+set -euo pipefail
+
+build_pkgs=(cmake make g++ pkg-config libcaf-dev libprotobuf-dev protobuf-compiler libzmq3-dev
+            cppzmq-dev libboost-dev libboost-system-dev libopenblas-dev libssl-dev zlib1g-dev
+            nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev libfasttext-dev)
+test_pkgs=(fasttext)             # the test oracle: trains models, predict-prob for parity
+demo_pkgs=(fasttext curl)        # the demo trains its sample models with the fasttext tool
+bench_pkgs=(fasttext wrk nginx-light python3-fastapi python3-uvicorn python3-fasttext python3-numpy)
+
+want=("${build_pkgs[@]}")
+case "${1:-build}" in
+  build) ;;
+  test) want+=("${test_pkgs[@]}") ;;
+  demo) want+=("${demo_pkgs[@]}") ;;
+  bench) want+=("${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
+  *) echo "usage: scripts/deps.sh build|test|demo|bench" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${want[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "installing missing packages: ${missing[*]}" >&2
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "need root (or sudo) to install: ${missing[*]}" >&2; exit 1; }
+  sudo="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq >/dev/null
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,116 @@
+// Test support for process-level tests: runs real `shoal` processes (nodes and CLI calls) on
+// free loopback ports, speaks raw HTTP/1.1 to them, trains small models with the fasttext tool.
+// Every node is killed in the destructor, so a failing test leaves no process behind.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace shoal::testing {
+
+/// Returns a port on 127.0.0.1 that was free a moment ago.
+uint16_t free_port();
+
+/// A fresh directory under /tmp, removed (recursively) by the destructor.
+class temp_dir {
+ public:
+  temp_dir();
+  ~temp_dir();
+  temp_dir(const temp_dir&) = delete;
+  temp_dir& operator=(const temp_dir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+/// Returns the path of the shoal binary under test ($SHOAL_BIN).
+std::string shoal_bin();
+
+struct run_result {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+/// Runs `shoal ARGS` to completion (stdin from /dev/null) and captures its output.
+run_result run_shoal(const std::vector<std::string>& args,
+                     std::chrono::seconds timeout = std::chrono::seconds(60));
+
+/// Runs any program to completion and captures its output.
+run_result run_program(const std::string& path, const std::vector<std::string>& args,
+                       const std::string& stdin_text = "",
+                       std::chrono::seconds timeout = std::chrono::seconds(120));
+
+struct http_response {
+  int status = 0;  // 0: no HTTP answer (connection closed or refused)
+  std::string body;
+  std::string headers;
+};
+
+/// Sends one request with Connection: close and reads the whole answer.
+http_response http_call(uint16_t port, const std::string& method, const std::string& target,
+                        const std::string& body = "", const std::string& extra_headers = "");
+
+/// Writes raw bytes to 127.0.0.1:port, then reads whatever comes back until close or timeout.
+std::string raw_exchange(uint16_t port, const std::string& bytes,
+                         std::chrono::milliseconds timeout = std::chrono::milliseconds(2000));
+
+/// A `shoal node` process on free loopback ports.
+class node_process {
+ public:
+  /// Starts a node on `data_dir` and waits until /v2/health/ready answers.
+  explicit node_process(std::string data_dir, std::vector<std::string> extra_args = {});
+  ~node_process();
+  node_process(const node_process&) = delete;
+  node_process& operator=(const node_process&) = delete;
+
+  uint16_t http_port() const { return http_port_; }
+  uint16_t zmq_port() const { return zmq_port_; }
+  /// Returns "127.0.0.1:<zmq port>" for the CLI's --node.
+  std::string node_addr() const;
+  /// Returns what the node wrote to stderr so far.
+  std::string log() const;
+  /// Returns true while the process runs.
+  bool alive();
+
+  /// Sends `sig` and waits for the exit; returns the exit status as from waitpid.
+  int stop(int sig);
+  /// Starts the node again on the same dir and ports.
+  void restart();
+
+  /// Runs `shoal ARGS --node <this node>`.
+  run_result cli(std::vector<std::string> args) const;
+
+ private:
+  void spawn();
+  std::string data_dir_;
+  std::vector<std::string> extra_args_;
+  uint16_t http_port_;
+  uint16_t zmq_port_;
+  std::string log_path_;
+  pid_t pid_ = -1;
+};
+
+/// Trains a supervised model on `training_text` with the fasttext tool; returns the .bin path.
+/// `options` are extra fasttext arguments (e.g. {"-loss", "hs"}).
+std::string train_fasttext(const std::string& dir, const std::string& name,
+                           const std::string& training_text,
+                           const std::vector<std::string>& options = {});
+
+/// Returns the fasttext tool's `predict-prob` output lines for `texts`, k per line.
+std::vector<std::string> fasttext_predict_prob(const std::string& model_path,
+                                               const std::vector<std::string>& texts, int k);
+
+/// Returns the file's bytes ("" when missing).
+std::string read_file(const std::string& path);
+void write_file(const std::string& path, const std::string& bytes);
+
+/// Returns every regular file under `dir` with its bytes, sorted by path.
+std::vector<std::pair<std::string, std::string>> snapshot_files(const std::string& dir);
+
+}  // namespace shoal::testing
