@@ -8,59 +8,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include "shoal/utf8.hpp"
+
 namespace shoal {
 namespace {
 
 using json = nlohmann::json;
-
-// ---- UTF-8 -------------------------------------------------------------------------------------
-
-// Returns the length of the well-formed UTF-8 sequence at s[i] (Unicode Table 3-7), or 0 when the
-// bytes there are not one: a stray continuation byte, an overlong form, a surrogate, a code point
-// above U+10FFFF or a sequence cut short.
-size_t utf8_sequence_length(std::string_view s, size_t i) {
-  auto at = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-  const unsigned char b0 = at(i);
-  if (b0 < 0x80) return 1;
-  const size_t left = s.size() - i;
-  auto cont = [&](size_t k) { return (at(i + k) & 0xC0) == 0x80; };
-  if (b0 >= 0xC2 && b0 <= 0xDF) return left >= 2 && cont(1) ? 2 : 0;
-  if (b0 >= 0xE0 && b0 <= 0xEF) {
-    if (left < 3) return 0;
-    const unsigned char b1 = at(i + 1);
-    const unsigned char lo = b0 == 0xE0 ? 0xA0 : 0x80;  // E0 80..9F is overlong
-    const unsigned char hi = b0 == 0xED ? 0x9F : 0xBF;  // ED A0..BF encodes surrogates
-    return b1 >= lo && b1 <= hi && cont(2) ? 3 : 0;
-  }
-  if (b0 >= 0xF0 && b0 <= 0xF4) {
-    if (left < 4) return 0;
-    const unsigned char b1 = at(i + 1);
-    const unsigned char lo = b0 == 0xF0 ? 0x90 : 0x80;  // F0 80..8F is overlong
-    const unsigned char hi = b0 == 0xF4 ? 0x8F : 0xBF;  // F4 90.. is above U+10FFFF
-    return b1 >= lo && b1 <= hi && cont(2) && cont(3) ? 4 : 0;
-  }
-  return 0;  // 80..C1 (continuation or overlong lead), F5..FF
-}
-
-// Returns the offset of the first byte that is not well-formed UTF-8, or npos.
-size_t first_invalid_utf8(std::string_view s) {
-  size_t i = 0;
-  const size_t n = s.size();
-  while (i < n) {
-    // Texts are mostly ASCII: skip eight bytes at a time while no high bit is set.
-    while (i + 8 <= n) {
-      uint64_t word;
-      std::memcpy(&word, s.data() + i, 8);
-      if (word & 0x8080808080808080ull) break;
-      i += 8;
-    }
-    if (i >= n) break;
-    const size_t len = utf8_sequence_length(s, i);
-    if (len == 0) return i;
-    i += len;
-  }
-  return std::string_view::npos;
-}
 
 // ---- JSON output -------------------------------------------------------------------------------
 
@@ -73,7 +26,7 @@ void append_json_string(std::string& out, std::string_view s) {
   while (i < s.size()) {
     const auto c = static_cast<unsigned char>(s[i]);
     if (c >= 0x80) {
-      const size_t len = utf8_sequence_length(s, i);
+      const size_t len = utf8::sequence_length(s, i);
       if (len == 0) {
         out += "\\ufffd";
         ++i;
@@ -189,8 +142,6 @@ route_result with_method(std::string_view method, std::string_view path, http_ro
 }
 
 }  // namespace
-
-bool is_valid_utf8(std::string_view s) { return first_invalid_utf8(s) == std::string_view::npos; }
 
 result<std::string> percent_decode(std::string_view segment) {
   auto hex_value = [](char c) -> int {
@@ -324,7 +275,7 @@ route_result parse_route(std::string_view method, std::string_view target) {
 
 result<v2_infer> parse_infer_body(const http_route& route, std::string_view body, size_t max_batch) {
   if (body.empty()) return bad_body("the request body is empty");
-  if (auto bad = first_invalid_utf8(body); bad != std::string_view::npos) {
+  if (auto bad = utf8::first_invalid_byte(body); bad != std::string_view::npos) {
     return status::invalid_argument("the request body is not valid UTF-8 (byte " +
                                     std::to_string(bad) + "): JSON and every text must be UTF-8");
   }
@@ -418,7 +369,7 @@ result<v2_infer> parse_infer_body(const http_route& route, std::string_view body
     }
     std::string& text = item.get_ref<std::string&>();
     // The body was checked above; this guards texts that \u escapes produced.
-    if (auto bad = first_invalid_utf8(text); bad != std::string_view::npos) {
+    if (auto bad = utf8::first_invalid_byte(text); bad != std::string_view::npos) {
       return status::invalid_argument("inputs[0].data[" + std::to_string(i) +
                                       "] is not valid UTF-8 (byte " + std::to_string(bad) +
                                       "): texts must be UTF-8");
@@ -446,14 +397,7 @@ result<v2_infer> parse_infer_body(const http_route& route, std::string_view body
         return bad_body("parameters.label must be a string such as \"staging\", not " + json_type(*l));
       }
       const std::string& label = l->get_ref<const std::string&>();
-      // Same rule as is_valid_label (catalog.hpp): [a-z0-9][a-z0-9_.-]{0,63}.
-      bool ok = !label.empty() && label.size() <= 64 &&
-                ((label[0] >= 'a' && label[0] <= 'z') || (label[0] >= '0' && label[0] <= '9')) &&
-                std::all_of(label.begin(), label.end(), [](char c) {
-                  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
-                         c == '-';
-                });
-      if (!ok) {
+      if (!is_valid_label(label)) {
         return bad_body("invalid label '" + excerpt(label) +
                         "': a label matches [a-z0-9][a-z0-9_.-]{0,63}, e.g. \"staging\"");
       }

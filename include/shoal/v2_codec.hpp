@@ -118,10 +118,6 @@ std::string render_model_ready(const model_id& id, bool ready);
 /// Returns {"error":"<message>"}, JSON-escaped.
 std::string render_error(std::string_view message);
 
-/// Returns true if `s` is well-formed UTF-8 (no overlong forms, no surrogates, nothing above
-/// U+10FFFF, no truncated sequence).
-bool is_valid_utf8(std::string_view s);
-
 /// Returns `segment` with %XX escapes decoded, or invalid_argument for a '%' not followed by two
 /// hex digits. '+' stays '+' (paths are not form data).
 result<std::string> percent_decode(std::string_view segment);

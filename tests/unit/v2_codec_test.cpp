@@ -1,4 +1,5 @@
 #include "shoal/v2_codec.hpp"
+#include "shoal/utf8.hpp"
 
 #include <gtest/gtest.h>
 
@@ -166,9 +167,9 @@ TEST(v2_codec, utf8_accepts_well_formed_text) {
       "12345678\xE2\x82\xAC" "12345678",  // multibyte between fast-path words
   };
   for (const char* s : good) {
-    EXPECT_TRUE(is_valid_utf8(s)) << s;
+    EXPECT_TRUE(utf8::is_valid_utf8(s)) << s;
   }
-  EXPECT_TRUE(is_valid_utf8(std::string_view("a\0b", 3)));
+  EXPECT_TRUE(utf8::is_valid_utf8(std::string_view("a\0b", 3)));
 }
 
 TEST(v2_codec, utf8_refuses_overlongs_surrogates_and_out_of_range) {
@@ -196,7 +197,7 @@ TEST(v2_codec, utf8_refuses_overlongs_surrogates_and_out_of_range) {
       "abcdefghijklmnop\x80",  //
   };
   for (const char* s : bad) {
-    EXPECT_FALSE(is_valid_utf8(s)) << testing::PrintToString(std::string(s));
+    EXPECT_FALSE(utf8::is_valid_utf8(s)) << testing::PrintToString(std::string(s));
   }
 }
 
