@@ -22,13 +22,6 @@ int main(int argc, char** argv) {
       std::fputs(shoal::node_usage().c_str(), stdout);
       return 0;
     }
-    // Block the stop signals before any thread starts, so every thread inherits the mask and the
-    // node receives them through sigwait.
-    sigset_t signals;
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGINT);
-    sigaddset(&signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
     std::signal(SIGPIPE, SIG_IGN);
     return shoal::run_node(cmd->config);
   }

@@ -1,5 +1,9 @@
 #include "actors/node.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <csignal>
 #include <memory>
 #include <utility>
@@ -128,9 +132,41 @@ zmq_handler make_zmq_handler(gateway_actor gw) {
   };
 }
 
+// The self-pipe the stop-signal handler writes to. Signals may land on any thread (OpenBLAS
+// starts its pool before main, so no mask covers every thread); a handler that only write()s
+// is async-signal-safe, and the main thread reads the pipe.
+int stop_pipe[2] = {-1, -1};
+
+void on_stop_signal(int sig) {
+  unsigned char b = static_cast<unsigned char>(sig);
+  ssize_t ignored = ::write(stop_pipe[1], &b, 1);
+  (void)ignored;
+}
+
+void install_stop_handlers() {
+  if (::pipe2(stop_pipe, O_CLOEXEC) != 0) return;
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  ::sigaction(SIGINT, &sa, nullptr);
+  ::sigaction(SIGTERM, &sa, nullptr);
+}
+
+// Blocks until SIGINT or SIGTERM; returns which. Later signals only write to the pipe again, so
+// a second Ctrl-C (or a script's SIGTERM after the terminal's SIGINT) cannot cut stopping short.
+int wait_for_stop_signal() {
+  unsigned char b = 0;
+  while (::read(stop_pipe[0], &b, 1) != 1) {
+    if (errno != EINTR) return SIGTERM;
+  }
+  return b;
+}
+
 }  // namespace
 
 int run_node(const node_config& cfg) {
+  install_stop_handlers();
   auto store = snapshot_store::open(cfg.data_dir);
   if (!store) {
     log_error("cannot open data dir " + cfg.data_dir + ": " + store.error().message());
@@ -203,12 +239,7 @@ int run_node(const node_config& cfg) {
   log_info("listening http=" + cfg.host + ":" + std::to_string((*http)->port()) +
            " zmq=" + cfg.host + ":" + std::to_string((*zmq)->port()));
 
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  int received = 0;
-  sigwait(&signals, &received);
+  int received = wait_for_stop_signal();
   log_info(std::string("stopping on ") + (received == SIGINT ? "SIGINT" : "SIGTERM"));
   (*http)->stop();
   (*zmq)->stop();

@@ -7,9 +7,8 @@
 
 namespace shoal {
 
-/// Runs the node; returns the process exit code (0 after a clean stop, 1 when it cannot start).
-/// @pre SIGINT and SIGTERM are blocked in the calling thread (so every thread inherits the mask
-/// and the node receives them through sigwait).
+/// Runs the node until SIGINT or SIGTERM (it installs handlers for both); returns the process
+/// exit code (0 after a clean stop, 1 when it cannot start).
 int run_node(const node_config& cfg);
 
 }  // namespace shoal

@@ -14,7 +14,7 @@ build="${BUILD_DIR:-$root/build}"
 shoal="$build/shoal"
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-show() { printf '$ %s\n' "$*"; "$@"; }
+show() { printf '$'; printf ' %q' "$@"; printf '\n'; "$@"; }
 
 step "1/7 installing missing packages (Debian)"
 "$root/scripts/deps.sh" demo

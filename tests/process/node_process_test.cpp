@@ -164,6 +164,18 @@ TEST_F(node_test, sigterm_and_sigint_stop_cleanly_and_state_survives) {
   EXPECT_EQ(WEXITSTATUS(st), 0);
 }
 
+// Regression: Ctrl-C in the demo's terminal sends SIGINT and the script's trap then sends
+// SIGTERM; the second signal used to kill the node half-way through stopping (exit 143).
+TEST_F(node_test, a_second_stop_signal_does_not_cut_stopping_short) {
+  ASSERT_EQ(node_->cli({"snapshot", "push", "acme/bot", v1_}).exit_code, 0);
+  EXPECT_EQ(http_top_label("where is my parcel"), "order_status");  // OpenBLAS threads running
+  node_->send_signal(SIGINT);
+  int st = node_->stop(SIGTERM);
+  ASSERT_TRUE(WIFEXITED(st)) << "killed by signal " << (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+  EXPECT_EQ(WEXITSTATUS(st), 0);
+  EXPECT_NE(node_->log().find("node stopped"), std::string::npos) << node_->log();
+}
+
 TEST_F(node_test, second_node_on_the_same_data_dir_is_refused) {
   auto r = run_shoal({"node", "--data-dir", data_->path() + "/data", "--http-port",
                       std::to_string(free_port()), "--zmq-port", std::to_string(free_port())},

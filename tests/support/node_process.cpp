@@ -250,6 +250,10 @@ void node_process::spawn() {
   throw std::runtime_error("node did not become ready within 20 s:\n" + log());
 }
 
+void node_process::send_signal(int sig) {
+  if (pid_ > 0) ::kill(pid_, sig);
+}
+
 int node_process::stop(int sig) {
   if (pid_ <= 0) return -1;
   ::kill(pid_, sig);

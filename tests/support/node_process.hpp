@@ -78,6 +78,8 @@ class node_process {
   /// Returns true while the process runs.
   bool alive();
 
+  /// Sends `sig` without waiting.
+  void send_signal(int sig);
   /// Sends `sig` and waits for the exit; returns the exit status as from waitpid.
   int stop(int sig);
   /// Starts the node again on the same dir and ports.
