@@ -1,16 +1,17 @@
 // The node's actors on CAF's deterministic test scheduler: messages run only when the test says
 // so (sched.run()), so each test sees one exact interleaving. Real store, journal and model.
-#include <fstream>
-#include <memory>
-#include <optional>
+#include <gtest/gtest.h>
 
 #include <caf/scheduler/test_coordinator.hpp>
-#include <gtest/gtest.h>
+#include <cstdlib>
+#include <memory>
+#include <optional>
 
 #include "actors/catalog_actor.hpp"
 #include "actors/gateway.hpp"
 #include "actors/protocol.hpp"
 #include "actors/router.hpp"
+#include "support/files.hpp"
 #include "support/node_process.hpp"
 
 namespace shoal {
@@ -31,24 +32,30 @@ class node_actors : public ::testing::Test {
     models_ = new temp_dir();
     const char* src = std::getenv("SHOAL_SOURCE_DIR");
     std::string root = src != nullptr ? src : ".";
-    std::vector<std::string> opts = {"-epoch", "25", "-lr", "0.5", "-dim", "16", "-bucket", "20000",
-                                     "-wordNgrams", "2", "-minn", "2", "-maxn", "4"};
-    v1_ = testing::read_file(testing::train_fasttext(models_->path(), "v1",
-                                                     testing::read_file(root + "/examples/intents-v1.txt"), opts));
-    v2_ = testing::read_file(testing::train_fasttext(models_->path(), "v2",
-                                                     testing::read_file(root + "/examples/intents-v2.txt"), opts));
+    std::vector<std::string> opts = {"-epoch",  "25",    "-lr",         "0.5", "-dim",  "16",
+                                     "-bucket", "20000", "-wordNgrams", "2",   "-minn", "2",
+                                     "-maxn",   "4"};
+    v1_ = testing::read_file(testing::train_fasttext(
+        models_->path(), "v1", testing::read_file(root + "/examples/intents-v1.txt"), opts));
+    v2_ = testing::read_file(testing::train_fasttext(
+        models_->path(), "v2", testing::read_file(root + "/examples/intents-v2.txt"), opts));
   }
   static void TearDownTestSuite() { delete models_; }
 
   node_actors()
       : sys(deterministic(cfg)),
-        sched(dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler())) {
+        sched(dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler())) {}
+
+  // Opens the store and journal and spawns the actors. A failed ASSERT here skips the test body;
+  // the destructor copes with actors that were never spawned.
+  void SetUp() override {
+    ASSERT_FALSE(v1_.empty() || v2_.empty()) << "the test models were not trained";
     catalog_storage storage;
     auto store = snapshot_store::open(dir.path());
-    EXPECT_TRUE(store.is_ok());
+    ASSERT_TRUE(store.is_ok()) << store.error().to_string();
     auto journal = catalog_journal::open(dir.path() + "/catalog.journal", storage.initial,
                                          [](const std::string&) {});
-    EXPECT_TRUE(journal.is_ok());
+    ASSERT_TRUE(journal.is_ok()) << journal.error().to_string();
     storage.store = std::move(*store);
     storage.journal = std::move(*journal);
     auto initial = std::make_shared<const catalog>(storage.initial);
@@ -64,6 +71,7 @@ class node_actors : public ::testing::Test {
   }
 
   ~node_actors() override {
+    // anon_send_exit ignores handles that SetUp never filled in.
     caf::anon_send_exit(gw, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(rtr, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(cat, caf::exit_reason::user_shutdown);
@@ -73,29 +81,60 @@ class node_actors : public ::testing::Test {
   // Sends `call` through the gateway, runs every message that follows, returns the reply.
   api_reply call(api_call c) {
     auto reply = std::make_shared<std::optional<api_reply>>();
-    caf::anon_send(gw, call_atom_v, std::move(c), api_callback([reply](api_reply r) { *reply = std::move(r); }));
+    caf::anon_send(gw, call_atom_v, std::move(c),
+                   api_callback([reply](api_reply r) { *reply = std::move(r); }));
     sched.run();
     EXPECT_TRUE(reply->has_value()) << "no reply after the mailbox drained";
     return reply->value_or(status::internal("no reply"));
   }
 
+  // Returns the reply's T. On an error (or a reply of another kind) records a failure and returns
+  // nothing: the test body must ASSERT on the result before it uses the value, so one refused
+  // call ends the test instead of feeding empty results to the lines after it.
   template <class T>
-  T expect_ok(api_reply r) {
+  std::optional<T> expect_ok(api_reply r) {
     if (auto* err = std::get_if<status>(&r)) {
       ADD_FAILURE() << err->to_string();
-      return T{};
+      return std::nullopt;
     }
-    return std::get<T>(std::move(r));
+    if (auto* value = std::get_if<T>(&r)) return std::move(*value);
+    ADD_FAILURE() << "a reply of another kind (variant index " << r.index() << ")";
+    return std::nullopt;
+  }
+
+  // Pushes `bytes` as a new snapshot of `id`.
+  std::optional<push_result> push(const model_id& id, const std::string& bytes,
+                                  const std::string& label = "", const std::string& note = "") {
+    return expect_ok<push_result>(call(push_request{id, bytes, label, note}));
   }
 
   infer_request infer(const std::string& text, std::optional<uint32_t> version = std::nullopt) {
     infer_request req;
-    req.id = model_id{"acme", "bot"};
+    req.id = bot;
     req.version = version;
     req.texts = {text};
     return req;
   }
 
+  // What acme/bot serves for one text: the version and the top label.
+  struct served {
+    uint32_t version = 0;
+    std::string label;
+  };
+
+  // Infers `text` on acme/bot. Records a failure and returns nothing when the call fails or the
+  // reply holds no top label.
+  std::optional<served> serve(const std::string& text) {
+    auto r = expect_ok<infer_result>(call(infer(text)));
+    if (!r) return std::nullopt;
+    if (r->rows.size() != 1 || r->rows[0].empty()) {
+      ADD_FAILURE() << "expected one row with a top label, got " << r->rows.size() << " rows";
+      return std::nullopt;
+    }
+    return served{r->version, r->rows[0][0].label};
+  }
+
+  const model_id bot{"acme", "bot"};
   static temp_dir* models_;
   static std::string v1_, v2_;
   temp_dir dir;
@@ -112,37 +151,49 @@ std::string node_actors::v1_;
 std::string node_actors::v2_;
 
 TEST_F(node_actors, push_then_infer_loads_the_model_lazily_and_serves_production) {
-  auto pushed = expect_ok<push_result>(call(push_request{{"acme", "bot"}, v1_, "", "first"}));
-  EXPECT_EQ(pushed.version, 1u);
-  EXPECT_EQ(pushed.labels, std::vector<std::string>{"production"});
+  auto pushed = push(bot, v1_, "", "first");
+  ASSERT_TRUE(pushed);
+  EXPECT_EQ(pushed->version, 1u);
+  EXPECT_EQ(pushed->labels, std::vector<std::string>{"production"});
   auto r = expect_ok<infer_result>(call(infer("where is my parcel")));
-  EXPECT_EQ(r.version, 1u);
-  ASSERT_EQ(r.rows.size(), 1u);
-  ASSERT_EQ(r.rows[0].size(), 1u);
-  EXPECT_EQ(r.rows[0][0].label, "order_status");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->version, 1u);
+  ASSERT_EQ(r->rows.size(), 1u);
+  ASSERT_EQ(r->rows[0].size(), 1u);
+  EXPECT_EQ(r->rows[0][0].label, "order_status");
 }
 
 TEST_F(node_actors, promote_reaches_the_router_before_the_next_request) {
-  expect_ok<push_result>(call(push_request{{"acme", "bot"}, v1_, "", ""}));
-  expect_ok<push_result>(call(push_request{{"acme", "bot"}, v2_, "staging", ""}));
-  EXPECT_EQ(expect_ok<infer_result>(call(infer("cancel my order"))).version, 1u);
-  label_request promote{{"acme", "bot"}, "", label_action::promote, 2u};
+  ASSERT_TRUE(push(bot, v1_));
+  ASSERT_TRUE(push(bot, v2_, "staging"));
+  auto before = serve("cancel my order");
+  ASSERT_TRUE(before);
+  EXPECT_EQ(before->version, 1u);
+
+  label_request promote{bot, "", label_action::promote, 2u};
   auto moved = expect_ok<label_result>(call(promote));
-  EXPECT_EQ(moved.from, 1u);
-  EXPECT_EQ(moved.to, 2u);
-  auto r = expect_ok<infer_result>(call(infer("cancel my order")));
-  EXPECT_EQ(r.version, 2u);
-  EXPECT_EQ(r.rows[0][0].label, "cancel_order");
-  label_request rollback{{"acme", "bot"}, "", label_action::rollback, std::nullopt};
-  EXPECT_EQ(expect_ok<label_result>(call(rollback)).to, 1u);
-  EXPECT_EQ(expect_ok<infer_result>(call(infer("cancel my order"))).rows[0][0].label, "refund");
+  ASSERT_TRUE(moved);
+  EXPECT_EQ(moved->from, 1u);
+  EXPECT_EQ(moved->to, 2u);
+  auto promoted = serve("cancel my order");
+  ASSERT_TRUE(promoted);
+  EXPECT_EQ(promoted->version, 2u);
+  EXPECT_EQ(promoted->label, "cancel_order");
+
+  label_request rollback{bot, "", label_action::rollback, std::nullopt};
+  auto back = expect_ok<label_result>(call(rollback));
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->to, 1u);
+  auto rolled_back = serve("cancel my order");
+  ASSERT_TRUE(rolled_back);
+  EXPECT_EQ(rolled_back->label, "refund");
 }
 
 TEST_F(node_actors, unknown_models_and_versions_are_not_found_with_the_versions_named) {
   auto missing = call(infer("hi"));
   ASSERT_TRUE(std::holds_alternative<status>(missing));
   EXPECT_EQ(std::get<status>(missing).code(), status_code::not_found);
-  expect_ok<push_result>(call(push_request{{"acme", "bot"}, v1_, "", ""}));
+  ASSERT_TRUE(push(bot, v1_));
   auto bad_version = call(infer("hi", 7u));
   ASSERT_TRUE(std::holds_alternative<status>(bad_version));
   EXPECT_NE(std::get<status>(bad_version).message().find("versions: 1"), std::string::npos)
@@ -150,37 +201,45 @@ TEST_F(node_actors, unknown_models_and_versions_are_not_found_with_the_versions_
 }
 
 TEST_F(node_actors, a_refused_push_stores_nothing_and_uses_no_version) {
-  auto refused = call(push_request{{"acme", "bot"}, "not a model", "", ""});
+  auto refused = call(push_request{bot, "not a model", "", ""});
   ASSERT_TRUE(std::holds_alternative<status>(refused));
   EXPECT_EQ(std::get<status>(refused).code(), status_code::invalid_argument);
   auto models = expect_ok<std::vector<model_entry>>(call(models_request{}));
-  EXPECT_TRUE(models.empty());
-  EXPECT_EQ(expect_ok<push_result>(call(push_request{{"acme", "bot"}, v1_, "", ""})).version, 1u);
+  ASSERT_TRUE(models);
+  EXPECT_TRUE(models->empty());
+  auto pushed = push(bot, v1_);
+  ASSERT_TRUE(pushed);
+  EXPECT_EQ(pushed->version, 1u);
 }
 
 TEST_F(node_actors, a_damaged_snapshot_is_never_served_and_the_host_is_retried_after_repair) {
-  auto pushed = expect_ok<push_result>(call(push_request{{"acme", "bot"}, v1_, "", ""}));
+  auto pushed = push(bot, v1_);
+  ASSERT_TRUE(pushed);
   // The store's documented layout: DIR/snapshots/ab/abcdef…
-  auto store = dir.path() + "/snapshots/" + pushed.sha256.substr(0, 2) + "/" + pushed.sha256;
+  auto store = dir.path() + "/snapshots/" + pushed->sha256.substr(0, 2) + "/" + pushed->sha256;
   std::string good = testing::read_file(store);
+  ASSERT_FALSE(good.empty()) << "no snapshot file at " << store;
   std::string bad = good;
   bad[bad.size() / 2] ^= 0x5a;
-  testing::write_file(store, bad);
+  ASSERT_TRUE(testing::write_file(store, bad));
   auto damaged = call(infer("where is my parcel"));
   ASSERT_TRUE(std::holds_alternative<status>(damaged));
   EXPECT_EQ(std::get<status>(damaged).code(), status_code::corruption);
-  testing::write_file(store, good);
-  EXPECT_EQ(expect_ok<infer_result>(call(infer("where is my parcel"))).rows[0][0].label, "order_status");
+  ASSERT_TRUE(testing::write_file(store, good));
+  auto repaired = serve("where is my parcel");
+  ASSERT_TRUE(repaired);
+  EXPECT_EQ(repaired->label, "order_status");
 }
 
 TEST_F(node_actors, status_counts_models_and_snapshots) {
-  expect_ok<push_result>(call(push_request{{"acme", "bot"}, v1_, "", ""}));
-  expect_ok<push_result>(call(push_request{{"acme", "bot"}, v2_, "", ""}));
-  expect_ok<push_result>(call(push_request{{"other", "bot"}, v1_, "", ""}));
+  ASSERT_TRUE(push(bot, v1_));
+  ASSERT_TRUE(push(bot, v2_));
+  ASSERT_TRUE(push(model_id{"other", "bot"}, v1_));
   auto st = expect_ok<node_status>(call(status_request{}));
-  EXPECT_EQ(st.name, "test-node");
-  EXPECT_EQ(st.models, 2u);
-  EXPECT_EQ(st.snapshots, 3u);
+  ASSERT_TRUE(st);
+  EXPECT_EQ(st->name, "test-node");
+  EXPECT_EQ(st->models, 2u);
+  EXPECT_EQ(st->snapshots, 3u);
 }
 
 }  // namespace

@@ -1,98 +1,15 @@
+// fasttext_oracle: the fastText tool as a test oracle, and the synthetic corpora (see
+// fasttext_oracle.hpp).
 #include "support/fasttext_oracle.hpp"
 
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <cstdlib>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <sstream>
 
-extern char** environ;
-
-namespace shoal::test_support {
+namespace shoal::testing {
 
 std::string fasttext_tool() {
   const char* env = std::getenv("FASTTEXT_BIN");
   return env != nullptr && *env != '\0' ? env : "/usr/bin/fasttext";
-}
-
-temp_dir::temp_dir() {
-  const char* base = std::getenv("TMPDIR");
-  std::string pattern =
-      std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/shoal-fasttext-XXXXXX";
-  std::vector<char> buf(pattern.begin(), pattern.end());
-  buf.push_back('\0');
-  if (mkdtemp(buf.data()) != nullptr) path_ = buf.data();
-}
-
-temp_dir::~temp_dir() {
-  if (path_.empty()) return;
-  std::error_code ec;
-  std::filesystem::remove_all(path_, ec);
-}
-
-std::string temp_dir::file(std::string_view name) const { return path_ + "/" + std::string(name); }
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return {};
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-bool write_file(const std::string& path, std::string_view bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  return static_cast<bool>(out);
-}
-
-run_result run_program(const std::string& program, const std::vector<std::string>& args,
-                       std::string_view input) {
-  run_result r;
-  temp_dir io;
-  if (io.path().empty()) {
-    r.err = "cannot create a temporary directory";
-    return r;
-  }
-  const std::string in_path = io.file("stdin"), out_path = io.file("stdout"),
-                    err_path = io.file("stderr");
-  if (!write_file(in_path, input)) {
-    r.err = "cannot write " + in_path;
-    return r;
-  }
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, in_path.c_str(), O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                   0644);
-  posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                   0644);
-  std::vector<std::string> argv_storage;
-  argv_storage.push_back(program);
-  argv_storage.insert(argv_storage.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : argv_storage) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t pid = 0;
-  int rc = posix_spawnp(&pid, program.c_str(), &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) {
-    r.err = "cannot start " + program + ": " + std::strerror(rc);
-    return r;
-  }
-  int wstatus = 0;
-  while (waitpid(pid, &wstatus, 0) < 0) {
-    if (errno != EINTR) break;
-  }
-  r.exit_code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1;
-  r.out = read_file(out_path);
-  r.err = read_file(err_path);
-  return r;
 }
 
 std::vector<std::vector<tool_prediction>> predict_prob(const std::string& model_path,
@@ -412,4 +329,4 @@ std::vector<std::string> probe_texts(uint32_t seed) {
   return texts;
 }
 
-}  // namespace shoal::test_support
+}  // namespace shoal::testing

@@ -1,7 +1,7 @@
 // fasttext_oracle: the real fastText tool as the test oracle for our fastText runtime. It runs
-// `fasttext supervised|cbow|quantize|predict-prob` as child processes on files in a temporary
-// directory, and builds the deterministic synthetic chatbot-intent corpus and the probe texts the
-// parity tests feed to both implementations.
+// `fasttext supervised|cbow|quantize|predict-prob` as child processes (run_program, process.hpp) on
+// files in a temporary directory (temp_dir, files.hpp), and builds the deterministic synthetic
+// chatbot-intent corpus and the probe texts the parity tests feed to both implementations.
 // Thread-safety: the functions keep no state; run them from one thread at a time per directory.
 #pragma once
 
@@ -10,43 +10,13 @@
 #include <string_view>
 #include <vector>
 
-namespace shoal::test_support {
+#include "support/files.hpp"
+#include "support/process.hpp"
+
+namespace shoal::testing {
 
 /// Returns the fastText tool to run: $FASTTEXT_BIN, else /usr/bin/fasttext.
 std::string fasttext_tool();
-
-/// A fresh directory under $TMPDIR (or /tmp), removed with its contents on destruction.
-class temp_dir {
- public:
-  temp_dir();
-  ~temp_dir();
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-
-  /// Returns the directory's path (empty if it could not be created).
-  const std::string& path() const { return path_; }
-  /// Returns path() + "/" + name.
-  std::string file(std::string_view name) const;
-
- private:
-  std::string path_;
-};
-
-/// What a child process did.
-struct run_result {
-  int exit_code = -1;  // -1 when it could not start or died of a signal
-  std::string out;
-  std::string err;
-};
-
-/// Runs `program args...` with `input` on its stdin and waits for it. Never throws.
-run_result run_program(const std::string& program, const std::vector<std::string>& args,
-                       std::string_view input = {});
-
-/// Returns the bytes of a file (empty if it cannot be read).
-std::string read_file(const std::string& path);
-/// Replaces a file's contents; returns false on failure.
-bool write_file(const std::string& path, std::string_view bytes);
 
 /// One prediction as the tool prints it: the label with its prefix, and p + 1e-5.
 struct tool_prediction {
@@ -87,4 +57,4 @@ std::vector<std::string> many_label_probes(uint32_t seed, size_t labels);
 /// words and lines, invalid UTF-8, tokens that look like labels. None holds '\n' or "</s>".
 std::vector<std::string> probe_texts(uint32_t seed);
 
-}  // namespace shoal::test_support
+}  // namespace shoal::testing

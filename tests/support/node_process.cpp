@@ -1,25 +1,20 @@
+// Test support for process-level tests: shoal nodes, CLI runs and raw HTTP (see node_process.hpp).
 #include "support/node_process.hpp"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
-
-extern char** environ;
 
 namespace shoal::testing {
 namespace fs = std::filesystem;
@@ -40,78 +35,13 @@ uint16_t free_port() {
   return ntohs(addr.sin_port);
 }
 
-temp_dir::temp_dir() {
-  char tmpl[] = "/tmp/shoal-test-XXXXXX";
-  if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
-  path_ = tmpl;
-}
-
-temp_dir::~temp_dir() {
-  std::error_code ec;
-  fs::remove_all(path_, ec);
-}
-
 std::string shoal_bin() {
   const char* bin = std::getenv("SHOAL_BIN");
   if (bin == nullptr) throw std::runtime_error("SHOAL_BIN is not set (run through ctest)");
   return bin;
 }
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-void write_file(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << bytes;
-}
-
 namespace {
-
-// Spawns `path args` with stdin/stdout/stderr redirected to the given files.
-pid_t spawn_process(const std::string& path, const std::vector<std::string>& args,
-                    const std::string& in, const std::string& out, const std::string& err) {
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, in.c_str(), O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&actions, 2, err.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t none;
-  sigemptyset(&none);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
-  std::vector<char*> argv;
-  argv.push_back(const_cast<char*>(path.c_str()));
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  pid_t pid = -1;
-  int rc = posix_spawn(&pid, path.c_str(), &actions, &attr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
-  if (rc != 0) throw std::runtime_error("cannot start " + path + ": " + std::strerror(rc));
-  return pid;
-}
-
-// Waits for `pid` up to `timeout`; kills it (-9) when it overstays. Returns the wait status.
-int wait_for(pid_t pid, std::chrono::milliseconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  int st = 0;
-  while (true) {
-    pid_t r = ::waitpid(pid, &st, WNOHANG);
-    if (r == pid) return st;
-    if (std::chrono::steady_clock::now() > deadline) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &st, 0);
-      return st;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-}
 
 int connect_loopback(uint16_t port) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -154,20 +84,6 @@ void send_all(int fd, const std::string& bytes) {
 
 }  // namespace
 
-run_result run_program(const std::string& path, const std::vector<std::string>& args,
-                       const std::string& stdin_text, std::chrono::seconds timeout) {
-  temp_dir io;
-  std::string in = io.path() + "/in", out = io.path() + "/out", err = io.path() + "/err";
-  write_file(in, stdin_text);
-  pid_t pid = spawn_process(path, args, in, out, err);
-  int st = wait_for(pid, timeout);
-  run_result r;
-  r.exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  r.out = read_file(out);
-  r.err = read_file(err);
-  return r;
-}
-
 run_result run_shoal(const std::vector<std::string>& args, std::chrono::seconds timeout) {
   return run_program(shoal_bin(), args, "", timeout);
 }
@@ -176,7 +92,8 @@ http_response http_call(uint16_t port, const std::string& method, const std::str
                         const std::string& body, const std::string& extra_headers) {
   std::string req = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
   if (!body.empty() || method == "POST") {
-    req += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
+    req +=
+        "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
   }
   req += extra_headers + "\r\n" + body;
   http_response r;
@@ -193,7 +110,8 @@ http_response http_call(uint16_t port, const std::string& method, const std::str
   return r;
 }
 
-std::string raw_exchange(uint16_t port, const std::string& bytes, std::chrono::milliseconds timeout) {
+std::string raw_exchange(uint16_t port, const std::string& bytes,
+                         std::chrono::milliseconds timeout) {
   int fd = connect_loopback(port);
   if (fd < 0) return "";
   send_all(fd, bytes);
@@ -235,12 +153,17 @@ bool node_process::alive() {
 }
 
 void node_process::spawn() {
-  std::vector<std::string> args = {"node", "--data-dir", data_dir_, "--http-port",
-                                   std::to_string(http_port_), "--zmq-port",
-                                   std::to_string(zmq_port_), "--cluster-port",
+  std::vector<std::string> args = {"node",
+                                   "--data-dir",
+                                   data_dir_,
+                                   "--http-port",
+                                   std::to_string(http_port_),
+                                   "--zmq-port",
+                                   std::to_string(zmq_port_),
+                                   "--cluster-port",
                                    std::to_string(free_port())};
   args.insert(args.end(), extra_args_.begin(), extra_args_.end());
-  pid_ = spawn_process(shoal_bin(), args, "/dev/null", "/dev/null", log_path_);
+  pid_ = spawn_program(shoal_bin(), args, "/dev/null", "/dev/null", log_path_);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   while (std::chrono::steady_clock::now() < deadline) {
     if (!alive()) throw std::runtime_error("node exited during start-up:\n" + log());
@@ -280,8 +203,9 @@ std::string train_fasttext(const std::string& dir, const std::string& name,
   std::string bin = tool != nullptr ? tool : "/usr/bin/fasttext";
   std::string input = dir + "/" + name + ".txt";
   write_file(input, training_text);
-  std::vector<std::string> args = {"supervised", "-input", input, "-output", dir + "/" + name,
-                                   "-thread", "1", "-seed", "1", "-verbose", "0"};
+  std::vector<std::string> args = {"supervised", "-input", input,   "-output", dir + "/" + name,
+                                   "-thread",    "1",      "-seed", "1",       "-verbose",
+                                   "0"};
   args.insert(args.end(), options.begin(), options.end());
   auto r = run_program(bin, args);
   if (r.exit_code != 0) throw std::runtime_error("fasttext training failed: " + r.err);
@@ -305,9 +229,10 @@ std::vector<std::string> fasttext_predict_prob(const std::string& model_path,
 std::vector<std::pair<std::string, std::string>> snapshot_files(const std::string& dir) {
   std::vector<std::pair<std::string, std::string>> out;
   std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(dir, ec); it != fs::recursive_directory_iterator();
-       it.increment(ec)) {
-    if (it->is_regular_file()) out.emplace_back(it->path().string(), read_file(it->path().string()));
+  for (auto it = fs::recursive_directory_iterator(dir, ec);
+       it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (it->is_regular_file())
+      out.emplace_back(it->path().string(), read_file(it->path().string()));
   }
   std::sort(out.begin(), out.end());
   return out;

@@ -1,6 +1,7 @@
 // Test support for process-level tests: runs real `shoal` processes (nodes and CLI calls) on
 // free loopback ports, speaks raw HTTP/1.1 to them, trains small models with the fasttext tool.
-// Every node is killed in the destructor, so a failing test leaves no process behind.
+// Every node is killed in the destructor, so a failing test leaves no process behind. Temp dirs and
+// child processes in general come from files.hpp and process.hpp.
 #pragma once
 
 #include <sys/types.h>
@@ -10,41 +11,20 @@
 #include <string>
 #include <vector>
 
+#include "support/files.hpp"
+#include "support/process.hpp"
+
 namespace shoal::testing {
 
 /// Returns a port on 127.0.0.1 that was free a moment ago.
 uint16_t free_port();
 
-/// A fresh directory under /tmp, removed (recursively) by the destructor.
-class temp_dir {
- public:
-  temp_dir();
-  ~temp_dir();
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
 /// Returns the path of the shoal binary under test ($SHOAL_BIN).
 std::string shoal_bin();
-
-struct run_result {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
 
 /// Runs `shoal ARGS` to completion (stdin from /dev/null) and captures its output.
 run_result run_shoal(const std::vector<std::string>& args,
                      std::chrono::seconds timeout = std::chrono::seconds(60));
-
-/// Runs any program to completion and captures its output.
-run_result run_program(const std::string& path, const std::vector<std::string>& args,
-                       const std::string& stdin_text = "",
-                       std::chrono::seconds timeout = std::chrono::seconds(120));
 
 struct http_response {
   int status = 0;  // 0: no HTTP answer (connection closed or refused)
@@ -107,10 +87,6 @@ std::string train_fasttext(const std::string& dir, const std::string& name,
 /// Returns the fasttext tool's `predict-prob` output lines for `texts`, k per line.
 std::vector<std::string> fasttext_predict_prob(const std::string& model_path,
                                                const std::vector<std::string>& texts, int k);
-
-/// Returns the file's bytes ("" when missing).
-std::string read_file(const std::string& path);
-void write_file(const std::string& path, const std::string& bytes);
 
 /// Returns every regular file under `dir` with its bytes, sorted by path.
 std::vector<std::pair<std::string, std::string>> snapshot_files(const std::string& dir);

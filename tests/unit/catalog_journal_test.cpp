@@ -2,53 +2,32 @@
 #include "shoal/catalog_journal.hpp"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 #include <zlib.h>
 
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <string>
 #include <vector>
 
 #include "proto/shoal.pb.h"
+#include "support/catalog_dump.hpp"
+#include "support/files.hpp"
 
 namespace shoal {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::dump;
+using testing::read_file;
+using testing::write_file;
 
 const model_id bot{"acme", "bot"};
 
-class temp_dir {
+// A temp dir for one journal file.
+class journal_dir : public testing::temp_dir {
  public:
-  temp_dir() {
-    char tmpl[] = "/tmp/shoal-journal-test-XXXXXX";
-    char* p = ::mkdtemp(tmpl);
-    EXPECT_NE(p, nullptr);
-    path_ = p != nullptr ? p : "/tmp/shoal-journal-test-failed";
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string journal() const { return path_ + "/catalog.journal"; }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
+  std::string journal() const { return file("catalog.journal"); }
 };
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-void write_file(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << bytes;
-}
 
 uint32_t le32(const std::string& s, size_t off) {
   auto b = reinterpret_cast<const unsigned char*>(s.data() + off);
@@ -100,7 +79,8 @@ struct opened {
 
 result<opened> open_journal(const std::string& path, catalog& into) {
   opened o;
-  auto r = catalog_journal::open(path, into, [&](const std::string& w) { o.warnings.push_back(w); });
+  auto r =
+      catalog_journal::open(path, into, [&](const std::string& w) { o.warnings.push_back(w); });
   if (!r) return r.error();
   o.journal = std::move(r).value();
   return o;
@@ -116,28 +96,6 @@ void commit_label(catalog_journal& j, catalog& c, const label_request& req, int6
   auto plan = c.plan_label(req, now);
   ASSERT_TRUE(plan.is_ok()) << plan.error().to_string();
   commit(j, c, {*plan});
-}
-
-std::string dump(const catalog& c) {
-  std::string out;
-  for (const model_entry* m : c.models()) {
-    out += m->id.str() + "\n";
-    for (const auto& s : m->snapshots) {
-      out += " v" + std::to_string(s.version) + " " + s.sha256 + " " + std::to_string(s.created_ms) +
-             " " + std::to_string(s.size_bytes) + " " + s.format + " [" + s.note + "]\n";
-    }
-    for (const auto& [name, st] : m->labels) {
-      out += " " + name + " stack";
-      for (auto v : st.stack) out += " " + std::to_string(v);
-      out += " history";
-      for (const auto& h : st.history) {
-        out += " " + std::to_string(h.from) + ">" + std::to_string(h.to) +
-               (h.action == label_action::promote ? "p" : "r") + "@" + std::to_string(h.time_ms);
-      }
-      out += "\n";
-    }
-  }
-  return out;
 }
 
 // Writes a journal with a varied history; returns the catalog it should replay into and, for
@@ -171,7 +129,7 @@ catalog write_history(const std::string& path, std::vector<std::string>* after_e
 }
 
 TEST(catalog_journal, open_creates_a_missing_journal) {
-  temp_dir t;
+  journal_dir t;
   catalog c;
   auto o = open_journal(t.journal(), c);
   ASSERT_TRUE(o.is_ok()) << o.error().to_string();
@@ -182,7 +140,7 @@ TEST(catalog_journal, open_creates_a_missing_journal) {
 }
 
 TEST(catalog_journal, each_append_is_one_framed_checksummed_record) {
-  temp_dir t;
+  journal_dir t;
   catalog c;
   auto o = open_journal(t.journal(), c);
   ASSERT_TRUE(o.is_ok());
@@ -194,8 +152,8 @@ TEST(catalog_journal, each_append_is_one_framed_checksummed_record) {
   uint32_t len = le32(data, 0);
   ASSERT_EQ(data.size(), 8u + len) << "one record, nothing else";
   const std::string payload = data.substr(8);
-  EXPECT_EQ(le32(data, 4), static_cast<uint32_t>(::crc32(
-                               0L, reinterpret_cast<const Bytef*>(payload.data()), len)));
+  EXPECT_EQ(le32(data, 4), static_cast<uint32_t>(
+                               ::crc32(0L, reinterpret_cast<const Bytef*>(payload.data()), len)));
   pb::CatalogRecord rec;
   ASSERT_TRUE(rec.ParseFromString(payload));
   ASSERT_EQ(rec.changes_size(), 3);
@@ -217,7 +175,7 @@ TEST(catalog_journal, each_append_is_one_framed_checksummed_record) {
 }
 
 TEST(catalog_journal, replay_rebuilds_an_identical_catalog) {
-  temp_dir t;
+  journal_dir t;
   catalog original = write_history(t.journal());
   ASSERT_EQ(original.models().size(), 2u);
 
@@ -242,7 +200,7 @@ TEST(catalog_journal, replay_rebuilds_an_identical_catalog) {
 }
 
 TEST(catalog_journal, a_torn_tail_at_any_offset_is_cut_off_and_later_appends_work) {
-  temp_dir t;
+  journal_dir t;
   std::vector<std::string> after_each;
   write_history(t.journal(), &after_each);
   const std::string whole = read_file(t.journal());
@@ -276,7 +234,7 @@ TEST(catalog_journal, a_torn_tail_at_any_offset_is_cut_off_and_later_appends_wor
 }
 
 TEST(catalog_journal, a_bad_checksum_in_the_last_record_is_cut_off) {
-  temp_dir t;
+  journal_dir t;
   std::vector<std::string> after_each;
   write_history(t.journal(), &after_each);
   std::string data = read_file(t.journal());
@@ -294,7 +252,7 @@ TEST(catalog_journal, a_bad_checksum_in_the_last_record_is_cut_off) {
 }
 
 TEST(catalog_journal, zero_filled_space_at_the_tail_is_cut_off) {
-  temp_dir t;
+  journal_dir t;
   catalog original = write_history(t.journal());
   const size_t size = fs::file_size(t.journal());
   {
@@ -310,7 +268,7 @@ TEST(catalog_journal, zero_filled_space_at_the_tail_is_cut_off) {
 }
 
 TEST(catalog_journal, a_flipped_byte_in_a_middle_record_is_corruption) {
-  temp_dir t;
+  journal_dir t;
   write_history(t.journal());
   const std::string whole = read_file(t.journal());
   const auto offsets = record_offsets(whole);
@@ -336,7 +294,7 @@ TEST(catalog_journal, a_flipped_byte_in_a_middle_record_is_corruption) {
 }
 
 TEST(catalog_journal, a_record_that_does_not_apply_is_corruption_naming_it) {
-  temp_dir t;
+  journal_dir t;
   pb::CatalogRecord good;
   auto* add = good.add_changes();
   add->set_kind(pb::CatalogChange::ADD_SNAPSHOT);
@@ -365,7 +323,7 @@ TEST(catalog_journal, a_record_that_does_not_apply_is_corruption_naming_it) {
 }
 
 TEST(catalog_journal, a_version_out_of_sequence_on_replay_is_corruption) {
-  temp_dir t;
+  journal_dir t;
   pb::CatalogRecord rec;
   for (uint32_t v : {1u, 3u}) {
     auto* add = rec.add_changes();
@@ -383,7 +341,7 @@ TEST(catalog_journal, a_version_out_of_sequence_on_replay_is_corruption) {
 }
 
 TEST(catalog_journal, a_checksummed_record_that_does_not_parse_is_corruption) {
-  temp_dir t;
+  journal_dir t;
   catalog original = write_history(t.journal());
   {
     std::ofstream out(t.journal(), std::ios::binary | std::ios::app);
@@ -397,7 +355,7 @@ TEST(catalog_journal, a_checksummed_record_that_does_not_parse_is_corruption) {
 }
 
 TEST(catalog_journal, an_unknown_label_action_is_corruption) {
-  temp_dir t;
+  journal_dir t;
   catalog c;
   auto changes = c.plan_push(bot, snap("s1"), "", 1);
   pb::CatalogRecord rec;
@@ -423,7 +381,7 @@ TEST(catalog_journal, an_unknown_label_action_is_corruption) {
 }
 
 TEST(catalog_journal, an_unopenable_path_is_an_io_error) {
-  temp_dir t;
+  journal_dir t;
   catalog c;
   auto o = open_journal(t.path() + "/missing-dir/catalog.journal", c);
   ASSERT_FALSE(o.is_ok());

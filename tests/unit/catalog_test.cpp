@@ -6,8 +6,12 @@
 #include <string>
 #include <vector>
 
+#include "support/catalog_dump.hpp"
+
 namespace shoal {
 namespace {
+
+using testing::dump;
 
 const model_id bot{"acme", "bot"};
 
@@ -40,7 +44,8 @@ label_request promote_req(uint32_t version, const std::string& label = "") {
   return r;
 }
 
-label_request rollback_req(std::optional<uint32_t> to = std::nullopt, const std::string& label = "") {
+label_request rollback_req(std::optional<uint32_t> to = std::nullopt,
+                           const std::string& label = "") {
   label_request r;
   r.id = bot;
   r.label = label;
@@ -76,29 +81,6 @@ catalog three_versions() {
   push(c, bot, "s2", "production");
   push(c, bot, "s3", "production");
   return c;
-}
-
-// Everything a catalog holds, as text, so two catalogs can be compared whole.
-std::string dump(const catalog& c) {
-  std::string out;
-  for (const model_entry* m : c.models()) {
-    out += m->id.str() + "\n";
-    for (const auto& s : m->snapshots) {
-      out += " v" + std::to_string(s.version) + " " + s.sha256 + " " + std::to_string(s.created_ms) +
-             " " + std::to_string(s.size_bytes) + " " + s.format + " " + s.note + "\n";
-    }
-    for (const auto& [name, st] : m->labels) {
-      out += " " + name + " stack";
-      for (auto v : st.stack) out += " " + std::to_string(v);
-      out += " history";
-      for (const auto& h : st.history) {
-        out += " " + std::to_string(h.from) + ">" + std::to_string(h.to) +
-               (h.action == label_action::promote ? "p" : "r") + "@" + std::to_string(h.time_ms);
-      }
-      out += "\n";
-    }
-  }
-  return out;
 }
 
 TEST(catalog, label_names_follow_the_rule) {
@@ -293,7 +275,8 @@ TEST(catalog, rollback_of_a_missing_label_names_the_labels_that_exist) {
     auto r = c.plan_label(rollback_req(to, "staging"), 1);
     ASSERT_FALSE(r.is_ok());
     EXPECT_EQ(r.error().code(), status_code::not_found);
-    EXPECT_EQ(r.error().message(), "model acme/bot has no label staging (labels: canary, production)");
+    EXPECT_EQ(r.error().message(),
+              "model acme/bot has no label staging (labels: canary, production)");
   }
 }
 
@@ -374,9 +357,9 @@ TEST(catalog, label_moves_on_an_unknown_model_are_refused) {
 }
 
 TEST(catalog, a_stack_with_repeats_rolls_back_in_order) {
-  catalog c = three_versions();                   // 1 2 3
-  ASSERT_TRUE(move(c, promote_req(1)).is_ok());    // 1 2 3 1
-  ASSERT_TRUE(move(c, promote_req(3)).is_ok());    // 1 2 3 1 3
+  catalog c = three_versions();                  // 1 2 3
+  ASSERT_TRUE(move(c, promote_req(1)).is_ok());  // 1 2 3 1
+  ASSERT_TRUE(move(c, promote_req(3)).is_ok());  // 1 2 3 1 3
   EXPECT_EQ(stack_of(c), (std::vector<uint32_t>{1, 2, 3, 1, 3}));
   std::vector<uint32_t> seen;
   // Bounded so a rollback that never runs out fails the test instead of hanging it.

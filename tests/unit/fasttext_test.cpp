@@ -19,7 +19,7 @@
 namespace shoal {
 namespace {
 
-namespace ts = test_support;
+namespace ts = testing;
 
 // ---- models trained once per run ----------------------------------------------------------------
 

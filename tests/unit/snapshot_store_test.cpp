@@ -6,46 +6,23 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <string>
+
+#include "support/files.hpp"
 
 namespace shoal {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::read_file;
+using testing::write_file;
 
-// A fresh directory under /tmp, removed with everything in it at the end of the test.
-class temp_dir {
+// A temp dir whose data_dir() a store can open (and create).
+class store_dir : public testing::temp_dir {
  public:
-  temp_dir() {
-    char tmpl[] = "/tmp/shoal-store-test-XXXXXX";
-    char* p = ::mkdtemp(tmpl);
-    EXPECT_NE(p, nullptr);
-    path_ = p != nullptr ? p : "/tmp/shoal-store-test-failed";
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-  std::string data_dir() const { return path_ + "/data"; }
-
- private:
-  std::string path_;
+  std::string data_dir() const { return file("data"); }
 };
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-void write_file(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << bytes;
-}
 
 std::unique_ptr<snapshot_store> open_store(const std::string& dir) {
   auto r = snapshot_store::open(dir);
@@ -67,7 +44,7 @@ TEST(snapshot_store, sha256_hex_matches_known_digests) {
 }
 
 TEST(snapshot_store, open_creates_the_layout_and_records_the_pid) {
-  temp_dir t;
+  store_dir t;
   auto store = open_store(t.data_dir());
   ASSERT_NE(store, nullptr);
   EXPECT_TRUE(fs::is_directory(t.data_dir() + "/snapshots"));
@@ -76,7 +53,7 @@ TEST(snapshot_store, open_creates_the_layout_and_records_the_pid) {
 }
 
 TEST(snapshot_store, put_then_get_returns_the_same_bytes) {
-  temp_dir t;
+  store_dir t;
   auto store = open_store(t.data_dir());
   ASSERT_NE(store, nullptr);
   std::string bytes("model\0bytes\xff", 12);
@@ -89,7 +66,7 @@ TEST(snapshot_store, put_then_get_returns_the_same_bytes) {
 }
 
 TEST(snapshot_store, files_are_named_by_their_digest) {
-  temp_dir t;
+  store_dir t;
   auto store = open_store(t.data_dir());
   ASSERT_NE(store, nullptr);
   auto sha = store->put("abc");
@@ -107,7 +84,7 @@ TEST(snapshot_store, files_are_named_by_their_digest) {
 }
 
 TEST(snapshot_store, put_is_idempotent) {
-  temp_dir t;
+  store_dir t;
   auto store = open_store(t.data_dir());
   ASSERT_NE(store, nullptr);
   auto first = store->put("same bytes");
@@ -124,7 +101,7 @@ TEST(snapshot_store, put_is_idempotent) {
 }
 
 TEST(snapshot_store, empty_and_large_snapshots_round_trip) {
-  temp_dir t;
+  store_dir t;
   auto store = open_store(t.data_dir());
   ASSERT_NE(store, nullptr);
   std::string large(3 << 20, '\0');
@@ -140,7 +117,7 @@ TEST(snapshot_store, empty_and_large_snapshots_round_trip) {
 }
 
 TEST(snapshot_store, get_of_an_absent_digest_is_not_found) {
-  temp_dir t;
+  store_dir t;
   auto store = open_store(t.data_dir());
   ASSERT_NE(store, nullptr);
   auto r = store->get(sha256_hex("never stored"));
@@ -150,11 +127,11 @@ TEST(snapshot_store, get_of_an_absent_digest_is_not_found) {
 }
 
 TEST(snapshot_store, get_of_something_not_a_digest_is_refused) {
-  temp_dir t;
+  store_dir t;
   auto store = open_store(t.data_dir());
   ASSERT_NE(store, nullptr);
-  for (const std::string& bad : {std::string(), std::string("../LOCK"), std::string(64, 'g'), std::string(64, 'A'),
-                          std::string(63, 'a')}) {
+  for (const std::string& bad : {std::string(), std::string("../LOCK"), std::string(64, 'g'),
+                                 std::string(64, 'A'), std::string(63, 'a')}) {
     auto r = store->get(bad);
     ASSERT_FALSE(r.is_ok()) << bad;
     EXPECT_EQ(r.error().code(), status_code::invalid_argument) << bad;
@@ -162,7 +139,7 @@ TEST(snapshot_store, get_of_something_not_a_digest_is_refused) {
 }
 
 TEST(snapshot_store, a_flipped_byte_is_reported_as_corruption) {
-  temp_dir t;
+  store_dir t;
   auto store = open_store(t.data_dir());
   ASSERT_NE(store, nullptr);
   const std::string bytes = "a fasttext model, pretend";
@@ -188,7 +165,7 @@ TEST(snapshot_store, a_flipped_byte_is_reported_as_corruption) {
 }
 
 TEST(snapshot_store, a_truncated_file_is_reported_as_corruption) {
-  temp_dir t;
+  store_dir t;
   auto store = open_store(t.data_dir());
   ASSERT_NE(store, nullptr);
   auto sha = store->put("0123456789");
@@ -200,7 +177,7 @@ TEST(snapshot_store, a_truncated_file_is_reported_as_corruption) {
 }
 
 TEST(snapshot_store, a_second_open_of_the_same_dir_is_refused_with_the_pid) {
-  temp_dir t;
+  store_dir t;
   auto first = open_store(t.data_dir());
   ASSERT_NE(first, nullptr);
   auto second = snapshot_store::open(t.data_dir());
@@ -216,7 +193,7 @@ TEST(snapshot_store, a_second_open_of_the_same_dir_is_refused_with_the_pid) {
 }
 
 TEST(snapshot_store, a_dir_held_by_another_process_is_refused_with_its_pid) {
-  temp_dir t;
+  store_dir t;
   int ready[2];
   int release[2];
   ASSERT_EQ(::pipe(ready), 0);
@@ -248,7 +225,7 @@ TEST(snapshot_store, a_dir_held_by_another_process_is_refused_with_its_pid) {
 }
 
 TEST(snapshot_store, leftover_temp_files_are_removed_on_open_and_never_become_snapshots) {
-  temp_dir t;
+  store_dir t;
   const std::string half_written = "half of a model that crashed mid-put";
   {
     auto store = open_store(t.data_dir());
@@ -269,11 +246,12 @@ TEST(snapshot_store, leftover_temp_files_are_removed_on_open_and_never_become_sn
 }
 
 TEST(snapshot_store, every_visible_file_is_whole_and_named_by_its_digest) {
-  temp_dir t;
+  store_dir t;
   auto store = open_store(t.data_dir());
   ASSERT_NE(store, nullptr);
   for (int i = 0; i < 12; ++i) {
-    ASSERT_TRUE(store->put("model number " + std::to_string(i) + std::string(i * 100, 'x')).is_ok());
+    ASSERT_TRUE(
+        store->put("model number " + std::to_string(i) + std::string(i * 100, 'x')).is_ok());
   }
   size_t seen = 0;
   for (const auto& e : fs::recursive_directory_iterator(t.data_dir() + "/snapshots")) {
@@ -288,13 +266,12 @@ TEST(snapshot_store, every_visible_file_is_whole_and_named_by_its_digest) {
 }
 
 TEST(snapshot_store, a_data_dir_that_is_a_file_is_an_io_error) {
-  temp_dir t;
+  store_dir t;
   write_file(t.path() + "/file", "not a directory");
   auto r = snapshot_store::open(t.path() + "/file");
   ASSERT_FALSE(r.is_ok());
   EXPECT_EQ(r.error().code(), status_code::io_error);
-  EXPECT_NE(r.error().message().find(t.path() + "/file"), std::string::npos)
-      << r.error().message();
+  EXPECT_NE(r.error().message().find(t.path() + "/file"), std::string::npos) << r.error().message();
 }
 
 }  // namespace
