@@ -29,6 +29,7 @@ status commit(catalog_actor::stateful_pointer<catalog_state> self,
     }
   }
   auto copy = std::make_shared<const catalog>(st.current);
+  if (st.board) st.board->publish_catalog(copy);
   for (auto& listener : st.listeners) self->send(listener, catalog_atom_v, copy);
   return status::ok();
 }
@@ -41,6 +42,7 @@ catalog_actor::behavior_type catalog_behavior(catalog_actor::stateful_pointer<ca
   self->state.journal = std::move(storage.journal);
   self->state.current = std::move(storage.initial);
   self->state.max_push_bytes = storage.max_push_bytes;
+  self->state.board = std::move(storage.board);
   return {
       [=](push_atom, push_request& req) -> caf::result<push_result> {
         auto& st = self->state;

@@ -1,7 +1,9 @@
 // catalog_actor: the node's single writer of durable state. Owns the snapshot store, the journal
 // and the authoritative catalog. Runs detached (its own thread) because everything it does can
 // block on the disk: fsync on push and label moves, reading and verifying snapshots for loads.
-// After each change it publishes an immutable catalog copy to its listeners (router, gateway).
+// After each change it publishes an immutable catalog copy to the serving board (before it
+// replies, so a client that moved a label sees the move in its next request) and to its listeners
+// (router, gateway).
 #pragma once
 
 #include <memory>
@@ -10,6 +12,7 @@
 #include "actors/protocol.hpp"
 #include "shoal/catalog.hpp"
 #include "shoal/catalog_journal.hpp"
+#include "shoal/serving_view.hpp"
 #include "shoal/snapshot_store.hpp"
 
 namespace shoal {
@@ -20,6 +23,7 @@ struct catalog_storage {
   std::shared_ptr<catalog_journal> journal;
   catalog initial;
   size_t max_push_bytes = 256u << 20;
+  std::shared_ptr<serving_board> board;  // may be null (then only the listeners hear of changes)
 };
 
 struct catalog_state {
@@ -28,6 +32,7 @@ struct catalog_state {
   catalog current;
   std::vector<catalog_listener> listeners;
   size_t max_push_bytes = 0;
+  std::shared_ptr<serving_board> board;
   static inline const char* name = "catalog";
 };
 

@@ -12,11 +12,12 @@ infer_result run_inference(const model& m, const infer_request& req, uint32_t ve
 
 model_host_actor::behavior_type model_host(model_host_actor::stateful_pointer<model_host_state> self,
                                            catalog_actor catalog, model_id id, uint32_t version,
-                                           caf::timespan load_timeout) {
+                                           caf::timespan load_timeout, router_actor router) {
   self->request(catalog, load_timeout, load_atom_v, id, version)
       .then(
           [=](model_ptr& m) {
             self->state.loaded = std::move(m);
+            self->send(router, loaded_atom_v, id, version, self->state.loaded);
             for (auto& [promise, req] : self->state.waiting) {
               promise.deliver(run_inference(*self->state.loaded, req, version));
             }

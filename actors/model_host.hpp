@@ -1,6 +1,6 @@
 // model_host: serves one snapshot (model, version). It starts loading at once (the catalog actor
 // reads and verifies the bytes on its own thread) and queues requests until the model is in
-// memory.
+// memory; then it tells the router, which publishes the model to the serving board.
 //
 //   loading --(model arrives)--> serving
 //      |
@@ -24,7 +24,7 @@ struct model_host_state {
 
 model_host_actor::behavior_type model_host(model_host_actor::stateful_pointer<model_host_state> self,
                                            catalog_actor catalog, model_id id, uint32_t version,
-                                           caf::timespan load_timeout);
+                                           caf::timespan load_timeout, router_actor router);
 
 /// Returns the predictions `m` makes for `req` (the pure part of a host's work).
 infer_result run_inference(const model& m, const infer_request& req, uint32_t version);

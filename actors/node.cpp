@@ -16,6 +16,7 @@
 #include "shoal/catalog_journal.hpp"
 #include "shoal/http_server.hpp"
 #include "shoal/log.hpp"
+#include "shoal/serving_view.hpp"
 #include "shoal/snapshot_store.hpp"
 #include "shoal/v2_codec.hpp"
 #include "shoal/zmq_server.hpp"
@@ -34,14 +35,23 @@ http_reply error_reply(const status& s) {
   return json_reply(http_status(s.code()), render_error(s.message()));
 }
 
+// Front ends answer an inference on their own thread when its snapshot is loaded and the batch
+// is at most this many texts (a few microseconds each); larger batches go to the model host, so
+// one big batch does not hold up the other connections of an I/O thread.
+constexpr size_t inline_max_texts = 64;
+
+// Each front-end thread's cached serving view (see serving_board::read).
+thread_local serving_board::cache board_cache;
+
 // Sends one call to the gateway; `on_reply` runs on an actor thread and must not block.
 void call_gateway(const gateway_actor& gw, api_call call, api_callback on_reply) {
   caf::anon_send(gw, call_atom_v, std::move(call), std::move(on_reply));
 }
 
-http_handler make_http_handler(gateway_actor gw, const node_config& cfg) {
+http_handler make_http_handler(gateway_actor gw, std::shared_ptr<const serving_board> board,
+                               const node_config& cfg) {
   size_t max_batch = cfg.max_batch;
-  return [gw, max_batch](http_request&& req, http_respond respond) {
+  return [gw, board, max_batch](http_request&& req, http_respond respond) {
     auto route = parse_route(req.method, req.target);
     if (!route) {
       http_reply r = json_reply(route.http_status(), render_error(route.error().message()));
@@ -94,6 +104,16 @@ http_handler make_http_handler(gateway_actor gw, const node_config& cfg) {
         }
         uint32_t top_k = parsed->request.top_k;
         std::string request_id = parsed->request_id;
+        auto in = answer_inline(board->read(board_cache), parsed->request, inline_max_texts);
+        if (in.answer) {
+          if (!in.answer->is_ok()) {
+            respond(error_reply(in.answer->error()));
+          } else {
+            respond(json_reply(200, render_infer(**in.answer, top_k, request_id)));
+          }
+          return;
+        }
+        parsed->request.version = in.version;
         call_gateway(gw, std::move(parsed->request),
                      [respond, top_k, request_id](api_reply reply) {
                        if (auto* err = std::get_if<status>(&reply)) {
@@ -109,14 +129,23 @@ http_handler make_http_handler(gateway_actor gw, const node_config& cfg) {
   };
 }
 
-zmq_handler make_zmq_handler(gateway_actor gw) {
-  return [gw](std::string bytes, zmq_respond respond) {
+zmq_handler make_zmq_handler(gateway_actor gw, std::shared_ptr<const serving_board> board) {
+  return [gw, board](std::string bytes, zmq_respond respond) {
     auto decoded = decode_request(bytes);
     if (!decoded) {
       respond(encode_error(decoded.error().request_id, decoded.error().error));
       return;
     }
     uint64_t id = decoded->request_id;
+    if (auto* infer = std::get_if<infer_request>(&decoded->call)) {
+      auto in = answer_inline(board->read(board_cache), *infer, inline_max_texts);
+      if (in.answer) {
+        respond(in.answer->is_ok() ? encode_response(id, **in.answer)
+                                   : encode_error(id, in.answer->error()));
+        return;
+      }
+      infer->version = in.version;
+    }
     call_gateway(gw, std::move(decoded->call), [id, respond](api_reply reply) {
       respond(std::visit(
           [id](const auto& value) -> std::string {
@@ -183,6 +212,9 @@ int run_node(const node_config& cfg) {
   storage.journal = std::shared_ptr<catalog_journal>(std::move(*journal));
   storage.max_push_bytes = cfg.max_push_bytes;
   auto initial = std::make_shared<const catalog>(storage.initial);
+  auto board = std::make_shared<serving_board>();
+  board->publish_catalog(initial);
+  storage.board = board;
   size_t snapshots = 0;
   for (const auto* entry : initial->models()) snapshots += entry->snapshots.size();
 
@@ -196,7 +228,7 @@ int run_node(const node_config& cfg) {
 
   auto load_timeout = caf::timespan{std::chrono::seconds(60)};
   auto catalog = sys.spawn<caf::detached>(catalog_behavior, std::move(storage));
-  auto rtr = sys.spawn(router, catalog, initial, load_timeout);
+  auto rtr = sys.spawn(router, catalog, initial, load_timeout, board);
   gateway_config gw_cfg;
   gw_cfg.node_name = cfg.name;
   gw_cfg.infer_timeout = std::chrono::milliseconds(cfg.request_timeout_ms);
@@ -215,7 +247,7 @@ int run_node(const node_config& cfg) {
   http_opts.port = cfg.http_port;
   http_opts.threads = cfg.http_threads;
   http_opts.max_body_bytes = cfg.max_body_bytes;
-  auto http = http_server::start(http_opts, make_http_handler(gw, cfg));
+  auto http = http_server::start(http_opts, make_http_handler(gw, board, cfg));
   if (!http) {
     log_error("cannot start HTTP: " + http.error().message());
     stop_actors();
@@ -225,7 +257,7 @@ int run_node(const node_config& cfg) {
   zmq_opts.host = cfg.host;
   zmq_opts.port = cfg.zmq_port;
   zmq_opts.max_message_bytes = cfg.max_push_bytes + (1u << 20);
-  auto zmq = zmq_server::start(zmq_opts, make_zmq_handler(gw));
+  auto zmq = zmq_server::start(zmq_opts, make_zmq_handler(gw, board));
   if (!zmq) {
     log_error("cannot start ZeroMQ: " + zmq.error().message());
     (*http)->stop();

@@ -74,6 +74,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(shoal, caf::first_custom_type_id)
   CAF_ADD_ATOM(shoal, shoal, catalog_atom, "catalog")
   CAF_ADD_ATOM(shoal, shoal, call_atom, "call")
   CAF_ADD_ATOM(shoal, shoal, status_atom, "status")
+  CAF_ADD_ATOM(shoal, shoal, loaded_atom, "loaded")
 CAF_END_TYPE_ID_BLOCK(shoal)
 
 // Node-local values (see the file comment).
@@ -101,10 +102,12 @@ using catalog_listener = caf::typed_actor<caf::reacts_to<catalog_atom, catalog_p
 using model_host_actor =
     caf::typed_actor<caf::replies_to<infer_atom, infer_request>::with<infer_result>>;
 
-/// Resolves labels to versions on its catalog copy and forwards inference to model hosts.
+/// Resolves labels to versions on its catalog copy and forwards inference to model hosts; its
+/// hosts tell it when their snapshot is in memory (it publishes that to the serving board).
 using router_actor = caf::typed_actor<
     caf::replies_to<infer_atom, infer_request>::with<infer_result>,
-    caf::reacts_to<catalog_atom, catalog_ptr>>;
+    caf::reacts_to<catalog_atom, catalog_ptr>,
+    caf::reacts_to<loaded_atom, model_id, uint32_t, model_ptr>>;
 
 /// Owns the snapshot store, the journal and the authoritative catalog; runs detached because it
 /// does blocking disk work (fsync, reading snapshots).

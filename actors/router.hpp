@@ -1,23 +1,31 @@
-// router: the first stop of every inference. Resolves TENANT/MODEL + label/version to a version
-// on its catalog copy, then hands the request to that snapshot's model host (spawned on first
-// use) by delegation, so the host answers the requester directly.
+// router: the first stop of every inference the front ends could not answer from the serving
+// board. Resolves TENANT/MODEL + label/version to a version on its catalog copy, then hands the
+// request to that snapshot's model host (spawned on first use) by delegation, so the host answers
+// the requester directly. When a host has its snapshot in memory, the router publishes the set of
+// loaded snapshots to the serving board, so front ends answer the next requests themselves.
 #pragma once
 
 #include <map>
+#include <memory>
 #include <utility>
 
 #include "actors/protocol.hpp"
+#include "shoal/serving_view.hpp"
 
 namespace shoal {
 
 struct router_state {
   catalog_ptr current;
   std::map<std::pair<model_id, uint32_t>, model_host_actor> hosts;
+  loaded_models loaded;                  // what the board shows; a subset of `hosts`
+  std::shared_ptr<serving_board> board;  // may be null (then nothing is published)
   static inline const char* name = "router";
 };
 
+/// @pre `initial` is not null
 router_actor::behavior_type router(router_actor::stateful_pointer<router_state> self,
                                    catalog_actor catalog, catalog_ptr initial,
-                                   caf::timespan load_timeout);
+                                   caf::timespan load_timeout,
+                                   std::shared_ptr<serving_board> board);
 
 }  // namespace shoal

@@ -1,12 +1,19 @@
 #include "shoal/node_config.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <fstream>
 #include <limits>
 #include <sstream>
+#include <thread>
 
 namespace shoal {
+
+size_t default_http_threads() {
+  return std::clamp<size_t>(std::thread::hardware_concurrency(), 2, 64);
+}
+
 namespace {
 
 std::string trim(const std::string& s) {
@@ -189,7 +196,8 @@ options:
   --cluster-port N          node-to-node port (default 7420; used once clustering lands)
   --name NAME               node name in logs and status (default HOST:HTTP_PORT)
   --config FILE             read settings from FILE (key = value lines); flags override it
-  --http-threads N          HTTP I/O threads (default 2)
+  --http-threads N          HTTP I/O threads, which also run small inferences (default: one per
+                            CPU core, at least 2)
   --request-timeout-ms N    inference deadline before answering 503 (default 5000)
   --max-body-bytes N        HTTP body limit, 413 above it (default 4194304)
   --max-push-bytes N        largest snapshot a push may carry (default 268435456)

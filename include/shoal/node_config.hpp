@@ -12,6 +12,9 @@
 
 namespace shoal {
 
+/// Returns one per CPU core, at least 2 and at most 64.
+size_t default_http_threads();
+
 struct node_config {
   std::string data_dir;               // required: snapshots, catalog journal, LOCK
   std::string host = "127.0.0.1";     // address every port binds to
@@ -19,7 +22,9 @@ struct node_config {
   uint16_t zmq_port = 7421;           // ZeroMQ + protobuf (CLI, SDKs)
   uint16_t cluster_port = 7420;       // node-to-node (the cluster issues use it)
   std::string name;                   // default: "<host>:<http_port>"
-  size_t http_threads = 2;            // Beast I/O threads; 1-2 per core is plenty
+  // HTTP I/O threads. They also run inference on snapshots already in memory (small batches), so
+  // the default is one per CPU core (at least 2).
+  size_t http_threads = default_http_threads();
   size_t max_body_bytes = 4u << 20;   // HTTP request body limit (413 above)
   size_t max_push_bytes = 256u << 20; // largest snapshot accepted over ZeroMQ
   uint32_t request_timeout_ms = 5000; // an inference that takes longer answers 503

@@ -59,9 +59,12 @@ class node_actors : public ::testing::Test {
     storage.store = std::move(*store);
     storage.journal = std::move(*journal);
     auto initial = std::make_shared<const catalog>(storage.initial);
+    board->publish_catalog(initial);
+    storage.board = board;
     // Not detached here: the test scheduler must run every actor, one message at a time.
     cat = sys.spawn(catalog_behavior, std::move(storage));
-    rtr = sys.spawn(router, cat, initial, caf::timespan{std::chrono::seconds(10)});
+    rtr = sys.spawn(router, cat, initial, caf::timespan{std::chrono::seconds(10)},
+                    board);
     gateway_config gcfg;
     gcfg.node_name = "test-node";
     gw = sys.spawn(gateway, rtr, cat, initial, gcfg);
@@ -138,6 +141,8 @@ class node_actors : public ::testing::Test {
   static temp_dir* models_;
   static std::string v1_, v2_;
   temp_dir dir;
+  std::shared_ptr<serving_board> board = std::make_shared<serving_board>();
+  serving_board::cache board_cache;
   caf::actor_system_config cfg;
   caf::actor_system sys;
   caf::scheduler::test_coordinator& sched;
@@ -240,6 +245,49 @@ TEST_F(node_actors, status_counts_models_and_snapshots) {
   EXPECT_EQ(st->name, "test-node");
   EXPECT_EQ(st->models, 2u);
   EXPECT_EQ(st->snapshots, 3u);
+}
+
+
+TEST_F(node_actors, loaded_snapshots_and_label_moves_reach_the_serving_board) {
+  ASSERT_TRUE(push(bot, v1_));
+  ASSERT_TRUE(push(bot, v2_, "staging"));
+  auto req = infer("cancel my order");
+  auto cold = answer_inline(board->read(board_cache), req, 64);
+  EXPECT_FALSE(cold.answer) << "nothing is loaded yet: the actors must load version 1";
+  EXPECT_EQ(cold.version, 1u);
+
+  auto first = serve("cancel my order");  // through the router: loads version 1
+  ASSERT_TRUE(first);
+  auto warm = answer_inline(board->read(board_cache), req, 64);
+  ASSERT_TRUE(warm.answer);
+  ASSERT_TRUE(warm.answer->is_ok()) << warm.answer->error().to_string();
+  EXPECT_EQ((*warm.answer)->version, 1u);
+  ASSERT_EQ((*warm.answer)->rows.size(), 1u);
+  ASSERT_FALSE((*warm.answer)->rows[0].empty());
+  EXPECT_EQ((*warm.answer)->rows[0][0].label, first->label);
+  EXPECT_FALSE(answer_inline(board->read(board_cache), req, 0).answer)
+      << "a batch over the inline limit goes to the actors";
+
+  // The board must show a label move by the time its reply arrives: a client that promoted and
+  // then infers at once must see the new version.
+  std::optional<uint32_t> seen_at_reply;
+  caf::anon_send(gw, call_atom_v, api_call{label_request{bot, "", label_action::promote, 2u}},
+                 api_callback([&](api_reply) {
+                   serving_board::cache fresh;
+                   seen_at_reply = answer_inline(board->read(fresh), req, 64).version;
+                 }));
+  sched.run();
+  ASSERT_TRUE(seen_at_reply);
+  EXPECT_EQ(*seen_at_reply, 2u);
+  auto promoted = answer_inline(board->read(board_cache), req, 64);
+  EXPECT_FALSE(promoted.answer) << "version 2 is not loaded yet";
+  EXPECT_EQ(promoted.version, 2u);
+
+  auto unknown = infer("hi");
+  unknown.id = model_id{"acme", "nobody"};
+  auto missing = answer_inline(board->read(board_cache), unknown, 64);
+  ASSERT_TRUE(missing.answer);
+  EXPECT_EQ(missing.answer->error().code(), status_code::not_found);
 }
 
 }  // namespace

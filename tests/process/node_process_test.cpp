@@ -104,6 +104,32 @@ TEST_F(node_test, first_push_becomes_production_and_serves_like_fasttext) {
   EXPECT_EQ(cli.out.substr(0, cli.out.find('\t')), "order_status");
 }
 
+// Small batches on a loaded snapshot are answered by the HTTP thread itself, larger ones by the
+// model host actor: both must give fastText's answers, in order, whichever path a request takes
+// (the first request, with nothing loaded, also goes through the actors).
+TEST_F(node_test, batches_answer_alike_on_the_http_thread_and_through_the_actors) {
+  ASSERT_EQ(node_->cli({"snapshot", "push", "acme/bot", v1_}).exit_code, 0);
+  const std::vector<std::string> base = {"where is my parcel", "hello there", "refund please",
+                                         "talk to a human", "γειά σου", "are you open today"};
+  for (size_t n : {size_t{3}, size_t{64}, size_t{65}, size_t{300}, size_t{3}}) {
+    std::vector<std::string> texts;
+    for (size_t i = 0; i < n; ++i) texts.push_back(base[i % base.size()] + " " + std::to_string(i));
+    auto expected = fasttext_predict_prob(v1_, texts, 1);
+    ASSERT_EQ(expected.size(), n);
+    auto r = http_call(node_->http_port(), "POST", "/v2/models/acme/bot/infer", infer_body(texts));
+    ASSERT_EQ(r.status, 200) << r.body;
+    auto j = json::parse(r.body);
+    ASSERT_EQ(j["outputs"][0]["shape"], json({n, 1}));
+    for (size_t i = 0; i < n; ++i) {
+      std::istringstream line(expected[i]);
+      std::string label;
+      line >> label;
+      EXPECT_EQ("__label__" + j["outputs"][0]["data"][i].get<std::string>(), label)
+          << "batch of " << n << ", text " << i;
+    }
+  }
+}
+
 TEST_F(node_test, promote_and_rollback_change_what_is_served) {
   ASSERT_EQ(node_->cli({"snapshot", "push", "acme/bot", v1_}).exit_code, 0);
   auto push2 = node_->cli({"snapshot", "push", "acme/bot", v2_, "--label", "staging"});

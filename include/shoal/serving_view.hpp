@@ -1,0 +1,88 @@
+// serving_view: what a front end needs to answer an inference at once, on its own I/O thread,
+// without a trip through the actors: the newest catalog (to resolve labels) and the snapshots
+// that are loaded in memory.
+//
+// Why a shared view and not only messages: a short text predicts in about a microsecond, while
+// handing a request to the router and the model host and the answer back costs several thread
+// wake-ups; on a busy node that hand-off, not the model, bounded throughput. The actors still own
+// every change (the catalog actor publishes catalogs, the router publishes which snapshots are
+// loaded); front ends only read immutable views. Whatever a view cannot answer (a snapshot not yet
+// loaded, a large batch) goes to the actors as before.
+//
+// Thread-safety: serving_board's members may be called from any thread. A serving_view is
+// immutable once published.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <utility>
+
+#include "shoal/api.hpp"
+#include "shoal/catalog.hpp"
+#include "shoal/model.hpp"
+#include "shoal/status.hpp"
+
+namespace shoal {
+
+/// Snapshots loaded in memory, by (model, version).
+using loaded_models = std::map<std::pair<model_id, uint32_t>, std::shared_ptr<const model>>;
+
+/// One published state. Both members are always set.
+struct serving_view {
+  std::shared_ptr<const catalog> catalog_copy;
+  std::shared_ptr<const loaded_models> loaded;
+};
+
+/// Holds the current serving_view. Writers publish a part; readers keep a per-thread cache that
+/// is refreshed only when something was published since (one atomic load per read otherwise).
+class serving_board {
+ public:
+  /// A reader's cached view. Owned by one thread; never shared.
+  struct cache {
+    const serving_board* board = nullptr;
+    uint64_t generation = 0;
+    std::shared_ptr<const serving_view> view;
+  };
+
+  /// Starts with an empty catalog and nothing loaded.
+  serving_board();
+  serving_board(const serving_board&) = delete;
+  serving_board& operator=(const serving_board&) = delete;
+
+  /// Publishes a new catalog; readers see it on their next read.
+  void publish_catalog(std::shared_ptr<const catalog> next);
+  /// Publishes a new set of loaded snapshots; readers see it on their next read.
+  void publish_loaded(std::shared_ptr<const loaded_models> next);
+
+  /// Returns the current view, refreshing `c` if anything was published since its last read.
+  /// The reference stays valid until the next read through `c`.
+  const serving_view& read(cache& c) const;
+
+ private:
+  void publish(std::shared_ptr<const catalog> cat, std::shared_ptr<const loaded_models> loaded);
+
+  mutable std::mutex mutex_;                  // guards view_; held only to copy or swap a pointer
+  std::shared_ptr<const serving_view> view_;  // never null
+  std::atomic<uint64_t> generation_;          // unique across boards (see publish)
+};
+
+/// How a front end can answer an inference from a view.
+struct inline_answer {
+  /// Set when the view answered: the result, or the error the actors would give too (unknown
+  /// model, version or label).
+  std::optional<result<infer_result>> answer;
+  /// When `answer` is empty: the version the request resolved to; the request must go to the
+  /// actors with this exact version (the snapshot is not loaded, or the batch is too large).
+  uint32_t version = 0;
+};
+
+/// Answers `req` from `view` when its snapshot is loaded and it holds at most `max_texts` texts.
+/// @pre req.texts is not empty (the codecs refuse empty batches)
+inline_answer answer_inline(const serving_view& view, const infer_request& req, size_t max_texts);
+
+}  // namespace shoal

@@ -1,0 +1,65 @@
+#include "shoal/serving_view.hpp"
+
+namespace shoal {
+namespace {
+
+// Generations come from one process-wide counter, so a cache that outlived its board can never
+// mistake a new board's view for the one it holds.
+std::atomic<uint64_t> next_generation{1};
+
+}  // namespace
+
+serving_board::serving_board()
+    : view_(std::make_shared<const serving_view>(serving_view{
+          std::make_shared<const catalog>(), std::make_shared<const loaded_models>()})),
+      generation_(next_generation.fetch_add(1)) {}
+
+void serving_board::publish(std::shared_ptr<const catalog> cat,
+                            std::shared_ptr<const loaded_models> loaded) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto next = std::make_shared<serving_view>(*view_);
+  if (cat) next->catalog_copy = std::move(cat);
+  if (loaded) next->loaded = std::move(loaded);
+  view_ = std::move(next);
+  generation_.store(next_generation.fetch_add(1), std::memory_order_release);
+}
+
+void serving_board::publish_catalog(std::shared_ptr<const catalog> next) {
+  if (next) publish(std::move(next), nullptr);
+}
+
+void serving_board::publish_loaded(std::shared_ptr<const loaded_models> next) {
+  if (next) publish(nullptr, std::move(next));
+}
+
+const serving_view& serving_board::read(cache& c) const {
+  const uint64_t now = generation_.load(std::memory_order_acquire);
+  if (c.board != this || c.generation != now || !c.view) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    c.board = this;
+    c.view = view_;
+    c.generation = generation_.load(std::memory_order_relaxed);
+  }
+  return *c.view;
+}
+
+inline_answer answer_inline(const serving_view& view, const infer_request& req, size_t max_texts) {
+  inline_answer out;
+  auto version = view.catalog_copy->resolve(req.id, req.version, req.label);
+  if (!version) {
+    out.answer = result<infer_result>(version.error());
+    return out;
+  }
+  out.version = *version;
+  if (req.texts.size() > max_texts) return out;
+  auto it = view.loaded->find(std::make_pair(req.id, *version));
+  if (it == view.loaded->end()) return out;
+  infer_result r;
+  r.id = req.id;
+  r.version = *version;
+  r.rows = it->second->predict_batch(req.texts, req.top_k == 0 ? 1 : req.top_k);
+  out.answer = result<infer_result>(std::move(r));
+  return out;
+}
+
+}  // namespace shoal
