@@ -3,8 +3,8 @@
 # of a sample shop-assistant intent model, pushes both, shows answers, promotes, rolls back, and
 # leaves the node running with commands to try. Ctrl-C stops the node cleanly.
 #
-# Environment: SHOAL_DEMO_DIR (default: .demo/ in the repo), SHOAL_HTTP_PORT (7422),
-# SHOAL_ZMQ_PORT (7421).
+# Environment: SHOAL_DEMO_DIR (default: .demo/ in the repo; its data/ is emptied at each run),
+# SHOAL_HTTP_PORT (7422), SHOAL_ZMQ_PORT (7421).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 demo="${SHOAL_DEMO_DIR:-$root/.demo}"
@@ -39,7 +39,9 @@ for v in 1 2; do
 done
 echo "v2 adds a cancel_order intent; v1 files cancellations under refund."
 
-step "4/7 starting a node (data in $demo/data, log in $demo/node.log)"
+step "4/7 starting a node (fresh data in $demo/data, log in $demo/node.log)"
+# The demo's own directory: each run starts from an empty node so versions are numbered 1 and 2.
+rm -rf "$demo/data"
 "$shoal" node --data-dir "$demo/data" --http-port "$http_port" --zmq-port "$zmq_port" \
   --name demo-node 2>"$demo/node.log" &
 node_pid=$!

@@ -521,7 +521,7 @@ std::string cli_help(const std::string& name) {
                "  --note TEXT         a note kept with the snapshot\n"
                "  --json              print {\"version\":N,\"sha256\":...,\"labels\":[...]}\n",
                true) +
-           "\nexample:\n  shoal snapshot push acme/bot model.ftz --label staging --note \"May "
+           "\nexample:\n  shoal snapshot push acme/bot model.bin --label staging --note \"May "
            "data\"\n";
   }
   if (name == "snapshot list") {
@@ -622,7 +622,7 @@ std::string cli_help(const std::string& name) {
          "\n"
          "examples:\n"
          "  shoal node --help\n"
-         "  shoal snapshot push acme/bot model.ftz\n"
+         "  shoal snapshot push acme/bot model.bin\n"
          "  shoal snapshot promote acme/bot 2\n"
          "  shoal snapshot rollback acme/bot\n"
          "  shoal infer acme/bot \"where is my order\" --k 3 --json\n"
@@ -745,7 +745,8 @@ int run_cli(const std::vector<std::string>& args, const cli_env& env, std::ostre
             std::ostream& err) {
   auto cmd = parse_cli(args, env);
   if (!cmd) {
-    err << "shoal: " << cmd.error().message() << "\n" << cli_usage_hint(args) << "\n";
+    // One line, like every other error: scripts and logs keep it whole.
+    err << "shoal: " << cmd.error().message() << " (" << cli_usage_hint(args) << ")\n";
     return 2;
   }
   status s = execute(*cmd, out);

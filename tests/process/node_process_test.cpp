@@ -339,7 +339,7 @@ TEST_F(node_test, garbage_on_the_zeromq_port_gets_an_error_reply_and_the_node_ke
 TEST_F(node_test, cli_errors_are_one_line_and_nonzero) {
   auto bad_id = node_->cli({"snapshot", "list", "../x"});
   EXPECT_NE(bad_id.exit_code, 0);
-  EXPECT_EQ(std::count(bad_id.err.begin(), bad_id.err.end(), '\n') >= 1, true);
+  EXPECT_EQ(std::count(bad_id.err.begin(), bad_id.err.end(), '\n'), 1) << bad_id.err;
   EXPECT_NE(bad_id.err.find("invalid model id"), std::string::npos) << bad_id.err;
 
   auto unknown = node_->cli({"infer", "acme/nobot", "hello"});
@@ -349,6 +349,13 @@ TEST_F(node_test, cli_errors_are_one_line_and_nonzero) {
   auto no_node = run_shoal({"models", "--node", "127.0.0.1:" + std::to_string(free_port()), "--timeout", "1"});
   EXPECT_EQ(no_node.exit_code, 1);
   EXPECT_NE(no_node.err.find("no answer"), std::string::npos) << no_node.err;
+
+  auto usage = run_shoal({"snapshot", "push", "acme/bot"});
+  EXPECT_EQ(usage.exit_code, 2);
+  EXPECT_EQ(usage.err, "shoal: snapshot push: missing FILE (try 'shoal snapshot push --help')\n");
+  for (const auto* r : {&unknown, &no_node}) {
+    EXPECT_EQ(std::count(r->err.begin(), r->err.end(), '\n'), 1) << r->err;
+  }
 }
 
 }  // namespace

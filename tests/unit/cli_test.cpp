@@ -498,13 +498,13 @@ TEST_F(cli_run, node_errors_exit_1_with_the_node_message) {
   EXPECT_EQ(l.err, "shoal: no model acme/none\n");
 }
 
-TEST(cli_run_alone, usage_errors_exit_2_with_two_lines) {
+TEST(cli_run_alone, usage_errors_exit_2_with_one_line) {
   auto r = run({"snapshot", "promote", "acme/bot", "x"});
   EXPECT_EQ(r.code, 2);
   EXPECT_EQ(r.out, "");
   EXPECT_EQ(r.err,
-            "shoal: snapshot promote: VERSION must be a positive integer, got 'x'\n"
-            "try 'shoal snapshot promote --help'\n");
+            "shoal: snapshot promote: VERSION must be a positive integer, got 'x' "
+            "(try 'shoal snapshot promote --help')\n");
 }
 
 TEST(cli_run_alone, help_goes_to_stdout_and_exits_0) {
