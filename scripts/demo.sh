@@ -45,12 +45,15 @@ rm -rf "$demo/data"
 "$shoal" node --data-dir "$demo/data" --http-port "$http_port" --zmq-port "$zmq_port" \
   --name demo-node 2>"$demo/node.log" &
 node_pid=$!
+stopped=0
 stop_node() {
-  if kill -0 "$node_pid" 2>/dev/null; then
-    kill -TERM "$node_pid" 2>/dev/null || true
-    wait "$node_pid" 2>/dev/null || true
-    echo "node stopped; data kept in $demo/data"
-  fi
+  [ "$stopped" = 0 ] || return 0
+  stopped=1
+  # Ctrl-C reaches the node too (same process group); it stops on its own, or on this SIGTERM.
+  kill -TERM "$node_pid" 2>/dev/null || true
+  wait "$node_pid" 2>/dev/null || true
+  echo
+  echo "node stopped ($(tail -n 1 "$demo/node.log" 2>/dev/null)); data kept in $demo/data"
 }
 trap 'stop_node; exit 0' INT TERM
 trap stop_node EXIT
@@ -64,7 +67,8 @@ export SHOAL_NODE="127.0.0.1:$zmq_port"
 
 ask() {
   for text in "where is my parcel" "cancel my order" "are you open on sunday" "привет"; do
-    printf '  %-24s -> ' "\"$text\""
+    local quoted="\"$text\""
+    printf '  %s%*s -> ' "$quoted" $((24 - ${#quoted})) ""
     "$shoal" infer demo/shop-assistant "$text" | head -n 1
   done
 }
