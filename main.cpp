@@ -15,7 +15,7 @@ int main(int argc, char** argv) {
     std::vector<std::string> args(argv + 2, argv + argc);
     auto cmd = shoal::parse_node_args(args);
     if (!cmd) {
-      std::fprintf(stderr, "shoal: node: %s\ntry 'shoal node --help'\n", cmd.error().message().c_str());
+      std::fprintf(stderr, "shoal: node: %s (try 'shoal node --help')\n", cmd.error().message().c_str());
       return 2;
     }
     if (cmd->help) {

@@ -6,7 +6,9 @@ namespace shoal {
 
 gateway_actor::behavior_type gateway(gateway_actor::stateful_pointer<gateway_state> self,
                                      router_actor router, catalog_actor catalog,
-                                     catalog_ptr initial, gateway_config cfg) {
+                                     catalog_ptr initial, membership_actor members,
+                                     gateway_config cfg) {
+  (void)members;  // cluster status: wired below once the api has cluster_status_request
   self->state.current = std::move(initial);
   return {
       [=](call_atom, api_call& call, api_callback& reply) {

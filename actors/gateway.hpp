@@ -14,6 +14,7 @@ struct gateway_config {
   std::string node_name;
   caf::timespan infer_timeout = std::chrono::seconds(5);
   caf::timespan write_timeout = std::chrono::seconds(120);  // push and label moves (fsync)
+  caf::timespan status_timeout = std::chrono::seconds(2);   // cluster status from membership
 };
 
 struct gateway_state {
@@ -23,6 +24,7 @@ struct gateway_state {
 
 gateway_actor::behavior_type gateway(gateway_actor::stateful_pointer<gateway_state> self,
                                      router_actor router, catalog_actor catalog,
-                                     catalog_ptr initial, gateway_config cfg);
+                                     catalog_ptr initial, membership_actor members,
+                                     gateway_config cfg);
 
 }  // namespace shoal

@@ -3,13 +3,17 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <caf/io/all.hpp>
 #include <cerrno>
 #include <csignal>
 #include <memory>
+#include <random>
+#include <thread>
 #include <utility>
 
 #include "actors/catalog_actor.hpp"
 #include "actors/gateway.hpp"
+#include "actors/membership_actor.hpp"
 #include "actors/protocol.hpp"
 #include "actors/router.hpp"
 #include "shoal/api_codec.hpp"
@@ -192,10 +196,47 @@ int wait_for_stop_signal() {
   return b;
 }
 
+std::string join(const std::vector<std::string>& parts) {
+  std::string out;
+  for (const auto& p : parts) out += (out.empty() ? "" : ",") + p;
+  return out;
+}
+
+// The membership core's settings from the node's config.
+membership_config membership_settings(const node_config& cfg, const std::string& node_id) {
+  membership_config m;
+  m.id = node_id;
+  m.name = cfg.name;
+  m.cluster_address = cfg.host + ":" + std::to_string(cfg.cluster_port);
+  m.http_address = cfg.host + ":" + std::to_string(cfg.http_port);
+  m.zmq_address = cfg.host + ":" + std::to_string(cfg.zmq_port);
+  // The wall-clock start time: a restarted node comes back with a higher incarnation than any
+  // it had before (refutations add one at a time, far fewer than the milliseconds in between).
+  m.incarnation = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                            std::chrono::system_clock::now().time_since_epoch())
+                                            .count());
+  m.seeds = cfg.seeds;
+  m.gossip_interval_ms = cfg.gossip_interval_ms;
+  m.phi_threshold = cfg.phi_threshold;
+  m.probe_timeout_ms = cfg.probe_timeout_ms;
+  m.indirect_probe_timeout_ms = cfg.indirect_probe_timeout_ms;
+  m.indirect_probes = cfg.indirect_probes;
+  m.suspicion_timeout_ms = cfg.suspicion_timeout_ms;
+  m.dead_retention_ms = cfg.dead_retention_ms;
+  m.max_updates_per_message = cfg.max_gossip_updates;
+  m.random_seed = std::random_device{}();
+  return m;
+}
+
 }  // namespace
 
 int run_node(const node_config& cfg) {
   install_stop_handlers();
+  if (!cfg.tls_certificate.empty()) {
+    log_error("node-to-node TLS (tls_certificate, tls_key, tls_ca) is not available in this build "
+              "yet; use cluster_secret_file to authenticate nodes");
+    return 1;
+  }
   auto store = snapshot_store::open(cfg.data_dir);
   if (!store) {
     log_error("cannot open data dir " + cfg.data_dir + ": " + store.error().message());
@@ -206,6 +247,11 @@ int run_node(const node_config& cfg) {
                                        [](const std::string& w) { log_warn(w); });
   if (!journal) {
     log_error("cannot open catalog journal in " + cfg.data_dir + ": " + journal.error().message());
+    return 1;
+  }
+  auto node_id = (*store)->node_id();
+  if (!node_id) {
+    log_error("cannot get this node's id in " + cfg.data_dir + ": " + node_id.error().message());
     return 1;
   }
   storage.store = std::shared_ptr<snapshot_store>(std::move(*store));
@@ -224,6 +270,7 @@ int run_node(const node_config& cfg) {
                                                    const caf::message& ctx) {
     return "shoal: " + to_string(static_cast<shoal_errc>(code)) + " " + caf::to_string(ctx);
   });
+  sys_cfg.load<caf::io::middleman>();
   caf::actor_system sys{sys_cfg};
 
   auto load_timeout = caf::timespan{std::chrono::seconds(60)};
@@ -232,15 +279,32 @@ int run_node(const node_config& cfg) {
   gateway_config gw_cfg;
   gw_cfg.node_name = cfg.name;
   gw_cfg.infer_timeout = std::chrono::milliseconds(cfg.request_timeout_ms);
-  auto gw = sys.spawn(gateway, rtr, catalog, initial, gw_cfg);
+  membership_actor_config mem_cfg;
+  mem_cfg.core = membership_settings(cfg, *node_id);
+  mem_cfg.secret = cfg.cluster_secret;
+  mem_cfg.connector = caf::actor_cast<peer_connector>(sys.middleman().actor_handle());
+  mem_cfg.board = board;
+  auto members = sys.spawn(membership_behavior, std::move(mem_cfg));
+  auto gw = sys.spawn(gateway, rtr, catalog, initial, members, gw_cfg);
   caf::anon_send(catalog, subscribe_atom_v, caf::actor_cast<catalog_listener>(rtr));
   caf::anon_send(catalog, subscribe_atom_v, caf::actor_cast<catalog_listener>(gw));
 
   auto stop_actors = [&] {
+    caf::anon_send_exit(members, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(gw, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(rtr, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(catalog, caf::exit_reason::user_shutdown);
   };
+
+  // The node-to-node port: peers' membership actors send gossip to ours here (bind is blocking,
+  // but this is start-up, on the main thread).
+  auto published = sys.middleman().publish(members, cfg.cluster_port, cfg.host.c_str(), true);
+  if (!published) {
+    log_error("cannot listen on the cluster port " + cfg.host + ":" +
+              std::to_string(cfg.cluster_port) + ": " + sys.render(published.error()));
+    stop_actors();
+    return 1;
+  }
 
   http_server_options http_opts;
   http_opts.host = cfg.host;
@@ -269,10 +333,22 @@ int run_node(const node_config& cfg) {
            " models=" + std::to_string(initial->models().size()) +
            " snapshots=" + std::to_string(snapshots) + " version=" SHOAL_VERSION);
   log_info("listening http=" + cfg.host + ":" + std::to_string((*http)->port()) +
-           " zmq=" + cfg.host + ":" + std::to_string((*zmq)->port()));
+           " zmq=" + cfg.host + ":" + std::to_string((*zmq)->port()) + " cluster=" + cfg.host +
+           ":" + std::to_string(*published));
+  log_info("cluster: node id " + *node_id + (cfg.seeds.empty() ? ", no seeds: a one-node cluster others can join"
+                                                           : ", joining through " + join(cfg.seeds)) +
+           (cfg.cluster_secret.empty() ? "" : ", gossip authenticated with the cluster secret"));
 
   int received = wait_for_stop_signal();
   log_info(std::string("stopping on ") + (received == SIGINT ? "SIGINT" : "SIGTERM"));
+  {
+    // Tell the peers we are leaving (they drop us at once instead of suspecting us), then give
+    // the middleman a moment to put those messages on the wire.
+    caf::scoped_actor waiter{sys};
+    waiter->request(members, std::chrono::seconds(1), leave_atom_v)
+        .receive([](bool) {}, [](caf::error&) {});
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
   (*http)->stop();
   (*zmq)->stop();
   stop_actors();

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,7 @@
 
 #include "shoal/api.hpp"
 #include "shoal/catalog.hpp"
+#include "shoal/membership.hpp"
 #include "shoal/model.hpp"
 #include "shoal/status.hpp"
 
@@ -75,9 +77,15 @@ CAF_BEGIN_TYPE_ID_BLOCK(shoal, caf::first_custom_type_id)
   CAF_ADD_ATOM(shoal, shoal, call_atom, "call")
   CAF_ADD_ATOM(shoal, shoal, status_atom, "status")
   CAF_ADD_ATOM(shoal, shoal, loaded_atom, "loaded")
+  CAF_ADD_ATOM(shoal, shoal, gossip_atom, "gossip")
+  CAF_ADD_ATOM(shoal, shoal, refused_atom, "refused")
+  CAF_ADD_ATOM(shoal, shoal, tick_atom, "tick")
+  CAF_ADD_ATOM(shoal, shoal, members_atom, "members")
+  CAF_ADD_ATOM(shoal, shoal, leave_atom, "leave")
 CAF_END_TYPE_ID_BLOCK(shoal)
 
-// Node-local values (see the file comment).
+// Node-local values (see the file comment). Between nodes only atoms and strings travel: gossip is
+// a protobuf envelope in a std::string (proto/shoal.proto, gossip_codec), so no inspect() needed.
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(shoal::model_id)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(shoal::infer_request)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(shoal::infer_result)
@@ -92,6 +100,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(shoal::model_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(shoal::catalog_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(shoal::api_call)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(shoal::api_callback)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<shoal::member_view>)
 
 namespace shoal {
 
@@ -120,5 +129,22 @@ using catalog_actor = caf::typed_actor<
 /// The front ends' door into the actor system: takes an api_call and a callback.
 using gateway_actor = caf::typed_actor<caf::reacts_to<call_atom, api_call, api_callback>,
                                        caf::reacts_to<catalog_atom, catalog_ptr>>;
+
+/// Cluster membership on one node. Peers send it (gossip, envelope bytes) over the middleman, and
+/// (refused, their address, reason) when they drop our messages; the rest is node-local: the
+/// gossip timer, `shoal cluster status` (members), and a graceful leave on shutdown.
+using membership_actor = caf::typed_actor<
+    caf::reacts_to<gossip_atom, std::string>,
+    caf::reacts_to<refused_atom, std::string, std::string>,
+    caf::reacts_to<tick_atom>,
+    caf::replies_to<members_atom>::with<std::vector<member_view>>,
+    caf::replies_to<leave_atom>::with<bool>>;
+
+/// What the membership actor needs from the middleman: an asynchronous connect to HOST:PORT that
+/// yields the actor published there. The middleman actor (plain or TLS) is used through this
+/// narrower handle; actor tests give an in-process address book instead.
+using peer_connector = caf::typed_actor<
+    caf::replies_to<caf::connect_atom, std::string, uint16_t>::with<
+        caf::node_id, caf::strong_actor_ptr, std::set<std::string>>>;
 
 }  // namespace shoal

@@ -1,12 +1,15 @@
 #include "shoal/node_config.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <fstream>
 #include <limits>
 #include <sstream>
 #include <thread>
+
+#include "shoal/zmq_client.hpp"
 
 namespace shoal {
 
@@ -40,6 +43,17 @@ result<uint64_t> parse_uint(const std::string& what, const std::string& text, ui
 std::string join_path(const std::string& base, const std::string& path) {
   if (path.empty() || path[0] == '/' || base.empty()) return path;
   return base + "/" + path;
+}
+
+result<std::string> read_secret_file(const std::string& what, const std::string& path) {
+  std::ifstream file(path);
+  if (!file) return status::invalid_argument(what + ": cannot read '" + path + "'");
+  std::stringstream text;
+  text << file.rdbuf();
+  std::string secret = text.str();
+  while (!secret.empty() && std::isspace(static_cast<unsigned char>(secret.back()))) secret.pop_back();
+  if (secret.empty()) return status::invalid_argument(what + ": '" + path + "' is empty");
+  return secret;
 }
 
 // Sets one field; `what` names the setting in error messages (a flag or a file position).
@@ -84,10 +98,76 @@ status set_field(node_config& cfg, const std::string& key, const std::string& va
     cfg.request_timeout_ms = static_cast<uint32_t>(*v);
     return status::ok();
   }
+  auto millis = [&](int64_t& field, uint64_t min, uint64_t max) -> status {
+    auto v = parse_uint(what, value, min, max);
+    if (!v) return v.error();
+    field = static_cast<int64_t>(*v);
+    return status::ok();
+  };
+  if (key == "seeds") {
+    cfg.seeds.clear();
+    std::stringstream list(value);
+    std::string seed;
+    while (std::getline(list, seed, ',')) {
+      seed = trim(seed);
+      if (seed.empty()) continue;
+      auto addr = parse_host_port(seed);
+      if (!addr) return status::invalid_argument(what + ": " + addr.error().message());
+      cfg.seeds.push_back(addr->str());
+    }
+    return status::ok();
+  }
+  if (key == "cluster_secret") {
+    if (value.empty()) return status::invalid_argument(what + " must not be empty");
+    if (!cfg.cluster_secret.empty()) {
+      return status::invalid_argument(what + ": the cluster secret is set twice (cluster_secret "
+                                             "and cluster_secret_file); keep one");
+    }
+    cfg.cluster_secret = value;
+    return status::ok();
+  }
+  if (key == "cluster_secret_file") {
+    if (!cfg.cluster_secret.empty()) {
+      return status::invalid_argument(what + ": the cluster secret is set twice (cluster_secret "
+                                             "and cluster_secret_file); keep one");
+    }
+    auto secret = read_secret_file(what, join_path(base_dir, value));
+    if (!secret) return secret.error();
+    cfg.cluster_secret = *secret;
+    return status::ok();
+  }
+  if (key == "tls_certificate" || key == "tls_key" || key == "tls_ca") {
+    if (value.empty()) return status::invalid_argument(what + " must not be empty");
+    std::string& field = key == "tls_certificate" ? cfg.tls_certificate
+                         : key == "tls_key"       ? cfg.tls_key
+                                                  : cfg.tls_ca;
+    field = join_path(base_dir, value);
+    return status::ok();
+  }
+  if (key == "gossip_interval_ms") return millis(cfg.gossip_interval_ms, 10, 60000);
+  if (key == "probe_timeout_ms") return millis(cfg.probe_timeout_ms, 10, 60000);
+  if (key == "indirect_probe_timeout_ms") return millis(cfg.indirect_probe_timeout_ms, 10, 60000);
+  if (key == "suspicion_timeout_ms") return millis(cfg.suspicion_timeout_ms, 100, 3600000);
+  if (key == "dead_retention_ms") return millis(cfg.dead_retention_ms, 1000, 86400000);
+  if (key == "indirect_probes") return size(cfg.indirect_probes, 0, 16);
+  if (key == "max_gossip_updates") return size(cfg.max_gossip_updates, 2, 256);
+  if (key == "phi_threshold") {
+    char* end = nullptr;
+    double v = std::strtod(value.c_str(), &end);
+    if (value.empty() || end != value.c_str() + value.size() || !(v >= 1 && v <= 50)) {
+      return status::invalid_argument(what + " must be a number between 1 and 50, got '" +
+                                      value + "'");
+    }
+    cfg.phi_threshold = v;
+    return status::ok();
+  }
   return status::invalid_argument(
       what + ": unknown setting '" + key +
       "' (known: data_dir, host, http_port, zmq_port, cluster_port, name, http_threads, "
-      "max_body_bytes, max_push_bytes, request_timeout_ms, max_batch)");
+      "max_body_bytes, max_push_bytes, request_timeout_ms, max_batch, seeds, cluster_secret, "
+      "cluster_secret_file, tls_certificate, tls_key, tls_ca, gossip_interval_ms, "
+      "phi_threshold, probe_timeout_ms, indirect_probe_timeout_ms, indirect_probes, "
+      "suspicion_timeout_ms, dead_retention_ms, max_gossip_updates)");
 }
 
 }  // namespace
@@ -144,7 +224,18 @@ result<node_command> parse_node_args(const std::vector<std::string>& args) {
       {"--cluster-port", "cluster_port"}, {"--name", "name"},
       {"--http-threads", "http_threads"}, {"--request-timeout-ms", "request_timeout_ms"},
       {"--max-body-bytes", "max_body_bytes"}, {"--max-push-bytes", "max_push_bytes"},
+      {"--seeds", "seeds"},               {"--cluster-secret-file", "cluster_secret_file"},
+      {"--gossip-interval-ms", "gossip_interval_ms"}, {"--phi-threshold", "phi_threshold"},
+      {"--probe-timeout-ms", "probe_timeout_ms"},
+      {"--indirect-probe-timeout-ms", "indirect_probe_timeout_ms"},
+      {"--indirect-probes", "indirect_probes"},
+      {"--suspicion-timeout-ms", "suspicion_timeout_ms"},
+      {"--dead-retention-ms", "dead_retention_ms"},
+      {"--max-gossip-updates", "max_gossip_updates"},
   };
+  // A secret on the command line would show in `ps`: flags may only name a file. The flag wins
+  // over the config file's secret, like every flag.
+  bool secret_flag = false;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& arg = args[i];
     if (arg == "--config") {
@@ -171,8 +262,19 @@ result<node_command> parse_node_args(const std::vector<std::string>& args) {
       if (i + 1 >= args.size()) return status::invalid_argument(flag + " needs a value");
       value = args[++i];
     }
+    if (std::string(key) == "cluster_secret_file" && !secret_flag) {
+      secret_flag = true;
+      cmd.config.cluster_secret.clear();
+    }
     SHOAL_RETURN_IF_ERROR(set_field(cmd.config, key, value, flag, ""));
   }
+  const auto& c = cmd.config;
+  int tls = !c.tls_certificate.empty() + !c.tls_key.empty() + !c.tls_ca.empty();
+  if (tls != 0 && tls != 3) {
+    return status::invalid_argument(
+        "node-to-node TLS needs all of tls_certificate, tls_key and tls_ca (or none of them)");
+  }
+
   if (cmd.config.data_dir.empty()) {
     return status::invalid_argument("--data-dir DIR is required (or data_dir in --config FILE)");
   }
@@ -193,7 +295,7 @@ options:
   --host ADDR               address to listen on (default 127.0.0.1)
   --http-port N             HTTP port (default 7422)
   --zmq-port N              ZeroMQ port, for the CLI (default 7421)
-  --cluster-port N          node-to-node port (default 7420; used once clustering lands)
+  --cluster-port N          node-to-node port, for gossip between nodes (default 7420)
   --name NAME               node name in logs and status (default HOST:HTTP_PORT)
   --config FILE             read settings from FILE (key = value lines); flags override it
   --http-threads N          HTTP I/O threads, which also run small inferences (default: one per
@@ -203,9 +305,26 @@ options:
   --max-push-bytes N        largest snapshot a push may carry (default 268435456)
   -h, --help                show this help
 
+cluster:
+  --seeds HOST:PORT[,...]   cluster ports of nodes to join through (any one that is up will
+                            do); none: start a one-node cluster that others can join
+  --cluster-secret-file F   file holding the shared cluster secret: gossip is authenticated
+                            with it, a node with another secret is refused (config:
+                            cluster_secret or cluster_secret_file)
+  --gossip-interval-ms N    heartbeat and gossip period (default 200)
+  --phi-threshold X         phi at which a silent peer is probed (default 8)
+  --probe-timeout-ms N      wait for a direct ack (default 300)
+  --indirect-probe-timeout-ms N  then for an ack through other members (default 500)
+  --indirect-probes N       members asked to probe for us (default 3)
+  --suspicion-timeout-ms N  suspect -> dead without a refutation (default 3000)
+  --dead-retention-ms N     dead or left -> removed from the member table (default 30000)
+  --max-gossip-updates N    member entries per gossip message (default 16)
+  TLS between nodes: tls_certificate, tls_key and tls_ca in the config file.
+
 example:
   shoal node --data-dir /var/lib/shoal --http-port 8080
   shoal node --config cluster-config/embedded.conf
+  shoal node --config cluster-config/local-3/n2.conf
 )";
 }
 

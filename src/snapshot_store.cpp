@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -285,6 +286,60 @@ result<std::string> snapshot_store::put(std::string_view bytes) {
   } catch (const std::bad_alloc&) {
     return errno_status("cannot store snapshot in", root_, ENOMEM);
   }
+}
+
+result<std::string> snapshot_store::node_id() {
+  const std::string path = root_ + "/node-id";
+  auto valid = [](const std::string& id) {
+    if (id.size() != 32) return false;
+    for (char c : id) {
+      if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+    }
+    return true;
+  };
+  {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      fd_guard guard(fd);
+      char buf[64];
+      ssize_t n = ::read(fd, buf, sizeof buf);
+      std::string id = n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+      while (!id.empty() && (id.back() == '\n' || id.back() == ' ')) id.pop_back();
+      if (!valid(id)) {
+        return status::corruption(path + " does not hold a node id (32 hex digits); delete it to "
+                                  "get a new one");
+      }
+      return id;
+    }
+    if (errno != ENOENT) return errno_status("cannot read", path, errno);
+  }
+  std::string bytes(16, '\0');
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(bytes.data()), 16) != 1) {
+    return status::internal("cannot draw random bytes for a node id (libcrypto RAND_bytes)");
+  }
+  static const char* hex = "0123456789abcdef";
+  std::string id;
+  for (unsigned char c : bytes) {
+    id += hex[c >> 4];
+    id += hex[c & 15];
+  }
+  std::string tmp_path = root_ + "/tmp/node-id-XXXXXX";
+  int fd = ::mkstemp(tmp_path.data());
+  if (fd < 0) return errno_status("cannot create temp file in", root_ + "/tmp", errno);
+  fd_guard file(fd);
+  status w = write_all(fd, id + "\n", tmp_path);
+  if (w && ::fsync(fd) != 0) w = errno_status("cannot sync", tmp_path, errno);
+  if (w && ::fchmod(fd, 0644) != 0) w = errno_status("cannot chmod", tmp_path, errno);
+  ::close(file.release());
+  if (w && ::rename(tmp_path.c_str(), path.c_str()) != 0) {
+    w = errno_status("cannot rename " + tmp_path + " to", path, errno);
+  }
+  if (!w) {
+    ::unlink(tmp_path.c_str());
+    return w;
+  }
+  SHOAL_RETURN_IF_ERROR(fsync_dir(root_));
+  return id;
 }
 
 }  // namespace shoal

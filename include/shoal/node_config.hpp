@@ -29,6 +29,24 @@ struct node_config {
   size_t max_push_bytes = 256u << 20; // largest snapshot accepted over ZeroMQ
   uint32_t request_timeout_ms = 5000; // an inference that takes longer answers 503
   size_t max_batch = 1024;            // texts in one inference request
+
+  // ---- cluster ----
+  std::vector<std::string> seeds;     // HOST:PORT cluster addresses to join through; none: a
+                                      // one-node cluster that others can join
+  std::string cluster_secret;         // authenticates gossip (HMAC); from cluster_secret or
+                                      // cluster_secret_file; empty: no authentication
+  std::string tls_certificate;        // node-to-node TLS: all three paths or none
+  std::string tls_key;
+  std::string tls_ca;
+  // Membership timings (LAN defaults; see include/shoal/membership.hpp for what each does).
+  int64_t gossip_interval_ms = 200;        // one heartbeat and one gossip ping per interval
+  double phi_threshold = 8;                // probe a peer once phi passes this
+  int64_t probe_timeout_ms = 300;          // wait for a direct ack
+  int64_t indirect_probe_timeout_ms = 500; // then for an ack through others
+  size_t indirect_probes = 3;              // members asked to probe for us
+  int64_t suspicion_timeout_ms = 3000;     // suspect -> dead without refutation
+  int64_t dead_retention_ms = 30000;       // dead/left -> removed from the table
+  size_t max_gossip_updates = 16;          // member entries per gossip message (bounds its size)
 };
 
 /// Applies `key = value` lines from `text` to `cfg`; `origin` names the file in messages

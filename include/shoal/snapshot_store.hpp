@@ -41,6 +41,11 @@ class snapshot_store {
   /// Returns the path of the file holding `sha256` (it may not exist).
   std::string path_of(const std::string& sha256) const;
 
+  /// Returns this data dir's node id (32 hex digits), creating DIR/node-id durably on first use.
+  /// The id names the node in the cluster across restarts; a copied data dir must get a new one
+  /// (delete the file).
+  result<std::string> node_id();
+
  private:
   explicit snapshot_store(std::string root);
   std::string root_;

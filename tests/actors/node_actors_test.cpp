@@ -67,7 +67,7 @@ class node_actors : public ::testing::Test {
                     board);
     gateway_config gcfg;
     gcfg.node_name = "test-node";
-    gw = sys.spawn(gateway, rtr, cat, initial, gcfg);
+    gw = sys.spawn(gateway, rtr, cat, initial, membership_actor{}, gcfg);
     caf::anon_send(cat, subscribe_atom_v, caf::actor_cast<catalog_listener>(rtr));
     caf::anon_send(cat, subscribe_atom_v, caf::actor_cast<catalog_listener>(gw));
     sched.run();

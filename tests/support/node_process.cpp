@@ -120,11 +120,13 @@ std::string raw_exchange(uint16_t port, const std::string& bytes,
   return out;
 }
 
-node_process::node_process(std::string data_dir, std::vector<std::string> extra_args)
+node_process::node_process(std::string data_dir, std::vector<std::string> extra_args,
+                           uint16_t cluster_port)
     : data_dir_(std::move(data_dir)),
       extra_args_(std::move(extra_args)),
       http_port_(free_port()),
-      zmq_port_(free_port()) {
+      zmq_port_(free_port()),
+      cluster_port_(cluster_port != 0 ? cluster_port : free_port()) {
   log_path_ = data_dir_ + ".log";
   spawn();
 }
@@ -161,7 +163,7 @@ void node_process::spawn() {
                                    "--zmq-port",
                                    std::to_string(zmq_port_),
                                    "--cluster-port",
-                                   std::to_string(free_port())};
+                                   std::to_string(cluster_port_)};
   args.insert(args.end(), extra_args_.begin(), extra_args_.end());
   pid_ = spawn_program(shoal_bin(), args, "/dev/null", "/dev/null", log_path_);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);

@@ -43,14 +43,19 @@ std::string raw_exchange(uint16_t port, const std::string& bytes,
 /// A `shoal node` process on free loopback ports.
 class node_process {
  public:
-  /// Starts a node on `data_dir` and waits until /v2/health/ready answers.
-  explicit node_process(std::string data_dir, std::vector<std::string> extra_args = {});
+  /// Starts a node on `data_dir` and waits until /v2/health/ready answers. The cluster port is
+  /// `cluster_port`, or a free one when 0; it stays the same across restart().
+  explicit node_process(std::string data_dir, std::vector<std::string> extra_args = {},
+                        uint16_t cluster_port = 0);
   ~node_process();
   node_process(const node_process&) = delete;
   node_process& operator=(const node_process&) = delete;
 
   uint16_t http_port() const { return http_port_; }
   uint16_t zmq_port() const { return zmq_port_; }
+  uint16_t cluster_port() const { return cluster_port_; }
+  /// Returns "127.0.0.1:<cluster port>", what other nodes' --seeds name.
+  std::string cluster_addr() const { return "127.0.0.1:" + std::to_string(cluster_port_); }
   /// Returns "127.0.0.1:<zmq port>" for the CLI's --node.
   std::string node_addr() const;
   /// Returns what the node wrote to stderr so far.
@@ -74,6 +79,7 @@ class node_process {
   std::vector<std::string> extra_args_;
   uint16_t http_port_;
   uint16_t zmq_port_;
+  uint16_t cluster_port_;
   std::string log_path_;
   pid_t pid_ = -1;
 };

@@ -1,7 +1,9 @@
 #include "shoal/node_config.hpp"
 
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -70,6 +72,128 @@ TEST(node_config, help_is_recognised_anywhere) {
   ASSERT_TRUE(cmd.is_ok());
   EXPECT_TRUE(cmd->help);
   EXPECT_NE(node_usage().find("--data-dir DIR"), std::string::npos);
+}
+
+
+// A temp dir with files, removed at the end.
+struct config_dir {
+  config_dir() {
+    char tmpl[] = "/tmp/shoal-config-XXXXXX";
+    path = mkdtemp(tmpl);
+  }
+  ~config_dir() { std::system(("rm -rf '" + path + "'").c_str()); }
+  std::string write(const std::string& name, const std::string& text) const {
+    std::ofstream(path + "/" + name) << text;
+    return path + "/" + name;
+  }
+  std::string path;
+};
+
+TEST(node_config, cluster_defaults_match_the_documentation) {
+  auto cmd = parse_node_args({"--data-dir", "/tmp/d"});
+  ASSERT_TRUE(cmd.is_ok());
+  const auto& c = cmd->config;
+  EXPECT_TRUE(c.seeds.empty());
+  EXPECT_TRUE(c.cluster_secret.empty());
+  EXPECT_EQ(c.gossip_interval_ms, 200);
+  EXPECT_EQ(c.phi_threshold, 8);
+  EXPECT_EQ(c.probe_timeout_ms, 300);
+  EXPECT_EQ(c.indirect_probe_timeout_ms, 500);
+  EXPECT_EQ(c.indirect_probes, 3u);
+  EXPECT_EQ(c.suspicion_timeout_ms, 3000);
+  EXPECT_EQ(c.dead_retention_ms, 30000);
+  EXPECT_EQ(c.max_gossip_updates, 16u);
+}
+
+TEST(node_config, seeds_and_timings_from_flags_and_file) {
+  config_dir d;
+  auto path = d.write("n.conf", "data_dir = data\nseeds = 10.0.0.1:7420, node-2.lan:7420\n"
+                                "gossip_interval_ms = 100\nphi_threshold = 9.5\n"
+                                "suspicion_timeout_ms = 5000\nmax_gossip_updates = 32\n");
+  auto cmd = parse_node_args({"--config", path});
+  ASSERT_TRUE(cmd.is_ok()) << cmd.error().message();
+  EXPECT_EQ(cmd->config.seeds, (std::vector<std::string>{"10.0.0.1:7420", "node-2.lan:7420"}));
+  EXPECT_EQ(cmd->config.gossip_interval_ms, 100);
+  EXPECT_EQ(cmd->config.phi_threshold, 9.5);
+  EXPECT_EQ(cmd->config.suspicion_timeout_ms, 5000);
+  EXPECT_EQ(cmd->config.max_gossip_updates, 32u);
+  auto flag = parse_node_args({"--config", path, "--seeds", "127.0.0.1:7430", "--indirect-probes=0"});
+  ASSERT_TRUE(flag.is_ok()) << flag.error().message();
+  EXPECT_EQ(flag->config.seeds, std::vector<std::string>{"127.0.0.1:7430"});
+  EXPECT_EQ(flag->config.indirect_probes, 0u);
+}
+
+TEST(node_config, the_cluster_secret_comes_from_the_file_or_a_secret_file_never_a_flag) {
+  config_dir d;
+  d.write("secret.txt", "  s3cret value \n\n");
+  auto file_secret = d.write("a.conf", "data_dir = x\ncluster_secret_file = secret.txt\n");
+  auto cmd = parse_node_args({"--config", file_secret});
+  ASSERT_TRUE(cmd.is_ok()) << cmd.error().message();
+  EXPECT_EQ(cmd->config.cluster_secret, "  s3cret value") << "trailing whitespace dropped";
+
+  auto inline_secret = d.write("b.conf", "data_dir = x\ncluster_secret = abc\n");
+  cmd = parse_node_args({"--config", inline_secret});
+  ASSERT_TRUE(cmd.is_ok());
+  EXPECT_EQ(cmd->config.cluster_secret, "abc");
+
+  d.write("other.txt", "other\n");
+  cmd = parse_node_args({"--config", inline_secret, "--cluster-secret-file", d.path + "/other.txt"});
+  ASSERT_TRUE(cmd.is_ok()) << cmd.error().message();
+  EXPECT_EQ(cmd->config.cluster_secret, "other") << "the flag overrides the file";
+
+  auto both = d.write("c.conf", "data_dir = x\ncluster_secret = abc\ncluster_secret_file = secret.txt\n");
+  cmd = parse_node_args({"--config", both});
+  ASSERT_FALSE(cmd.is_ok());
+  EXPECT_NE(cmd.error().message().find("set twice"), std::string::npos) << cmd.error().message();
+
+  EXPECT_FALSE(parse_node_args({"--data-dir", "x", "--cluster-secret", "abc"}).is_ok())
+      << "no flag carries a secret itself";
+  d.write("empty.txt", "\n");
+  cmd = parse_node_args({"--data-dir", "x", "--cluster-secret-file", d.path + "/empty.txt"});
+  ASSERT_FALSE(cmd.is_ok());
+  EXPECT_NE(cmd.error().message().find("is empty"), std::string::npos);
+  cmd = parse_node_args({"--data-dir", "x", "--cluster-secret-file", d.path + "/none.txt"});
+  ASSERT_FALSE(cmd.is_ok());
+  EXPECT_NE(cmd.error().message().find("cannot read"), std::string::npos);
+}
+
+TEST(node_config, bad_cluster_settings_name_the_problem) {
+  struct row {
+    std::vector<std::string> args;
+    std::string message;
+  };
+  const row table[] = {
+      {{"--seeds", "nohost"}, "--seeds: invalid node address 'nohost': expected HOST:PORT, e.g. 127.0.0.1:7421"},
+      {{"--seeds", "a:1,b:0"}, "--seeds: invalid node address 'b:0'"},
+      {{"--gossip-interval-ms", "5"}, "--gossip-interval-ms must be between 10 and 60000, got 5"},
+      {{"--phi-threshold", "0.5"}, "--phi-threshold must be a number between 1 and 50, got '0.5'"},
+      {{"--phi-threshold", "x"}, "--phi-threshold must be a number between 1 and 50, got 'x'"},
+      {{"--indirect-probes", "17"}, "--indirect-probes must be between 0 and 16, got 17"},
+      {{"--max-gossip-updates", "1"}, "--max-gossip-updates must be between 2 and 256, got 1"},
+  };
+  for (const auto& r : table) {
+    std::vector<std::string> args = {"--data-dir", "x"};
+    args.insert(args.end(), r.args.begin(), r.args.end());
+    auto cmd = parse_node_args(args);
+    ASSERT_FALSE(cmd.is_ok()) << r.args[0];
+    EXPECT_EQ(cmd.error().message().rfind(r.message, 0), 0u) << cmd.error().message();
+  }
+}
+
+TEST(node_config, tls_needs_all_three_paths_relative_to_the_config_file) {
+  config_dir d;
+  auto partial = d.write("p.conf", "data_dir = x\ntls_certificate = node.crt\n");
+  auto cmd = parse_node_args({"--config", partial});
+  ASSERT_FALSE(cmd.is_ok());
+  EXPECT_NE(cmd.error().message().find("all of tls_certificate, tls_key and tls_ca"),
+            std::string::npos);
+  auto full = d.write("f.conf", "data_dir = x\ntls_certificate = node.crt\ntls_key = node.key\n"
+                                "tls_ca = /etc/shoal/ca.crt\n");
+  cmd = parse_node_args({"--config", full});
+  ASSERT_TRUE(cmd.is_ok()) << cmd.error().message();
+  EXPECT_EQ(cmd->config.tls_certificate, d.path + "/node.crt");
+  EXPECT_EQ(cmd->config.tls_key, d.path + "/node.key");
+  EXPECT_EQ(cmd->config.tls_ca, "/etc/shoal/ca.crt");
 }
 
 }  // namespace

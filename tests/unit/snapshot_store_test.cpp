@@ -276,3 +276,45 @@ TEST(snapshot_store, a_data_dir_that_is_a_file_is_an_io_error) {
 
 }  // namespace
 }  // namespace shoal
+
+namespace shoal {
+namespace {
+
+TEST(snapshot_store, the_node_id_is_created_once_and_kept_across_reopens) {
+  store_dir t;
+  std::string first;
+  {
+    auto store = open_store(t.data_dir());
+    ASSERT_NE(store, nullptr);
+    auto id = store->node_id();
+    ASSERT_TRUE(id.is_ok()) << id.error().to_string();
+    first = *id;
+    EXPECT_EQ(first.size(), 32u);
+    EXPECT_EQ(first.find_first_not_of("0123456789abcdef"), std::string::npos) << first;
+    EXPECT_EQ(*store->node_id(), first);
+  }
+  auto store = open_store(t.data_dir());
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(*store->node_id(), first);
+  EXPECT_EQ(read_file(t.data_dir() + "/node-id"), first + "\n");
+
+  store_dir other;
+  auto other_store = open_store(other.data_dir());
+  ASSERT_NE(other_store, nullptr);
+  EXPECT_NE(*other_store->node_id(), first) << "two data dirs, two ids";
+}
+
+TEST(snapshot_store, a_damaged_node_id_is_refused_not_replaced) {
+  store_dir t;
+  auto store = open_store(t.data_dir());
+  ASSERT_NE(store, nullptr);
+  write_file(t.data_dir() + "/node-id", "not-an-id\n");
+  auto id = store->node_id();
+  ASSERT_FALSE(id.is_ok());
+  EXPECT_EQ(id.error().code(), status_code::corruption);
+  EXPECT_NE(id.error().message().find("delete it"), std::string::npos) << id.error().message();
+  EXPECT_EQ(read_file(t.data_dir() + "/node-id"), "not-an-id\n");
+}
+
+}  // namespace
+}  // namespace shoal

@@ -1,0 +1,59 @@
+// membership_actor: runs the membership core (include/shoal/membership.hpp) on CAF's middleman.
+//
+// It ticks every gossip interval, turns the core's outgoing messages into (gossip, bytes) sends
+// to the peers' published membership actors, and feeds what arrives back into the core. Peers are
+// known by cluster address; a handle per address is obtained with an asynchronous connect
+// request to the middleman actor (never the blocking remote_actor), at most one in flight per
+// address, with the messages for it queued meanwhile (a few, then dropped: gossip tolerates loss).
+// A failed connect or a lost connection (down_msg) is reported to the core as unreachable(): a
+// hint only, since CAF 0.17 sees neither a paused peer nor one cut off without a reset; the
+// core's phi-accrual detector and probes decide who is alive.
+//
+// Authentication: every message is an envelope with an HMAC of its payload under the cluster
+// secret (gossip_codec). A message that fails it is dropped, logged, and answered with a refusal
+// the sender logs too.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "actors/protocol.hpp"
+#include "shoal/membership.hpp"
+#include "shoal/serving_view.hpp"
+
+namespace shoal {
+
+struct membership_actor_config {
+  membership_config core;
+  std::string secret;                    // empty: messages carry no MAC and none is required
+  peer_connector connector;              // the middleman actor (plain or TLS): connects go here
+  std::shared_ptr<serving_board> board;  // for the loaded-models count we gossip; may be null
+  std::chrono::milliseconds connect_timeout{1000};
+  size_t max_queued_per_peer = 8;
+};
+
+struct membership_actor_state {
+  struct peer_link {
+    std::optional<membership_actor> handle;
+    bool connecting = false;
+    std::deque<std::string> queued;  // encoded envelopes waiting for the connect
+  };
+  std::unique_ptr<membership> core;
+  membership_actor_config cfg;
+  std::map<std::string, peer_link> links;               // by cluster address
+  std::map<std::string, int64_t> last_refusal_log_ms;   // rate-limits refusal logs per address
+  serving_board::cache board_cache;
+  bool leaving = false;
+  static inline const char* name = "membership";
+};
+
+membership_actor::behavior_type membership_behavior(
+    membership_actor::stateful_pointer<membership_actor_state> self, membership_actor_config cfg);
+
+}  // namespace shoal

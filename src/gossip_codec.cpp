@@ -1,0 +1,166 @@
+#include "shoal/gossip_codec.hpp"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "proto/shoal.pb.h"
+#include "shoal/zmq_client.hpp"
+
+namespace shoal {
+namespace {
+
+std::string hmac_sha256(const std::string& secret, const std::string& payload) {
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+           reinterpret_cast<const unsigned char*>(payload.data()), payload.size(), out,
+           &len) == nullptr) {
+    return {};
+  }
+  return std::string(reinterpret_cast<const char*>(out), len);
+}
+
+bool is_address(const std::string& a) { return parse_host_port(a).is_ok(); }
+
+void to_proto(const member& m, pb::Member& p) {
+  p.set_id(m.id);
+  p.set_name(m.name);
+  p.set_cluster_address(m.cluster_address);
+  p.set_http_address(m.http_address);
+  p.set_zmq_address(m.zmq_address);
+  p.set_incarnation(m.incarnation);
+  p.set_status(static_cast<pb::Member::Status>(m.status));
+  p.set_heartbeat(m.heartbeat);
+  p.set_in_flight(m.load.in_flight);
+  p.set_loaded_models(m.load.loaded_models);
+  p.set_free_model_memory(m.load.free_model_memory);
+}
+
+result<member> from_proto(const pb::Member& p) {
+  auto bad = [&](const std::string& what) {
+    return status::invalid_argument("invalid member entry" +
+                                    (p.name().empty() || p.name().size() > max_member_field
+                                         ? std::string()
+                                         : " '" + p.name() + "'") +
+                                    ": " + what);
+  };
+  for (const std::string* f : {&p.id(), &p.name(), &p.cluster_address(), &p.http_address(),
+                               &p.zmq_address()}) {
+    if (f->size() > max_member_field) {
+      return bad("a field is over " + std::to_string(max_member_field) + " bytes");
+    }
+  }
+  if (p.id().empty()) return bad("no id");
+  if (!is_address(p.cluster_address())) return bad("cluster address is not HOST:PORT");
+  if (!p.http_address().empty() && !is_address(p.http_address())) return bad("http address is not HOST:PORT");
+  if (!p.zmq_address().empty() && !is_address(p.zmq_address())) return bad("zmq address is not HOST:PORT");
+  if (p.status() < pb::Member::ALIVE || p.status() > pb::Member::LEFT) return bad("unknown status");
+  member m;
+  m.id = p.id();
+  m.name = p.name();
+  m.cluster_address = p.cluster_address();
+  m.http_address = p.http_address();
+  m.zmq_address = p.zmq_address();
+  m.incarnation = p.incarnation();
+  m.status = static_cast<member_status>(p.status());
+  m.heartbeat = p.heartbeat();
+  m.load.in_flight = p.in_flight();
+  m.load.loaded_models = p.loaded_models();
+  m.load.free_model_memory = p.free_model_memory();
+  return m;
+}
+
+}  // namespace
+
+std::string encode_gossip(const gossip_msg& m, const std::string& secret) {
+  pb::GossipMessage g;
+  g.set_kind(static_cast<pb::GossipMessage::Kind>(m.kind));
+  g.set_seq(m.seq);
+  g.set_from_address(m.from_address);
+  g.set_target_id(m.target_id);
+  g.set_target_address(m.target_address);
+  for (const auto& u : m.updates) to_proto(u, *g.add_updates());
+  pb::GossipEnvelope env;
+  env.set_sender_address(m.from_address);
+  env.set_payload(g.SerializeAsString());
+  if (!secret.empty()) env.set_mac(hmac_sha256(secret, env.payload()));
+  return env.SerializeAsString();
+}
+
+decoded_gossip decode_gossip(const std::string& bytes, const std::string& secret,
+                             size_t max_updates) {
+  decoded_gossip out;
+  pb::GossipEnvelope env;
+  if (!env.ParseFromString(bytes)) {
+    out.msg = status::invalid_argument("not a Shoal gossip message (another program, or another "
+                                       "version, on the cluster port?)");
+    return out;
+  }
+  if (env.sender_address().size() <= max_member_field) out.sender_address = env.sender_address();
+  if (secret.empty() && !env.mac().empty()) {
+    out.msg = status::invalid_argument(
+        "the peer authenticates with a cluster secret but this node has none configured");
+    return out;
+  }
+  if (!secret.empty()) {
+    if (env.mac().empty()) {
+      out.msg = status::invalid_argument(
+          "the peer sent no cluster secret but this node requires one");
+      return out;
+    }
+    std::string expected = hmac_sha256(secret, env.payload());
+    if (expected.size() != env.mac().size() ||
+        CRYPTO_memcmp(expected.data(), env.mac().data(), expected.size()) != 0) {
+      out.msg = status::invalid_argument("wrong cluster secret");
+      return out;
+    }
+  }
+  pb::GossipMessage g;
+  if (!g.ParseFromString(env.payload())) {
+    out.msg = status::invalid_argument("the gossip payload is not a GossipMessage");
+    return out;
+  }
+  if (g.kind() < pb::GossipMessage::PING || g.kind() > pb::GossipMessage::LEAVE) {
+    out.msg = status::invalid_argument("unknown gossip kind " + std::to_string(g.kind()));
+    return out;
+  }
+  if (static_cast<size_t>(g.updates_size()) > max_updates) {
+    out.msg = status::invalid_argument("a gossip message carries " +
+                                       std::to_string(g.updates_size()) +
+                                       " member entries; the limit is " +
+                                       std::to_string(max_updates));
+    return out;
+  }
+  if (!g.from_address().empty() && !is_address(g.from_address())) {
+    out.msg = status::invalid_argument("the sender's address is not HOST:PORT");
+    return out;
+  }
+  if (!g.target_address().empty() && !is_address(g.target_address())) {
+    out.msg = status::invalid_argument("the target address is not HOST:PORT");
+    return out;
+  }
+  if (g.target_id().size() > max_member_field) {
+    out.msg = status::invalid_argument("the target id is over " +
+                                       std::to_string(max_member_field) + " bytes");
+    return out;
+  }
+  gossip_msg m;
+  m.kind = static_cast<gossip_kind>(g.kind());
+  m.seq = g.seq();
+  m.from_address = g.from_address();
+  m.target_id = g.target_id();
+  m.target_address = g.target_address();
+  for (const auto& u : g.updates()) {
+    auto entry = from_proto(u);
+    if (!entry) {
+      out.msg = entry.error();
+      return out;
+    }
+    m.updates.push_back(std::move(*entry));
+  }
+  out.msg = std::move(m);
+  return out;
+}
+
+}  // namespace shoal

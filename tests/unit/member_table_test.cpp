@@ -1,0 +1,295 @@
+// The member table's merge laws and the incarnation rules, plus single-step behaviour of the
+// membership core with messages passed by hand (scenarios over many nodes live in
+// membership_sim_test.cpp).
+#include <gtest/gtest.h>
+
+#include <random>
+#include <vector>
+
+#include "shoal/membership.hpp"
+
+namespace shoal {
+namespace {
+
+member entry(const std::string& id, uint64_t inc, member_status st, uint64_t hb) {
+  member m;
+  m.id = id;
+  m.name = id;
+  m.cluster_address = "127.0.0.1:" + std::to_string(7000 + id.back());
+  m.incarnation = inc;
+  m.status = st;
+  m.heartbeat = hb;
+  return m;
+}
+
+std::vector<member> random_entries(std::mt19937_64& rng, size_t n) {
+  std::vector<member> out;
+  for (size_t i = 0; i < n; ++i) {
+    member m = entry(std::string("n") + char('a' + rng() % 4), rng() % 3, member_status(rng() % 4),
+                     rng() % 5);
+    m.load.in_flight = static_cast<uint32_t>(rng() % 2);
+    out.push_back(m);
+  }
+  return out;
+}
+
+member_table table_of(const std::vector<member>& entries) {
+  member_table t;
+  for (const auto& m : entries) t.merge(m);
+  return t;
+}
+
+TEST(member_table, merge_is_commutative_associative_and_idempotent) {
+  std::mt19937_64 rng(42);
+  for (int round = 0; round < 500; ++round) {
+    auto a = table_of(random_entries(rng, 6));
+    auto b = table_of(random_entries(rng, 6));
+    auto c = table_of(random_entries(rng, 6));
+    member_table ab = a, ba = b;
+    ab.merge(b);
+    ba.merge(a);
+    EXPECT_EQ(ab, ba) << "commutative, round " << round;
+    member_table ab_c = ab, a_bc = a, bc = b;
+    ab_c.merge(c);
+    bc.merge(c);
+    a_bc.merge(bc);
+    EXPECT_EQ(ab_c, a_bc) << "associative, round " << round;
+    member_table aa = a;
+    aa.merge(a);
+    EXPECT_EQ(aa, a) << "idempotent, round " << round;
+  }
+}
+
+TEST(member_table, any_order_of_the_same_entries_gives_the_same_table) {
+  std::mt19937_64 rng(7);
+  auto entries = random_entries(rng, 40);
+  auto expected = table_of(entries);
+  for (int i = 0; i < 50; ++i) {
+    std::shuffle(entries.begin(), entries.end(), rng);
+    EXPECT_EQ(table_of(entries), expected);
+  }
+}
+
+TEST(member_table, a_higher_incarnation_wins_whatever_the_status) {
+  member_table t;
+  t.merge(entry("n1", 5, member_status::dead, 90));
+  EXPECT_TRUE(t.merge(entry("n1", 6, member_status::alive, 0)));
+  EXPECT_EQ(t.find("n1")->status, member_status::alive);
+  EXPECT_FALSE(t.merge(entry("n1", 5, member_status::left, 100)));
+  EXPECT_EQ(t.find("n1")->incarnation, 6u);
+}
+
+TEST(member_table, at_one_incarnation_the_stronger_status_wins_over_a_newer_heartbeat) {
+  member_table t;
+  t.merge(entry("n1", 3, member_status::alive, 10));
+  EXPECT_TRUE(t.merge(entry("n1", 3, member_status::suspect, 4)));
+  EXPECT_FALSE(t.merge(entry("n1", 3, member_status::alive, 50)));
+  EXPECT_EQ(t.find("n1")->status, member_status::suspect);
+  EXPECT_TRUE(t.merge(entry("n1", 3, member_status::dead, 0)));
+  EXPECT_TRUE(t.merge(entry("n1", 3, member_status::left, 0)));
+  EXPECT_FALSE(t.merge(entry("n1", 3, member_status::dead, 99)));
+  EXPECT_EQ(t.find("n1")->status, member_status::left);
+}
+
+TEST(member_table, at_one_incarnation_and_status_the_higher_heartbeat_wins) {
+  member_table t;
+  t.merge(entry("n1", 1, member_status::alive, 10));
+  EXPECT_FALSE(t.merge(entry("n1", 1, member_status::alive, 9)));
+  EXPECT_TRUE(t.merge(entry("n1", 1, member_status::alive, 11)));
+  EXPECT_EQ(t.find("n1")->heartbeat, 11u);
+}
+
+// ---- the membership core, one message at a time ---------------------------------------------
+
+membership_config node_config(const std::string& id, uint16_t port) {
+  membership_config c;
+  c.id = id;
+  c.name = id;
+  c.cluster_address = "127.0.0.1:" + std::to_string(port);
+  c.incarnation = 100;
+  return c;
+}
+
+// Delivers every message addressed to `to` from `out`; returns the replies.
+std::vector<outgoing> deliver(membership& to, const std::vector<outgoing>& out, int64_t now) {
+  std::vector<outgoing> replies;
+  for (const auto& o : out) {
+    if (o.address != to.config().cluster_address) continue;
+    auto r = to.receive(o.msg, now);
+    replies.insert(replies.end(), r.begin(), r.end());
+  }
+  return replies;
+}
+
+TEST(membership, a_node_joins_through_its_seed_and_both_see_each_other_alive) {
+  membership a(node_config("a", 7420));
+  auto cb = node_config("b", 7430);
+  cb.seeds = {"127.0.0.1:7420"};
+  membership b(cb);
+  auto out = b.tick(0);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].address, "127.0.0.1:7420");
+  auto replies = deliver(a, out, 1);
+  ASSERT_NE(a.table().find("b"), nullptr);
+  EXPECT_EQ(a.table().find("b")->status, member_status::alive);
+  deliver(b, replies, 2);
+  ASSERT_NE(b.table().find("a"), nullptr);
+  EXPECT_EQ(b.table().find("a")->status, member_status::alive);
+  auto events = a.take_events();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].what, membership_event::kind::joined);
+  EXPECT_EQ(describe(events[0]), "member b (127.0.0.1:7430, incarnation 100) joined as alive");
+}
+
+TEST(membership, a_suspected_node_refutes_with_a_higher_incarnation) {
+  membership a(node_config("a", 7420));
+  gossip_msg rumour;
+  rumour.kind = gossip_kind::ping;
+  rumour.from_address = "127.0.0.1:7430";
+  rumour.updates = {entry("b", 1, member_status::alive, 1), a.self()};
+  rumour.updates[1].status = member_status::suspect;
+  auto replies = a.receive(rumour, 10);
+  EXPECT_EQ(a.self().status, member_status::alive);
+  EXPECT_EQ(a.self().incarnation, 101u);
+  ASSERT_FALSE(replies.empty());
+  EXPECT_EQ(replies[0].msg.updates.front().incarnation, 101u) << "the ack carries the refutation";
+  auto events = a.take_events();
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back().what, membership_event::kind::refuted);
+}
+
+TEST(membership, silence_leads_to_a_probe_then_indirect_probes_then_suspicion) {
+  auto cfg = node_config("a", 7420);
+  membership a(cfg);
+  // Two peers, b and c, heard from regularly until t = 2000.
+  int64_t t = 0;
+  for (uint64_t hb = 1; hb <= 10; ++hb) {
+    t = static_cast<int64_t>(hb) * 200;
+    gossip_msg m;
+    m.kind = gossip_kind::ack;
+    m.from_address = "127.0.0.1:7430";
+    m.updates = {entry("b", 1, member_status::alive, hb), entry("c", 1, member_status::alive, hb)};
+    a.receive(m, t);
+    a.tick(t);
+  }
+  a.take_events();
+  // Silence: b and c pass the phi threshold and get a direct ping each.
+  std::vector<outgoing> out;
+  int64_t probe_started = 0;
+  for (; t < 4000 && probe_started == 0; t += 200) {
+    for (auto& o : a.tick(t)) {
+      if (o.msg.kind == gossip_kind::ping && o.msg.seq != 0) probe_started = t;
+      out.push_back(o);
+    }
+  }
+  ASSERT_NE(probe_started, 0) << "no probe within 2 s of silence";
+  EXPECT_GE(a.phi("b", probe_started), cfg.phi_threshold);
+  // c answers its probe; b does not. After probe_timeout_ms, c is asked to ping b.
+  const std::string c_address = entry("c", 1, member_status::alive, 0).cluster_address;
+  uint64_t c_seq = 0;
+  for (const auto& o : out) {
+    if (o.msg.kind == gossip_kind::ping && o.msg.seq != 0 && o.address == c_address) c_seq = o.msg.seq;
+  }
+  ASSERT_NE(c_seq, 0u);
+  gossip_msg ack;
+  ack.kind = gossip_kind::ack;
+  ack.seq = c_seq;
+  ack.target_id = "c";
+  ack.from_address = c_address;
+  ack.updates = {entry("c", 1, member_status::alive, 11)};
+  a.receive(ack, t);
+  bool asked_c = false;
+  for (; t < probe_started + cfg.probe_timeout_ms + 400; t += 100) {
+    for (auto& o : a.tick(t)) {
+      if (o.msg.kind == gossip_kind::ping_req) {
+        EXPECT_EQ(o.msg.target_id, "b");
+        EXPECT_EQ(o.address, c_address);
+        asked_c = true;
+      }
+    }
+  }
+  EXPECT_TRUE(asked_c);
+  EXPECT_EQ(a.table().find("b")->status, member_status::alive) << "not suspect before the indirect timeout";
+  for (; t < probe_started + cfg.probe_timeout_ms + cfg.indirect_probe_timeout_ms + 400; t += 100) a.tick(t);
+  EXPECT_EQ(a.table().find("b")->status, member_status::suspect);
+  EXPECT_EQ(a.table().find("c")->status, member_status::alive);
+  auto events = a.take_events();
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back().what, membership_event::kind::status_changed);
+  EXPECT_GE(events.back().phi, cfg.phi_threshold);
+  EXPECT_NE(describe(events.back()).find("alive -> suspect phi="), std::string::npos)
+      << describe(events.back());
+  // No refutation within suspicion_timeout_ms: dead.
+  for (int64_t end = t + cfg.suspicion_timeout_ms + 200; t < end; t += 100) a.tick(t);
+  EXPECT_EQ(a.table().find("b")->status, member_status::dead);
+}
+
+TEST(membership, a_leave_message_marks_the_sender_left_at_once) {
+  membership a(node_config("a", 7420));
+  membership b(node_config("b", 7430));
+  gossip_msg hello;
+  hello.kind = gossip_kind::ping;
+  hello.from_address = b.config().cluster_address;
+  hello.updates = {b.self()};
+  a.receive(hello, 0);
+  auto bye = b.leave(10);
+  EXPECT_TRUE(bye.empty()) << "b knows no one yet";
+  gossip_msg hello_a;
+  hello_a.kind = gossip_kind::ping;
+  hello_a.from_address = a.config().cluster_address;
+  hello_a.updates = {a.self()};
+  membership b2(node_config("b", 7430));
+  b2.receive(hello_a, 0);
+  bye = b2.leave(20);
+  ASSERT_EQ(bye.size(), 1u);
+  EXPECT_EQ(bye[0].msg.kind, gossip_kind::leave);
+  deliver(a, bye, 21);
+  EXPECT_EQ(a.table().find("b")->status, member_status::left);
+  EXPECT_TRUE(b2.tick(200).empty()) << "a leaving node sends nothing more";
+}
+
+TEST(membership, our_own_pause_does_not_make_us_suspect_everyone) {
+  membership a(node_config("a", 7420));
+  int64_t t = 0;
+  for (uint64_t hb = 1; hb <= 20; ++hb) {
+    t = static_cast<int64_t>(hb) * 200;
+    gossip_msg m;
+    m.kind = gossip_kind::ack;
+    m.from_address = "127.0.0.1:7430";
+    m.updates = {entry("b", 1, member_status::alive, hb)};
+    a.receive(m, t);
+    a.tick(t);
+  }
+  a.take_events();
+  t += 10000;  // SIGSTOP for 10 s, then SIGCONT: the first tick sees the gap
+  for (const auto& o : a.tick(t)) EXPECT_EQ(o.msg.seq, 0u) << "no probe right after a pause";
+  EXPECT_LT(a.phi("b", t), 1);
+  auto events = a.take_events();
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.front().what, membership_event::kind::resumed);
+}
+
+TEST(membership, messages_carry_at_most_the_configured_number_of_entries) {
+  auto cfg = node_config("a", 7420);
+  cfg.max_updates_per_message = 8;
+  membership a(cfg);
+  gossip_msg many;
+  many.kind = gossip_kind::ping;
+  many.from_address = "127.0.0.1:9999";
+  for (int i = 0; i < 100; ++i) {
+    many.updates.push_back(entry("m" + std::to_string(i), 1, member_status::alive, 1));
+  }
+  a.receive(many, 0);
+  std::set<std::string> seen;
+  for (int64_t t = 200; t < 200 * 40; t += 200) {
+    for (const auto& o : a.tick(t)) {
+      EXPECT_LE(o.msg.updates.size(), 8u);
+      EXPECT_EQ(o.msg.updates.front().id, "a") << "the sender's own entry comes first";
+      for (const auto& m : o.msg.updates) seen.insert(m.id);
+    }
+  }
+  EXPECT_EQ(seen.size(), 101u) << "anti-entropy carries every entry in time";
+}
+
+}  // namespace
+}  // namespace shoal
