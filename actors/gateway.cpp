@@ -8,7 +8,6 @@ gateway_actor::behavior_type gateway(gateway_actor::stateful_pointer<gateway_sta
                                      router_actor router, catalog_actor catalog,
                                      catalog_ptr initial, membership_actor members,
                                      gateway_config cfg) {
-  (void)members;  // cluster status: wired below once the api has cluster_status_request
   self->state.current = std::move(initial);
   return {
       [=](call_atom, api_call& call, api_callback& reply) {
@@ -41,6 +40,13 @@ gateway_actor::behavior_type gateway(gateway_actor::stateful_pointer<gateway_sta
                 std::vector<model_entry> all;
                 for (const auto* entry : self->state.current->models()) all.push_back(*entry);
                 reply(std::move(all));
+              } else if constexpr (std::is_same_v<T, cluster_status_request>) {
+                self->request(members, cfg.status_timeout, members_atom_v)
+                    .then(
+                        [reply](std::vector<member_view>& all) {
+                          reply(cluster_status{std::move(all)});
+                        },
+                        fail("cluster status"));
               } else {
                 static_assert(std::is_same_v<T, status_request>);
                 node_status out;

@@ -1,7 +1,8 @@
 // gateway: the front ends' (HTTP, ZeroMQ) door into the actor system. A front end decodes a call
 // on its own I/O thread and sends (call_atom, api_call, callback); the gateway asks the router or
 // the catalog actor and calls the callback with the reply. Reads (list, models, status) come
-// from its own catalog copy. The gateway never touches a socket.
+// from its own catalog copy; cluster status from the membership actor. The gateway never
+// touches a socket.
 #pragma once
 
 #include <string>

@@ -5,6 +5,7 @@
 #include <map>
 #include <type_traits>
 
+#include "member_proto.hpp"
 #include "proto/shoal.pb.h"
 #include "shoal/utf8.hpp"
 
@@ -316,6 +317,8 @@ const char* result_name(pb::Response::ResultCase c) {
       return "label";
     case pb::Response::kStatus:
       return "status";
+    case pb::Response::kClusterStatus:
+      return "cluster status";
     case pb::Response::RESULT_NOT_SET:
       break;
   }
@@ -433,10 +436,13 @@ request_decode_result decode_request(std::string_view bytes) {
     case pb::Request::kStatus:
       call = api_call(status_request{});
       break;
+    case pb::Request::kClusterStatus:
+      call = api_call(cluster_status_request{});
+      break;
     case pb::Request::CALL_NOT_SET:
       call = bad_request("request " + std::to_string(request_id) +
                          " carries no call: expected one of infer, push, list, models, label, "
-                         "status");
+                         "status, cluster_status");
       break;
   }
   if (!call) return request_error{request_id, call.error()};
@@ -506,6 +512,20 @@ std::string encode_response(uint64_t request_id, const node_status& r) {
   return serialize(m);
 }
 
+std::string encode_response(uint64_t request_id, const cluster_status& r) {
+  pb::Response m;
+  m.set_request_id(request_id);
+  auto* out = m.mutable_cluster_status();
+  for (const auto& v : r.members) {
+    auto* mv = out->add_members();
+    member_to_proto(v.entry, *mv->mutable_member());
+    mv->set_is_self(v.is_self);
+    mv->set_phi(v.phi);
+    mv->set_since_heard_ms(v.since_heard_ms.value_or(-1));
+  }
+  return serialize(m);
+}
+
 std::string encode_error(uint64_t request_id, const status& error) {
   pb::Response m;
   m.set_request_id(request_id);
@@ -547,9 +567,11 @@ std::string encode_request(uint64_t request_id, const api_call& call) {
           out->set_action(c.action == label_action::rollback ? pb::LabelRequest::ROLLBACK
                                                              : pb::LabelRequest::PROMOTE);
           out->set_version(c.version.value_or(0));
-        } else {
-          static_assert(std::is_same_v<T, status_request>);
+        } else if constexpr (std::is_same_v<T, status_request>) {
           m.mutable_status();
+        } else {
+          static_assert(std::is_same_v<T, cluster_status_request>);
+          m.mutable_cluster_status();
         }
       },
       call);
@@ -622,6 +644,23 @@ result<node_status> decode_status_response(std::string_view bytes) {
   out.version = r->status().version();
   out.models = r->status().models();
   out.snapshots = r->status().snapshots();
+  return out;
+}
+
+result<cluster_status> decode_cluster_status_response(std::string_view bytes) {
+  auto r = parse_response(bytes, pb::Response::kClusterStatus);
+  if (!r) return r.error();
+  cluster_status out;
+  for (const auto& mv : r->cluster_status().members()) {
+    auto entry = member_from_proto(mv.member());
+    if (!entry) return status::internal("the node sent a bad member: " + entry.error().message());
+    member_view v;
+    v.entry = std::move(*entry);
+    v.is_self = mv.is_self();
+    v.phi = mv.phi();
+    if (mv.since_heard_ms() >= 0) v.since_heard_ms = mv.since_heard_ms();
+    out.members.push_back(std::move(v));
+  }
   return out;
 }
 

@@ -61,6 +61,7 @@ const std::vector<command_spec>& command_table() {
       {kind::rollback, "snapshot rollback", {"--label", "--to"}, {"TENANT/MODEL"}},
       {kind::models, "models", {"--json"}, {}},
       {kind::infer, "infer", {"--k", "--version", "--label", "--json"}, {"TENANT/MODEL", "TEXT"}},
+      {kind::cluster_status, "cluster status", {"--json"}, {}},
   };
   return table;
 }
@@ -157,7 +158,22 @@ identified identify(const std::vector<std::string>& pos) {
     return nullptr;
   };
   if (pos.empty()) {
-    id.error = "missing command: try snapshot push|list|promote|rollback, models or infer";
+    id.error = "missing command: try snapshot push|list|promote|rollback, models, infer or cluster status";
+    return id;
+  }
+  if (pos[0] == "cluster") {
+    id.name = "cluster";
+    if (pos.size() < 2) {
+      id.error = "cluster: missing subcommand: status";
+      return id;
+    }
+    id.spec = find("cluster " + pos[1]);
+    if (id.spec == nullptr) {
+      id.error = "cluster: unknown subcommand " + shown(pos[1]) + ": expected status";
+      return id;
+    }
+    id.name = id.spec->name;
+    id.words = 2;
     return id;
   }
   if (pos[0] == "snapshot") {
@@ -179,7 +195,7 @@ identified identify(const std::vector<std::string>& pos) {
   id.spec = (pos[0] == "models" || pos[0] == "infer") ? find(pos[0]) : nullptr;
   if (id.spec == nullptr) {
     id.error = "unknown command " + shown(pos[0]) +
-               ": expected snapshot push|list|promote|rollback, models or infer";
+               ": expected snapshot push|list|promote|rollback, models, infer or cluster status";
     if (pos[0] == "node") id.error = "'shoal node' runs a node: see 'shoal node --help'";
     return id;
   }
@@ -370,6 +386,73 @@ std::string dump(const json& j) {
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
+// "0.2s ago", "3m12s ago": how long since a member was last heard from.
+std::string ago_text(int64_t ms) {
+  char buf[32];
+  if (ms < 60000) {
+    std::snprintf(buf, sizeof buf, "%.1fs ago", double(ms) / 1000.0);
+  } else if (ms < 3600000) {
+    std::snprintf(buf, sizeof buf, "%dm%02ds ago", int(ms / 60000), int(ms / 1000 % 60));
+  } else {
+    std::snprintf(buf, sizeof buf, "%dh%02dm ago", int(ms / 3600000), int(ms / 60000 % 60));
+  }
+  return buf;
+}
+
+std::string render_cluster(const cluster_status& st) {
+  std::vector<std::vector<std::string>> rows = {
+      {"NAME", "ADDRESS", "STATUS", "INCARNATION", "PHI", "HEARD", "IN-FLIGHT", "MODELS"}};
+  for (const auto& v : st.members) {
+    char phi[32];
+    std::snprintf(phi, sizeof phi, "%.1f", v.phi);
+    rows.push_back({cell(v.entry.name) + (v.is_self ? " *" : ""), cell(v.entry.cluster_address),
+                    to_string(v.entry.status), std::to_string(v.entry.incarnation),
+                    v.is_self ? "-" : phi,
+                    v.is_self || !v.since_heard_ms ? "-" : ago_text(*v.since_heard_ms),
+                    std::to_string(v.entry.load.in_flight),
+                    std::to_string(v.entry.load.loaded_models)});
+  }
+  std::vector<size_t> widths(rows[0].size(), 0);
+  for (const auto& r : rows) {
+    for (size_t i = 0; i < r.size(); ++i) widths[i] = std::max(widths[i], width(r[i]));
+  }
+  std::string out;
+  for (const auto& r : rows) {
+    std::string line;
+    for (size_t i = 0; i < r.size(); ++i) {
+      line += r[i];
+      if (i + 1 < r.size()) line += std::string(widths[i] - width(r[i]) + 2, ' ');
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    out += line + "\n";
+  }
+  return out + "(* this node)\n";
+}
+
+json cluster_json(const cluster_status& st) {
+  json members = json::array();
+  for (const auto& v : st.members) {
+    const member& m = v.entry;
+    members.push_back(
+        {{"name", m.name},
+         {"id", m.id},
+         {"status", to_string(m.status)},
+         {"self", v.is_self},
+         {"incarnation", m.incarnation},
+         {"heartbeat", m.heartbeat},
+         {"phi", std::round(v.phi * 1000) / 1000},
+         {"since_heard_ms", v.since_heard_ms ? json(*v.since_heard_ms) : json(nullptr)},
+         {"cluster_address", m.cluster_address},
+         {"http_address", m.http_address},
+         {"zmq_address", m.zmq_address},
+         {"load",
+          {{"in_flight", m.load.in_flight},
+           {"loaded_models", m.load.loaded_models},
+           {"free_model_memory", m.load.free_model_memory}}}});
+  }
+  return {{"members", std::move(members)}};
+}
+
 // Scores print with 6 decimals in both forms, so JSON and text agree.
 double rounded_score(float s) { return std::round(double(s) * 1e6) / 1e6; }
 
@@ -485,6 +568,14 @@ status execute(const cli_command& c, std::ostream& out) {
       }
       return status::ok();
     }
+    case kind::cluster_status: {
+      auto reply = ask_node(c, cluster_status_request{});
+      if (!reply) return reply.error();
+      auto r = decode_cluster_status_response(*reply);
+      if (!r) return r.error();
+      out << (c.json ? dump(cluster_json(*r)) : render_cluster(*r));
+      return status::ok();
+    }
   }
   return status::internal("unknown command");
 }
@@ -590,6 +681,28 @@ std::string cli_help(const std::string& name) {
            "\nexamples:\n  shoal infer acme/bot \"where is my order\" --k 3\n"
            "  shoal infer acme/bot -- \"-text starting with a dash\"\n";
   }
+  if (name == "cluster status") {
+    return with_common(
+               "usage: shoal cluster status [--json]\n"
+               "\n"
+               "Shows every member the node knows (itself marked *): name, cluster address,\n"
+               "status (alive, suspect, dead, left), incarnation, the node's phi for it (its\n"
+               "suspicion; 8 and above means probing), how long since its heartbeat last rose,\n"
+               "and its load (inference requests in flight, snapshots in memory).\n"
+               "\n"
+               "options:\n"
+               "  --json              print {\"members\":[{\"name\":...,\"status\":...,...}]}\n",
+               true) +
+           "\nexample:\n  shoal cluster status --node 127.0.0.1:7431\n";
+  }
+  if (name == "cluster") {
+    return with_common(
+        "usage: shoal cluster status [--json]\n"
+        "\n"
+        "commands:\n"
+        "  cluster status      the members this node knows and how they are\n",
+        false);
+  }
   if (name == "snapshot") {
     return with_common(
         "usage: shoal snapshot push|list|promote|rollback ...\n"
@@ -616,6 +729,7 @@ std::string cli_help(const std::string& name) {
          "  snapshot rollback   move a label back to its previous version\n"
          "  models              list the models and where production points\n"
          "  infer               classify a text with a model\n"
+         "  cluster status      the cluster's members as this node sees them\n"
          "\n"
          "options of every command:\n" +
          std::string(common_options) +
@@ -627,6 +741,7 @@ std::string cli_help(const std::string& name) {
          "  shoal snapshot rollback acme/bot\n"
          "  shoal infer acme/bot \"where is my order\" --k 3 --json\n"
          "  SHOAL_NODE=10.0.0.5:7421 shoal models\n"
+         "  shoal cluster status --json\n"
          "\n"
          "Run 'shoal COMMAND --help' for a command's arguments and options.\n";
 }

@@ -8,6 +8,7 @@
 #include <variant>
 #include <vector>
 
+#include "shoal/membership.hpp"
 #include "shoal/model.hpp"
 #include "shoal/model_id.hpp"
 
@@ -76,8 +77,15 @@ struct node_status {
   uint64_t snapshots = 0;
 };
 
+/// `shoal cluster status`: every member this node knows.
+struct cluster_status_request {};
+
+struct cluster_status {
+  std::vector<member_view> members;  // ourselves included
+};
+
 /// Any call a front end can make; both codecs decode into this.
-using api_call =
-    std::variant<infer_request, push_request, list_request, models_request, label_request, status_request>;
+using api_call = std::variant<infer_request, push_request, list_request, models_request,
+                              label_request, status_request, cluster_status_request>;
 
 }  // namespace shoal

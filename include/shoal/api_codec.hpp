@@ -76,6 +76,7 @@ std::string encode_response(uint64_t request_id, const model_entry& r);         
 std::string encode_response(uint64_t request_id, const std::vector<model_entry>& r);  // models
 std::string encode_response(uint64_t request_id, const label_result& r);
 std::string encode_response(uint64_t request_id, const node_status& r);
+std::string encode_response(uint64_t request_id, const cluster_status& r);
 
 /// Returns a serialized Response carrying `error`'s code and message.
 /// @pre !error.is_ok() (an ok status is sent as internal "no error given")
@@ -99,6 +100,7 @@ result<model_entry> decode_list_response(std::string_view bytes);
 result<std::vector<model_entry>> decode_models_response(std::string_view bytes);
 result<label_result> decode_label_response(std::string_view bytes);
 result<node_status> decode_status_response(std::string_view bytes);
+result<cluster_status> decode_cluster_status_response(std::string_view bytes);
 
 /// Returns "promote" or "rollback", the spelling the wire and JSON use.
 const char* label_action_name(label_action a);

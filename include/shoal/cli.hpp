@@ -1,5 +1,6 @@
 // cli: every `shoal` command except `shoal node` (main.cpp runs that one). Each command is one
-// ZeroMQ call to a node: `snapshot push|list|promote|rollback`, `models`, `infer`.
+// ZeroMQ call to a node: `snapshot push|list|promote|rollback`, `models`, `infer`,
+// `cluster status`.
 //
 // Split in two so the parsing is testable without a node: parse_cli turns arguments into a
 // cli_command (or a usage error), run_cli executes it and prints.
@@ -35,14 +36,14 @@ struct cli_env {
 
 /// One parsed command line.
 struct cli_command {
-  enum class kind : uint8_t { help, push, list, models, promote, rollback, infer };
+  enum class kind : uint8_t { help, push, list, models, promote, rollback, infer, cluster_status };
   kind what = kind::help;
   /// The command's name as typed, "snapshot promote"; for help, the command whose help to print
   /// ("" for `shoal --help`, "snapshot" for the snapshot group).
   std::string name;
   std::string node = default_node_address;  // HOST:PORT, already checked
   std::chrono::milliseconds timeout = default_cli_timeout;
-  bool json = false;                // push, list, models, infer
+  bool json = false;                // push, list, models, infer, cluster status
   model_id id;                      // all but models
   std::string file;                 // push
   std::string label;                // push, promote, rollback, infer; "" = none

@@ -15,9 +15,6 @@
 
 namespace shoal {
 
-/// Longest id, name or address a member entry may carry.
-inline constexpr size_t max_member_field = 256;
-
 /// Returns `m` as envelope bytes, authenticated with `secret` when it is not empty.
 std::string encode_gossip(const gossip_msg& m, const std::string& secret);
 

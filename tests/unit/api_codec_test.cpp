@@ -277,7 +277,8 @@ TEST(api_codec, refuses_a_request_without_a_call) {
   auto e = refusal(m.SerializeAsString());
   EXPECT_EQ(e.request_id, 12u);
   EXPECT_EQ(e.error.message(),
-            "request 12 carries no call: expected one of infer, push, list, models, label, status");
+            "request 12 carries no call: expected one of infer, push, list, models, label, status, "
+            "cluster_status");
   refusal("");  // the empty message is a Request with nothing in it
 }
 

@@ -1,6 +1,8 @@
 #include "shoal/cli.hpp"
 
 #include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
 #include <unistd.h>
 
 #include <cstdio>
@@ -148,10 +150,10 @@ TEST(cli_parse, usage_errors_say_what_is_wrong_and_where_to_look) {
   };
   const std::vector<row> table = {
       {{},
-       "missing command: try snapshot push|list|promote|rollback, models or infer",
+       "missing command: try snapshot push|list|promote|rollback, models, infer or cluster status",
        "try 'shoal --help'"},
       {{"deploy"},
-       "unknown command 'deploy': expected snapshot push|list|promote|rollback, models or infer",
+       "unknown command 'deploy': expected snapshot push|list|promote|rollback, models, infer or cluster status",
        "try 'shoal --help'"},
       {{"snapshot"},
        "snapshot: missing subcommand: push, list, promote or rollback",
@@ -341,9 +343,30 @@ class fake_node {
       r.rows[0].resize(std::min<size_t>(i->top_k, 2));
       return encode_response(id, r);
     }
+    if (std::holds_alternative<cluster_status_request>(call)) return encode_response(id, sample_cluster());
     return encode_error(id, status::internal("unexpected call"));
   }
 
+ public:
+  static cluster_status sample_cluster() {
+    cluster_status st;
+    member_view self;
+    self.entry = {"a1", "n1", "127.0.0.1:7420", "127.0.0.1:7422", "127.0.0.1:7421", 100,
+                  member_status::alive, 57, {2, 3, 0}};
+    self.is_self = true;
+    member_view peer;
+    peer.entry = {"b2", "n2", "127.0.0.1:7430", "127.0.0.1:7432", "127.0.0.1:7431", 205,
+                  member_status::suspect, 40, {0, 1, 0}};
+    peer.phi = 9.25;
+    peer.since_heard_ms = 1250;
+    member_view gone;
+    gone.entry = {"c3", "n3", "127.0.0.1:7440", "", "", 7, member_status::dead, 3, {}};
+    gone.phi = 123.4567;
+    st.members = {self, peer, gone};
+    return st;
+  }
+
+ private:
   std::mutex mu_;
   api_call last_ = status_request{};
   std::unique_ptr<zmq_server> server_;
@@ -532,6 +555,63 @@ TEST(cli_run_alone, an_absent_node_is_one_line_and_exit_1) {
   EXPECT_EQ(r.out, "");
   EXPECT_EQ(r.err, "shoal: no answer from node " + address +
                        " within 200ms: is `shoal node` running there?\n");
+}
+
+TEST_F(cli_run, cluster_status_prints_a_table_and_json) {
+  auto r = shoal({"cluster", "status"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.err, "");
+  EXPECT_EQ(r.out,
+            "NAME  ADDRESS         STATUS   INCARNATION  PHI    HEARD     IN-FLIGHT  MODELS\n"
+            "n1 *  127.0.0.1:7420  alive    100          -      -         2          3\n"
+            "n2    127.0.0.1:7430  suspect  205          9.2    1.2s ago  0          1\n"
+            "n3    127.0.0.1:7440  dead     7            123.5  -         0          0\n"
+            "(* this node)\n");
+  EXPECT_TRUE(std::holds_alternative<cluster_status_request>(node_.last_call()));
+
+  auto j = shoal({"cluster", "status", "--json"});
+  EXPECT_EQ(j.code, 0) << j.err;
+  auto doc = nlohmann::json::parse(j.out);
+  ASSERT_EQ(doc["members"].size(), 3u);
+  EXPECT_EQ(doc["members"][0]["name"], "n1");
+  EXPECT_EQ(doc["members"][0]["self"], true);
+  EXPECT_TRUE(doc["members"][0]["since_heard_ms"].is_null());
+  EXPECT_EQ(doc["members"][1]["status"], "suspect");
+  EXPECT_EQ(doc["members"][1]["incarnation"], 205);
+  EXPECT_EQ(doc["members"][1]["phi"], 9.25);
+  EXPECT_EQ(doc["members"][1]["since_heard_ms"], 1250);
+  EXPECT_EQ(doc["members"][1]["zmq_address"], "127.0.0.1:7431");
+  EXPECT_EQ(doc["members"][1]["load"]["loaded_models"], 1);
+  EXPECT_EQ(doc["members"][2]["status"], "dead");
+}
+
+TEST(cli_parse, cluster_commands_and_their_usage_errors) {
+  auto c = parse_cli({"cluster", "status", "--json"}, {});
+  ASSERT_TRUE(c) << c.error().message();
+  EXPECT_EQ(c->what, cli_command::kind::cluster_status);
+  EXPECT_TRUE(c->json);
+  struct row {
+    std::vector<std::string> a;
+    std::string message;
+    std::string hint;
+  };
+  const row table[] = {
+      {{"cluster"}, "cluster: missing subcommand: status", "try 'shoal cluster --help'"},
+      {{"cluster", "stats"}, "cluster: unknown subcommand 'stats': expected status",
+       "try 'shoal cluster --help'"},
+      {{"cluster", "status", "x"}, "cluster status: unexpected argument 'x'",
+       "try 'shoal cluster status --help'"},
+      {{"cluster", "status", "--k", "2"}, "cluster status: unknown option '--k'",
+       "try 'shoal cluster status --help'"},
+  };
+  for (const auto& r : table) {
+    auto p = parse_cli(r.a, {});
+    ASSERT_FALSE(p) << r.message;
+    EXPECT_EQ(p.error().message(), r.message);
+    EXPECT_EQ(cli_usage_hint(r.a), r.hint);
+  }
+  EXPECT_NE(cli_help("cluster status").find("usage: shoal cluster status [--json]"), std::string::npos);
+  EXPECT_NE(cli_help("").find("cluster status"), std::string::npos);
 }
 
 }  // namespace

@@ -1,0 +1,247 @@
+// Cluster membership with real `shoal node` processes on loopback: join through seeds, kill -9,
+// SIGSTOP/SIGCONT, restart, graceful leave, a seed that is down, a wrong cluster secret. Every
+// node is killed by its node_process destructor, so a failing test leaves no process behind.
+//
+// Deadlines here are generous (the machine is shared and CI has 2 cores); the detection times
+// themselves are measured by bench/cluster_detection.sh.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <signal.h>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <thread>
+
+#include "support/files.hpp"
+#include "support/node_process.hpp"
+
+namespace shoal {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::node_process;
+using testing::temp_dir;
+using testing::write_file;
+
+struct member_row {
+  std::string status;
+  uint64_t incarnation = 0;
+  double phi = 0;
+};
+
+class cluster : public ::testing::Test {
+ protected:
+  // Starts node `name` with `seeds` (names of nodes, or raw HOST:PORT strings) and extra args.
+  node_process& start(const std::string& name, const std::vector<std::string>& seeds,
+                      std::vector<std::string> extra = {}) {
+    if (ports_.count(name) == 0) ports_[name] = testing::free_port();
+    std::string list;
+    for (const auto& s : seeds) {
+      if (ports_.count(s) == 0 && s.find(':') == std::string::npos) ports_[s] = testing::free_port();
+      std::string addr = s.find(':') != std::string::npos ? s : "127.0.0.1:" + std::to_string(ports_[s]);
+      list += (list.empty() ? "" : ",") + addr;
+    }
+    std::vector<std::string> args = {"--name", name};
+    if (!list.empty()) {
+      args.push_back("--seeds");
+      args.push_back(list);
+    }
+    if (std::find(extra.begin(), extra.end(), "--cluster-secret-file") == extra.end()) {
+      args.push_back("--cluster-secret-file");
+      args.push_back(secret_file("the-cluster-secret"));
+    }
+    args.insert(args.end(), extra.begin(), extra.end());
+    nodes_[name] = std::make_unique<node_process>(dir_.file(name), args, ports_[name]);
+    return *nodes_[name];
+  }
+
+  std::string secret_file(const std::string& secret) {
+    std::string path = dir_.file("secret-" + std::to_string(std::hash<std::string>{}(secret)));
+    write_file(path, secret + "\n");
+    return path;
+  }
+
+  node_process& node(const std::string& name) { return *nodes_.at(name); }
+
+  // `shoal cluster status --json` on `observer`: name -> row. Empty when the call failed.
+  std::map<std::string, member_row> members(const std::string& observer) {
+    auto r = node(observer).cli({"cluster", "status", "--json", "--timeout", "2"});
+    std::map<std::string, member_row> out;
+    if (r.exit_code != 0) return out;
+    auto j = nlohmann::json::parse(r.out, nullptr, false);
+    if (j.is_discarded() || !j.contains("members")) {
+      ADD_FAILURE() << "not the cluster status JSON: " << r.out;
+      return out;
+    }
+    for (const auto& m : j["members"]) {
+      member_row row;
+      row.status = m.at("status").get<std::string>();
+      row.incarnation = m.at("incarnation").get<uint64_t>();
+      row.phi = m.at("phi").get<double>();
+      out[m.at("name").get<std::string>()] = row;
+    }
+    return out;
+  }
+
+  std::optional<std::string> status_of(const std::string& observer, const std::string& name) {
+    auto all = members(observer);
+    auto it = all.find(name);
+    if (it == all.end()) return std::nullopt;
+    return it->second.status;
+  }
+
+  // Polls `cond` every 50 ms until it holds or `limit` passes; returns how long it took.
+  std::optional<std::chrono::milliseconds> wait_until(const std::function<bool()>& cond,
+                                                      std::chrono::milliseconds limit) {
+    auto start = std::chrono::steady_clock::now();
+    while (true) {
+      if (cond()) {
+        return std::chrono::duration_cast<std::chrono::milliseconds>(
+            std::chrono::steady_clock::now() - start);
+      }
+      if (std::chrono::steady_clock::now() - start > limit) return std::nullopt;
+      std::this_thread::sleep_for(50ms);
+    }
+  }
+
+  // True when every observer sees `name` with status `want`.
+  bool everyone_sees(const std::vector<std::string>& observers, const std::string& name,
+                     const std::function<bool(const std::optional<std::string>&)>& want) {
+    for (const auto& o : observers) {
+      if (!want(status_of(o, name))) return false;
+    }
+    return true;
+  }
+
+  static bool is_alive(const std::optional<std::string>& s) { return s && *s == "alive"; }
+  static bool not_alive(const std::optional<std::string>& s) { return !s || *s != "alive"; }
+
+  // Waits until every node in `names` sees every one of them alive.
+  void expect_all_alive(const std::vector<std::string>& names, std::chrono::milliseconds limit) {
+    auto took = wait_until(
+        [&] {
+          for (const auto& n : names) {
+            if (!everyone_sees(names, n, is_alive)) return false;
+          }
+          return true;
+        },
+        limit);
+    if (!took) {
+      std::string logs;
+      for (const auto& n : names) logs += "---- " + n + "\n" + node(n).log();
+      FAIL() << "not everyone alive everywhere within " << limit.count() << " ms\n" << logs;
+    }
+  }
+
+  temp_dir dir_;
+  std::map<std::string, uint16_t> ports_;
+  std::map<std::string, std::unique_ptr<node_process>> nodes_;
+};
+
+TEST_F(cluster, a_node_without_seeds_is_a_one_member_cluster) {
+  start("solo", {});
+  auto all = members("solo");
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all["solo"].status, "alive");
+  auto table = node("solo").cli({"cluster", "status"});
+  EXPECT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_NE(table.out.find("solo"), std::string::npos) << table.out;
+}
+
+TEST_F(cluster, three_nodes_join_through_seeds_and_see_each_other_alive) {
+  start("n1", {});
+  start("n2", {"n1"});
+  start("n3", {"n1", "n2"});
+  expect_all_alive({"n1", "n2", "n3"}, 10s);
+  EXPECT_NE(node("n1").log().find("member n2"), std::string::npos) << node("n1").log();
+}
+
+TEST_F(cluster, a_seed_that_is_down_does_not_stop_a_join_through_another) {
+  start("n1", {});
+  start("n2", {"n1"});
+  expect_all_alive({"n1", "n2"}, 10s);
+  // "gone" is a port nobody listens on, listed first.
+  start("n3", {"gone", "n2"});
+  expect_all_alive({"n1", "n2", "n3"}, 10s);
+}
+
+TEST_F(cluster, a_killed_node_is_seen_not_alive_then_dead_and_a_restart_brings_it_back) {
+  start("n1", {});
+  start("n2", {"n1"});
+  start("n3", {"n1", "n2"});
+  expect_all_alive({"n1", "n2", "n3"}, 10s);
+  uint64_t before = members("n1")["n3"].incarnation;
+
+  node("n3").stop(SIGKILL);
+  auto gone = wait_until([&] { return everyone_sees({"n1", "n2"}, "n3", not_alive); }, 10s);
+  ASSERT_TRUE(gone) << node("n1").log();
+  RecordProperty("kill9_not_alive_ms", static_cast<int>(gone->count()));
+  auto dead = wait_until(
+      [&] {
+        return everyone_sees({"n1", "n2"}, "n3",
+                             [](const auto& s) { return s && *s == "dead"; });
+      },
+      15s);
+  ASSERT_TRUE(dead) << node("n1").log();
+  EXPECT_NE(node("n1").log().find("member n3"), std::string::npos);
+  EXPECT_NE(node("n1").log().find("phi="), std::string::npos) << "status changes log the phi";
+
+  node("n3").restart();
+  expect_all_alive({"n1", "n2", "n3"}, 10s);
+  EXPECT_GT(members("n2")["n3"].incarnation, before);
+}
+
+TEST_F(cluster, a_paused_node_goes_suspect_then_dead_and_comes_back_after_sigcont) {
+  start("n1", {});
+  start("n2", {"n1"});
+  start("n3", {"n1", "n2"});
+  expect_all_alive({"n1", "n2", "n3"}, 10s);
+  uint64_t before = members("n1")["n3"].incarnation;
+
+  node("n3").send_signal(SIGSTOP);
+  bool saw_suspect = false;
+  auto dead = wait_until(
+      [&] {
+        auto s = status_of("n1", "n3");
+        if (s && *s == "suspect") saw_suspect = true;
+        return everyone_sees({"n1", "n2"}, "n3", [](const auto& st) { return st && *st == "dead"; });
+      },
+      20s);
+  ASSERT_TRUE(dead) << node("n1").log();
+  EXPECT_TRUE(saw_suspect || node("n1").log().find("alive -> suspect") != std::string::npos)
+      << node("n1").log();
+
+  node("n3").send_signal(SIGCONT);
+  expect_all_alive({"n1", "n2", "n3"}, 10s);
+  EXPECT_TRUE(node("n3").alive()) << "the same process, not a restart";
+  EXPECT_GT(members("n1")["n3"].incarnation, before) << "it refuted with a higher incarnation";
+}
+
+TEST_F(cluster, sigterm_announces_leaving_and_peers_drop_the_node_at_once) {
+  start("n1", {});
+  start("n2", {"n1"});
+  start("n3", {"n1", "n2"});
+  expect_all_alive({"n1", "n2", "n3"}, 10s);
+  int st = node("n3").stop(SIGTERM);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  // Already "left" when the process has exited: no detection delay.
+  EXPECT_EQ(status_of("n1", "n3"), std::optional<std::string>("left"));
+  EXPECT_EQ(status_of("n2", "n3"), std::optional<std::string>("left"));
+}
+
+TEST_F(cluster, a_node_with_the_wrong_secret_is_refused_and_both_sides_say_why) {
+  start("n1", {});
+  start("n2", {"n1"}, {"--cluster-secret-file", secret_file("not-the-secret")});
+  std::this_thread::sleep_for(2s);
+  EXPECT_EQ(members("n1").count("n2"), 0u);
+  EXPECT_EQ(members("n2").count("n1"), 0u);
+  EXPECT_NE(node("n1").log().find("wrong cluster secret"), std::string::npos) << node("n1").log();
+  EXPECT_NE(node("n2").log().find("refused our gossip"), std::string::npos) << node("n2").log();
+}
+
+}  // namespace
+}  // namespace shoal
