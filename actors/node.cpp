@@ -23,6 +23,7 @@
 #include "shoal/serving_view.hpp"
 #include "shoal/snapshot_store.hpp"
 #include "shoal/v2_codec.hpp"
+#include "shoal/zmq_client.hpp"
 #include "shoal/zmq_server.hpp"
 
 namespace shoal {
@@ -207,9 +208,10 @@ membership_config membership_settings(const node_config& cfg, const std::string&
   membership_config m;
   m.id = node_id;
   m.name = cfg.name;
-  m.cluster_address = cfg.host + ":" + std::to_string(cfg.cluster_port);
-  m.http_address = cfg.host + ":" + std::to_string(cfg.http_port);
-  m.zmq_address = cfg.host + ":" + std::to_string(cfg.zmq_port);
+  const std::string& host = cfg.advertise_host.empty() ? cfg.host : cfg.advertise_host;
+  m.cluster_address = host_port{host, cfg.cluster_port}.str();
+  m.http_address = host_port{host, cfg.http_port}.str();
+  m.zmq_address = host_port{host, cfg.zmq_port}.str();
   // The wall-clock start time: a restarted node comes back with a higher incarnation than any
   // it had before (refutations add one at a time, far fewer than the milliseconds in between).
   m.incarnation = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(

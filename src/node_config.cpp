@@ -81,6 +81,11 @@ status set_field(node_config& cfg, const std::string& key, const std::string& va
     cfg.host = value;
     return status::ok();
   }
+  if (key == "advertise_host") {
+    if (value.empty()) return status::invalid_argument(what + " must not be empty");
+    cfg.advertise_host = value;
+    return status::ok();
+  }
   if (key == "name") {
     cfg.name = value;
     return status::ok();
@@ -164,7 +169,8 @@ status set_field(node_config& cfg, const std::string& key, const std::string& va
   return status::invalid_argument(
       what + ": unknown setting '" + key +
       "' (known: data_dir, host, http_port, zmq_port, cluster_port, name, http_threads, "
-      "max_body_bytes, max_push_bytes, request_timeout_ms, max_batch, seeds, cluster_secret, "
+      "max_body_bytes, max_push_bytes, request_timeout_ms, max_batch, advertise_host, seeds, "
+      "cluster_secret, "
       "cluster_secret_file, tls_certificate, tls_key, tls_ca, gossip_interval_ms, "
       "phi_threshold, probe_timeout_ms, indirect_probe_timeout_ms, indirect_probes, "
       "suspicion_timeout_ms, dead_retention_ms, max_gossip_updates)");
@@ -225,6 +231,7 @@ result<node_command> parse_node_args(const std::vector<std::string>& args) {
       {"--http-threads", "http_threads"}, {"--request-timeout-ms", "request_timeout_ms"},
       {"--max-body-bytes", "max_body_bytes"}, {"--max-push-bytes", "max_push_bytes"},
       {"--seeds", "seeds"},               {"--cluster-secret-file", "cluster_secret_file"},
+      {"--advertise-host", "advertise_host"},
       {"--gossip-interval-ms", "gossip_interval_ms"}, {"--phi-threshold", "phi_threshold"},
       {"--probe-timeout-ms", "probe_timeout_ms"},
       {"--indirect-probe-timeout-ms", "indirect_probe_timeout_ms"},
@@ -278,6 +285,15 @@ result<node_command> parse_node_args(const std::vector<std::string>& args) {
   if (cmd.config.data_dir.empty()) {
     return status::invalid_argument("--data-dir DIR is required (or data_dir in --config FILE)");
   }
+  bool wildcard = c.host == "0.0.0.0" || c.host == "::" || c.host == "[::]";
+  if (c.advertise_host.empty() && wildcard) {
+    if (!c.seeds.empty()) {
+      return status::invalid_argument(
+          "host " + c.host + " listens everywhere but is no address peers can reach: set "
+          "--advertise-host (advertise_host) to this machine's address for the cluster");
+    }
+  }
+  if (cmd.config.advertise_host.empty()) cmd.config.advertise_host = cmd.config.host;
   if (cmd.config.name.empty()) {
     cmd.config.name = cmd.config.host + ":" + std::to_string(cmd.config.http_port);
   }
@@ -308,6 +324,8 @@ options:
 cluster:
   --seeds HOST:PORT[,...]   cluster ports of nodes to join through (any one that is up will
                             do); none: start a one-node cluster that others can join
+  --advertise-host ADDR     the address other nodes reach this one at (default: --host;
+                            required with --host 0.0.0.0 and seeds)
   --cluster-secret-file F   file holding the shared cluster secret: gossip is authenticated
                             with it, a node with another secret is refused (config:
                             cluster_secret or cluster_secret_file)

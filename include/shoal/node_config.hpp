@@ -31,6 +31,8 @@ struct node_config {
   size_t max_batch = 1024;            // texts in one inference request
 
   // ---- cluster ----
+  std::string advertise_host;         // the address peers and clients reach us at (gossiped);
+                                      // default: host. Needed when host is 0.0.0.0 or ::
   std::vector<std::string> seeds;     // HOST:PORT cluster addresses to join through; none: a
                                       // one-node cluster that others can join
   std::string cluster_secret;         // authenticates gossip (HMAC); from cluster_secret or

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <sstream>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -178,6 +179,55 @@ TEST(node_config, bad_cluster_settings_name_the_problem) {
     ASSERT_FALSE(cmd.is_ok()) << r.args[0];
     EXPECT_EQ(cmd.error().message().rfind(r.message, 0), 0u) << cmd.error().message();
   }
+}
+
+TEST(node_config, a_wildcard_host_in_a_cluster_needs_an_advertised_address) {
+  auto cmd = parse_node_args({"--data-dir", "x", "--host", "0.0.0.0", "--seeds", "10.0.0.1:7420"});
+  ASSERT_FALSE(cmd.is_ok());
+  EXPECT_NE(cmd.error().message().find("--advertise-host"), std::string::npos);
+  cmd = parse_node_args({"--data-dir", "x", "--host", "0.0.0.0", "--seeds", "10.0.0.1:7420",
+                         "--advertise-host", "10.0.0.2"});
+  ASSERT_TRUE(cmd.is_ok()) << cmd.error().message();
+  EXPECT_EQ(cmd->config.advertise_host, "10.0.0.2");
+  cmd = parse_node_args({"--data-dir", "x", "--host", "10.0.0.3"});
+  ASSERT_TRUE(cmd.is_ok());
+  EXPECT_EQ(cmd->config.advertise_host, "10.0.0.3") << "defaults to host";
+}
+
+// The shipped configs parse as they are (with the secret file they tell people to create).
+TEST(node_config, the_example_configs_in_cluster_config_parse) {
+  const char* src = std::getenv("SHOAL_SOURCE_DIR");
+  ASSERT_NE(src, nullptr) << "run through ctest (SHOAL_SOURCE_DIR)";
+  std::string root = std::string(src) + "/cluster-config";
+  auto read = [](const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
+  };
+  config_dir d;
+  d.write("secret.txt", "example secret\n");
+  for (int i = 1; i <= 3; ++i) {
+    std::string name = "n" + std::to_string(i) + ".conf";
+    auto path = d.write(name, read(root + "/local-3/" + name));
+    auto cmd = parse_node_args({"--config", path});
+    ASSERT_TRUE(cmd.is_ok()) << name << ": " << cmd.error().message();
+    EXPECT_EQ(cmd->config.name, "n" + std::to_string(i));
+    EXPECT_EQ(cmd->config.seeds, (std::vector<std::string>{"127.0.0.1:7420", "127.0.0.1:7430"}));
+    EXPECT_EQ(cmd->config.cluster_secret, "example secret");
+  }
+  auto embedded = parse_node_args({"--config", root + "/embedded.conf"});
+  ASSERT_TRUE(embedded.is_ok()) << embedded.error().message();
+  std::string multi = read(root + "/multi-host.conf");
+  auto at = multi.find("cluster_secret_file = /etc/shoal/cluster.secret");
+  ASSERT_NE(at, std::string::npos);
+  multi.replace(at, std::string("cluster_secret_file = /etc/shoal/cluster.secret").size(),
+                "cluster_secret_file = secret.txt");
+  node_config cfg;
+  auto st = apply_config_text(multi, "multi-host.conf", d.path, cfg);
+  ASSERT_TRUE(st.is_ok()) << st.message();
+  EXPECT_EQ(cfg.seeds.size(), 3u);
+  EXPECT_EQ(cfg.host, "10.0.0.11");
 }
 
 TEST(node_config, tls_needs_all_three_paths_relative_to_the_config_file) {
