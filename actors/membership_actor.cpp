@@ -58,19 +58,48 @@ void send_to(self_ptr self, const std::string& address, std::string bytes) {
               return;
             }
             auto handle = caf::actor_cast<membership_actor>(ptr);
-            self->monitor(handle);
-            l.handle = handle;
+            if (!l.handle) {
+              self->monitor(handle);
+              l.handle = handle;
+            }
+            handle = *l.handle;
             while (!l.queued.empty()) {
               self->send(handle, gossip_atom_v, std::move(l.queued.front()));
               l.queued.pop_front();
             }
           },
-          [=](const caf::error&) {
+          [=](const caf::error& err) {
             auto& l = self->state.links[address];
             l.connecting = false;
             l.queued.clear();
+            // Say why, once in a while per address: a refused TLS handshake or a typo in the
+            // seeds must be visible in the log, not only as silence.
+            int64_t now = now_ms(self);
+            auto& last = self->state.last_refusal_log_ms["connect:" + address];
+            if (last == 0 || now - last > 30000) {
+              last = now;
+              log_warn("cannot connect to cluster node " + address + ": " + self->system().render(err));
+            }
             report_unreachable(self, address);
           });
+}
+
+// A peer that reached us has a connection we can answer over: use it for that address instead
+// of opening a second one (two connections between the same pair of nodes make CAF close one,
+// which reads as a lost peer).
+void adopt_sender(self_ptr self, const std::string& address) {
+  if (address.empty() || address == self->state.cfg.core.cluster_address) return;
+  auto sender = caf::actor_cast<membership_actor>(self->current_sender());
+  if (!sender) return;
+  auto& link = self->state.links[address];
+  if (link.handle && *link.handle == sender) return;
+  if (link.handle) return;  // keep the working one we have
+  self->monitor(sender);
+  link.handle = sender;
+  while (!link.queued.empty()) {
+    self->send(sender, gossip_atom_v, std::move(link.queued.front()));
+    link.queued.pop_front();
+  }
 }
 
 void send_all(self_ptr self, std::vector<outgoing> out) {
@@ -142,6 +171,7 @@ membership_actor::behavior_type membership_behavior(self_ptr self, membership_ac
           return;
         }
         if (st.leaving) return;
+        adopt_sender(self, decoded.msg->from_address);
         send_all(self, st.core->receive(*decoded.msg, now_ms(self)));
         log_events(self);
       },
@@ -161,15 +191,19 @@ membership_actor::behavior_type membership_behavior(self_ptr self, membership_ac
         if (!self->state.leaving) {
           auto out = self->state.core->leave(now_ms(self));
           self->state.leaving = true;
-          // Only to peers we are connected to: a leave must not wait on connects.
+          // Only to peers we are connected to: a leave must not wait on connects. The others
+          // learn it from those, or detect the silence.
+          size_t told = 0;
           for (auto& o : out) {
             auto it = self->state.links.find(o.address);
             if (it != self->state.links.end() && it->second.handle) {
               self->send(*it->second.handle, gossip_atom_v,
                          encode_gossip(o.msg, self->state.cfg.secret));
+              ++told;
             }
           }
-          log_info("leaving the cluster: told " + std::to_string(out.size()) + " members");
+          log_info("leaving the cluster: told " + std::to_string(told) + " of " +
+                   std::to_string(out.size()) + " members");
         }
         return true;
       },

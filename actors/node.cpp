@@ -4,8 +4,10 @@
 #include <unistd.h>
 
 #include <caf/io/all.hpp>
+#include <caf/openssl/all.hpp>
 #include <cerrno>
 #include <csignal>
+#include <cstring>
 #include <memory>
 #include <random>
 #include <thread>
@@ -234,10 +236,16 @@ membership_config membership_settings(const node_config& cfg, const std::string&
 
 int run_node(const node_config& cfg) {
   install_stop_handlers();
-  if (!cfg.tls_certificate.empty()) {
-    log_error("node-to-node TLS (tls_certificate, tls_key, tls_ca) is not available in this build "
-              "yet; use cluster_secret_file to authenticate nodes");
-    return 1;
+  const bool tls = !cfg.tls_certificate.empty();
+  if (tls) {
+    // Read them now: a missing or unreadable file is a clear start-up error, not a TLS failure
+    // on the first connection.
+    for (const auto* path : {&cfg.tls_certificate, &cfg.tls_key, &cfg.tls_ca}) {
+      if (::access(path->c_str(), R_OK) != 0) {
+        log_error("cannot read TLS file " + *path + ": " + std::strerror(errno));
+        return 1;
+      }
+    }
   }
   auto store = snapshot_store::open(cfg.data_dir);
   if (!store) {
@@ -273,6 +281,15 @@ int run_node(const node_config& cfg) {
     return "shoal: " + to_string(static_cast<shoal_errc>(code)) + " " + caf::to_string(ctx);
   });
   sys_cfg.load<caf::io::middleman>();
+  if (tls) {
+    // CAF's OpenSSL module with a certificate, key and CA file requires and verifies a
+    // certificate from that CA on both ends of every node-to-node connection. (Without them it
+    // falls back to anonymous Diffie-Hellman, which authenticates nobody: never used here.)
+    sys_cfg.load<caf::openssl::manager>();
+    sys_cfg.openssl_certificate = cfg.tls_certificate;
+    sys_cfg.openssl_key = cfg.tls_key;
+    sys_cfg.openssl_cafile = cfg.tls_ca;
+  }
   caf::actor_system sys{sys_cfg};
 
   auto load_timeout = caf::timespan{std::chrono::seconds(60)};
@@ -284,7 +301,8 @@ int run_node(const node_config& cfg) {
   membership_actor_config mem_cfg;
   mem_cfg.core = membership_settings(cfg, *node_id);
   mem_cfg.secret = cfg.cluster_secret;
-  mem_cfg.connector = caf::actor_cast<peer_connector>(sys.middleman().actor_handle());
+  mem_cfg.connector = tls ? caf::actor_cast<peer_connector>(sys.openssl_manager().actor_handle())
+                          : caf::actor_cast<peer_connector>(sys.middleman().actor_handle());
   mem_cfg.board = board;
   auto members = sys.spawn(membership_behavior, std::move(mem_cfg));
   auto gw = sys.spawn(gateway, rtr, catalog, initial, members, gw_cfg);
@@ -300,7 +318,8 @@ int run_node(const node_config& cfg) {
 
   // The node-to-node port: peers' membership actors send gossip to ours here (bind is blocking,
   // but this is start-up, on the main thread).
-  auto published = sys.middleman().publish(members, cfg.cluster_port, cfg.host.c_str(), true);
+  auto published = tls ? caf::openssl::publish(members, cfg.cluster_port, cfg.host.c_str(), true)
+                       : sys.middleman().publish(members, cfg.cluster_port, cfg.host.c_str(), true);
   if (!published) {
     log_error("cannot listen on the cluster port " + cfg.host + ":" +
               std::to_string(cfg.cluster_port) + ": " + sys.render(published.error()));
@@ -339,7 +358,8 @@ int run_node(const node_config& cfg) {
            ":" + std::to_string(*published));
   log_info("cluster: node id " + *node_id + (cfg.seeds.empty() ? ", no seeds: a one-node cluster others can join"
                                                            : ", joining through " + join(cfg.seeds)) +
-           (cfg.cluster_secret.empty() ? "" : ", gossip authenticated with the cluster secret"));
+           (cfg.cluster_secret.empty() ? "" : ", gossip authenticated with the cluster secret") +
+           (tls ? ", TLS with certificates from " + cfg.tls_ca : ""));
 
   int received = wait_for_stop_signal();
   log_info(std::string("stopping on ") + (received == SIGINT ? "SIGINT" : "SIGTERM"));

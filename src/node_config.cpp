@@ -337,7 +337,8 @@ cluster:
   --suspicion-timeout-ms N  suspect -> dead without a refutation (default 3000)
   --dead-retention-ms N     dead or left -> removed from the member table (default 30000)
   --max-gossip-updates N    member entries per gossip message (default 16)
-  TLS between nodes: tls_certificate, tls_key and tls_ca in the config file.
+  TLS between nodes: tls_certificate, tls_key and tls_ca in the config file (certificates
+  from the cluster's own CA; see README.md, "Cluster").
 
 example:
   shoal node --data-dir /var/lib/shoal --http-port 8080
