@@ -121,6 +121,8 @@ member_load current_load(self_ptr self) {
     const auto& view = self->state.cfg.board->read(self->state.board_cache);
     load.loaded_models = static_cast<uint32_t>(view.loaded->size());
   }
+  if (self->state.cfg.in_flight) load.in_flight = self->state.cfg.in_flight->now();
+  // free_model_memory stays 0 until nodes have a model memory budget to report against.
   return load;
 }
 

@@ -34,6 +34,7 @@ struct membership_actor_config {
   std::string secret;                    // empty: messages carry no MAC and none is required
   peer_connector connector;              // the middleman actor (plain or TLS): connects go here
   std::shared_ptr<serving_board> board;  // for the loaded-models count we gossip; may be null
+  std::shared_ptr<const in_flight_counter> in_flight;  // requests being answered; may be null
   std::chrono::milliseconds connect_timeout{1000};
   size_t max_queued_per_peer = 8;
 };

@@ -56,9 +56,10 @@ void call_gateway(const gateway_actor& gw, api_call call, api_callback on_reply)
 }
 
 http_handler make_http_handler(gateway_actor gw, std::shared_ptr<const serving_board> board,
+                               std::shared_ptr<in_flight_counter> in_flight,
                                const node_config& cfg) {
   size_t max_batch = cfg.max_batch;
-  return [gw, board, max_batch](http_request&& req, http_respond respond) {
+  return [gw, board, in_flight, max_batch](http_request&& req, http_respond respond) {
     auto route = parse_route(req.method, req.target);
     if (!route) {
       http_reply r = json_reply(route.http_status(), render_error(route.error().message()));
@@ -104,6 +105,7 @@ http_handler make_http_handler(gateway_actor gw, std::shared_ptr<const serving_b
         return;
       }
       case http_route::kind::infer: {
+        auto counted = std::make_shared<in_flight_counter::guard>(in_flight->track());
         auto parsed = parse_infer_body(*route, req.body, max_batch);
         if (!parsed) {
           respond(error_reply(parsed.error()));
@@ -122,7 +124,7 @@ http_handler make_http_handler(gateway_actor gw, std::shared_ptr<const serving_b
         }
         parsed->request.version = in.version;
         call_gateway(gw, std::move(parsed->request),
-                     [respond, top_k, request_id](api_reply reply) {
+                     [respond, top_k, request_id, counted](api_reply reply) {
                        if (auto* err = std::get_if<status>(&reply)) {
                          respond(error_reply(*err));
                        } else {
@@ -136,15 +138,18 @@ http_handler make_http_handler(gateway_actor gw, std::shared_ptr<const serving_b
   };
 }
 
-zmq_handler make_zmq_handler(gateway_actor gw, std::shared_ptr<const serving_board> board) {
-  return [gw, board](std::string bytes, zmq_respond respond) {
+zmq_handler make_zmq_handler(gateway_actor gw, std::shared_ptr<const serving_board> board,
+                             std::shared_ptr<in_flight_counter> in_flight) {
+  return [gw, board, in_flight](std::string bytes, zmq_respond respond) {
     auto decoded = decode_request(bytes);
     if (!decoded) {
       respond(encode_error(decoded.error().request_id, decoded.error().error));
       return;
     }
     uint64_t id = decoded->request_id;
+    std::shared_ptr<in_flight_counter::guard> counted;
     if (auto* infer = std::get_if<infer_request>(&decoded->call)) {
+      counted = std::make_shared<in_flight_counter::guard>(in_flight->track());
       auto in = answer_inline(board->read(board_cache), *infer, inline_max_texts);
       if (in.answer) {
         respond(in.answer->is_ok() ? encode_response(id, **in.answer)
@@ -153,7 +158,7 @@ zmq_handler make_zmq_handler(gateway_actor gw, std::shared_ptr<const serving_boa
       }
       infer->version = in.version;
     }
-    call_gateway(gw, std::move(decoded->call), [id, respond](api_reply reply) {
+    call_gateway(gw, std::move(decoded->call), [id, respond, counted](api_reply reply) {
       respond(std::visit(
           [id](const auto& value) -> std::string {
             using T = std::decay_t<decltype(value)>;
@@ -304,6 +309,8 @@ int run_node(const node_config& cfg) {
   mem_cfg.connector = tls ? caf::actor_cast<peer_connector>(sys.openssl_manager().actor_handle())
                           : caf::actor_cast<peer_connector>(sys.middleman().actor_handle());
   mem_cfg.board = board;
+  auto in_flight = std::make_shared<in_flight_counter>();
+  mem_cfg.in_flight = in_flight;
   auto members = sys.spawn(membership_behavior, std::move(mem_cfg));
   auto gw = sys.spawn(gateway, rtr, catalog, initial, members, gw_cfg);
   caf::anon_send(catalog, subscribe_atom_v, caf::actor_cast<catalog_listener>(rtr));
@@ -332,7 +339,7 @@ int run_node(const node_config& cfg) {
   http_opts.port = cfg.http_port;
   http_opts.threads = cfg.http_threads;
   http_opts.max_body_bytes = cfg.max_body_bytes;
-  auto http = http_server::start(http_opts, make_http_handler(gw, board, cfg));
+  auto http = http_server::start(http_opts, make_http_handler(gw, board, in_flight, cfg));
   if (!http) {
     log_error("cannot start HTTP: " + http.error().message());
     stop_actors();
@@ -342,7 +349,7 @@ int run_node(const node_config& cfg) {
   zmq_opts.host = cfg.host;
   zmq_opts.port = cfg.zmq_port;
   zmq_opts.max_message_bytes = cfg.max_push_bytes + (1u << 20);
-  auto zmq = zmq_server::start(zmq_opts, make_zmq_handler(gw, board));
+  auto zmq = zmq_server::start(zmq_opts, make_zmq_handler(gw, board, in_flight));
   if (!zmq) {
     log_error("cannot start ZeroMQ: " + zmq.error().message());
     (*http)->stop();

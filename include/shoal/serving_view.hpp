@@ -71,6 +71,37 @@ class serving_board {
   std::atomic<uint64_t> generation_;          // unique across boards (see publish)
 };
 
+/// Inference requests a node is answering right now, across all front-end threads; the
+/// membership actor samples it each gossip interval and gossips it as the node's load.
+/// Shared mutable state on purpose: one relaxed atomic add per request costs far less than a
+/// message per request, and a sampled gauge needs nothing stronger.
+class in_flight_counter {
+ public:
+  /// Counts one request for as long as the returned guard lives.
+  class guard {
+   public:
+    explicit guard(std::atomic<uint32_t>* n) : n_(n) { n_->fetch_add(1, std::memory_order_relaxed); }
+    ~guard() {
+      if (n_ != nullptr) n_->fetch_sub(1, std::memory_order_relaxed);
+    }
+    guard(guard&& other) noexcept : n_(std::exchange(other.n_, nullptr)) {}
+    guard(const guard&) = delete;
+    guard& operator=(const guard&) = delete;
+    guard& operator=(guard&&) = delete;
+
+   private:
+    std::atomic<uint32_t>* n_;
+  };
+
+  /// Returns a guard that counts one request until it is destroyed.
+  guard track() { return guard(&n_); }
+  /// Returns the number of requests being answered now.
+  uint32_t now() const { return n_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<uint32_t> n_{0};
+};
+
 /// How a front end can answer an inference from a view.
 struct inline_answer {
   /// Set when the view answered: the result, or the error the actors would give too (unknown

@@ -516,5 +516,59 @@ TEST(api_codec, label_action_names_match_the_wire) {
   EXPECT_STREQ(label_action_name(label_action::rollback), "rollback");
 }
 
+// ---- cluster status ----------------------------------------------------------------------------
+
+member sample_member(const std::string& id) {
+  member m;
+  m.id = id;
+  m.name = "node " + id;
+  m.cluster_address = "127.0.0.1:7420";
+  m.http_address = "127.0.0.1:7422";
+  m.zmq_address = "[::1]:7421";
+  m.incarnation = 1795385625011;
+  m.status = member_status::suspect;
+  m.heartbeat = 42;
+  m.load = {3, 17, 1u << 30};
+  return m;
+}
+
+TEST(api_codec, cluster_status_round_trips) {
+  auto req = decode_request(encode_request(5, cluster_status_request{}));
+  ASSERT_TRUE(req);
+  EXPECT_TRUE(std::holds_alternative<cluster_status_request>(req->call));
+
+  cluster_status st;
+  member_view self;
+  self.entry = sample_member("a");
+  self.is_self = true;
+  member_view peer;
+  peer.entry = sample_member("b");
+  peer.phi = 3.5;
+  peer.since_heard_ms = 250;
+  st.members = {self, peer};
+  auto back = decode_cluster_status_response(encode_response(5, st));
+  ASSERT_TRUE(back.is_ok()) << back.error().message();
+  ASSERT_EQ(back->members.size(), 2u);
+  EXPECT_EQ(back->members[0].entry, self.entry);
+  EXPECT_TRUE(back->members[0].is_self);
+  EXPECT_FALSE(back->members[0].since_heard_ms.has_value());
+  EXPECT_EQ(back->members[1].entry, peer.entry);
+  EXPECT_EQ(back->members[1].phi, 3.5);
+  EXPECT_EQ(back->members[1].since_heard_ms, 250);
+}
+
+TEST(api_codec, a_cluster_status_with_a_bad_member_is_internal) {
+  cluster_status st;
+  member_view v;
+  v.entry = sample_member("a");
+  v.entry.cluster_address = "not an address";
+  st.members = {v};
+  auto back = decode_cluster_status_response(encode_response(5, st));
+  ASSERT_FALSE(back.is_ok());
+  EXPECT_EQ(back.error().code(), status_code::internal);
+  EXPECT_EQ(back.error().message(), "the node sent a bad member: invalid member entry 'node a': "
+                                    "cluster address is not HOST:PORT");
+}
+
 }  // namespace
 }  // namespace shoal

@@ -171,6 +171,16 @@ TEST(node_config, bad_cluster_settings_name_the_problem) {
       {{"--phi-threshold", "x"}, "--phi-threshold must be a number between 1 and 50, got 'x'"},
       {{"--indirect-probes", "17"}, "--indirect-probes must be between 0 and 16, got 17"},
       {{"--max-gossip-updates", "1"}, "--max-gossip-updates must be between 2 and 256, got 1"},
+      {{"--max-gossip-updates", "257"}, "--max-gossip-updates must be between 2 and 256, got 257"},
+      {{"--gossip-interval-ms", "60001"}, "--gossip-interval-ms must be between 10 and 60000, got 60001"},
+      {{"--phi-threshold", "50.5"}, "--phi-threshold must be a number between 1 and 50, got '50.5'"},
+      {{"--phi-threshold", "8x"}, "--phi-threshold must be a number between 1 and 50, got '8x'"},
+      {{"--probe-timeout-ms", "5"}, "--probe-timeout-ms must be between 10 and 60000, got 5"},
+      {{"--indirect-probe-timeout-ms", "-1"}, "--indirect-probe-timeout-ms must be a whole number, got '-1'"},
+      {{"--suspicion-timeout-ms", "50"}, "--suspicion-timeout-ms must be between 100 and 3600000, got 50"},
+      {{"--dead-retention-ms", "999"}, "--dead-retention-ms must be between 1000 and 86400000, got 999"},
+      {{"--seeds", "127.0.0.1:7420,127.0.0.1:65536"}, "--seeds: invalid node address '127.0.0.1:65536'"},
+      {{"--cluster-secret-file"}, "--cluster-secret-file needs a value"},
   };
   for (const auto& r : table) {
     std::vector<std::string> args = {"--data-dir", "x"};
@@ -228,6 +238,53 @@ TEST(node_config, the_example_configs_in_cluster_config_parse) {
   ASSERT_TRUE(st.is_ok()) << st.message();
   EXPECT_EQ(cfg.seeds.size(), 3u);
   EXPECT_EQ(cfg.host, "10.0.0.11");
+}
+
+TEST(node_config, timings_at_their_limits_are_accepted) {
+  auto cmd = parse_node_args({"--data-dir", "x", "--gossip-interval-ms", "10", "--phi-threshold", "50",
+                              "--probe-timeout-ms", "60000", "--indirect-probe-timeout-ms", "10",
+                              "--indirect-probes", "16", "--suspicion-timeout-ms", "100",
+                              "--dead-retention-ms", "1000", "--max-gossip-updates", "256"});
+  ASSERT_TRUE(cmd.is_ok()) << cmd.error().message();
+  const auto& c = cmd->config;
+  EXPECT_EQ(c.gossip_interval_ms, 10);
+  EXPECT_EQ(c.phi_threshold, 50);
+  EXPECT_EQ(c.probe_timeout_ms, 60000);
+  EXPECT_EQ(c.indirect_probe_timeout_ms, 10);
+  EXPECT_EQ(c.indirect_probes, 16u);
+  EXPECT_EQ(c.suspicion_timeout_ms, 100);
+  EXPECT_EQ(c.dead_retention_ms, 1000);
+  EXPECT_EQ(c.max_gossip_updates, 256u);
+  cmd = parse_node_args({"--data-dir", "x", "--phi-threshold", "1"});
+  ASSERT_TRUE(cmd.is_ok());
+  EXPECT_EQ(cmd->config.phi_threshold, 1);
+}
+
+TEST(node_config, an_empty_seed_list_is_a_one_node_cluster) {
+  config_dir d;
+  auto path = d.write("n.conf", "data_dir = x\nseeds =\n");
+  auto cmd = parse_node_args({"--config", path});
+  ASSERT_TRUE(cmd.is_ok()) << cmd.error().message();
+  EXPECT_TRUE(cmd->config.seeds.empty());
+  cmd = parse_node_args({"--config", path, "--seeds", ""});
+  ASSERT_TRUE(cmd.is_ok()) << cmd.error().message();
+  EXPECT_TRUE(cmd->config.seeds.empty());
+}
+
+TEST(node_config, a_bad_cluster_setting_in_a_file_names_the_file_and_line) {
+  config_dir d;
+  auto seeds = d.write("s.conf", "data_dir = x\n\nseeds = 10.0.0.1:7420, nohost\n");
+  auto cmd = parse_node_args({"--config", seeds});
+  ASSERT_FALSE(cmd.is_ok());
+  EXPECT_EQ(cmd.error().message().rfind(seeds + " line 3: seeds: invalid node address 'nohost'", 0),
+            0u)
+      << cmd.error().message();
+  auto secret = d.write("m.conf", "data_dir = x\ncluster_secret_file = missing.txt\n");
+  cmd = parse_node_args({"--config", secret});
+  ASSERT_FALSE(cmd.is_ok());
+  EXPECT_EQ(cmd.error().message(), secret + " line 2: cluster_secret_file: cannot read '" + d.path +
+                                       "/missing.txt'")
+      << "relative to the config file's directory";
 }
 
 TEST(node_config, tls_needs_all_three_paths_relative_to_the_config_file) {
