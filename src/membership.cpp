@@ -138,12 +138,47 @@ std::vector<std::string> membership::live_peers() const {
   return out;
 }
 
+// The live peers after us (successors) or before us on the ring of ids, at most
+// monitored_peers of them, nearest first.
+std::vector<std::string> membership::ring_neighbours(bool successors) const {
+  std::vector<std::string> out;
+  const auto& all = table_.entries();
+  if (all.size() <= 1) return out;
+  auto live = [](const member& m) {
+    return m.status == member_status::alive || m.status == member_status::suspect;
+  };
+  auto self_it = all.find(cfg_.id);
+  auto it = self_it;
+  for (size_t steps = 1; steps < all.size() && out.size() < cfg_.monitored_peers; ++steps) {
+    if (successors) {
+      if (++it == all.end()) it = all.begin();
+    } else {
+      if (it == all.begin()) it = all.end();
+      --it;
+    }
+    if (live(it->second)) out.push_back(it->first);
+  }
+  return out;
+}
+
 size_t membership::retransmit_limit() const {
   double n = static_cast<double>(table_.size()) + 1;
   return cfg_.retransmit_mult * static_cast<size_t>(std::ceil(std::log2(n)));
 }
 
-void membership::enqueue(const std::string& id) { dissemination_[id] = retransmit_limit(); }
+void membership::enqueue(const std::string& id) {
+  dequeue(id);
+  queued_change c{retransmit_limit(), next_change_seq_++, id};
+  dissemination_.insert(c);
+  queued_by_id_[id] = c;
+}
+
+void membership::dequeue(const std::string& id) {
+  auto it = queued_by_id_.find(id);
+  if (it == queued_by_id_.end()) return;
+  dissemination_.erase(it->second);
+  queued_by_id_.erase(it);
+}
 
 gossip_msg membership::make(gossip_kind kind, uint64_t seq) {
   gossip_msg m;
@@ -159,21 +194,20 @@ void membership::piggyback(gossip_msg& msg) {
   msg.updates.push_back(self());
   std::set<std::string> carried{cfg_.id};
   // 1. Recent changes, the least-sent first.
-  std::vector<std::pair<size_t, std::string>> queued;
-  for (const auto& [id, left] : dissemination_) queued.emplace_back(left, id);
-  std::sort(queued.begin(), queued.end(), [](const auto& a, const auto& b) {
-    return a.first != b.first ? a.first > b.first : a.second < b.second;
-  });
-  for (const auto& [left, id] : queued) {
-    if (msg.updates.size() >= cap) break;
-    const member* m = table_.find(id);
-    if (m == nullptr || !carried.insert(id).second) continue;
-    msg.updates.push_back(*m);
-    auto it = dissemination_.find(id);
-    if (--it->second == 0) dissemination_.erase(it);
+  std::vector<queued_change> sent;
+  for (auto it = dissemination_.begin(); it != dissemination_.end() && msg.updates.size() < cap;
+       ++it) {
+    const member* m = table_.find(it->id);
+    if (m != nullptr && carried.insert(it->id).second) msg.updates.push_back(*m);
+    sent.push_back(*it);  // a member no longer in the table is dropped from the queue too
   }
-  for (auto it = dissemination_.begin(); it != dissemination_.end();) {
-    it = table_.find(it->first) == nullptr ? dissemination_.erase(it) : std::next(it);
+  for (auto& c : sent) {
+    dequeue(c.id);
+    if (c.left > 1 && table_.find(c.id) != nullptr) {
+      --c.left;
+      dissemination_.insert(c);
+      queued_by_id_[c.id] = c;
+    }
   }
   // 2. Anti-entropy: a rotating slice of the whole table.
   const auto& all = table_.entries();
@@ -232,7 +266,10 @@ void membership::apply(const member& m, int64_t now_ms, const std::string& reaso
     // About us. Anyone saying we are not alive at our incarnation or later: refute.
     const member& me = self();
     if (leaving_) return;
-    if (m.status != member_status::alive && m.incarnation >= me.incarnation) {
+    // Also an entry from a previous life of ours with a higher incarnation (the clock went
+    // back, or we restarted right after many refutations): go above it, or peers keep that one.
+    if ((m.status != member_status::alive && m.incarnation >= me.incarnation) ||
+        m.incarnation > me.incarnation) {
       member next = me;
       next.incarnation = m.incarnation + 1;
       next.status = member_status::alive;
@@ -243,13 +280,14 @@ void membership::apply(const member& m, int64_t now_ms, const std::string& reaso
       e.entry = next;
       e.reason = "a peer reported us " + std::string(to_string(m.status)) + " at incarnation " +
                  std::to_string(m.incarnation);
+      enqueue(cfg_.id);
       events_.push_back(std::move(e));
     }
     return;
   }
   auto tomb = tombstones_.find(m.id);
   if (tomb != tombstones_.end()) {
-    if (m.incarnation <= tomb->second.first) return;
+    if (m.incarnation <= tomb->second.entry.incarnation) return;
     tombstones_.erase(tomb);
   }
   observe(m, now_ms);
@@ -351,9 +389,21 @@ std::vector<outgoing> membership::tick(int64_t now_ms) {
                    (asked == 1 ? " other member" : " other members"));
   }
 
-  // 3. Start probes for live peers whose phi passed the threshold.
-  for (const auto& id : peers_alive) {
-    if (probes_.count(id) == 0 && phi(id, now_ms) >= cfg_.phi_threshold) start_probe(id, now_ms, out);
+  // 3. Start probes for the peers we monitor whose phi passed the threshold, and send our
+  //    heartbeat to the peers that monitor us.
+  for (const auto& id : ring_neighbours(true)) {
+    const member* m = table_.find(id);
+    if (m->status == member_status::alive && probes_.count(id) == 0 &&
+        phi(id, now_ms) >= cfg_.phi_threshold) {
+      start_probe(id, now_ms, out);
+    }
+  }
+  for (const auto& id : ring_neighbours(false)) {
+    gossip_msg hb;
+    hb.kind = gossip_kind::heartbeat;
+    hb.from_address = cfg_.cluster_address;
+    hb.updates.push_back(self());
+    out.push_back({table_.find(id)->cluster_address, std::move(hb)});
   }
 
   // 4. Suspicion and removal timers.
@@ -375,11 +425,11 @@ std::vector<outgoing> membership::tick(int64_t now_ms) {
   }
   for (const auto& id : to_remove) {
     const member m = *table_.find(id);
-    tombstones_[id] = {m.incarnation, now_ms};
+    tombstones_[id] = tombstone{m, now_ms};
     table_.erase(id);
     peers_.erase(id);
     probes_.erase(id);
-    dissemination_.erase(id);
+    dequeue(id);
     membership_event e;
     e.what = membership_event::kind::removed;
     e.entry = m;
@@ -387,8 +437,8 @@ std::vector<outgoing> membership::tick(int64_t now_ms) {
     events_.push_back(std::move(e));
   }
   for (auto it = tombstones_.begin(); it != tombstones_.end();) {
-    it = now_ms - it->second.second > 10 * cfg_.dead_retention_ms ? tombstones_.erase(it)
-                                                                   : std::next(it);
+    it = now_ms - it->second.when_ms > 10 * cfg_.dead_retention_ms ? tombstones_.erase(it)
+                                                                    : std::next(it);
   }
   for (auto it = relays_.begin(); it != relays_.end();) {
     it = now_ms - it->second.started_ms > cfg_.probe_timeout_ms + cfg_.indirect_probe_timeout_ms
@@ -445,6 +495,22 @@ std::vector<outgoing> membership::tick(int64_t now_ms) {
 std::vector<outgoing> membership::receive(const gossip_msg& msg, int64_t now_ms) {
   std::vector<outgoing> out;
   std::string sender_id = msg.updates.empty() ? std::string() : msg.updates.front().id;
+  // A sender we removed (it was cut off longer than dead_retention_ms) keeps gossiping at the
+  // incarnation we refuse: show it our record, so it refutes above it and is let back in.
+  if (!sender_id.empty() && !leaving_ && !msg.from_address.empty()) {
+    auto tomb = tombstones_.find(sender_id);
+    if (tomb != tombstones_.end() &&
+        msg.updates.front().incarnation <= tomb->second.entry.incarnation &&
+        msg.kind != gossip_kind::leave) {
+      gossip_msg tell = make(gossip_kind::ping, 0);
+      if (tell.updates.size() < cfg_.max_updates_per_message) {
+        tell.updates.push_back(tomb->second.entry);
+      } else {
+        tell.updates.back() = tomb->second.entry;  // the cap holds; self() stays first
+      }
+      out.push_back({msg.from_address, std::move(tell)});
+    }
+  }
   for (const auto& m : msg.updates) {
     apply(m, now_ms, m.id == sender_id && msg.kind == gossip_kind::leave ? "it announced leaving"
                                                                          : "");
@@ -486,6 +552,7 @@ std::vector<outgoing> membership::receive(const gossip_msg& msg, int64_t now_ms)
       break;
     }
     case gossip_kind::leave:
+    case gossip_kind::heartbeat:
       break;
   }
   return out;

@@ -9,10 +9,13 @@
 // Time and randomness come in from outside (now_ms arguments, config.random_seed).
 //
 // Failure detection, step by step:
-//   1. Every node bumps its own heartbeat counter each tick; entries travel piggybacked on pings
-//      and acks. Each time we see a peer's counter rise (directly or through anyone), its
-//      phi-accrual detector records an arrival.
-//   2. When a live peer's phi passes phi_threshold (or a send to it failed), we ping it directly;
+//   1. Every node bumps its own heartbeat counter each tick and sends its entry straight to the
+//      members that monitor it: its monitored_peers predecessors on a ring ordered by node id
+//      (everyone, in a cluster of up to monitored_peers + 1). Entries also travel piggybacked on
+//      pings and acks. Each time we see a peer's counter rise, its phi-accrual detector records
+//      an arrival. (Monitoring a few ring neighbours, as Akka does, keeps the work per node flat
+//      as the cluster grows; everyone else learns a death from the monitors' gossip.)
+//   2. When a monitored peer's phi passes phi_threshold (or a send to any peer failed), we ping it directly;
 //      no ack within probe_timeout_ms: we ask indirect_probes other members to ping it for us
 //      (ping_req); no ack through them within indirect_probe_timeout_ms: the peer is suspect.
 //   3. A suspect that does not refute (by gossiping a higher incarnation) within
@@ -103,6 +106,7 @@ enum class gossip_kind : uint8_t {
   ack = 1,       // answers a ping (seq), or relays one for a ping_req
   ping_req = 2,  // "ping target for me and relay its ack"
   leave = 3,     // the sender is leaving now; its entry (status left) is in updates
+  heartbeat = 4, // the sender's entry only, to the members that monitor it; no reply
 };
 
 /// One gossip message. Every message carries the sender's own entry first in `updates`.
@@ -158,6 +162,7 @@ struct membership_config {
   int64_t seed_interval_ms = 5000;     // ping a seed this often even when not alone (heals
                                        // partitions)
   size_t max_updates_per_message = 16; // the cap that bounds a message as the cluster grows
+  size_t monitored_peers = 8;          // ring successors whose phi we watch (see step 1 above)
   size_t retransmit_mult = 3;          // a change rides on ~ this * log2(N+1) messages
   uint64_t random_seed = 0;            // peer choice
 };
@@ -236,6 +241,7 @@ class membership {
   void enqueue(const std::string& id);
   void start_probe(const std::string& id, int64_t now_ms, std::vector<outgoing>& out);
   std::vector<std::string> live_peers() const;
+  std::vector<std::string> ring_neighbours(bool successors) const;
   peer_state& peer(const std::string& id);
   size_t retransmit_limit() const;
 
@@ -244,8 +250,28 @@ class membership {
   std::map<std::string, peer_state> peers_;
   std::map<std::string, probe> probes_;            // by member id
   std::map<uint64_t, relay> relays_;               // by the seq of our ping to the target
-  std::map<std::string, size_t> dissemination_;    // id -> transmissions left
-  std::map<std::string, std::pair<uint64_t, int64_t>> tombstones_;  // removed id -> (inc, when)
+  // Recent changes to piggyback, best first: most transmissions left, then newest. Kept
+  // ordered so building a message costs O(cap log N), not a sort of the whole queue (after a
+  // mass join the queue holds every member).
+  struct queued_change {
+    size_t left = 0;   // transmissions left
+    uint64_t seq = 0;  // enqueue order: newer changes go first among equals
+    std::string id;
+    bool operator<(const queued_change& o) const {
+      if (left != o.left) return left > o.left;
+      if (seq != o.seq) return seq > o.seq;
+      return id < o.id;
+    }
+  };
+  std::set<queued_change> dissemination_;
+  std::map<std::string, queued_change> queued_by_id_;
+  uint64_t next_change_seq_ = 1;
+  void dequeue(const std::string& id);
+  struct tombstone {
+    member entry;  // as it was removed (dead or left)
+    int64_t when_ms = 0;
+  };
+  std::map<std::string, tombstone> tombstones_;    // removed members, to refuse stale gossip
   std::vector<membership_event> events_;
   std::vector<std::string> probe_order_;           // shuffled round-robin of gossip targets
   size_t probe_cursor_ = 0;

@@ -3,7 +3,9 @@
 // membership_sim_test.cpp).
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <random>
+#include <set>
 #include <vector>
 
 #include "shoal/membership.hpp"
@@ -158,6 +160,53 @@ TEST(membership, a_suspected_node_refutes_with_a_higher_incarnation) {
   EXPECT_EQ(events.back().what, membership_event::kind::refuted);
 }
 
+TEST(membership, an_older_life_with_a_higher_incarnation_is_overtaken) {
+  membership a(node_config("a", 7420));
+  gossip_msg old_life;
+  old_life.kind = gossip_kind::ack;
+  old_life.from_address = "127.0.0.1:7430";
+  old_life.updates = {entry("b", 1, member_status::alive, 1), a.self()};
+  old_life.updates[1].incarnation = 250;  // alive, from before a clock step back
+  a.receive(old_life, 10);
+  EXPECT_EQ(a.self().incarnation, 251u);
+  EXPECT_EQ(a.self().status, member_status::alive);
+}
+
+TEST(membership, only_ring_neighbours_get_heartbeats_and_probes) {
+  auto cfg = node_config("m050", 7420);
+  cfg.monitored_peers = 3;
+  membership a(cfg);
+  gossip_msg many;
+  many.kind = gossip_kind::ping;
+  many.from_address = "127.0.0.1:9999";
+  for (int i = 0; i < 100; ++i) {
+    char id[8];
+    std::snprintf(id, sizeof id, "m%03d", i);
+    if (std::string(id) == "m050") continue;
+    auto m = entry(id, 1, member_status::alive, 1);
+    m.cluster_address = "10.0.0." + std::to_string(i) + ":7420";
+    many.updates.push_back(m);
+  }
+  a.receive(many, 0);
+  std::set<std::string> heartbeat_to;
+  for (const auto& o : a.tick(200)) {
+    if (o.msg.kind == gossip_kind::heartbeat) {
+      heartbeat_to.insert(o.address);
+      EXPECT_EQ(o.msg.updates.size(), 1u);
+    }
+  }
+  // Our monitors are the 3 ids before ours on the ring.
+  EXPECT_EQ(heartbeat_to, (std::set<std::string>{"10.0.0.47:7420", "10.0.0.48:7420", "10.0.0.49:7420"}));
+  // Silence from everyone: only the 3 ids after ours are probed.
+  std::set<std::string> probed;
+  for (int64_t t = 400; t < 5000; t += 200) {
+    for (const auto& o : a.tick(t)) {
+      if (o.msg.kind == gossip_kind::ping && o.msg.seq != 0) probed.insert(o.address);
+    }
+  }
+  EXPECT_EQ(probed, (std::set<std::string>{"10.0.0.51:7420", "10.0.0.52:7420", "10.0.0.53:7420"}));
+}
+
 TEST(membership, silence_leads_to_a_probe_then_indirect_probes_then_suspicion) {
   auto cfg = node_config("a", 7420);
   membership a(cfg);
@@ -281,7 +330,9 @@ TEST(membership, messages_carry_at_most_the_configured_number_of_entries) {
   }
   a.receive(many, 0);
   std::set<std::string> seen;
-  for (int64_t t = 200; t < 200 * 40; t += 200) {
+  // The 100 new entries first ride as recent changes (about 3 * log2(N) times each), then the
+  // rotating slice carries the rest.
+  for (int64_t t = 200; t < 200 * 400; t += 200) {
     for (const auto& o : a.tick(t)) {
       EXPECT_LE(o.msg.updates.size(), 8u);
       EXPECT_EQ(o.msg.updates.front().id, "a") << "the sender's own entry comes first";

@@ -319,10 +319,10 @@ TEST(membership_sim, a_partition_shorter_than_dead_retention_heals_within_two_se
   EXPECT_TRUE(healed) << dump_events(sim);
 }
 
-// Disabled: fails today. Once both sides have removed each other, each ignores the other's
-// entries until its tombstone expires (10 * dead_retention_ms = 300 s), and nobody tells the
-// island it is dead, so it never refutes. See the report in /tmp/membership-bugs.md.
-TEST(membership_sim, DISABLED_a_partition_longer_than_dead_retention_heals_within_seconds) {
+// Regression: once both sides had removed each other, each ignored the other's entries until
+// its tombstone expired (10 * dead_retention_ms = 300 s) and nobody told the island it was dead,
+// so it never refuted. Now a node answers a removed sender with its record of it.
+TEST(membership_sim, a_partition_longer_than_dead_retention_heals_within_seconds) {
   membership_sim sim(lan());
   start_cluster(sim, 5);
   sim.run_for(5000);
