@@ -303,15 +303,8 @@ std::string history_line(const std::string& label, const label_state& st) {
   return out;
 }
 
-std::string render_list(const model_entry& e) {
-  std::vector<std::vector<std::string>> rows = {
-      {"VERSION", "CREATED", "SIZE", "SHA256", "LABELS", "NOTE"}};
-  for (const auto& s : e.snapshots) {
-    auto labels = e.labels_at(s.version);
-    rows.push_back({std::to_string(s.version), iso_utc(s.created_ms), size_text(s.size_bytes),
-                    cell(s.sha256.substr(0, 12)), labels.empty() ? "-" : cell(join(labels, ",")),
-                    cell(s.note)});
-  }
+// Columns aligned two spaces apart, no trailing spaces; the first row is the header.
+std::string render_table(const std::vector<std::vector<std::string>>& rows) {
   std::vector<size_t> widths(rows[0].size(), 0);
   for (const auto& r : rows) {
     for (size_t i = 0; i < r.size(); ++i) widths[i] = std::max(widths[i], width(r[i]));
@@ -326,6 +319,19 @@ std::string render_list(const model_entry& e) {
     while (!line.empty() && line.back() == ' ') line.pop_back();
     out += line + "\n";
   }
+  return out;
+}
+
+std::string render_list(const model_entry& e) {
+  std::vector<std::vector<std::string>> rows = {
+      {"VERSION", "CREATED", "SIZE", "SHA256", "LABELS", "NOTE"}};
+  for (const auto& s : e.snapshots) {
+    auto labels = e.labels_at(s.version);
+    rows.push_back({std::to_string(s.version), iso_utc(s.created_ms), size_text(s.size_bytes),
+                    cell(s.sha256.substr(0, 12)), labels.empty() ? "-" : cell(join(labels, ",")),
+                    cell(s.note)});
+  }
+  std::string out = render_table(rows);
   if (!e.labels.empty()) {
     out += "\n";
     for (const auto& [name, st] : e.labels) out += history_line(name, st) + "\n";
@@ -412,20 +418,7 @@ std::string render_cluster(const cluster_status& st) {
                     std::to_string(v.entry.load.in_flight),
                     std::to_string(v.entry.load.loaded_models)});
   }
-  std::vector<size_t> widths(rows[0].size(), 0);
-  for (const auto& r : rows) {
-    for (size_t i = 0; i < r.size(); ++i) widths[i] = std::max(widths[i], width(r[i]));
-  }
-  std::string out;
-  for (const auto& r : rows) {
-    std::string line;
-    for (size_t i = 0; i < r.size(); ++i) {
-      line += r[i];
-      if (i + 1 < r.size()) line += std::string(widths[i] - width(r[i]) + 2, ' ');
-    }
-    while (!line.empty() && line.back() == ' ') line.pop_back();
-    out += line + "\n";
-  }
+  std::string out = render_table(rows);
   return out + "(* this node)\n";
 }
 
