@@ -233,6 +233,9 @@ membership_config membership_settings(const node_config& cfg, const std::string&
   m.suspicion_timeout_ms = cfg.suspicion_timeout_ms;
   m.dead_retention_ms = cfg.dead_retention_ms;
   m.max_updates_per_message = cfg.max_gossip_updates;
+  m.seed_interval_ms = cfg.seed_interval_ms;
+  m.sync_interval_ms = cfg.sync_interval_ms;
+  m.monitored_peers = cfg.monitored_peers;
   m.random_seed = std::random_device{}();
   return m;
 }

@@ -74,7 +74,7 @@ decoded_gossip decode_gossip(const std::string& bytes, const std::string& secret
     out.msg = status::invalid_argument("the gossip payload is not a GossipMessage");
     return out;
   }
-  if (g.kind() < pb::GossipMessage::PING || g.kind() > pb::GossipMessage::HEARTBEAT) {
+  if (g.kind() < pb::GossipMessage::PING || g.kind() > pb::GossipMessage::SYNC) {
     out.msg = status::invalid_argument("unknown gossip kind " + std::to_string(g.kind()));
     return out;
   }

@@ -260,7 +260,8 @@ void membership::observe(const member& m, int64_t now_ms) {
   }
 }
 
-void membership::apply(const member& m, int64_t now_ms, const std::string& reason) {
+void membership::apply(const member& m, int64_t now_ms, const std::string& reason,
+                       bool news_if_new) {
   if (m.id.empty()) return;
   if (m.id == cfg_.id) {
     // About us. Anyone saying we are not alive at our incarnation or later: refute.
@@ -296,7 +297,8 @@ void membership::apply(const member& m, int64_t now_ms, const std::string& reaso
   if (before != nullptr) old = *before;
   if (!table_.merge(m)) return;
   const member& now = *table_.find(m.id);
-  bool news = !old || old->status != now.status || old->incarnation != now.incarnation;
+  bool news = old ? old->status != now.status || old->incarnation != now.incarnation
+                  : news_if_new;
   if (news) enqueue(m.id);
   if (old && old->status == now.status) return;
   peer(m.id).status_since_ms = now_ms;
@@ -312,6 +314,29 @@ void membership::apply(const member& m, int64_t now_ms, const std::string& reaso
     e.phi = phi(m.id, now_ms);
   }
   events_.push_back(std::move(e));
+}
+
+// Sends our whole table to `address` as messages under the usual cap, our entry first in each;
+// the first one asks for the peer's table in return when `request` holds.
+void membership::send_table(const std::string& address, bool request,
+                            std::vector<outgoing>& out) {
+  gossip_msg msg;
+  auto begin = [&](gossip_kind kind) {
+    msg = gossip_msg{};
+    msg.kind = kind;
+    msg.from_address = cfg_.cluster_address;
+    msg.updates.push_back(self());
+  };
+  begin(request ? gossip_kind::sync_req : gossip_kind::sync);
+  for (const auto& [id, m] : table_.entries()) {
+    if (id == cfg_.id) continue;
+    if (msg.updates.size() >= cfg_.max_updates_per_message) {
+      out.push_back({address, std::move(msg)});
+      begin(gossip_kind::sync);
+    }
+    msg.updates.push_back(m);
+  }
+  out.push_back({address, std::move(msg)});
 }
 
 void membership::start_probe(const std::string& id, int64_t now_ms, std::vector<outgoing>& out) {
@@ -489,6 +514,19 @@ std::vector<outgoing> membership::tick(int64_t now_ms) {
     std::uniform_int_distribution<size_t> pick(0, gone.size() - 1);
     out.push_back({gone[pick(rng_)]->cluster_address, make(gossip_kind::ping, 0)});
   }
+
+  // 7. Push-pull with one random live peer every sync_interval_ms (the first at a random
+  //    point of the interval, so nodes started together do not sync in step).
+  if (cfg_.sync_interval_ms > 0) {
+    if (next_sync_ms_ < 0) {
+      std::uniform_int_distribution<int64_t> phase(0, cfg_.sync_interval_ms);
+      next_sync_ms_ = now_ms + phase(rng_);
+    } else if (now_ms >= next_sync_ms_ && !live.empty()) {
+      next_sync_ms_ = now_ms + cfg_.sync_interval_ms;
+      std::uniform_int_distribution<size_t> pick(0, live.size() - 1);
+      send_table(table_.find(live[pick(rng_)])->cluster_address, true, out);
+    }
+  }
   return out;
 }
 
@@ -511,11 +549,22 @@ std::vector<outgoing> membership::receive(const gossip_msg& msg, int64_t now_ms)
       out.push_back({msg.from_address, std::move(tell)});
     }
   }
+  // A node that knew no live peer takes what it hears as its starting view, not as news to
+  // spread (only the sender's own entry is news), and asks the sender for its whole table.
+  const bool alone = live_peers().empty();
   for (const auto& m : msg.updates) {
-    apply(m, now_ms, m.id == sender_id && msg.kind == gossip_kind::leave ? "it announced leaving"
-                                                                         : "");
+    apply(m, now_ms,
+          m.id == sender_id && msg.kind == gossip_kind::leave ? "it announced leaving" : "",
+          !alone || m.id == sender_id);
   }
   if (leaving_) return out;
+  if (alone && !sender_id.empty() && sender_id != cfg_.id && !msg.from_address.empty() &&
+      msg.from_address != cfg_.cluster_address && msg.kind != gossip_kind::sync_req &&
+      msg.kind != gossip_kind::sync && msg.kind != gossip_kind::leave &&
+      (last_sync_req_ms_ < 0 || now_ms - last_sync_req_ms_ >= cfg_.probe_timeout_ms)) {
+    last_sync_req_ms_ = now_ms;
+    send_table(msg.from_address, true, out);
+  }
   switch (msg.kind) {
     case gossip_kind::ping: {
       gossip_msg ack = make(gossip_kind::ack, msg.seq);
@@ -551,8 +600,14 @@ std::vector<outgoing> membership::receive(const gossip_msg& msg, int64_t now_ms)
       out.push_back({msg.target_address, make(gossip_kind::ping, seq)});
       break;
     }
+    case gossip_kind::sync_req:
+      if (!msg.from_address.empty() && msg.from_address != cfg_.cluster_address) {
+        send_table(msg.from_address, false, out);
+      }
+      break;
     case gossip_kind::leave:
     case gossip_kind::heartbeat:
+    case gossip_kind::sync:
       break;
   }
   return out;

@@ -156,6 +156,18 @@ status set_field(node_config& cfg, const std::string& key, const std::string& va
   if (key == "dead_retention_ms") return millis(cfg.dead_retention_ms, 1000, 86400000);
   if (key == "indirect_probes") return size(cfg.indirect_probes, 0, 16);
   if (key == "max_gossip_updates") return size(cfg.max_gossip_updates, 2, 256);
+  if (key == "seed_interval_ms") return millis(cfg.seed_interval_ms, 100, 3600000);
+  if (key == "sync_interval_ms") {
+    auto v = parse_uint(what, value, 0, 86400000);
+    if (!v) return v.error();
+    if (*v != 0 && *v < 1000) {
+      return status::invalid_argument(what + " must be 0 (only when joining) or at least 1000, got " +
+                                      value);
+    }
+    cfg.sync_interval_ms = static_cast<int64_t>(*v);
+    return status::ok();
+  }
+  if (key == "monitored_peers") return size(cfg.monitored_peers, 1, 64);
   if (key == "phi_threshold") {
     char* end = nullptr;
     double v = std::strtod(value.c_str(), &end);
@@ -173,7 +185,8 @@ status set_field(node_config& cfg, const std::string& key, const std::string& va
       "cluster_secret, "
       "cluster_secret_file, tls_certificate, tls_key, tls_ca, gossip_interval_ms, "
       "phi_threshold, probe_timeout_ms, indirect_probe_timeout_ms, indirect_probes, "
-      "suspicion_timeout_ms, dead_retention_ms, max_gossip_updates)");
+      "suspicion_timeout_ms, dead_retention_ms, max_gossip_updates, seed_interval_ms, "
+      "sync_interval_ms, monitored_peers)");
 }
 
 }  // namespace
@@ -239,6 +252,9 @@ result<node_command> parse_node_args(const std::vector<std::string>& args) {
       {"--suspicion-timeout-ms", "suspicion_timeout_ms"},
       {"--dead-retention-ms", "dead_retention_ms"},
       {"--max-gossip-updates", "max_gossip_updates"},
+      {"--seed-interval-ms", "seed_interval_ms"},
+      {"--sync-interval-ms", "sync_interval_ms"},
+      {"--monitored-peers", "monitored_peers"},
   };
   // A secret on the command line would show in `ps`: flags may only name a file. The flag wins
   // over the config file's secret, like every flag.
@@ -337,6 +353,10 @@ cluster:
   --suspicion-timeout-ms N  suspect -> dead without a refutation (default 3000)
   --dead-retention-ms N     dead or left -> removed from the member table (default 30000)
   --max-gossip-updates N    member entries per gossip message (default 16)
+  --monitored-peers N       ring neighbours whose failure detector each node runs (default 8)
+  --seed-interval-ms N      ping a seed this often once joined, heals partitions (default 5000)
+  --sync-interval-ms N      swap whole member tables with one random peer this often; 0: only
+                            when joining (default 30000)
   TLS between nodes: tls_certificate, tls_key and tls_ca in the config file (certificates
   from the cluster's own CA; see README.md, "Cluster").
 

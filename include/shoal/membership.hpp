@@ -28,6 +28,12 @@
 // retransmit_mult * log2(N+1) times, as SWIM disseminates), then a rotating slice of the whole
 // table (anti-entropy, so every entry and heartbeat keeps flowing).
 //
+// Push-pull (whole tables, as memberlist does over TCP): a node that knows no live peer (joining,
+// restarted, cut off) asks the first node it hears from for its whole table, so a newcomer knows
+// the cluster after one round trip instead of learning it 15 entries at a time; and every
+// sync_interval_ms each node swaps whole tables with one random live peer, which repairs
+// whatever piggybacking missed. A table travels as several messages under the same cap.
+//
 // Thread-safety: a plain value; one owner.
 #pragma once
 
@@ -107,6 +113,8 @@ enum class gossip_kind : uint8_t {
   ping_req = 2,  // "ping target for me and relay its ack"
   leave = 3,     // the sender is leaving now; its entry (status left) is in updates
   heartbeat = 4, // the sender's entry only, to the members that monitor it; no reply
+  sync_req = 5,  // push-pull: the first slice of the sender's whole table; answer with yours
+  sync = 6,      // one more slice of the sender's whole table; no reply
 };
 
 /// One gossip message. Every message carries the sender's own entry first in `updates`.
@@ -161,6 +169,8 @@ struct membership_config {
   int64_t dead_retention_ms = 30000;   // dead or left -> removed from the table
   int64_t seed_interval_ms = 5000;     // ping a seed this often even when not alone (heals
                                        // partitions)
+  int64_t sync_interval_ms = 30000;    // swap whole tables with one random peer this often
+                                       // (0: only when joining)
   size_t max_updates_per_message = 16; // the cap that bounds a message as the cluster grows
   size_t monitored_peers = 8;          // ring successors whose phi we watch (see step 1 above)
   size_t retransmit_mult = 3;          // a change rides on ~ this * log2(N+1) messages
@@ -234,12 +244,13 @@ class membership {
 
   gossip_msg make(gossip_kind kind, uint64_t seq);
   void piggyback(gossip_msg& msg);
-  void apply(const member& m, int64_t now_ms, const std::string& reason);
+  void apply(const member& m, int64_t now_ms, const std::string& reason, bool news_if_new = true);
   void observe(const member& m, int64_t now_ms);
   void set_status(const std::string& id, member_status to, int64_t now_ms, double phi,
                   const std::string& reason);
   void enqueue(const std::string& id);
   void start_probe(const std::string& id, int64_t now_ms, std::vector<outgoing>& out);
+  void send_table(const std::string& address, bool request, std::vector<outgoing>& out);
   std::vector<std::string> live_peers() const;
   std::vector<std::string> ring_neighbours(bool successors) const;
   peer_state& peer(const std::string& id);
@@ -280,6 +291,8 @@ class membership {
   uint64_t next_seq_ = 1;
   int64_t last_tick_ms_ = -1;
   int64_t last_seed_ping_ms_ = -1;
+  int64_t next_sync_ms_ = -1;         // the next periodic push-pull
+  int64_t last_sync_req_ms_ = -1;     // the last sync_req we sent
   bool leaving_ = false;
 };
 

@@ -49,6 +49,9 @@ struct node_config {
   int64_t suspicion_timeout_ms = 3000;     // suspect -> dead without refutation
   int64_t dead_retention_ms = 30000;       // dead/left -> removed from the table
   size_t max_gossip_updates = 16;          // member entries per gossip message (bounds its size)
+  int64_t seed_interval_ms = 5000;         // ping a seed this often once joined (heals partitions)
+  int64_t sync_interval_ms = 30000;        // swap whole tables with a random peer (0: only on join)
+  size_t monitored_peers = 8;              // ring neighbours whose failure detector each node runs
 };
 
 /// Applies `key = value` lines from `text` to `cfg`; `origin` names the file in messages

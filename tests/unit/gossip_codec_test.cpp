@@ -34,7 +34,8 @@ gossip_msg sample_msg(gossip_kind kind) {
 }
 
 TEST(gossip_codec, every_kind_and_field_round_trips) {
-  for (auto kind : {gossip_kind::ping, gossip_kind::ack, gossip_kind::ping_req, gossip_kind::leave}) {
+  for (auto kind : {gossip_kind::ping, gossip_kind::ack, gossip_kind::ping_req, gossip_kind::leave,
+                    gossip_kind::heartbeat, gossip_kind::sync_req, gossip_kind::sync}) {
     for (std::string secret : {"", "s3cret"}) {
       auto in = sample_msg(kind);
       auto out = decode_gossip(encode_gossip(in, secret), secret, 16);

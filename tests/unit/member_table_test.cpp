@@ -330,8 +330,7 @@ TEST(membership, messages_carry_at_most_the_configured_number_of_entries) {
   }
   a.receive(many, 0);
   std::set<std::string> seen;
-  // The 100 new entries first ride as recent changes (about 3 * log2(N) times each), then the
-  // rotating slice carries the rest.
+  // The rotating slice (and the periodic push-pull, under the same cap) carries every entry.
   for (int64_t t = 200; t < 200 * 400; t += 200) {
     for (const auto& o : a.tick(t)) {
       EXPECT_LE(o.msg.updates.size(), 8u);
@@ -340,6 +339,88 @@ TEST(membership, messages_carry_at_most_the_configured_number_of_entries) {
     }
   }
   EXPECT_EQ(seen.size(), 101u) << "anti-entropy carries every entry in time";
+}
+
+// A gossip message from `from` carrying `n` more members (m000, m001, ...).
+gossip_msg crowd(const member& from, int n) {
+  gossip_msg g;
+  g.kind = gossip_kind::ping;
+  g.from_address = from.cluster_address;
+  g.updates.push_back(from);
+  for (int i = 0; i < n; ++i) {
+    char id[8];
+    std::snprintf(id, sizeof id, "m%03d", i);
+    auto m = entry(id, 1, member_status::alive, 1);
+    m.cluster_address = "10.0.0." + std::to_string(i) + ":7420";
+    g.updates.push_back(m);
+  }
+  return g;
+}
+
+TEST(membership, a_node_that_knows_no_one_gets_the_whole_table_from_the_first_peer_it_hears) {
+  auto ca = node_config("a", 7420);
+  ca.max_updates_per_message = 8;
+  membership a(ca);
+  auto x = entry("x", 1, member_status::alive, 1);
+  x.cluster_address = "127.0.0.1:7999";
+  a.receive(crowd(x, 40), 0);
+  ASSERT_EQ(a.table().size(), 42u);  // a, x, m000..m039
+
+  auto cb = node_config("b", 7430);
+  cb.max_updates_per_message = 8;
+  cb.seeds = {"127.0.0.1:7420"};
+  membership b(cb);
+  auto acks = deliver(a, b.tick(0), 1);  // b pings its seed; a is not alone: just an ack
+  ASSERT_EQ(acks.size(), 1u);
+  EXPECT_EQ(acks[0].msg.kind, gossip_kind::ack);
+
+  auto request = deliver(b, acks, 2);  // b knew no one: it asks a for its table, pushing its own
+  ASSERT_FALSE(request.empty());
+  EXPECT_EQ(request[0].msg.kind, gossip_kind::sync_req);
+  for (size_t i = 1; i < request.size(); ++i) EXPECT_EQ(request[i].msg.kind, gossip_kind::sync);
+  auto answer = deliver(a, request, 3);
+  // a's entry first in every message, then 7 of the 42 others (x, m000..m039, b): 6 messages.
+  ASSERT_EQ(answer.size(), 6u);
+  for (const auto& o : answer) {
+    EXPECT_EQ(o.address, "127.0.0.1:7430");
+    EXPECT_EQ(o.msg.kind, gossip_kind::sync);
+    EXPECT_LE(o.msg.updates.size(), 8u);
+    EXPECT_EQ(o.msg.updates.front().id, "a");
+  }
+  EXPECT_TRUE(deliver(b, answer, 4).empty()) << "a sync is not answered";
+  EXPECT_EQ(b.table().size(), 43u) << "b knows everyone a knows after one round trip";
+  EXPECT_EQ(b.table().find("m039")->status, member_status::alive);
+}
+
+TEST(membership, every_sync_interval_a_node_swaps_tables_with_one_live_peer) {
+  for (int64_t interval : {int64_t{10000}, int64_t{0}}) {
+    auto ca = node_config("a", 7420);
+    ca.sync_interval_ms = interval;
+    membership a(ca);
+    auto x = entry("x", 1, member_status::alive, 1);
+    x.cluster_address = "127.0.0.1:7999";
+    a.receive(crowd(x, 20), 0);
+    std::set<std::string> asked;
+    int requests = 0;
+    for (int64_t t = 200; t <= 100000; t += 200) {
+      // Keep everyone's heartbeat rising so nobody is suspected.
+      auto fresh = crowd(x, 20);
+      for (auto& m : fresh.updates) m.heartbeat = static_cast<uint64_t>(t);
+      a.receive(fresh, t);
+      for (const auto& o : a.tick(t)) {
+        if (o.msg.kind != gossip_kind::sync_req) continue;
+        ++requests;
+        asked.insert(o.address);
+      }
+    }
+    if (interval == 0) {
+      EXPECT_EQ(requests, 0) << "sync_interval_ms 0: push-pull only when joining";
+    } else {
+      EXPECT_GE(requests, 9);  // 100 s / 10 s, the first at a random point of the interval
+      EXPECT_LE(requests, 10);
+      EXPECT_GE(asked.size(), 3u) << "a random peer each time";
+    }
+  }
 }
 
 }  // namespace

@@ -335,6 +335,35 @@ TEST(membership_sim, a_partition_longer_than_dead_retention_heals_within_seconds
   EXPECT_TRUE(healed) << dump_events(sim);
 }
 
+TEST(membership_sim, a_newcomer_knows_a_cluster_of_two_hundred_at_once_and_everyone_knows_it_soon) {
+  sim_config c = lan();
+  c.keep_events = false;
+  membership_sim sim(c);
+  sim.add_node();
+  sim.add_nodes(199, {0});
+  ASSERT_TRUE(sim.run_until([&] { return sim.all_running_agree_alive(); }, 60000,
+                            defaults.gossip_interval_ms));
+  sim.run_for(5000);
+  const size_t newcomer = sim.add_node({0});
+  // Push-pull on join: the newcomer has the seed's whole table after one round trip (its first
+  // tick comes within one gossip interval), not 15 entries at a time.
+  auto knows = sim.run_until(
+      [&] {
+        const auto& table = sim.core(newcomer).table();
+        if (table.size() != 201) return false;
+        for (const auto& [id, m] : table.entries()) {
+          if (m.status != member_status::alive) return false;
+        }
+        return true;
+      },
+      2 * defaults.gossip_interval_ms);
+  EXPECT_TRUE(knows) << "the newcomer knows " << sim.core(newcomer).table().size() << " of 201";
+  // Everyone else learns of it by gossip in O(log N) rounds.
+  auto known = sim.run_until([&] { return sim.all_others_see(newcomer, member_status::alive); },
+                             3000);
+  EXPECT_TRUE(known);
+}
+
 TEST(membership_sim, messages_stay_bounded_in_a_cluster_of_two_hundred) {
   sim_config c = lan();
   c.keep_events = false;

@@ -104,6 +104,9 @@ TEST(node_config, cluster_defaults_match_the_documentation) {
   EXPECT_EQ(c.suspicion_timeout_ms, 3000);
   EXPECT_EQ(c.dead_retention_ms, 30000);
   EXPECT_EQ(c.max_gossip_updates, 16u);
+  EXPECT_EQ(c.seed_interval_ms, 5000);
+  EXPECT_EQ(c.sync_interval_ms, 30000);
+  EXPECT_EQ(c.monitored_peers, 8u);
 }
 
 TEST(node_config, seeds_and_timings_from_flags_and_file) {
@@ -179,6 +182,11 @@ TEST(node_config, bad_cluster_settings_name_the_problem) {
       {{"--indirect-probe-timeout-ms", "-1"}, "--indirect-probe-timeout-ms must be a whole number, got '-1'"},
       {{"--suspicion-timeout-ms", "50"}, "--suspicion-timeout-ms must be between 100 and 3600000, got 50"},
       {{"--dead-retention-ms", "999"}, "--dead-retention-ms must be between 1000 and 86400000, got 999"},
+      {{"--seed-interval-ms", "99"}, "--seed-interval-ms must be between 100 and 3600000, got 99"},
+      {{"--sync-interval-ms", "999"},
+       "--sync-interval-ms must be 0 (only when joining) or at least 1000, got 999"},
+      {{"--sync-interval-ms", "-1"}, "--sync-interval-ms must be a whole number, got '-1'"},
+      {{"--monitored-peers", "0"}, "--monitored-peers must be between 1 and 64, got 0"},
       {{"--seeds", "127.0.0.1:7420,127.0.0.1:65536"}, "--seeds: invalid node address '127.0.0.1:65536'"},
       {{"--cluster-secret-file"}, "--cluster-secret-file needs a value"},
   };
@@ -244,7 +252,9 @@ TEST(node_config, timings_at_their_limits_are_accepted) {
   auto cmd = parse_node_args({"--data-dir", "x", "--gossip-interval-ms", "10", "--phi-threshold", "50",
                               "--probe-timeout-ms", "60000", "--indirect-probe-timeout-ms", "10",
                               "--indirect-probes", "16", "--suspicion-timeout-ms", "100",
-                              "--dead-retention-ms", "1000", "--max-gossip-updates", "256"});
+                              "--dead-retention-ms", "1000", "--max-gossip-updates", "256",
+                              "--seed-interval-ms", "100", "--sync-interval-ms", "0",
+                              "--monitored-peers", "64"});
   ASSERT_TRUE(cmd.is_ok()) << cmd.error().message();
   const auto& c = cmd->config;
   EXPECT_EQ(c.gossip_interval_ms, 10);
@@ -255,6 +265,9 @@ TEST(node_config, timings_at_their_limits_are_accepted) {
   EXPECT_EQ(c.suspicion_timeout_ms, 100);
   EXPECT_EQ(c.dead_retention_ms, 1000);
   EXPECT_EQ(c.max_gossip_updates, 256u);
+  EXPECT_EQ(c.seed_interval_ms, 100);
+  EXPECT_EQ(c.sync_interval_ms, 0);
+  EXPECT_EQ(c.monitored_peers, 64u);
   cmd = parse_node_args({"--data-dir", "x", "--phi-threshold", "1"});
   ASSERT_TRUE(cmd.is_ok());
   EXPECT_EQ(cmd->config.phi_threshold, 1);
