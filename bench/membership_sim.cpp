@@ -15,11 +15,13 @@
 // and per-message work grows with N (see bench/README.md, "Cluster membership (simulation)").
 //
 // usage: membership_sim [--n N]... [--seed S] [--budget SECONDS]
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -46,12 +48,15 @@ struct row {
   size_t n = 0;
   span startup;
   double steady_per_node_round = 0;
+  double steady_sync_per_node_round = 0;  // of which push-pull slices
   double steady_probe_share = 0;  // of steady messages: probe and relay pings, ping_reqs, acks
                                   // to them (the failure detector's own traffic)
   span join;
   span not_alive;
   span dead;
-  double mean_bytes = 0;
+  double gossip_bytes = 0;     // mean of ping, ack and ping_req (the piggybacking messages)
+  double heartbeat_bytes = 0;  // mean of heartbeats (one entry)
+  double sync_bytes = 0;       // mean of sync_req and sync (push-pull slices)
   size_t max_bytes = 0;
   size_t max_updates = 0;
   uint64_t messages = 0;
@@ -102,7 +107,17 @@ row run(size_t n, uint64_t seed, double budget_s) {
   auto finish = [&] {
     const auto& t = sim.traffic();
     r.messages = t.messages;
-    r.mean_bytes = t.messages == 0 ? 0 : static_cast<double>(t.bytes) / t.messages;
+    auto mean = [&](std::initializer_list<size_t> kinds) {
+      uint64_t bytes = 0, messages = 0;
+      for (size_t k : kinds) {
+        bytes += t.bytes_by_kind[k];
+        messages += t.by_kind[k];
+      }
+      return messages == 0 ? 0.0 : static_cast<double>(bytes) / static_cast<double>(messages);
+    };
+    r.gossip_bytes = mean({0, 1, 2});
+    r.heartbeat_bytes = mean({4});
+    r.sync_bytes = mean({5, 6});
     r.max_bytes = t.max_bytes;
     r.max_updates = t.max_updates;
     r.sim_ms = sim.now();
@@ -120,11 +135,16 @@ row run(size_t n, uint64_t seed, double budget_s) {
                       interval);
   if (!r.startup.reached || !settle(10000)) return finish();  // queues drain, detectors learn
 
+  // One push-pull period (at least 50 rounds), so every node's periodic table swap is in it.
+  const int64_t window = std::max<int64_t>(50, defaults.sync_interval_ms / interval);
   const sim_traffic before = sim.traffic();
-  if (!settle(50 * interval)) return finish();
+  if (!settle(window * interval)) return finish();
   const sim_traffic& t = sim.traffic();
   uint64_t steady = t.messages - before.messages;
-  r.steady_per_node_round = static_cast<double>(steady) / static_cast<double>(n) / 50.0;
+  const double node_rounds = static_cast<double>(n) * static_cast<double>(window);
+  r.steady_per_node_round = static_cast<double>(steady) / node_rounds;
+  uint64_t syncs = t.by_kind[5] + t.by_kind[6] - before.by_kind[5] - before.by_kind[6];
+  r.steady_sync_per_node_round = static_cast<double>(syncs) / node_rounds;
   // Each probe ping is answered by an ack; each ping_req makes a relay ping (already among
   // probe_pings), its ack and the relayed ack.
   uint64_t probes = t.probe_pings - before.probe_pings;
@@ -217,29 +237,34 @@ int main(int argc, char** argv) {
               static_cast<long long>(d.indirect_probe_timeout_ms),
               static_cast<long long>(d.suspicion_timeout_ms), d.max_updates_per_message);
   std::printf("| N | start-up: all agree, rounds | join: rounds | join: messages | kill -> not "
-              "alive: rounds | messages | kill -> dead: rounds | messages | bytes/msg mean | max "
-              "| steady msgs/node/round | of which probes | wall (s) |\n");
-  std::printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+              "alive: rounds | messages | kill -> dead: rounds | messages | bytes/msg: ping, ack "
+              "| heartbeat | sync | max | steady msgs/node/round | of which sync | of which probes "
+              "| wall (s) |\n");
+  std::printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   std::vector<std::string> notes;
   int failed = 0;
   for (size_t n : sizes) {
     row r = run(n, seed, budget_s);
     bool complete = r.dead.reached;
     failed += !complete;
-    std::string steady = "-", share = "-";
+    std::string steady = "-", share = "-", sync = "-";
     if (r.steady_per_node_round > 0) {
       char buf[32];
       std::snprintf(buf, sizeof buf, "%.2f", r.steady_per_node_round);
       steady = buf;
+      std::snprintf(buf, sizeof buf, "%.2f", r.steady_sync_per_node_round);
+      sync = buf;
       std::snprintf(buf, sizeof buf, "%.0f%%", 100 * r.steady_probe_share);
       share = buf;
     }
-    std::printf("| %zu | %s | %s | %s | %s | %s | %s | %s | %.0f | %zu | %s | %s | %.1f |\n", n,
-                rounds(r.startup, interval).c_str(), rounds(r.join, interval).c_str(),
-                count(r.join).c_str(), rounds(r.not_alive, interval).c_str(),
-                count(r.not_alive).c_str(), rounds(r.dead, interval).c_str(),
-                count(r.dead).c_str(), r.mean_bytes, r.max_bytes, steady.c_str(), share.c_str(),
-                r.wall_s);
+    std::printf(
+        "| %zu | %s | %s | %s | %s | %s | %s | %s | %.0f | %.0f | %.0f | %zu | %s | %s | %s | "
+        "%.1f |\n",
+        n, rounds(r.startup, interval).c_str(), rounds(r.join, interval).c_str(),
+        count(r.join).c_str(), rounds(r.not_alive, interval).c_str(), count(r.not_alive).c_str(),
+        rounds(r.dead, interval).c_str(), count(r.dead).c_str(), r.gossip_bytes,
+        r.heartbeat_bytes, r.sync_bytes, r.max_bytes, steady.c_str(), sync.c_str(),
+        share.c_str(), r.wall_s);
     std::fflush(stdout);
     if (!complete) {
       char buf[256];

@@ -138,6 +138,14 @@ std::vector<std::string> membership::live_peers() const {
   return out;
 }
 
+bool membership::has_live_peer() const {
+  for (const auto& [id, m] : table_.entries()) {
+    if (id == cfg_.id) continue;
+    if (m.status == member_status::alive || m.status == member_status::suspect) return true;
+  }
+  return false;
+}
+
 // The live peers after us (successors) or before us on the ring of ids, at most
 // monitored_peers of them, nearest first.
 std::vector<std::string> membership::ring_neighbours(bool successors) const {
@@ -379,16 +387,20 @@ std::vector<outgoing> membership::tick(int64_t now_ms) {
   }
 
   // 2. Probes in flight: direct timed out -> indirect; indirect timed out -> suspect.
-  std::vector<std::string> peers_alive;
-  for (const auto& [id, m] : table_.entries()) {
-    if (id != cfg_.id && m.status == member_status::alive) peers_alive.push_back(id);
-  }
+  std::vector<std::string> peers_alive;  // filled when first needed: O(N) at N members
+  bool peers_alive_known = false;
   std::vector<std::pair<std::string, size_t>> to_suspect;
   for (auto& [id, p] : probes_) {
     int64_t elapsed = now_ms - p.started_ms;
     if (!p.indirect && elapsed >= cfg_.probe_timeout_ms) {
       p.indirect = true;
       p.started_ms = now_ms;
+      if (!peers_alive_known) {
+        for (const auto& [mid, m] : table_.entries()) {
+          if (mid != cfg_.id && m.status == member_status::alive) peers_alive.push_back(mid);
+        }
+        peers_alive_known = true;
+      }
       std::vector<std::string> helpers;
       for (const auto& h : peers_alive) {
         if (h != id) helpers.push_back(h);
@@ -434,14 +446,17 @@ std::vector<outgoing> membership::tick(int64_t now_ms) {
   // 4. Suspicion and removal timers.
   std::vector<std::string> to_dead;
   std::vector<std::string> to_remove;
+  std::vector<std::string> dead_addresses;  // for step 6
   for (const auto& [id, m] : table_.entries()) {
-    if (id == cfg_.id) continue;
+    if (id == cfg_.id || m.status == member_status::alive) continue;  // no lookup: O(N) scan
     int64_t since = peer(id).status_since_ms;
     if (m.status == member_status::suspect && now_ms - since >= cfg_.suspicion_timeout_ms) {
       to_dead.push_back(id);
     } else if ((m.status == member_status::dead || m.status == member_status::left) &&
                now_ms - since >= cfg_.dead_retention_ms) {
       to_remove.push_back(id);
+    } else if (m.status == member_status::dead) {
+      dead_addresses.push_back(m.cluster_address);
     }
   }
   for (const auto& id : to_dead) {
@@ -472,10 +487,10 @@ std::vector<outgoing> membership::tick(int64_t now_ms) {
   }
 
   // 5. One gossip ping: the next live peer in a shuffled round-robin (SWIM's target order).
-  std::vector<std::string> live = live_peers();
-  if (!live.empty()) {
+  const bool any_live = has_live_peer();
+  if (any_live) {
     if (probe_cursor_ >= probe_order_.size()) {
-      probe_order_ = live;
+      probe_order_ = live_peers();
       std::shuffle(probe_order_.begin(), probe_order_.end(), rng_);
       probe_cursor_ = 0;
     }
@@ -497,7 +512,7 @@ std::vector<outgoing> membership::tick(int64_t now_ms) {
   for (const auto& s : cfg_.seeds) {
     if (s != cfg_.cluster_address) seeds.push_back(s);
   }
-  if (live.empty()) {
+  if (!any_live) {
     for (const auto& s : seeds) out.push_back({s, make(gossip_kind::ping, 0)});
   } else if (seed_due) {
     last_seed_ping_ms_ = now_ms;
@@ -506,13 +521,9 @@ std::vector<outgoing> membership::tick(int64_t now_ms) {
       out.push_back({seeds[pick(rng_)], make(gossip_kind::ping, 0)});
     }
   }
-  std::vector<const member*> gone;
-  for (const auto& [id, m] : table_.entries()) {
-    if (m.status == member_status::dead) gone.push_back(&m);
-  }
-  if (!gone.empty()) {
-    std::uniform_int_distribution<size_t> pick(0, gone.size() - 1);
-    out.push_back({gone[pick(rng_)]->cluster_address, make(gossip_kind::ping, 0)});
+  if (!dead_addresses.empty()) {
+    std::uniform_int_distribution<size_t> pick(0, dead_addresses.size() - 1);
+    out.push_back({dead_addresses[pick(rng_)], make(gossip_kind::ping, 0)});
   }
 
   // 7. Push-pull with one random live peer every sync_interval_ms (the first at a random
@@ -521,8 +532,9 @@ std::vector<outgoing> membership::tick(int64_t now_ms) {
     if (next_sync_ms_ < 0) {
       std::uniform_int_distribution<int64_t> phase(0, cfg_.sync_interval_ms);
       next_sync_ms_ = now_ms + phase(rng_);
-    } else if (now_ms >= next_sync_ms_ && !live.empty()) {
+    } else if (now_ms >= next_sync_ms_ && any_live) {
       next_sync_ms_ = now_ms + cfg_.sync_interval_ms;
+      const std::vector<std::string> live = live_peers();
       std::uniform_int_distribution<size_t> pick(0, live.size() - 1);
       send_table(table_.find(live[pick(rng_)])->cluster_address, true, out);
     }
@@ -551,7 +563,7 @@ std::vector<outgoing> membership::receive(const gossip_msg& msg, int64_t now_ms)
   }
   // A node that knew no live peer takes what it hears as its starting view, not as news to
   // spread (only the sender's own entry is news), and asks the sender for its whole table.
-  const bool alone = live_peers().empty();
+  const bool alone = !has_live_peer();
   for (const auto& m : msg.updates) {
     apply(m, now_ms,
           m.id == sender_id && msg.kind == gossip_kind::leave ? "it announced leaving" : "",

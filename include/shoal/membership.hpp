@@ -252,6 +252,7 @@ class membership {
   void start_probe(const std::string& id, int64_t now_ms, std::vector<outgoing>& out);
   void send_table(const std::string& address, bool request, std::vector<outgoing>& out);
   std::vector<std::string> live_peers() const;
+  bool has_live_peer() const;
   std::vector<std::string> ring_neighbours(bool successors) const;
   peer_state& peer(const std::string& id);
   size_t retransmit_limit() const;

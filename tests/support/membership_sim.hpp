@@ -60,6 +60,7 @@ struct sim_traffic {
   size_t max_updates = 0;          // the most member entries one message carried
   std::array<uint64_t, 7> by_kind{};  // messages per gossip_kind (ping, ack, ping_req, leave,
                                       // heartbeat, sync_req, sync)
+  std::array<uint64_t, 7> bytes_by_kind{};
   uint64_t probe_pings = 0;        // pings with a seq: failure-detector probes and relays, as
                                    // opposed to the one gossip ping per tick (seq 0)
   std::vector<uint64_t> per_round; // messages sent in each gossip interval since the start
