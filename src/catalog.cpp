@@ -14,13 +14,23 @@ std::string label_or_default(const std::string& label) {
   return label.empty() ? std::string(default_label) : label;
 }
 
-// Versions are dense (apply only accepts last+1), so a range says it all: "1-3".
+// Versions in ranges: "1-3", or "1-3, 5" when a number is missing (replicas can learn of
+// versions out of order).
 std::string versions_text(const model_entry& m) {
   if (m.snapshots.empty()) return "none";
-  uint32_t first = m.snapshots.front().version;
-  uint32_t last = m.snapshots.back().version;
-  if (first == last) return std::to_string(first);
-  return std::to_string(first) + "-" + std::to_string(last);
+  std::string out;
+  size_t i = 0;
+  while (i < m.snapshots.size()) {
+    size_t j = i;
+    while (j + 1 < m.snapshots.size() && m.snapshots[j + 1].version == m.snapshots[j].version + 1) {
+      ++j;
+    }
+    if (!out.empty()) out += ", ";
+    out += std::to_string(m.snapshots[i].version);
+    if (j > i) out += "-" + std::to_string(m.snapshots[j].version);
+    i = j + 1;
+  }
+  return out;
 }
 
 std::string labels_text(const model_entry& m) {
@@ -188,14 +198,14 @@ status catalog::apply(const catalog_change& change) {
   auto it = models_.find(change.id);
 
   if (change.what == catalog_change::kind::add_snapshot) {
-    uint32_t expected = 1;
-    if (it != models_.end() && !it->second.snapshots.empty()) {
-      expected = it->second.snapshots.back().version + 1;
+    const uint32_t v = change.snapshot.version;
+    if (v == 0) {
+      return status::failed_precondition("snapshot version 0 of " + change.id.str() +
+                                         " is not a version (they start at 1)");
     }
-    if (change.snapshot.version != expected) {
-      return status::failed_precondition(
-          "snapshot version " + std::to_string(change.snapshot.version) + " of " +
-          change.id.str() + " is out of sequence (next is " + std::to_string(expected) + ")");
+    if (it != models_.end() && it->second.find(v) != nullptr) {
+      return status::failed_precondition("snapshot version " + std::to_string(v) + " of " +
+                                         change.id.str() + " exists already");
     }
     const bool is_new = it == models_.end();
     try {
@@ -204,7 +214,10 @@ status catalog::apply(const catalog_change& change) {
         entry.id = change.id;
         it = models_.emplace(change.id, std::move(entry)).first;
       }
-      it->second.snapshots.push_back(change.snapshot);
+      auto& snaps = it->second.snapshots;
+      auto at = std::upper_bound(snaps.begin(), snaps.end(), v,
+                                 [](uint32_t x, const snapshot_info& s) { return x < s.version; });
+      snaps.insert(at, change.snapshot);
     } catch (const std::bad_alloc&) {
       if (is_new && it != models_.end()) models_.erase(it);
       return out_of_memory(change.id);
@@ -257,6 +270,15 @@ status catalog::apply(const catalog_change& change) {
   }
   state.history.push_back(move);
   return status::ok();
+}
+
+void catalog::put(model_entry entry) {
+  if (entry.snapshots.empty()) {
+    models_.erase(entry.id);
+    return;
+  }
+  model_id id = entry.id;
+  models_[id] = std::move(entry);
 }
 
 result<uint32_t> catalog::resolve(const model_id& id, std::optional<uint32_t> version,

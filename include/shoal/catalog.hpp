@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "shoal/api.hpp"
+#include "shoal/hlc.hpp"
 #include "shoal/model_id.hpp"
 #include "shoal/status.hpp"
 
@@ -70,6 +71,13 @@ struct catalog_change {
   label_action action = label_action::promote;
   uint32_t to = 0;         // move_label: the version the label points at afterwards
   int64_t time_ms = 0;     // move_label
+
+  // Who made it and when, for replication (replicated_catalog.hpp): the node's id, the change's
+  // number among that node's changes (1, 2, ...) and its hybrid-logical-clock time. Empty and
+  // zero in journals written before the catalog was replicated (every change was made here).
+  std::string origin;
+  uint64_t seq = 0;
+  hlc_timestamp at;
 };
 
 class catalog {
@@ -93,8 +101,13 @@ class catalog {
   result<catalog_change> plan_label(const label_request& req, int64_t now_ms) const;
 
   /// Applies a change planned above or read from the journal; refuses one that does not fit
-  /// (unknown model for a label move, a version out of sequence) and then changes nothing.
+  /// (unknown model or version for a label move, a version number that is taken or 0) and then
+  /// changes nothing. Version numbers need not be dense: replicas may learn of them out of order.
   status apply(const catalog_change& change);
+
+  /// Replaces (or adds) the whole entry of one model: the replicated catalog refolds a model when
+  /// a change arrives that sorts before others. An entry without snapshots removes the model.
+  void put(model_entry entry);
 
   /// Returns the version a request names: `version` when set (it must exist), else the version
   /// `label` ("production" when empty) points at.
