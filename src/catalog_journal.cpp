@@ -62,6 +62,10 @@ const char* action_text(label_action a) {
 void to_pb(const catalog_change& c, pb::CatalogChange* out) {
   out->set_tenant(c.id.tenant);
   out->set_model(c.id.model);
+  out->set_origin(c.origin);
+  out->set_seq(c.seq);
+  out->set_at_wall_ms(c.at.wall_ms);
+  out->set_at_logical(c.at.logical);
   if (c.what == catalog_change::kind::add_snapshot) {
     out->set_kind(pb::CatalogChange::ADD_SNAPSHOT);
     pb::SnapshotInfo* s = out->mutable_snapshot();
@@ -83,6 +87,9 @@ void to_pb(const catalog_change& c, pb::CatalogChange* out) {
 result<catalog_change> from_pb(const pb::CatalogChange& in) {
   catalog_change c;
   c.id = model_id{in.tenant(), in.model()};
+  c.origin = in.origin();
+  c.seq = in.seq();
+  c.at = hlc_timestamp{in.at_wall_ms(), in.at_logical()};
   switch (in.kind()) {
     case pb::CatalogChange::ADD_SNAPSHOT: {
       c.what = catalog_change::kind::add_snapshot;
@@ -148,6 +155,21 @@ catalog_journal::~catalog_journal() {
 
 result<std::unique_ptr<catalog_journal>> catalog_journal::open(
     const std::string& path, catalog& into, const std::function<void(const std::string&)>& warn) {
+  // Replay into a copy so a journal that fails half way leaves `into` as it was.
+  std::unique_ptr<catalog> replay;
+  try {
+    replay = std::make_unique<catalog>(into);
+  } catch (const std::bad_alloc&) {
+    return errno_status("cannot read", path, ENOMEM);
+  }
+  auto journal = open(path, [&](const catalog_change& c) { return replay->apply(c); }, warn);
+  if (journal) into = std::move(*replay);
+  return journal;
+}
+
+result<std::unique_ptr<catalog_journal>> catalog_journal::open(
+    const std::string& path, const std::function<status(const catalog_change&)>& replay,
+    const std::function<void(const std::string&)>& warn) {
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) return errno_status("cannot open", path, errno);
   std::unique_ptr<catalog_journal> journal;
@@ -161,7 +183,6 @@ result<std::unique_ptr<catalog_journal>> catalog_journal::open(
   SHOAL_RETURN_IF_ERROR(fsync_dir(dir_of(path)));
 
   std::string data;
-  std::unique_ptr<catalog> replay;
   try {
     struct stat st;
     if (::fstat(fd, &st) != 0) return errno_status("cannot stat", path, errno);
@@ -177,8 +198,6 @@ result<std::unique_ptr<catalog_journal>> catalog_journal::open(
       got += static_cast<size_t>(n);
     }
     data.resize(got);
-    // Replay into a copy so a journal that fails half way leaves `into` as it was.
-    replay = std::make_unique<catalog>(into);
   } catch (const std::bad_alloc&) {
     return errno_status("cannot read", path, ENOMEM);
   } catch (const std::length_error&) {
@@ -228,13 +247,12 @@ result<std::unique_ptr<catalog_journal>> catalog_journal::open(
     for (const pb::CatalogChange& pc : rec.changes()) {
       auto change = from_pb(pc);
       if (!change) return status::corruption(where + ": " + change.error().message());
-      status s = replay->apply(*change);
+      status s = replay(*change);
       if (!s) return status::corruption(where + " does not apply: " + s.message());
     }
     off += header_size + len;
   }
 
-  into = std::move(*replay);
   journal->end_ = off;
   return journal;
 }

@@ -19,9 +19,16 @@ namespace shoal {
 
 class catalog_journal {
  public:
-  /// Opens (creating when missing) the journal at `path` and applies every record to `into`.
+  /// Opens (creating when missing) the journal at `path` and applies every record to `into`;
+  /// on failure `into` is left as it was.
   static result<std::unique_ptr<catalog_journal>> open(const std::string& path, catalog& into,
                                                        const std::function<void(const std::string&)>& warn);
+
+  /// Opens (creating when missing) the journal at `path` and passes every change, in order, to
+  /// `replay`; a change it refuses makes the journal corrupt (the error names the record).
+  static result<std::unique_ptr<catalog_journal>> open(
+      const std::string& path, const std::function<status(const catalog_change&)>& replay,
+      const std::function<void(const std::string&)>& warn);
 
   ~catalog_journal();
   catalog_journal(const catalog_journal&) = delete;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "proto/shoal.pb.h"
+#include "shoal/replicated_catalog.hpp"
 #include "support/catalog_dump.hpp"
 #include "support/files.hpp"
 
@@ -197,6 +198,47 @@ TEST(catalog_journal, replay_rebuilds_an_identical_catalog) {
   ASSERT_TRUE(o2.is_ok()) << o2.error().to_string();
   EXPECT_EQ(dump(again), dump(replayed));
   EXPECT_EQ(*again.resolve(bot, std::nullopt, ""), 2u);
+}
+
+// Replicated changes keep who made them and when; a journal from before replication (no
+// origin) replays into a replicated catalog as this node's changes, followed by new ones.
+TEST(catalog_journal, replicated_changes_keep_origin_seq_and_time_across_a_restart) {
+  journal_dir t;
+  catalog original = write_history(t.journal());  // written before replication
+  replicated_catalog first("me");
+  {
+    auto j = catalog_journal::open(
+        t.journal(), [&](const catalog_change& c) { return first.add(c, 50000).error(); },
+        nullptr);
+    ASSERT_TRUE(j.is_ok()) << j.error().to_string();
+    EXPECT_EQ(dump(first.view()), dump(original));
+    // One change from a peer and one of ours, stamped.
+    catalog_change peer = first.view().plan_push(bot, snap("from-n2"), "", 60000)[0];
+    peer.origin = "n2";
+    peer.seq = 1;
+    peer.at = hlc_timestamp{60000, 3};
+    ASSERT_TRUE((*j)->append({peer}).is_ok());
+    ASSERT_TRUE(first.add(peer, 60000).is_ok());
+    label_request req = label_req(label_action::promote, 4u);
+    auto mine = first.stamp({*first.view().plan_label(req, 61000)}, 61000);
+    ASSERT_TRUE((*j)->append(mine).is_ok());
+    ASSERT_TRUE(first.add(mine[0], 61000).is_ok());
+  }
+  replicated_catalog second("me");
+  auto j = catalog_journal::open(
+      t.journal(), [&](const catalog_change& c) { return second.add(c, 70000).error(); },
+      nullptr);
+  ASSERT_TRUE(j.is_ok()) << j.error().to_string();
+  EXPECT_EQ(dump(second.view()), dump(first.view()));
+  EXPECT_EQ(second.frontier(), first.frontier());
+  auto a = first.missing_for({}, 1000), b = second.missing_for({}, 1000);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].origin, b[i].origin);
+    EXPECT_EQ(a[i].seq, b[i].seq);
+    EXPECT_EQ(a[i].at, b[i].at);
+  }
+  EXPECT_EQ(second.range("n2", 1, 1).at(0).at, (hlc_timestamp{60000, 3}));
 }
 
 TEST(catalog_journal, a_torn_tail_at_any_offset_is_cut_off_and_later_appends_work) {
