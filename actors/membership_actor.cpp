@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "shoal/gossip_codec.hpp"
+#include "shoal/host_memory.hpp"
 #include "shoal/log.hpp"
 #include "shoal/zmq_client.hpp"
 
@@ -122,7 +123,15 @@ member_load current_load(self_ptr self) {
     load.loaded_models = static_cast<uint32_t>(view.loaded->size());
   }
   if (self->state.cfg.in_flight) load.in_flight = self->state.cfg.in_flight->now();
-  // free_model_memory stays 0 until nodes have a model memory budget to report against.
+  // Until nodes have a model memory budget: what the kernel says is available, read at most
+  // once a second (a /proc read, no disk I/O).
+  auto& st = self->state;
+  int64_t now = now_ms(self);
+  if (st.memory_read_ms < 0 || now - st.memory_read_ms >= 1000) {
+    st.memory_read_ms = now;
+    st.free_memory = read_available_memory().value_or(0);
+  }
+  load.free_model_memory = st.free_memory;
   return load;
 }
 

@@ -50,6 +50,8 @@ struct membership_actor_state {
   std::map<std::string, peer_link> links;               // by cluster address
   std::map<std::string, int64_t> last_refusal_log_ms;   // rate-limits refusal logs per address
   serving_board::cache board_cache;
+  int64_t memory_read_ms = -1;   // when free_memory was last read
+  uint64_t free_memory = 0;      // gossiped as free_model_memory
   bool leaving = false;
   static inline const char* name = "membership";
 };

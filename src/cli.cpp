@@ -16,6 +16,7 @@
 #include "shoal/api.hpp"
 #include "shoal/api_codec.hpp"
 #include "shoal/catalog.hpp"
+#include "shoal/host_memory.hpp"
 #include "shoal/utf8.hpp"
 #include "shoal/zmq_client.hpp"
 
@@ -407,7 +408,8 @@ std::string ago_text(int64_t ms) {
 
 std::string render_cluster(const cluster_status& st) {
   std::vector<std::vector<std::string>> rows = {
-      {"NAME", "ADDRESS", "STATUS", "INCARNATION", "PHI", "HEARD", "IN-FLIGHT", "MODELS"}};
+      {"NAME", "ADDRESS", "STATUS", "INCARNATION", "PHI", "HEARD", "IN-FLIGHT", "MODELS",
+       "FREE MEM"}};
   for (const auto& v : st.members) {
     char phi[32];
     std::snprintf(phi, sizeof phi, "%.1f", v.phi);
@@ -416,7 +418,8 @@ std::string render_cluster(const cluster_status& st) {
                     v.is_self ? "-" : phi,
                     v.is_self || !v.since_heard_ms ? "-" : ago_text(*v.since_heard_ms),
                     std::to_string(v.entry.load.in_flight),
-                    std::to_string(v.entry.load.loaded_models)});
+                    std::to_string(v.entry.load.loaded_models),
+                    bytes_text(v.entry.load.free_model_memory)});
   }
   std::string out = render_table(rows);
   return out + "(* this node)\n";

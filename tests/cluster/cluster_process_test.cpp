@@ -32,6 +32,9 @@ struct member_row {
   std::string status;
   uint64_t incarnation = 0;
   double phi = 0;
+  uint64_t free_model_memory = 0;
+  std::string http_address;
+  std::string zmq_address;
 };
 
 class cluster : public ::testing::Test {
@@ -83,6 +86,9 @@ class cluster : public ::testing::Test {
       row.status = m.at("status").get<std::string>();
       row.incarnation = m.at("incarnation").get<uint64_t>();
       row.phi = m.at("phi").get<double>();
+      row.free_model_memory = m.at("load").at("free_model_memory").get<uint64_t>();
+      row.http_address = m.at("http_address").get<std::string>();
+      row.zmq_address = m.at("zmq_address").get<std::string>();
       out[m.at("name").get<std::string>()] = row;
     }
     return out;
@@ -159,6 +165,14 @@ TEST_F(cluster, three_nodes_join_through_seeds_and_see_each_other_alive) {
   start("n3", {"n1", "n2"});
   expect_all_alive({"n1", "n2", "n3"}, 10s);
   EXPECT_NE(node("n1").log().find("member n2"), std::string::npos) << node("n1").log();
+  // Every member's gossiped entry carries its front-end addresses and its load.
+  auto rows = members("n3");
+  ASSERT_EQ(rows.size(), 3u);
+  for (const auto& [name, row] : rows) {
+    EXPECT_GT(row.free_model_memory, 1ull << 20) << name;
+    EXPECT_EQ(row.http_address, "127.0.0.1:" + std::to_string(node(name).http_port())) << name;
+    EXPECT_EQ(row.zmq_address, "127.0.0.1:" + std::to_string(node(name).zmq_port())) << name;
+  }
 }
 
 TEST_F(cluster, a_seed_that_is_down_does_not_stop_a_join_through_another) {

@@ -1,0 +1,53 @@
+#include "shoal/host_memory.hpp"
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+namespace shoal {
+
+std::optional<uint64_t> parse_mem_available(const std::string& meminfo) {
+  std::istringstream in(meminfo);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("MemAvailable:", 0) != 0) continue;
+    const char* p = line.c_str() + 13;
+    char* end = nullptr;
+    unsigned long long kib = std::strtoull(p, &end, 10);
+    if (end == p) return std::nullopt;
+    while (*end == ' ') ++end;
+    if (std::string(end) != "kB") return std::nullopt;
+    return static_cast<uint64_t>(kib) * 1024;
+  }
+  return std::nullopt;
+}
+
+std::optional<uint64_t> read_available_memory() {
+  std::ifstream f("/proc/meminfo");
+  if (!f) return std::nullopt;
+  std::stringstream text;
+  text << f.rdbuf();
+  return parse_mem_available(text.str());
+}
+
+std::string bytes_text(uint64_t bytes) {
+  const char* units[] = {"", "K", "M", "G", "T"};
+  double v = static_cast<double>(bytes);
+  size_t u = 0;
+  while (v >= 1024 && u + 1 < sizeof units / sizeof units[0]) {
+    v /= 1024;
+    ++u;
+  }
+  char buf[32];
+  if (u == 0) {
+    std::snprintf(buf, sizeof buf, "%llu", static_cast<unsigned long long>(bytes));
+  } else if (v < 10) {
+    std::snprintf(buf, sizeof buf, "%.1f%s", v, units[u]);
+  } else {
+    std::snprintf(buf, sizeof buf, "%.0f%s", v, units[u]);
+  }
+  return buf;
+}
+
+}  // namespace shoal
