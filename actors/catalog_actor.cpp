@@ -15,20 +15,23 @@ int64_t now_ms() {
 
 const char* action_name(label_action a) { return a == label_action::promote ? "promote" : "rollback"; }
 
-// Makes `changes` durable, applies them and tells the listeners. Nothing is applied when the
-// journal write fails; an apply failure after a durable write would be a bug in plan/apply.
+// Stamps `changes` as this node's, makes them durable, adds them to the replica and tells the
+// listeners. Nothing is added when the journal write fails; an add failure after a durable
+// write would be a bug in stamp/add.
 status commit(catalog_actor::stateful_pointer<catalog_state> self,
-              const std::vector<catalog_change>& changes) {
+              std::vector<catalog_change> changes) {
   auto& st = self->state;
+  const int64_t now = now_ms();
+  changes = st.replica->stamp(std::move(changes), now);
   SHOAL_RETURN_IF_ERROR(st.journal->append(changes));
   for (const auto& change : changes) {
-    auto applied = st.current.apply(change);
-    if (!applied.is_ok()) {
-      log_error("catalog apply failed after journal write: " + applied.to_string());
-      return status::internal("catalog apply failed: " + applied.message());
+    auto added = st.replica->add(change, now);
+    if (!added.is_ok()) {
+      log_error("catalog add failed after journal write: " + added.error().to_string());
+      return status::internal("catalog add failed: " + added.error().message());
     }
   }
-  auto copy = std::make_shared<const catalog>(st.current);
+  auto copy = std::make_shared<const catalog>(st.replica->view());
   if (st.board) st.board->publish_catalog(copy);
   for (auto& listener : st.listeners) self->send(listener, catalog_atom_v, copy);
   return status::ok();
@@ -40,7 +43,7 @@ catalog_actor::behavior_type catalog_behavior(catalog_actor::stateful_pointer<ca
                                               catalog_storage storage) {
   self->state.store = std::move(storage.store);
   self->state.journal = std::move(storage.journal);
-  self->state.current = std::move(storage.initial);
+  self->state.replica = std::move(storage.replica);
   self->state.max_push_bytes = storage.max_push_bytes;
   self->state.board = std::move(storage.board);
   return {
@@ -73,7 +76,7 @@ catalog_actor::behavior_type catalog_behavior(catalog_actor::stateful_pointer<ca
         snap.size_bytes = req.bytes.size();
         snap.format = (*loaded)->format();
         snap.note = req.note;
-        auto changes = st.current.plan_push(req.id, snap, req.label, snap.created_ms);
+        auto changes = st.replica->view().plan_push(req.id, snap, req.label, snap.created_ms);
         auto committed = commit(self, changes);
         if (!committed.is_ok()) {
           log_error("push failed model=" + req.id.str() + ": " + committed.to_string());
@@ -98,10 +101,10 @@ catalog_actor::behavior_type catalog_behavior(catalog_actor::stateful_pointer<ca
       [=](label_atom, label_request& req) -> caf::result<label_result> {
         auto& st = self->state;
         if (req.label.empty()) req.label = default_label;
-        auto planned = st.current.plan_label(req, now_ms());
+        auto planned = st.replica->view().plan_label(req, now_ms());
         if (!planned) return to_error(planned.error());
         uint32_t from = 0;
-        if (const auto* entry = st.current.find(req.id)) {
+        if (const auto* entry = st.replica->view().find(req.id)) {
           auto it = entry->labels.find(req.label);
           if (it != entry->labels.end()) from = it->second.current();
         }
@@ -117,7 +120,7 @@ catalog_actor::behavior_type catalog_behavior(catalog_actor::stateful_pointer<ca
       },
       [=](load_atom, const model_id& id, uint32_t version) -> caf::result<model_ptr> {
         auto& st = self->state;
-        const auto* entry = st.current.find(id);
+        const auto* entry = st.replica->view().find(id);
         const snapshot_info* snap = entry ? entry->find(version) : nullptr;
         if (snap == nullptr) {
           return to_error(status::not_found("model " + id.str() + " has no version " +

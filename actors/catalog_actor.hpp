@@ -1,5 +1,6 @@
 // catalog_actor: the node's single writer of durable state. Owns the snapshot store, the journal
-// and the authoritative catalog. Runs detached (its own thread) because everything it does can
+// and this node's replica of the cluster's catalog (replicated_catalog.hpp: changes stamped with
+// origin, seq and hybrid-logical-clock time, made durable before they count). Runs detached (its own thread) because everything it does can
 // block on the disk: fsync on push and label moves, reading and verifying snapshots for loads.
 // After each change it publishes an immutable catalog copy to the serving board (before it
 // replies, so a client that moved a label sees the move in its next request) and to its listeners
@@ -12,6 +13,7 @@
 #include "actors/protocol.hpp"
 #include "shoal/catalog.hpp"
 #include "shoal/catalog_journal.hpp"
+#include "shoal/replicated_catalog.hpp"
 #include "shoal/serving_view.hpp"
 #include "shoal/snapshot_store.hpp"
 
@@ -21,7 +23,7 @@ namespace shoal {
 struct catalog_storage {
   std::shared_ptr<snapshot_store> store;
   std::shared_ptr<catalog_journal> journal;
-  catalog initial;
+  std::shared_ptr<replicated_catalog> replica;  // as replayed from the journal
   size_t max_push_bytes = 256u << 20;
   std::shared_ptr<serving_board> board;  // may be null (then only the listeners hear of changes)
 };
@@ -29,7 +31,7 @@ struct catalog_storage {
 struct catalog_state {
   std::shared_ptr<snapshot_store> store;
   std::shared_ptr<catalog_journal> journal;
-  catalog current;
+  std::shared_ptr<replicated_catalog> replica;
   std::vector<catalog_listener> listeners;
   size_t max_push_bytes = 0;
   std::shared_ptr<serving_board> board;

@@ -260,22 +260,29 @@ int run_node(const node_config& cfg) {
     log_error("cannot open data dir " + cfg.data_dir + ": " + store.error().message());
     return 1;
   }
-  catalog_storage storage;
-  auto journal = catalog_journal::open(cfg.data_dir + "/catalog.journal", storage.initial,
-                                       [](const std::string& w) { log_warn(w); });
-  if (!journal) {
-    log_error("cannot open catalog journal in " + cfg.data_dir + ": " + journal.error().message());
-    return 1;
-  }
   auto node_id = (*store)->node_id();
   if (!node_id) {
     log_error("cannot get this node's id in " + cfg.data_dir + ": " + node_id.error().message());
     return 1;
   }
+  catalog_storage storage;
+  storage.replica = std::make_shared<replicated_catalog>(*node_id);
+  auto replica = storage.replica;
+  const int64_t start_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count();
+  auto journal = catalog_journal::open(
+      cfg.data_dir + "/catalog.journal",
+      [&](const catalog_change& c) { return replica->add(c, start_ms).error(); },
+      [](const std::string& w) { log_warn(w); });
+  if (!journal) {
+    log_error("cannot open catalog journal in " + cfg.data_dir + ": " + journal.error().message());
+    return 1;
+  }
   storage.store = std::shared_ptr<snapshot_store>(std::move(*store));
   storage.journal = std::shared_ptr<catalog_journal>(std::move(*journal));
   storage.max_push_bytes = cfg.max_push_bytes;
-  auto initial = std::make_shared<const catalog>(storage.initial);
+  auto initial = std::make_shared<const catalog>(replica->view());
   auto board = std::make_shared<serving_board>();
   board->publish_catalog(initial);
   storage.board = board;

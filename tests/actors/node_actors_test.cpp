@@ -53,12 +53,18 @@ class node_actors : public ::testing::Test {
     catalog_storage storage;
     auto store = snapshot_store::open(dir.path());
     ASSERT_TRUE(store.is_ok()) << store.error().to_string();
-    auto journal = catalog_journal::open(dir.path() + "/catalog.journal", storage.initial,
-                                         [](const std::string&) {});
+    auto node_id = (*store)->node_id();
+    ASSERT_TRUE(node_id.is_ok()) << node_id.error().to_string();
+    storage.replica = std::make_shared<replicated_catalog>(*node_id);
+    auto replica = storage.replica;
+    auto journal = catalog_journal::open(
+        dir.path() + "/catalog.journal",
+        [&](const catalog_change& c) { return replica->add(c, 0).error(); },
+        [](const std::string&) {});
     ASSERT_TRUE(journal.is_ok()) << journal.error().to_string();
     storage.store = std::move(*store);
     storage.journal = std::move(*journal);
-    auto initial = std::make_shared<const catalog>(storage.initial);
+    auto initial = std::make_shared<const catalog>(replica->view());
     board->publish_catalog(initial);
     storage.board = board;
     // Not detached here: the test scheduler must run every actor, one message at a time.
