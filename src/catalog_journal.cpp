@@ -11,6 +11,7 @@
 #include <new>
 #include <utility>
 
+#include "catalog_proto.hpp"
 #include "proto/shoal.pb.h"
 
 namespace shoal {
@@ -53,71 +54,6 @@ status fsync_dir(const std::string& path) {
   ::close(fd);
   if (rc != 0) return errno_status("cannot sync directory", path, err);
   return status::ok();
-}
-
-const char* action_text(label_action a) {
-  return a == label_action::promote ? "promote" : "rollback";
-}
-
-void to_pb(const catalog_change& c, pb::CatalogChange* out) {
-  out->set_tenant(c.id.tenant);
-  out->set_model(c.id.model);
-  out->set_origin(c.origin);
-  out->set_seq(c.seq);
-  out->set_at_wall_ms(c.at.wall_ms);
-  out->set_at_logical(c.at.logical);
-  if (c.what == catalog_change::kind::add_snapshot) {
-    out->set_kind(pb::CatalogChange::ADD_SNAPSHOT);
-    pb::SnapshotInfo* s = out->mutable_snapshot();
-    s->set_version(c.snapshot.version);
-    s->set_sha256(c.snapshot.sha256);
-    s->set_created_ms(c.snapshot.created_ms);
-    s->set_size_bytes(c.snapshot.size_bytes);
-    s->set_format(c.snapshot.format);
-    s->set_note(c.snapshot.note);
-  } else {
-    out->set_kind(pb::CatalogChange::MOVE_LABEL);
-    out->set_label(c.label);
-    out->set_action(action_text(c.action));
-    out->set_to(c.to);
-    out->set_time_ms(c.time_ms);
-  }
-}
-
-result<catalog_change> from_pb(const pb::CatalogChange& in) {
-  catalog_change c;
-  c.id = model_id{in.tenant(), in.model()};
-  c.origin = in.origin();
-  c.seq = in.seq();
-  c.at = hlc_timestamp{in.at_wall_ms(), in.at_logical()};
-  switch (in.kind()) {
-    case pb::CatalogChange::ADD_SNAPSHOT: {
-      c.what = catalog_change::kind::add_snapshot;
-      const pb::SnapshotInfo& s = in.snapshot();
-      c.snapshot.version = s.version();
-      c.snapshot.sha256 = s.sha256();
-      c.snapshot.created_ms = s.created_ms();
-      c.snapshot.size_bytes = s.size_bytes();
-      c.snapshot.format = s.format();
-      c.snapshot.note = s.note();
-      return c;
-    }
-    case pb::CatalogChange::MOVE_LABEL:
-      c.what = catalog_change::kind::move_label;
-      c.label = in.label();
-      if (in.action() == "promote") {
-        c.action = label_action::promote;
-      } else if (in.action() == "rollback") {
-        c.action = label_action::rollback;
-      } else {
-        return status::corruption("unknown label action '" + in.action().substr(0, 40) + "'");
-      }
-      c.to = in.to();
-      c.time_ms = in.time_ms();
-      return c;
-    default:
-      return status::corruption("unknown change kind " + std::to_string(in.kind()));
-  }
 }
 
 // Returns true if a whole, checksummed, parseable record starts at `off`. A zero length never
@@ -245,7 +181,7 @@ result<std::unique_ptr<catalog_journal>> catalog_journal::open(
       return status::corruption(where + " has a valid checksum but does not parse");
     }
     for (const pb::CatalogChange& pc : rec.changes()) {
-      auto change = from_pb(pc);
+      auto change = change_from_proto(pc);
       if (!change) return status::corruption(where + ": " + change.error().message());
       status s = replay(*change);
       if (!s) return status::corruption(where + " does not apply: " + s.message());
@@ -267,7 +203,7 @@ status catalog_journal::append(const std::vector<catalog_change>& changes) {
   std::string frame;
   try {
     pb::CatalogRecord rec;
-    for (const catalog_change& c : changes) to_pb(c, rec.add_changes());
+    for (const catalog_change& c : changes) change_to_proto(c, rec.add_changes());
     size_t size = rec.ByteSizeLong();
     if (size > std::numeric_limits<uint32_t>::max() - header_size) {
       return status::too_large("catalog record of " + std::to_string(size) +

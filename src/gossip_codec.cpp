@@ -26,6 +26,55 @@ bool is_address(const std::string& a) { return parse_host_port(a).is_ok(); }
 
 }  // namespace
 
+std::string seal_envelope(envelope_channel channel, const std::string& payload,
+                          const std::string& sender_address, const std::string& secret) {
+  pb::GossipEnvelope env;
+  env.set_sender_address(sender_address);
+  env.set_channel(static_cast<pb::GossipEnvelope::Channel>(channel));
+  env.set_payload(payload);
+  // The channel is under the MAC: a catalog payload cannot be replayed as gossip or back.
+  if (!secret.empty()) env.set_mac(hmac_sha256(secret, char(channel) + payload));
+  return env.SerializeAsString();
+}
+
+opened_envelope open_envelope(const std::string& bytes, const std::string& secret) {
+  opened_envelope out;
+  pb::GossipEnvelope env;
+  if (!env.ParseFromString(bytes)) {
+    out.payload = status::invalid_argument("not a Shoal node-to-node message (another program, "
+                                           "or another version, on the cluster port?)");
+    return out;
+  }
+  if (env.sender_address().size() <= max_member_field) out.sender_address = env.sender_address();
+  if (env.channel() != pb::GossipEnvelope::MEMBERSHIP &&
+      env.channel() != pb::GossipEnvelope::CATALOG) {
+    out.payload = status::invalid_argument("unknown channel " + std::to_string(env.channel()) +
+                                           " (a newer Shoal version?)");
+    return out;
+  }
+  out.channel = static_cast<envelope_channel>(env.channel());
+  if (secret.empty() && !env.mac().empty()) {
+    out.payload = status::invalid_argument(
+        "the peer authenticates with a cluster secret but this node has none configured");
+    return out;
+  }
+  if (!secret.empty()) {
+    if (env.mac().empty()) {
+      out.payload = status::invalid_argument(
+          "the peer sent no cluster secret but this node requires one");
+      return out;
+    }
+    std::string expected = hmac_sha256(secret, char(out.channel) + env.payload());
+    if (expected.size() != env.mac().size() ||
+        CRYPTO_memcmp(expected.data(), env.mac().data(), expected.size()) != 0) {
+      out.payload = status::invalid_argument("wrong cluster secret");
+      return out;
+    }
+  }
+  out.payload = std::move(*env.mutable_payload());
+  return out;
+}
+
 std::string encode_gossip(const gossip_msg& m, const std::string& secret) {
   pb::GossipMessage g;
   g.set_kind(static_cast<pb::GossipMessage::Kind>(m.kind));
@@ -34,43 +83,31 @@ std::string encode_gossip(const gossip_msg& m, const std::string& secret) {
   g.set_target_id(m.target_id);
   g.set_target_address(m.target_address);
   for (const auto& u : m.updates) member_to_proto(u, *g.add_updates());
-  pb::GossipEnvelope env;
-  env.set_sender_address(m.from_address);
-  env.set_payload(g.SerializeAsString());
-  if (!secret.empty()) env.set_mac(hmac_sha256(secret, env.payload()));
-  return env.SerializeAsString();
+  return seal_envelope(envelope_channel::membership, g.SerializeAsString(), m.from_address,
+                       secret);
 }
 
 decoded_gossip decode_gossip(const std::string& bytes, const std::string& secret,
                              size_t max_updates) {
   decoded_gossip out;
-  pb::GossipEnvelope env;
-  if (!env.ParseFromString(bytes)) {
-    out.msg = status::invalid_argument("not a Shoal gossip message (another program, or another "
-                                       "version, on the cluster port?)");
+  auto env = open_envelope(bytes, secret);
+  out.sender_address = env.sender_address;
+  if (!env.payload) {
+    out.msg = env.payload.error();
     return out;
   }
-  if (env.sender_address().size() <= max_member_field) out.sender_address = env.sender_address();
-  if (secret.empty() && !env.mac().empty()) {
-    out.msg = status::invalid_argument(
-        "the peer authenticates with a cluster secret but this node has none configured");
+  if (env.channel != envelope_channel::membership) {
+    out.msg = status::invalid_argument("not a gossip message (channel " +
+                                       std::to_string(int(env.channel)) + ")");
     return out;
   }
-  if (!secret.empty()) {
-    if (env.mac().empty()) {
-      out.msg = status::invalid_argument(
-          "the peer sent no cluster secret but this node requires one");
-      return out;
-    }
-    std::string expected = hmac_sha256(secret, env.payload());
-    if (expected.size() != env.mac().size() ||
-        CRYPTO_memcmp(expected.data(), env.mac().data(), expected.size()) != 0) {
-      out.msg = status::invalid_argument("wrong cluster secret");
-      return out;
-    }
-  }
+  return decode_gossip_payload(*env.payload, max_updates, std::move(out));
+}
+
+decoded_gossip decode_gossip_payload(const std::string& payload, size_t max_updates,
+                                     decoded_gossip out) {
   pb::GossipMessage g;
-  if (!g.ParseFromString(env.payload())) {
+  if (!g.ParseFromString(payload)) {
     out.msg = status::invalid_argument("the gossip payload is not a GossipMessage");
     return out;
   }

@@ -80,7 +80,7 @@ TEST(gossip_codec, a_tampered_payload_fails_the_mac) {
 TEST(gossip_codec, garbage_and_truncation_are_refused) {
   auto garbage = decode_gossip(std::string("\xff\xfe\x00garbage", 10), "", 16);
   ASSERT_FALSE(garbage.msg.is_ok());
-  EXPECT_NE(garbage.msg.error().message().find("not a Shoal gossip message"), std::string::npos);
+  EXPECT_NE(garbage.msg.error().message().find("not a Shoal node-to-node message"), std::string::npos);
   auto bytes = encode_gossip(sample_msg(gossip_kind::ack), "");
   for (size_t cut : {size_t(1), bytes.size() / 2, bytes.size() - 1}) {
     auto out = decode_gossip(bytes.substr(0, cut), "", 16);
