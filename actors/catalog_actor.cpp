@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "shoal/catalog_sync.hpp"
 #include "shoal/log.hpp"
 #include "shoal/model.hpp"
 
@@ -15,11 +16,90 @@ int64_t now_ms() {
 
 const char* action_name(label_action a) { return a == label_action::promote ? "promote" : "rollback"; }
 
+using self_ptr = catalog_actor::stateful_pointer<catalog_state>;
+
+// Gives every reader the replica's current view: the serving board (front ends) and listeners.
+void publish(self_ptr self) {
+  auto& st = self->state;
+  auto copy = std::make_shared<const catalog>(st.replica->view());
+  if (st.board) st.board->publish_catalog(copy);
+  for (auto& listener : st.listeners) self->send(listener, catalog_atom_v, copy);
+}
+
+void send_sync(self_ptr self, const std::string& address, const catalog_sync_msg& m) {
+  if (!self->state.members) return;
+  self->send(self->state.members, replicate_atom_v, address, encode_catalog_sync(m));
+}
+
+// Pushes changes made here to every live peer at once (anti-entropy covers whoever misses it).
+void push_to_peers(self_ptr self, const std::vector<catalog_change>& changes) {
+  auto& st = self->state;
+  if (st.peers.empty()) return;
+  catalog_sync_msg m;
+  m.from_address = st.self_address;
+  m.changes = changes;
+  for (const auto& peer : st.peers) send_sync(self, peer, m);
+}
+
+// Takes in a peer's sync message: the changes that are next of their origin are journaled (one
+// fsync) and then added; a change out of order is a gap (our answer asks for what is missing).
+void receive_sync(self_ptr self, const catalog_sync_msg& m) {
+  auto& st = self->state;
+  const int64_t now = now_ms();
+  std::vector<catalog_change> fresh;
+  catalog_frontier taken;  // seqs accepted from this message so far, per origin
+  bool gap = false;
+  for (const auto& c : m.changes) {
+    auto shape = st.replica->check_shape(c);
+    if (!shape.is_ok()) {
+      log_warn("refused a catalog change from " + m.from_address + ": " + shape.message());
+      continue;
+    }
+    uint64_t held = st.replica->frontier().count(c.origin) ? st.replica->frontier().at(c.origin) : 0;
+    if (taken.count(c.origin)) held = taken[c.origin];
+    if (c.seq <= held) continue;  // held already
+    if (c.seq != held + 1) {
+      gap = true;
+      continue;
+    }
+    taken[c.origin] = c.seq;
+    fresh.push_back(c);
+  }
+  if (!fresh.empty()) {
+    status durable = st.journal->append(fresh);
+    if (!durable.is_ok()) {
+      // Not added: the peer's next anti-entropy round offers them again.
+      log_error("cannot journal " + std::to_string(fresh.size()) + " catalog changes from " +
+                m.from_address + ": " + durable.to_string());
+      return;
+    }
+    for (const auto& c : fresh) {
+      auto added = st.replica->add(c, now);
+      if (!added.is_ok()) {
+        log_error("catalog add failed after journal write: " + added.error().to_string());
+        continue;
+      }
+      if (c.what == catalog_change::kind::move_label) {
+        log_info("label moved model=" + c.id.str() + " label=" + c.label + " to=" +
+                 std::to_string(c.to) + " action=" + action_name(c.action) + " origin=" + c.origin);
+      } else {
+        log_info("snapshot known model=" + c.id.str() + " version=" +
+                 std::to_string(c.snapshot.version) + " sha256=" + c.snapshot.sha256 +
+                 " origin=" + c.origin);
+      }
+    }
+    for (const auto& line : st.replica->conflicts()) log_warn("catalog conflict: " + line);
+    publish(self);
+  }
+  if (auto reply = sync_reply(*st.replica, m, gap, st.self_address)) {
+    send_sync(self, m.from_address, *reply);
+  }
+}
+
 // Stamps `changes` as this node's, makes them durable, adds them to the replica and tells the
 // listeners. Nothing is added when the journal write fails; an add failure after a durable
 // write would be a bug in stamp/add.
-status commit(catalog_actor::stateful_pointer<catalog_state> self,
-              std::vector<catalog_change> changes) {
+status commit(self_ptr self, std::vector<catalog_change> changes) {
   auto& st = self->state;
   const int64_t now = now_ms();
   changes = st.replica->stamp(std::move(changes), now);
@@ -31,9 +111,8 @@ status commit(catalog_actor::stateful_pointer<catalog_state> self,
       return status::internal("catalog add failed: " + added.error().message());
     }
   }
-  auto copy = std::make_shared<const catalog>(st.replica->view());
-  if (st.board) st.board->publish_catalog(copy);
-  for (auto& listener : st.listeners) self->send(listener, catalog_atom_v, copy);
+  publish(self);
+  push_to_peers(self, changes);
   return status::ok();
 }
 
@@ -127,6 +206,13 @@ catalog_actor::behavior_type catalog_behavior(catalog_actor::stateful_pointer<ca
                                             std::to_string(version)));
         }
         auto bytes = st.store->get(snap->sha256);
+        if (!bytes && bytes.error().code() == status_code::not_found) {
+          // In the catalog (replicated from the node it was pushed to) but not stored here.
+          return to_error(status::unavailable(
+              "snapshot " + id.str() + " version " + std::to_string(version) +
+              " is not stored on this node: it was pushed through another node and its bytes "
+              "have not been copied here"));
+        }
         if (!bytes) {
           log_error("cannot read snapshot model=" + id.str() + " version=" +
                     std::to_string(version) + ": " + bytes.error().to_string());
@@ -146,6 +232,49 @@ catalog_actor::behavior_type catalog_behavior(catalog_actor::stateful_pointer<ca
       },
       [=](subscribe_atom, catalog_listener listener) {
         self->state.listeners.push_back(std::move(listener));
+      },
+      [=](cluster_atom, membership_actor members, std::string& self_address) {
+        self->state.members = std::move(members);
+        self->state.self_address = std::move(self_address);
+        self->send(self, tick_atom_v);
+      },
+      [=](tick_atom) {
+        // Anti-entropy: refresh who is alive, then offer our frontier to one of them.
+        auto& st = self->state;
+        self->request(st.members, std::chrono::seconds(1), members_atom_v)
+            .then(
+                [=](const std::vector<member_view>& views) {
+                  auto& s = self->state;
+                  s.peers.clear();
+                  for (const auto& v : views) {
+                    if (v.is_self) continue;
+                    if (v.entry.status == member_status::alive ||
+                        v.entry.status == member_status::suspect) {
+                      s.peers.push_back(v.entry.cluster_address);
+                    }
+                  }
+                  if (s.peers.empty()) return;
+                  std::uniform_int_distribution<size_t> pick(0, s.peers.size() - 1);
+                  catalog_sync_msg hello;
+                  hello.from_address = s.self_address;
+                  hello.frontier = s.replica->frontier();
+                  send_sync(self, s.peers[pick(s.rng)], hello);
+                },
+                [=](const caf::error&) {});
+        self->delayed_send(self, st.sync_interval, tick_atom_v);
+      },
+      [=](sync_atom, const std::string& payload) {
+        auto m = decode_catalog_sync(payload);
+        if (!m) {
+          auto& st = self->state;
+          int64_t now = now_ms();
+          if (now - st.last_refusal_log_ms > 10000) {
+            st.last_refusal_log_ms = now;
+            log_warn("refused a catalog sync message: " + m.error().message());
+          }
+          return;
+        }
+        receive_sync(self, *m);
       },
   };
 }

@@ -164,7 +164,19 @@ membership_actor::behavior_type membership_behavior(self_ptr self, membership_ac
       },
       [=](gossip_atom, std::string& bytes) {
         auto& st = self->state;
-        auto decoded = decode_gossip(bytes, st.cfg.secret, st.cfg.core.max_updates_per_message);
+        auto env = open_envelope(bytes, st.cfg.secret);
+        decoded_gossip decoded;
+        decoded.sender_address = env.sender_address;
+        if (env.payload && env.channel == envelope_channel::catalog) {
+          if (st.cfg.catalog) self->send(st.cfg.catalog, sync_atom_v, std::move(*env.payload));
+          return;
+        }
+        if (env.payload) {
+          decoded = decode_gossip_payload(*env.payload, st.cfg.core.max_updates_per_message,
+                                          std::move(decoded));
+        } else {
+          decoded.msg = env.payload.error();
+        }
         if (!decoded.msg) {
           int64_t now = now_ms(self);
           auto& last = st.last_refusal_log_ms[decoded.sender_address];
@@ -194,6 +206,13 @@ membership_actor::behavior_type membership_behavior(self_ptr self, membership_ac
           last = now;
           log_error("cluster node " + by + " refused our gossip: " + reason);
         }
+      },
+      [=](replicate_atom, const std::string& address, std::string& payload) {
+        auto& st = self->state;
+        if (st.leaving || address == st.cfg.core.cluster_address) return;
+        send_to(self, address,
+                seal_envelope(envelope_channel::catalog, payload, st.cfg.core.cluster_address,
+                              st.cfg.secret));
       },
       [=](members_atom) -> std::vector<member_view> {
         return self->state.core->view(now_ms(self));

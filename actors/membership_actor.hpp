@@ -12,6 +12,10 @@
 // Authentication: every message is an envelope with an HMAC of its payload under the cluster
 // secret (gossip_codec). A message that fails it is dropped, logged, and answered with a refusal
 // the sender logs too.
+//
+// Catalog replication rides the same links: the catalog actor asks it to send sync payloads
+// (replicate), and the catalog-channel envelopes that arrive go, once authenticated, to the
+// catalog actor (cfg.catalog).
 #pragma once
 
 #include <chrono>
@@ -35,6 +39,7 @@ struct membership_actor_config {
   peer_connector connector;              // the middleman actor (plain or TLS): connects go here
   std::shared_ptr<serving_board> board;  // for the loaded-models count we gossip; may be null
   std::shared_ptr<const in_flight_counter> in_flight;  // requests being answered; may be null
+  catalog_sync_sink catalog;             // gets peers' catalog sync payloads; may be unset
   std::chrono::milliseconds connect_timeout{1000};
   size_t max_queued_per_peer = 8;
 };

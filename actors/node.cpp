@@ -321,10 +321,13 @@ int run_node(const node_config& cfg) {
   mem_cfg.board = board;
   auto in_flight = std::make_shared<in_flight_counter>();
   mem_cfg.in_flight = in_flight;
+  mem_cfg.catalog = caf::actor_cast<catalog_sync_sink>(catalog);
+  const std::string cluster_address = mem_cfg.core.cluster_address;
   auto members = sys.spawn(membership_behavior, std::move(mem_cfg));
   auto gw = sys.spawn(gateway, rtr, catalog, initial, members, gw_cfg);
   caf::anon_send(catalog, subscribe_atom_v, caf::actor_cast<catalog_listener>(rtr));
   caf::anon_send(catalog, subscribe_atom_v, caf::actor_cast<catalog_listener>(gw));
+  caf::anon_send(catalog, cluster_atom_v, members, cluster_address);
 
   auto stop_actors = [&] {
     caf::anon_send_exit(members, caf::exit_reason::user_shutdown);

@@ -83,6 +83,9 @@ CAF_BEGIN_TYPE_ID_BLOCK(shoal, caf::first_custom_type_id)
   CAF_ADD_ATOM(shoal, shoal, tick_atom, "tick")
   CAF_ADD_ATOM(shoal, shoal, members_atom, "members")
   CAF_ADD_ATOM(shoal, shoal, leave_atom, "leave")
+  CAF_ADD_ATOM(shoal, shoal, replicate_atom, "replicate")
+  CAF_ADD_ATOM(shoal, shoal, sync_atom, "sync")
+  CAF_ADD_ATOM(shoal, shoal, cluster_atom, "cluster")
 CAF_END_TYPE_ID_BLOCK(shoal)
 
 // Node-local values (see the file comment). Between nodes only atoms and strings travel: gossip is
@@ -119,27 +122,38 @@ using router_actor = caf::typed_actor<
     caf::reacts_to<catalog_atom, catalog_ptr>,
     caf::reacts_to<loaded_atom, model_id, uint32_t, model_ptr>>;
 
+/// Where the membership actor hands authenticated catalog sync payloads from peers (the catalog
+/// actor, seen through this narrower handle).
+using catalog_sync_sink = caf::typed_actor<caf::reacts_to<sync_atom, std::string>>;
+
+/// Cluster membership on one node, and the node's door to its peers. Peers send it
+/// (gossip, envelope bytes) over the middleman: membership gossip goes to the core, catalog sync
+/// payloads (once authenticated) to the catalog actor; (refused, their address, reason) when they
+/// drop our messages. The rest is node-local: the gossip timer, `shoal cluster status`
+/// (members), a graceful leave on shutdown, and (replicate, peer address, payload): send a
+/// catalog sync payload to a peer.
+using membership_actor = caf::typed_actor<
+    caf::reacts_to<gossip_atom, std::string>,
+    caf::reacts_to<refused_atom, std::string, std::string>,
+    caf::reacts_to<tick_atom>,
+    caf::reacts_to<replicate_atom, std::string, std::string>,
+    caf::replies_to<members_atom>::with<std::vector<member_view>>,
+    caf::replies_to<leave_atom>::with<bool>>;
+
 /// Owns the snapshot store, the journal and the authoritative catalog; runs detached because it
 /// does blocking disk work (fsync, reading snapshots).
 using catalog_actor = caf::typed_actor<
     caf::replies_to<push_atom, push_request>::with<push_result>,
     caf::replies_to<label_atom, label_request>::with<label_result>,
     caf::replies_to<load_atom, model_id, uint32_t>::with<model_ptr>,
-    caf::reacts_to<subscribe_atom, catalog_listener>>;
+    caf::reacts_to<subscribe_atom, catalog_listener>,
+    caf::reacts_to<cluster_atom, membership_actor, std::string>,  // start replicating
+    caf::reacts_to<sync_atom, std::string>,                       // a peer's CatalogSync payload
+    caf::reacts_to<tick_atom>>;                                   // anti-entropy timer
 
 /// The front ends' door into the actor system: takes an api_call and a callback.
 using gateway_actor = caf::typed_actor<caf::reacts_to<call_atom, api_call, api_callback>,
                                        caf::reacts_to<catalog_atom, catalog_ptr>>;
-
-/// Cluster membership on one node. Peers send it (gossip, envelope bytes) over the middleman, and
-/// (refused, their address, reason) when they drop our messages; the rest is node-local: the
-/// gossip timer, `shoal cluster status` (members), and a graceful leave on shutdown.
-using membership_actor = caf::typed_actor<
-    caf::reacts_to<gossip_atom, std::string>,
-    caf::reacts_to<refused_atom, std::string, std::string>,
-    caf::reacts_to<tick_atom>,
-    caf::replies_to<members_atom>::with<std::vector<member_view>>,
-    caf::replies_to<leave_atom>::with<bool>>;
 
 /// What the membership actor needs from the middleman: an asynchronous connect to HOST:PORT that
 /// yields the actor published there. The middleman actor (plain or TLS) is used through this

@@ -26,7 +26,7 @@ std::vector<catalog_change> replicated_catalog::stamp(std::vector<catalog_change
   return changes;
 }
 
-result<bool> replicated_catalog::add(catalog_change change, int64_t physical_ms) {
+status replicated_catalog::check_shape(const catalog_change& change) const {
   if (!is_valid_id_part(change.id.tenant) || !is_valid_id_part(change.id.model)) {
     return status::invalid_argument("catalog change for an invalid model id '" +
                                     change.id.str().substr(0, 140) + "'");
@@ -36,28 +36,39 @@ result<bool> replicated_catalog::add(catalog_change change, int64_t physical_ms)
     return status::invalid_argument("unknown catalog change kind " +
                                     std::to_string(static_cast<int>(change.what)));
   }
+  if (!change.origin.empty() && change.seq == 0) {
+    return status::invalid_argument("catalog change of " + change.origin + " has no seq");
+  }
+  return status::ok();
+}
+
+result<bool> replicated_catalog::check(const catalog_change& change) const {
+  SHOAL_RETURN_IF_ERROR(check_shape(change));
+  if (change.origin.empty()) return true;  // from before replication: always taken
   uint64_t held = frontier_.count(change.origin) ? frontier_.at(change.origin) : 0;
+  if (change.seq <= held) return false;
+  if (change.seq != held + 1) {
+    return status::failed_precondition(
+        "catalog change " + std::to_string(change.seq) + " of " + change.origin +
+        " arrived before " +
+        (change.seq == held + 2 ? std::to_string(held + 1)
+                                : std::to_string(held + 1) + "-" + std::to_string(change.seq - 1)) +
+        " (held up to " + std::to_string(held) + ")");
+  }
+  return true;
+}
+
+result<bool> replicated_catalog::add(catalog_change change, int64_t physical_ms) {
+  auto checked = check(change);
+  if (!checked || !*checked) return checked;
   if (change.origin.empty()) {
     // Written before replication: ours, stamped from its own time so every replay agrees.
     change.origin = self_;
-    held = frontier_.count(self_) ? frontier_.at(self_) : 0;
-    change.seq = held + 1;
+    change.seq = (frontier_.count(self_) ? frontier_.at(self_) : 0) + 1;
     int64_t t = change.what == catalog_change::kind::add_snapshot ? change.snapshot.created_ms
                                                                   : change.time_ms;
     change.at = clock_.tick(t);
   } else {
-    if (change.seq == 0) {
-      return status::invalid_argument("catalog change of " + change.origin + " has no seq");
-    }
-    if (change.seq <= held) return false;
-    if (change.seq != held + 1) {
-      return status::failed_precondition(
-          "catalog change " + std::to_string(change.seq) + " of " + change.origin +
-          " arrived before " +
-          (change.seq == held + 2 ? std::to_string(held + 1)
-                                  : std::to_string(held + 1) + "-" + std::to_string(change.seq - 1)) +
-          " (held up to " + std::to_string(held) + ")");
-    }
     // Too far ahead: take the change anyway (replicas must converge) but keep our clock sane.
     (void)clock_.observe(change.at, physical_ms);
   }

@@ -56,6 +56,14 @@ class replicated_catalog {
   /// clock does not follow it.
   result<bool> add(catalog_change change, int64_t physical_ms);
 
+  /// Returns ok if `change` is well formed (a valid model id, a known kind, a seq when it has an
+  /// origin), whatever its place among its origin's changes.
+  status check_shape(const catalog_change& change) const;
+
+  /// Returns what add(change) would: true (new), false (held already), or why it would refuse
+  /// it, without changing anything. For making a peer's changes durable before adding them.
+  result<bool> check(const catalog_change& change) const;
+
   /// Returns the catalog as folded from every change held.
   const catalog& view() const { return view_; }
 

@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <functional>
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <optional>
@@ -37,8 +38,49 @@ struct member_row {
   std::string zmq_address;
 };
 
+std::string source_dir() {
+  const char* d = std::getenv("SHOAL_SOURCE_DIR");
+  return d != nullptr ? d : ".";
+}
+
 class cluster : public ::testing::Test {
  protected:
+  // Two versions of the demo's sample model, trained once for the suite (catalog tests).
+  static void SetUpTestSuite() { models_ = new temp_dir(); }
+  static void TearDownTestSuite() {
+    delete models_;
+    models_ = nullptr;
+  }
+  static std::string model(int v) {
+    static std::map<int, std::string> trained;
+    auto it = trained.find(v);
+    if (it != trained.end()) return it->second;
+    std::string path = testing::train_fasttext(
+        models_->path(), "v" + std::to_string(v),
+        testing::read_file(source_dir() + "/examples/intents-v" + std::to_string(v) + ".txt"),
+        {"-epoch", "5", "-dim", "10"});
+    trained[v] = path;
+    return path;
+  }
+
+  // `shoal snapshot list MODEL --json` on `observer`, or null when the call failed.
+  nlohmann::json listing(const std::string& observer, const std::string& model_id) {
+    auto r = node(observer).cli({"snapshot", "list", model_id, "--json", "--timeout", "2"});
+    if (r.exit_code != 0) return nullptr;
+    return nlohmann::json::parse(r.out, nullptr, false);
+  }
+
+  // The version `label` of `model_id` points at on `observer` (0: none or no answer).
+  int label_on(const std::string& observer, const std::string& model_id, const std::string& label) {
+    auto j = listing(observer, model_id);
+    if (j.is_null() || j.is_discarded() || !j.contains("labels") || !j["labels"].contains(label)) {
+      return 0;
+    }
+    return j["labels"][label]["version"].get<int>();
+  }
+
+  static inline temp_dir* models_ = nullptr;
+
   // Starts node `name` with `seeds` (names of nodes, or raw HOST:PORT strings) and extra args.
   node_process& start(const std::string& name, const std::vector<std::string>& seeds,
                       std::vector<std::string> extra = {}) {
@@ -148,6 +190,71 @@ class cluster : public ::testing::Test {
   std::map<std::string, uint16_t> ports_;
   std::map<std::string, std::unique_ptr<node_process>> nodes_;
 };
+
+// Issue 4, catalog: push through n1, every node lists it; promote and rollback through any node
+// reach every node within a second.
+TEST_F(cluster, catalog_changes_made_on_any_node_reach_every_node) {
+  start("n1", {});
+  start("n2", {"n1"});
+  start("n3", {"n1"});
+  expect_all_alive({"n1", "n2", "n3"}, 10s);
+  auto p1 = node("n1").cli({"snapshot", "push", "acme/bot", model(1), "--note", "first"});
+  ASSERT_EQ(p1.exit_code, 0) << p1.err;
+  auto p2 = node("n1").cli({"snapshot", "push", "acme/bot", model(2), "--label", "staging"});
+  ASSERT_EQ(p2.exit_code, 0) << p2.err;
+  auto same = wait_until(
+      [&] {
+        auto want = listing("n1", "acme/bot");
+        return listing("n2", "acme/bot") == want && listing("n3", "acme/bot") == want;
+      },
+      2s);
+  ASSERT_TRUE(same) << listing("n3", "acme/bot").dump() << "\n" << node("n3").log();
+  EXPECT_EQ(label_on("n3", "acme/bot", "staging"), 2);
+
+  auto promote = node("n2").cli({"snapshot", "promote", "acme/bot", "2"});
+  ASSERT_EQ(promote.exit_code, 0) << promote.err;
+  auto seen = wait_until(
+      [&] { return label_on("n1", "acme/bot", "production") == 2 &&
+                   label_on("n3", "acme/bot", "production") == 2; },
+      1s);
+  ASSERT_TRUE(seen) << node("n1").log();
+  RecordProperty("promote_seen_everywhere_ms", static_cast<int>(seen->count()));
+
+  auto rollback = node("n3").cli({"snapshot", "rollback", "acme/bot"});
+  ASSERT_EQ(rollback.exit_code, 0) << rollback.err;
+  seen = wait_until(
+      [&] { return label_on("n1", "acme/bot", "production") == 1 &&
+                   label_on("n2", "acme/bot", "production") == 1; },
+      1s);
+  ASSERT_TRUE(seen) << node("n2").log();
+  EXPECT_EQ(listing("n1", "acme/bot"), listing("n3", "acme/bot"));
+}
+
+// Issue 4, catalog: a node killed while the catalog changes serves the new state after restart.
+TEST_F(cluster, a_node_that_was_down_catches_up_on_the_catalog) {
+  start("n1", {});
+  start("n2", {"n1"});
+  start("n3", {"n1"});
+  expect_all_alive({"n1", "n2", "n3"}, 10s);
+  ASSERT_EQ(node("n1").cli({"snapshot", "push", "acme/bot", model(1)}).exit_code, 0);
+  ASSERT_TRUE(wait_until([&] { return label_on("n3", "acme/bot", "production") == 1; }, 2s));
+
+  node("n3").stop(SIGKILL);
+  ASSERT_EQ(node("n2").cli({"snapshot", "push", "acme/bot", model(2)}).exit_code, 0);
+  ASSERT_EQ(node("n1").cli({"snapshot", "promote", "acme/bot", "2"}).exit_code, 0);
+  ASSERT_EQ(node("n2").cli({"snapshot", "push", "acme/faq", model(1)}).exit_code, 0);
+
+  node("n3").restart();
+  auto caught_up = wait_until(
+      [&] {
+        return listing("n3", "acme/bot") == listing("n1", "acme/bot") &&
+               listing("n3", "acme/faq") == listing("n1", "acme/faq");
+      },
+      5s);
+  ASSERT_TRUE(caught_up) << listing("n3", "acme/bot").dump() << "\n" << node("n3").log();
+  EXPECT_EQ(label_on("n3", "acme/bot", "production"), 2);
+  RecordProperty("catch_up_ms", static_cast<int>(caught_up->count()));
+}
 
 TEST_F(cluster, a_node_without_seeds_is_a_one_member_cluster) {
   start("solo", {});
