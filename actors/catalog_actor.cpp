@@ -82,7 +82,7 @@ void receive_sync(self_ptr self, const catalog_sync_msg& m) {
       if (c.what == catalog_change::kind::move_label) {
         log_info("label moved model=" + c.id.str() + " label=" + c.label + " to=" +
                  std::to_string(c.to) + " action=" + action_name(c.action) + " origin=" + c.origin);
-      } else {
+      } else if (c.what == catalog_change::kind::add_snapshot) {
         log_info("snapshot known model=" + c.id.str() + " version=" +
                  std::to_string(c.snapshot.version) + " sha256=" + c.snapshot.sha256 +
                  " origin=" + c.origin);
@@ -156,6 +156,12 @@ catalog_actor::behavior_type catalog_behavior(catalog_actor::stateful_pointer<ca
         snap.format = (*loaded)->format();
         snap.note = req.note;
         auto changes = st.replica->view().plan_push(req.id, snap, req.label, snap.created_ms);
+        // We hold the bytes now (the store has them): say so in the catalog.
+        catalog_change held;
+        held.what = catalog_change::kind::hold;
+        held.id = req.id;
+        held.to = changes.front().snapshot.version;
+        changes.push_back(held);
         auto committed = commit(self, changes);
         if (!committed.is_ok()) {
           log_error("push failed model=" + req.id.str() + ": " + committed.to_string());
@@ -169,7 +175,7 @@ catalog_actor::behavior_type catalog_behavior(catalog_actor::stateful_pointer<ca
             log_info("snapshot stored model=" + req.id.str() + " version=" +
                      std::to_string(c.snapshot.version) + " sha256=" + *sha +
                      " size=" + std::to_string(req.bytes.size()));
-          } else {
+          } else if (c.what == catalog_change::kind::move_label) {
             out.labels.push_back(c.label);
             log_info("label moved model=" + req.id.str() + " label=" + c.label + " to=" +
                      std::to_string(c.to) + " action=push");

@@ -1,5 +1,8 @@
 #include "actors/gateway.hpp"
 
+#include <map>
+#include <set>
+#include <string>
 #include <type_traits>
 
 namespace shoal {
@@ -33,8 +36,26 @@ gateway_actor::behavior_type gateway(gateway_actor::stateful_pointer<gateway_sta
                 const auto* entry = self->state.current->find(req.id);
                 if (entry == nullptr) {
                   reply(status::not_found("no model " + req.id.str()));
-                } else {
+                } else if (!members) {
                   reply(*entry);
+                } else {
+                  // The catalog knows holders by node id; people know nodes by name.
+                  self->request(members, cfg.status_timeout, members_atom_v)
+                      .then(
+                          [reply, e = *entry](std::vector<member_view>& all) mutable {
+                            std::map<std::string, std::string> names;
+                            for (const auto& v : all) names[v.entry.id] = v.entry.name;
+                            for (auto& s : e.snapshots) {
+                              std::set<std::string> named;
+                              for (const auto& id : s.holders) {
+                                auto it = names.find(id);
+                                named.insert(it != names.end() ? it->second : id.substr(0, 8));
+                              }
+                              s.holders = std::move(named);
+                            }
+                            reply(std::move(e));
+                          },
+                          [reply, e = *entry](const caf::error&) mutable { reply(std::move(e)); });
                 }
               } else if constexpr (std::is_same_v<T, models_request>) {
                 std::vector<model_entry> all;

@@ -287,6 +287,7 @@ void fill_model_info(const model_entry& e, pb::ModelInfo* out) {
     si->set_format(wire_text(s.format));
     si->set_note(wire_text(s.note));
     for (const auto& name : e.labels_at(s.version)) si->add_labels(wire_text(name));
+    for (const auto& h : s.holders) si->add_holders(wire_text(h));
   }
   for (const auto& [name, state] : e.labels) {
     auto* li = out->add_labels();
@@ -367,6 +368,7 @@ result<model_entry> to_model_entry(const pb::ModelInfo& m) {
     s.size_bytes = si.size_bytes();
     s.format = si.format();
     s.note = si.note();
+    s.holders.insert(si.holders().begin(), si.holders().end());
     e.snapshots.push_back(std::move(s));
   }
   for (const auto& li : m.labels()) {

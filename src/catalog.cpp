@@ -225,6 +225,27 @@ status catalog::apply(const catalog_change& change) {
     return status::ok();
   }
 
+  if (change.what == catalog_change::kind::hold || change.what == catalog_change::kind::release) {
+    if (it == models_.end()) return no_model(change.id);
+    if (change.origin.empty()) {
+      return status::invalid_argument("a hold or release without the holder's node id");
+    }
+    auto& snaps = it->second.snapshots;
+    auto s = std::find_if(snaps.begin(), snaps.end(),
+                          [&](const snapshot_info& x) { return x.version == change.to; });
+    if (s == snaps.end()) return no_version(it->second, change.to);
+    try {
+      if (change.what == catalog_change::kind::hold) {
+        s->holders.insert(change.origin);
+      } else {
+        s->holders.erase(change.origin);
+      }
+    } catch (const std::bad_alloc&) {
+      return out_of_memory(change.id);
+    }
+    return status::ok();
+  }
+
   if (change.what != catalog_change::kind::move_label) {
     return status::invalid_argument("unknown catalog change kind " +
                                     std::to_string(static_cast<int>(change.what)));

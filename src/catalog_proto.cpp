@@ -26,6 +26,10 @@ void change_to_proto(const catalog_change& c, pb::CatalogChange* out) {
     s->set_size_bytes(c.snapshot.size_bytes);
     s->set_format(c.snapshot.format);
     s->set_note(c.snapshot.note);
+  } else if (c.what == catalog_change::kind::hold || c.what == catalog_change::kind::release) {
+    out->set_kind(c.what == catalog_change::kind::hold ? pb::CatalogChange::HOLD
+                                                       : pb::CatalogChange::RELEASE);
+    out->set_to(c.to);
   } else {
     out->set_kind(pb::CatalogChange::MOVE_LABEL);
     out->set_label(c.label);
@@ -53,6 +57,12 @@ result<catalog_change> change_from_proto(const pb::CatalogChange& in) {
       c.snapshot.note = s.note();
       return c;
     }
+    case pb::CatalogChange::HOLD:
+    case pb::CatalogChange::RELEASE:
+      c.what = in.kind() == pb::CatalogChange::HOLD ? catalog_change::kind::hold
+                                                    : catalog_change::kind::release;
+      c.to = in.to();
+      return c;
     case pb::CatalogChange::MOVE_LABEL:
       c.what = catalog_change::kind::move_label;
       c.label = in.label();

@@ -325,12 +325,13 @@ std::string render_table(const std::vector<std::vector<std::string>>& rows) {
 
 std::string render_list(const model_entry& e) {
   std::vector<std::vector<std::string>> rows = {
-      {"VERSION", "CREATED", "SIZE", "SHA256", "LABELS", "NOTE"}};
+      {"VERSION", "CREATED", "SIZE", "SHA256", "LABELS", "HELD BY", "NOTE"}};
   for (const auto& s : e.snapshots) {
     auto labels = e.labels_at(s.version);
+    std::vector<std::string> holders(s.holders.begin(), s.holders.end());
     rows.push_back({std::to_string(s.version), iso_utc(s.created_ms), size_text(s.size_bytes),
                     cell(s.sha256.substr(0, 12)), labels.empty() ? "-" : cell(join(labels, ",")),
-                    cell(s.note)});
+                    holders.empty() ? "-" : cell(join(holders, ",")), cell(s.note)});
   }
   std::string out = render_table(rows);
   if (!e.labels.empty()) {
@@ -373,7 +374,8 @@ json model_json(const model_entry& e) {
                      {"size_bytes", s.size_bytes},
                      {"format", s.format},
                      {"note", s.note},
-                     {"labels", e.labels_at(s.version)}});
+                     {"labels", e.labels_at(s.version)},
+                     {"holders", s.holders}});
   }
   json labels = json::object();
   for (const auto& [name, st] : e.labels) {

@@ -32,7 +32,8 @@ status replicated_catalog::check_shape(const catalog_change& change) const {
                                     change.id.str().substr(0, 140) + "'");
   }
   if (change.what != catalog_change::kind::add_snapshot &&
-      change.what != catalog_change::kind::move_label) {
+      change.what != catalog_change::kind::move_label && change.what != catalog_change::kind::hold &&
+      change.what != catalog_change::kind::release) {
     return status::invalid_argument("unknown catalog change kind " +
                                     std::to_string(static_cast<int>(change.what)));
   }

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <optional>
 #include <string>
 #include <vector>
@@ -26,6 +27,9 @@ struct snapshot_info {
   uint64_t size_bytes = 0;
   std::string format;        // "fasttext"
   std::string note;
+  /// Ids of the nodes that hold the bytes (derived from hold/release changes; empty in the
+  /// add_snapshot change itself).
+  std::set<std::string> holders;
 };
 
 /// One move of a label, kept forever for `snapshot list`.
@@ -63,13 +67,16 @@ struct model_entry {
 
 /// A change to the catalog: what the journal stores and replay applies.
 struct catalog_change {
-  enum class kind : uint8_t { add_snapshot, move_label };
+  // hold/release: the change's origin node now holds (or no longer holds) the bytes of version
+  // `to` (replication: placement.hpp).
+  enum class kind : uint8_t { add_snapshot, move_label, hold, release };
   kind what = kind::add_snapshot;
   model_id id;
   snapshot_info snapshot;  // add_snapshot
   std::string label;       // move_label
   label_action action = label_action::promote;
-  uint32_t to = 0;         // move_label: the version the label points at afterwards
+  uint32_t to = 0;         // move_label: the version the label points at afterwards;
+                           // hold, release: the version whose bytes
   int64_t time_ms = 0;     // move_label
 
   // Who made it and when, for replication (replicated_catalog.hpp): the node's id, the change's

@@ -10,7 +10,9 @@ std::string dump(const catalog& c) {
     for (const auto& s : m->snapshots) {
       out += " v" + std::to_string(s.version) + " " + s.sha256 + " " +
              std::to_string(s.created_ms) + " " + std::to_string(s.size_bytes) + " " + s.format +
-             " [" + s.note + "]\n";
+             " [" + s.note + "]";
+      for (const auto& h : s.holders) out += " @" + h;
+      out += "\n";
     }
     for (const auto& [name, st] : m->labels) {
       out += " " + name + " stack";

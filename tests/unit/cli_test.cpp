@@ -269,9 +269,10 @@ model_entry sample_entry() {
   model_entry e;
   e.id = model_id{"acme", "bot"};
   e.snapshots.push_back(
-      {1, "3f5a9c0e1b2d" + std::string(52, '0'), 1714564800000, 812, "fasttext", "first"});
+      {1, "3f5a9c0e1b2d" + std::string(52, '0'), 1714564800000, 812, "fasttext", "first",
+       {"n1", "n2"}});
   e.snapshots.push_back({2, "9a8b7c6d5e4f" + std::string(52, '1'), 1714653000000, 1572864,
-                         "fasttext", "retrained\ton May data"});
+                         "fasttext", "retrained\ton May data", {}});
   label_state prod;
   prod.stack = {1};
   prod.history = {{0, 1, label_action::promote, 1714564800000},
@@ -326,7 +327,7 @@ class fake_node {
     if (std::holds_alternative<models_request>(call)) {
       model_entry other;
       other.id = model_id{"zeta", "faq"};
-      other.snapshots.push_back({1, "ab", 0, 1, "fasttext", ""});
+      other.snapshots.push_back({1, "ab", 0, 1, "fasttext", "", {}});
       return encode_response(id, std::vector<model_entry>{sample_entry(), other});
     }
     if (auto* l = std::get_if<label_request>(&call)) {
@@ -436,9 +437,9 @@ TEST_F(cli_run, list_prints_a_table_and_label_history) {
   EXPECT_EQ(r.err, "");
   EXPECT_EQ(
       r.out,
-      "VERSION  CREATED               SIZE     SHA256        LABELS      NOTE\n"
-      "1        2024-05-01T12:00:00Z  812 B    3f5a9c0e1b2d  production  first\n"
-      "2        2024-05-02T12:30:00Z  1.5 MiB  9a8b7c6d5e4f  staging     retrained on May data\n"
+      "VERSION  CREATED               SIZE     SHA256        LABELS      HELD BY  NOTE\n"
+      "1        2024-05-01T12:00:00Z  812 B    3f5a9c0e1b2d  production  n1,n2    first\n"
+      "2        2024-05-02T12:30:00Z  1.5 MiB  9a8b7c6d5e4f  staging     -        retrained on May data\n"
       "\n"
       "production: 1 -> 2 -> 1 (rollback)\n"
       "staging: 2\n");
@@ -452,11 +453,11 @@ TEST_F(cli_run, list_json) {
             "{\"version\":1,\"sha256\":\"3f5a9c0e1b2d" +
                 std::string(52, '0') +
                 "\",\"created_ms\":1714564800000,\"size_bytes\":812,\"format\":\"fasttext\","
-                "\"note\":\"first\",\"labels\":[\"production\"]},"
+                "\"note\":\"first\",\"labels\":[\"production\"],\"holders\":[\"n1\",\"n2\"]},"
                 "{\"version\":2,\"sha256\":\"9a8b7c6d5e4f" +
                 std::string(52, '1') +
                 "\",\"created_ms\":1714653000000,\"size_bytes\":1572864,\"format\":\"fasttext\","
-                "\"note\":\"retrained\\ton May data\",\"labels\":[\"staging\"]}],"
+                "\"note\":\"retrained\\ton May data\",\"labels\":[\"staging\"],\"holders\":[]}],"
                 "\"labels\":{"
                 "\"production\":{\"version\":1,\"history\":["
                 "{\"from\":0,\"to\":1,\"action\":\"promote\",\"time_ms\":1714564800000},"

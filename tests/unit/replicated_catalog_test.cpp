@@ -274,3 +274,43 @@ TEST(replicated_catalog, random_histories_converge_whatever_the_delivery_order) 
 
 }  // namespace
 }  // namespace shoal
+
+namespace shoal {
+namespace {
+
+catalog_change holding(const model_id& id, uint32_t version, bool hold) {
+  catalog_change c;
+  c.what = hold ? catalog_change::kind::hold : catalog_change::kind::release;
+  c.id = id;
+  c.to = version;
+  return c;
+}
+
+// Which nodes hold a version's bytes is part of the catalog: each node stamps its own holds and
+// releases, and every replica folds them the same, even when a hold arrives before its version.
+TEST(replicated_catalog, holders_of_a_version_fold_the_same_everywhere) {
+  replicated_catalog n1("n1"), n2("n2"), n3("n3");
+  auto add = push(n1, bot, "s1", 1000);
+  for (const auto& c : n1.stamp({holding(bot, 1, true)}, 1001)) ASSERT_TRUE(n1.add(c, 1001).is_ok());
+  sync(n1, n2, 1100);
+  for (const auto& c : n2.stamp({holding(bot, 1, true)}, 1200)) ASSERT_TRUE(n2.add(c, 1200).is_ok());
+  EXPECT_EQ(n2.view().find(bot)->find(1)->holders, (std::set<std::string>{"n1", "n2"}));
+  // n3 hears n2's hold before n1's add: it waits, then applies.
+  ASSERT_TRUE(n3.add(n2.range("n2", 1, 1)[0], 1300).is_ok());
+  EXPECT_EQ(n3.view().find(bot), nullptr);
+  sync(n1, n3, 1400);
+  EXPECT_EQ(n3.view().find(bot)->find(1)->holders, (std::set<std::string>{"n1", "n2"}));
+  // n1 lets go of its copy.
+  for (const auto& c : n1.stamp({holding(bot, 1, false)}, 1500)) ASSERT_TRUE(n1.add(c, 1500).is_ok());
+  sync(n1, n3, 1600);
+  sync(n2, n3, 1600);
+  sync(n3, n2, 1600);
+  sync(n3, n1, 1600);
+  for (const auto* r : {&n1, &n2, &n3}) {
+    EXPECT_EQ(r->view().find(bot)->find(1)->holders, std::set<std::string>{"n2"});
+  }
+  EXPECT_EQ(dump(n1.view()), dump(n3.view()));
+}
+
+}  // namespace
+}  // namespace shoal

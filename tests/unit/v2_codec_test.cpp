@@ -426,9 +426,9 @@ model_entry sample_model() {
   model_entry m;
   m.id = {"acme", "bot"};
   m.snapshots = {
-      {1, "aa11", 1000, 10, "fasttext", "first"},
-      {2, "bb22", 2000, 20, "fasttext", "with \"quotes\""},
-      {3, "cc33", 3000, 30, "fasttext", ""},
+      {1, "aa11", 1000, 10, "fasttext", "first", {}},
+      {2, "bb22", 2000, 20, "fasttext", "with \"quotes\"", {}},
+      {3, "cc33", 3000, 30, "fasttext", "", {}},
   };
   m.labels["production"].stack = {1, 3};
   m.labels["canary"].stack = {3};
