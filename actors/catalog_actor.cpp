@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "shoal/catalog_sync.hpp"
+#include "shoal/rendezvous.hpp"
 #include "shoal/log.hpp"
 #include "shoal/model.hpp"
 
@@ -116,6 +117,141 @@ status commit(self_ptr self, std::vector<catalog_change> changes) {
   return status::ok();
 }
 
+// The members that should hold `id`'s bytes: the first replication_factor live members (us
+// included) in rendezvous order.
+std::vector<std::string> placement(self_ptr self, const model_id& id) {
+  auto& st = self->state;
+  std::vector<std::string> ids;
+  for (const auto& [mid, address] : st.live) ids.push_back(mid);
+  if (ids.empty()) ids.push_back(st.replica->self_id());
+  auto order = rendezvous_order(id.str(), std::move(ids));
+  if (order.size() > st.replication_factor) order.resize(st.replication_factor);
+  return order;
+}
+
+catalog_change hold_change(const model_id& id, uint32_t version) {
+  catalog_change c;
+  c.what = catalog_change::kind::hold;
+  c.id = id;
+  c.to = version;
+  return c;
+}
+
+// Copies the bytes of `snap` here from a live holder, checks them against the sha256, stores
+// them and records the hold. One copy per sha256 at a time.
+void fetch_copy(self_ptr self, const model_id& id, const snapshot_info& snap) {
+  auto& st = self->state;
+  if (st.fetching.count(snap.sha256) > 0) return;
+  std::string from;
+  for (const auto& holder : snap.holders) {
+    auto it = st.live.find(holder);
+    if (it != st.live.end() && holder != st.replica->self_id()) {
+      from = it->second;
+      break;
+    }
+  }
+  if (from.empty()) return;  // no live holder: nothing to copy from now
+  st.fetching.insert(snap.sha256);
+  peer_request req;
+  req.what = peer_request::kind::fetch;
+  req.sha256 = snap.sha256;
+  const std::string sha = snap.sha256;
+  const uint32_t version = snap.version;
+  self->request(st.members, std::chrono::seconds(60), peer_atom_v, from, encode_peer_request(req))
+      .then(
+          [=](const std::string& payload) {
+            auto& s = self->state;
+            s.fetching.erase(sha);
+            auto reply = decode_peer_reply(payload);
+            if (!reply || !reply->error.empty()) {
+              log_warn("cannot copy " + id.str() + " version " + std::to_string(version) +
+                       " from " + from + ": " +
+                       (reply ? reply->error : reply.error().message()));
+              return;
+            }
+            if (sha256_hex(reply->snapshot) != sha) {
+              log_error("copy of " + id.str() + " version " + std::to_string(version) + " from " +
+                        from + " does not match its sha256: dropped");
+              return;
+            }
+            auto stored = s.store->put(reply->snapshot);
+            if (!stored) {
+              log_error("cannot store a copy of " + id.str() + ": " + stored.error().to_string());
+              return;
+            }
+            auto done = commit(self, {hold_change(id, version)});
+            if (done.is_ok()) {
+              log_info("snapshot copied model=" + id.str() + " version=" + std::to_string(version) +
+                       " from=" + from + " bytes=" + std::to_string(reply->snapshot.size()));
+            }
+          },
+          [=](const caf::error& err) {
+            self->state.fetching.erase(sha);
+            log_warn("cannot copy " + id.str() + " version " + std::to_string(version) + " from " +
+                     from + ": " + self->system().render(err));
+          });
+}
+
+// Makes this node hold what placement says it should: copies missing versions, and records
+// holds for bytes it has but never recorded.
+void place(self_ptr self) {
+  auto& st = self->state;
+  const std::string& me = st.replica->self_id();
+  std::vector<catalog_change> holds;
+  for (const model_entry* m : st.replica->view().models()) {
+    auto want = placement(self, m->id);
+    const bool mine = std::find(want.begin(), want.end(), me) != want.end();
+    for (const auto& snap : m->snapshots) {
+      if (snap.holders.count(me) > 0) continue;
+      if (st.store->contains(snap.sha256)) {
+        holds.push_back(hold_change(m->id, snap.version));
+      } else if (mine && st.fetching.size() < 4) {
+        fetch_copy(self, m->id, snap);
+      }
+    }
+  }
+  if (!holds.empty()) (void)commit(self, std::move(holds));
+}
+
+// Answers a peer's request about snapshot bytes.
+std::string answer_peer(self_ptr self, const std::string& payload) {
+  auto& st = self->state;
+  peer_reply out;
+  auto req = decode_peer_request(payload);
+  if (!req) {
+    out.error = req.error().message();
+    return encode_peer_reply(out);
+  }
+  if (req->what == peer_request::kind::fetch) {
+    auto bytes = st.store->get(req->sha256);
+    if (bytes) {
+      out.snapshot = std::move(*bytes);
+    } else {
+      out.error = bytes.error().message();
+    }
+    return encode_peer_reply(out);
+  }
+  // store: check, keep, record.
+  if (sha256_hex(req->bytes) != req->sha256) {
+    out.error = "the bytes do not match sha256 " + req->sha256 + " (damaged in transit?)";
+    return encode_peer_reply(out);
+  }
+  auto stored = st.store->put(req->bytes);
+  if (!stored) {
+    out.error = stored.error().message();
+    return encode_peer_reply(out);
+  }
+  const model_entry* m = st.replica->view().find(req->id);
+  const snapshot_info* snap = m ? m->find(req->version) : nullptr;
+  if (snap != nullptr && snap->sha256 == req->sha256 &&
+      snap->holders.count(st.replica->self_id()) == 0) {
+    auto done = commit(self, {hold_change(req->id, req->version)});
+    if (!done.is_ok()) out.error = done.message();
+  }
+  // (A version the catalog does not know yet gets its hold from place() once it does.)
+  return encode_peer_reply(out);
+}
+
 }  // namespace
 
 catalog_actor::behavior_type catalog_behavior(catalog_actor::stateful_pointer<catalog_state> self,
@@ -125,6 +261,7 @@ catalog_actor::behavior_type catalog_behavior(catalog_actor::stateful_pointer<ca
   self->state.replica = std::move(storage.replica);
   self->state.max_push_bytes = storage.max_push_bytes;
   self->state.board = std::move(storage.board);
+  self->state.replication_factor = std::max<size_t>(1, storage.replication_factor);
   return {
       [=](push_atom, push_request& req) -> caf::result<push_result> {
         auto& st = self->state;
@@ -181,7 +318,58 @@ catalog_actor::behavior_type catalog_behavior(catalog_actor::stateful_pointer<ca
                      std::to_string(c.to) + " action=push");
           }
         }
-        return out;
+        // Copies on the members placement names (we hold one already); answer once they are
+        // durable there, or say how many are.
+        out.copies = 1;
+        out.replication_factor = static_cast<uint32_t>(st.replication_factor);
+        std::vector<std::string> targets;
+        for (const auto& id : placement(self, req.id)) {
+          auto it = st.live.find(id);
+          if (id != st.replica->self_id() && it != st.live.end()) targets.push_back(it->second);
+        }
+        const size_t wanted = std::min(st.replication_factor, std::max<size_t>(1, st.live.size()));
+        if (wanted < st.replication_factor) {
+          out.replication_note = "only " + std::to_string(std::max<size_t>(1, st.live.size())) +
+                                 (st.live.size() <= 1 ? " node is" : " nodes are") +
+                                 " alive; copies are added when nodes join";
+        }
+        if (targets.empty() || !st.members) return out;
+        peer_request copy;
+        copy.what = peer_request::kind::store;
+        copy.id = req.id;
+        copy.version = out.version;
+        copy.sha256 = *sha;
+        copy.bytes = std::move(req.bytes);
+        const std::string payload = encode_peer_request(copy);
+        auto rp = self->make_response_promise<push_result>();
+        struct tally {
+          push_result out;
+          size_t pending = 0;
+        };
+        auto t = std::make_shared<tally>();
+        t->out = out;
+        t->pending = targets.size();
+        const std::string what = copy.id.str() + " version " + std::to_string(copy.version);
+        for (const auto& target : targets) {
+          auto finish = [=](const std::string& failure) mutable {
+            if (failure.empty()) {
+              ++t->out.copies;
+            } else {
+              log_warn("copy of " + what + " to " + target + " failed: " + failure);
+              t->out.replication_note = "the copy to " + target + " failed (" + failure +
+                                        "); it is retried in the background";
+            }
+            if (--t->pending == 0) rp.deliver(t->out);
+          };
+          self->request(st.members, std::chrono::seconds(30), peer_atom_v, target, payload)
+              .then(
+                  [=](const std::string& reply) mutable {
+                    auto r = decode_peer_reply(reply);
+                    finish(!r ? r.error().message() : r->error);
+                  },
+                  [=](const caf::error& err) mutable { finish(self->system().render(err)); });
+        }
+        return rp;
       },
       [=](label_atom, label_request& req) -> caf::result<label_result> {
         auto& st = self->state;
@@ -252,13 +440,16 @@ catalog_actor::behavior_type catalog_behavior(catalog_actor::stateful_pointer<ca
                 [=](const std::vector<member_view>& views) {
                   auto& s = self->state;
                   s.peers.clear();
+                  s.live.clear();
                   for (const auto& v : views) {
-                    if (v.is_self) continue;
-                    if (v.entry.status == member_status::alive ||
-                        v.entry.status == member_status::suspect) {
-                      s.peers.push_back(v.entry.cluster_address);
+                    if (v.entry.status != member_status::alive &&
+                        v.entry.status != member_status::suspect) {
+                      continue;
                     }
+                    s.live[v.entry.id] = v.entry.cluster_address;
+                    if (!v.is_self) s.peers.push_back(v.entry.cluster_address);
                   }
+                  if (++s.ticks % 2 == 0) place(self);
                   if (s.peers.empty()) return;
                   std::uniform_int_distribution<size_t> pick(0, s.peers.size() - 1);
                   catalog_sync_msg hello;
@@ -268,6 +459,9 @@ catalog_actor::behavior_type catalog_behavior(catalog_actor::stateful_pointer<ca
                 },
                 [=](const caf::error&) {});
         self->delayed_send(self, st.sync_interval, tick_atom_v);
+      },
+      [=](peer_atom, const std::string& payload) -> std::string {
+        return answer_peer(self, payload);
       },
       [=](sync_atom, const std::string& payload) {
         auto m = decode_catalog_sync(payload);

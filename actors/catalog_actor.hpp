@@ -9,10 +9,19 @@
 // Replication: changes made here are pushed at once to every live peer; every sync_interval it
 // sends its frontier to one random live peer (anti-entropy); changes from peers are checked,
 // journaled (fsync) and only then added. See include/shoal/catalog_sync.hpp for the rules.
+//
+// Placement: a snapshot's bytes belong on the first replication_factor live members in
+// rendezvous order of TENANT/MODEL (rendezvous.hpp). A push stores the bytes here, sends a copy
+// to those members and answers once they hold it (or says how many do). Every other tick each
+// node checks the versions it should hold and copies missing ones from a live holder (verified
+// by hash), so copies come back when a holder dies or a node joins. Holding is recorded in the
+// catalog (hold changes), which is what `snapshot list` shows and routing reads.
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <memory>
+#include <set>
 #include <random>
 #include <string>
 #include <vector>
@@ -33,6 +42,7 @@ struct catalog_storage {
   std::shared_ptr<replicated_catalog> replica;  // as replayed from the journal
   size_t max_push_bytes = 256u << 20;
   std::shared_ptr<serving_board> board;  // may be null (then only the listeners hear of changes)
+  size_t replication_factor = 2;         // nodes that keep each snapshot's bytes
 };
 
 struct catalog_state {
@@ -44,6 +54,10 @@ struct catalog_state {
   membership_actor members;                // unset in a node without a cluster port (tests)
   std::string self_address;                // our cluster address
   std::vector<std::string> peers;          // live peers' cluster addresses, refreshed each tick
+  std::map<std::string, std::string> live; // live members (us included): id -> cluster address
+  size_t replication_factor = 2;
+  std::set<std::string> fetching;          // sha256s being copied here now
+  uint64_t ticks = 0;
   std::mt19937_64 rng{std::random_device{}()};
   std::chrono::milliseconds sync_interval{1000};
   int64_t last_refusal_log_ms = 0;

@@ -32,18 +32,14 @@ int64_t now_ms(self_ptr self) {
   return duration_cast<milliseconds>(self->clock().now().time_since_epoch()).count();
 }
 
-// Sends `bytes` to the membership actor at `address`, connecting first if needed.
-void send_to(self_ptr self, const std::string& address, std::string bytes) {
+// Connects to the membership actor at `address` unless a link exists or a connect is under way.
+void connect_link(self_ptr self, const std::string& address) {
   auto& st = self->state;
   auto& link = st.links[address];
-  if (link.handle) {
-    self->send(*link.handle, gossip_atom_v, std::move(bytes));
-    return;
-  }
-  if (link.queued.size() < st.cfg.max_queued_per_peer) link.queued.push_back(std::move(bytes));
-  if (link.connecting) return;
+  if (link.handle || link.connecting) return;
   auto addr = parse_host_port(address);  // checked by the config and the codec already
   if (!addr) {
+    for (auto& call : link.calls) call(nullptr, to_error(status::invalid_argument("bad cluster address " + address)));
     st.links.erase(address);
     return;
   }
@@ -55,6 +51,11 @@ void send_to(self_ptr self, const std::string& address, std::string bytes) {
             l.connecting = false;
             if (!ptr) {
               l.queued.clear();
+              auto calls = std::move(l.calls);
+              l.calls.clear();
+              for (auto& call : calls) {
+                call(nullptr, to_error(status::unavailable("no Shoal node at " + address)));
+              }
               report_unreachable(self, address);
               return;
             }
@@ -68,11 +69,17 @@ void send_to(self_ptr self, const std::string& address, std::string bytes) {
               self->send(handle, gossip_atom_v, std::move(l.queued.front()));
               l.queued.pop_front();
             }
+            auto calls = std::move(l.calls);
+            l.calls.clear();
+            for (auto& call : calls) call(&handle, caf::error{});
           },
           [=](const caf::error& err) {
             auto& l = self->state.links[address];
             l.connecting = false;
             l.queued.clear();
+            auto calls = std::move(l.calls);
+            l.calls.clear();
+            for (auto& call : calls) call(nullptr, err);
             // Say why, once in a while per address: a refused TLS handshake or a typo in the
             // seeds must be visible in the log, not only as silence.
             int64_t now = now_ms(self);
@@ -83,6 +90,18 @@ void send_to(self_ptr self, const std::string& address, std::string bytes) {
             }
             report_unreachable(self, address);
           });
+}
+
+// Sends `bytes` to the membership actor at `address`, connecting first if needed.
+void send_to(self_ptr self, const std::string& address, std::string bytes) {
+  auto& st = self->state;
+  auto& link = st.links[address];
+  if (link.handle) {
+    self->send(*link.handle, gossip_atom_v, std::move(bytes));
+    return;
+  }
+  if (link.queued.size() < st.cfg.max_queued_per_peer) link.queued.push_back(std::move(bytes));
+  connect_link(self, address);
 }
 
 // A peer that reached us has a connection we can answer over: use it for that address instead
@@ -213,6 +232,50 @@ membership_actor::behavior_type membership_behavior(self_ptr self, membership_ac
         send_to(self, address,
                 seal_envelope(envelope_channel::catalog, payload, st.cfg.core.cluster_address,
                               st.cfg.secret));
+      },
+      [=](peer_atom, std::string& envelope) -> caf::result<std::string> {
+        // A peer's request (snapshot bytes): authenticate it, then let the catalog answer.
+        auto& st = self->state;
+        auto env = open_envelope(envelope, st.cfg.secret);
+        if (!env.payload || env.channel != envelope_channel::request) {
+          std::string why = env.payload ? "not a request" : env.payload.error().message();
+          int64_t now = now_ms(self);
+          auto& last = st.last_refusal_log_ms["request:" + env.sender_address];
+          if (last == 0 || now - last > 10000) {
+            last = now;
+            log_warn("refused a request from " +
+                     (env.sender_address.empty() ? std::string("an unknown sender")
+                                                 : env.sender_address) +
+                     ": " + why);
+          }
+          return to_error(status::invalid_argument("refused: " + why));
+        }
+        if (!st.cfg.catalog) return to_error(status::unavailable("this node has no catalog"));
+        return self->delegate(st.cfg.catalog, peer_atom_v, std::move(*env.payload));
+      },
+      [=](peer_atom, const std::string& address, std::string& payload) -> caf::result<std::string> {
+        // Ours for a peer: seal it, connect if needed, and hand back the peer's reply.
+        auto& st = self->state;
+        auto rp = self->make_response_promise<std::string>();
+        std::string sealed = seal_envelope(envelope_channel::request, payload,
+                                           st.cfg.core.cluster_address, st.cfg.secret);
+        auto call = [=](const membership_actor* handle, const caf::error& err) mutable {
+          if (handle == nullptr) {
+            rp.deliver(err ? err : to_error(status::unavailable("cannot reach " + address)));
+            return;
+          }
+          self->request(*handle, self->state.cfg.call_timeout, peer_atom_v, sealed)
+              .then([=](std::string& reply) mutable { rp.deliver(std::move(reply)); },
+                    [=](caf::error& e) mutable { rp.deliver(std::move(e)); });
+        };
+        auto& link = st.links[address];
+        if (link.handle) {
+          call(&*link.handle, caf::error{});
+        } else {
+          link.calls.push_back(std::move(call));
+          connect_link(self, address);
+        }
+        return rp;
       },
       [=](members_atom) -> std::vector<member_view> {
         return self->state.core->view(now_ms(self));

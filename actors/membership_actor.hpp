@@ -21,6 +21,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -41,6 +42,7 @@ struct membership_actor_config {
   std::shared_ptr<const in_flight_counter> in_flight;  // requests being answered; may be null
   catalog_sync_sink catalog;             // gets peers' catalog sync payloads; may be unset
   std::chrono::milliseconds connect_timeout{1000};
+  std::chrono::milliseconds call_timeout{30000};  // a peer request (snapshot bytes) end to end
   size_t max_queued_per_peer = 8;
 };
 
@@ -49,6 +51,8 @@ struct membership_actor_state {
     std::optional<membership_actor> handle;
     bool connecting = false;
     std::deque<std::string> queued;  // encoded envelopes waiting for the connect
+    // Requests waiting for the connect: called with the handle, or with an error.
+    std::deque<std::function<void(const membership_actor*, const caf::error&)>> calls;
   };
   std::unique_ptr<membership> core;
   membership_actor_config cfg;

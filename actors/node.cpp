@@ -282,6 +282,7 @@ int run_node(const node_config& cfg) {
   storage.store = std::shared_ptr<snapshot_store>(std::move(*store));
   storage.journal = std::shared_ptr<catalog_journal>(std::move(*journal));
   storage.max_push_bytes = cfg.max_push_bytes;
+  storage.replication_factor = cfg.replication_factor;
   auto initial = std::make_shared<const catalog>(replica->view());
   auto board = std::make_shared<serving_board>();
   board->publish_catalog(initial);

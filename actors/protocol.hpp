@@ -86,6 +86,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(shoal, caf::first_custom_type_id)
   CAF_ADD_ATOM(shoal, shoal, replicate_atom, "replicate")
   CAF_ADD_ATOM(shoal, shoal, sync_atom, "sync")
   CAF_ADD_ATOM(shoal, shoal, cluster_atom, "cluster")
+  CAF_ADD_ATOM(shoal, shoal, peer_atom, "peer")
 CAF_END_TYPE_ID_BLOCK(shoal)
 
 // Node-local values (see the file comment). Between nodes only atoms and strings travel: gossip is
@@ -124,7 +125,9 @@ using router_actor = caf::typed_actor<
 
 /// Where the membership actor hands authenticated catalog sync payloads from peers (the catalog
 /// actor, seen through this narrower handle).
-using catalog_sync_sink = caf::typed_actor<caf::reacts_to<sync_atom, std::string>>;
+using catalog_sync_sink = caf::typed_actor<
+    caf::reacts_to<sync_atom, std::string>,
+    caf::replies_to<peer_atom, std::string>::with<std::string>>;  // PeerRequest -> PeerReply
 
 /// Cluster membership on one node, and the node's door to its peers. Peers send it
 /// (gossip, envelope bytes) over the middleman: membership gossip goes to the core, catalog sync
@@ -137,6 +140,10 @@ using membership_actor = caf::typed_actor<
     caf::reacts_to<refused_atom, std::string, std::string>,
     caf::reacts_to<tick_atom>,
     caf::reacts_to<replicate_atom, std::string, std::string>,
+    // From a peer: a sealed PeerRequest; answered with PeerReply bytes (by the catalog actor).
+    caf::replies_to<peer_atom, std::string>::with<std::string>,
+    // Node-local: make a PeerRequest (payload) of the peer at address; yields its PeerReply.
+    caf::replies_to<peer_atom, std::string, std::string>::with<std::string>,
     caf::replies_to<members_atom>::with<std::vector<member_view>>,
     caf::replies_to<leave_atom>::with<bool>>;
 
@@ -149,6 +156,7 @@ using catalog_actor = caf::typed_actor<
     caf::reacts_to<subscribe_atom, catalog_listener>,
     caf::reacts_to<cluster_atom, membership_actor, std::string>,  // start replicating
     caf::reacts_to<sync_atom, std::string>,                       // a peer's CatalogSync payload
+    caf::replies_to<peer_atom, std::string>::with<std::string>,    // PeerRequest -> PeerReply
     caf::reacts_to<tick_atom>>;                                   // anti-entropy timer
 
 /// The front ends' door into the actor system: takes an api_call and a callback.

@@ -475,6 +475,9 @@ std::string encode_response(uint64_t request_id, const push_result& r) {
   out->set_version(r.version);
   out->set_sha256(wire_text(r.sha256));
   for (const auto& l : r.labels) out->add_labels(wire_text(l));
+  out->set_copies(r.copies);
+  out->set_replication_factor(r.replication_factor);
+  out->set_replication_note(wire_text(r.replication_note));
   return serialize(m);
 }
 
@@ -611,6 +614,9 @@ result<push_result> decode_push_response(std::string_view bytes) {
   out.version = r->push().version();
   out.sha256 = r->push().sha256();
   out.labels.assign(r->push().labels().begin(), r->push().labels().end());
+  out.copies = r->push().copies();
+  out.replication_factor = r->push().replication_factor();
+  out.replication_note = r->push().replication_note();
   return out;
 }
 

@@ -104,4 +104,62 @@ std::optional<catalog_sync_msg> sync_reply(const replicated_catalog& replica,
   return out;
 }
 
+std::string encode_peer_request(const peer_request& r) {
+  pb::PeerRequest p;
+  if (r.what == peer_request::kind::fetch) {
+    p.mutable_fetch()->set_sha256(r.sha256);
+  } else {
+    auto* s = p.mutable_store();
+    s->set_tenant(r.id.tenant);
+    s->set_model(r.id.model);
+    s->set_version(r.version);
+    s->set_sha256(r.sha256);
+    s->set_bytes(r.bytes);
+  }
+  return p.SerializeAsString();
+}
+
+result<peer_request> decode_peer_request(const std::string& payload) {
+  pb::PeerRequest p;
+  if (!p.ParseFromString(payload)) return status::invalid_argument("not a PeerRequest");
+  auto is_sha = [](const std::string& s) {
+    return s.size() == 64 && s.find_first_not_of("0123456789abcdef") == std::string::npos;
+  };
+  peer_request r;
+  if (p.has_fetch()) {
+    r.what = peer_request::kind::fetch;
+    r.sha256 = p.fetch().sha256();
+  } else if (p.has_store()) {
+    r.what = peer_request::kind::store;
+    const auto& s = p.store();
+    r.id = model_id{s.tenant(), s.model()};
+    if (!is_valid_id_part(r.id.tenant) || !is_valid_id_part(r.id.model)) {
+      return status::invalid_argument("store request for an invalid model id");
+    }
+    r.version = s.version();
+    r.sha256 = s.sha256();
+    r.bytes = s.bytes();
+  } else {
+    return status::invalid_argument("an empty PeerRequest");
+  }
+  if (!is_sha(r.sha256)) return status::invalid_argument("a sha256 that is not 64 hex digits");
+  return r;
+}
+
+std::string encode_peer_reply(const peer_reply& r) {
+  pb::PeerReply p;
+  p.set_error(r.error);
+  p.set_snapshot(r.snapshot);
+  return p.SerializeAsString();
+}
+
+result<peer_reply> decode_peer_reply(const std::string& payload) {
+  pb::PeerReply p;
+  if (!p.ParseFromString(payload)) return status::invalid_argument("not a PeerReply");
+  peer_reply r;
+  r.error = p.error();
+  r.snapshot = p.snapshot();
+  return r;
+}
+
 }  // namespace shoal

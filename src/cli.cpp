@@ -481,7 +481,7 @@ result<std::string> ask_node(const cli_command& c, const api_call& call) {
   return client->call(encode_request(1, call));
 }
 
-status execute(const cli_command& c, std::ostream& out) {
+status execute(const cli_command& c, std::ostream& out, std::ostream& err) {
   switch (c.what) {
     case kind::help:
       out << cli_help(c.name);
@@ -495,9 +495,22 @@ status execute(const cli_command& c, std::ostream& out) {
       auto r = decode_push_response(*reply);
       if (!r) return r.error();
       if (c.json) {
-        out << dump({{"version", r->version}, {"sha256", r->sha256}, {"labels", r->labels}});
+        out << dump({{"version", r->version},
+                     {"sha256", r->sha256},
+                     {"labels", r->labels},
+                     {"copies", r->copies},
+                     {"replication_factor", r->replication_factor},
+                     {"replication_note", r->replication_note}});
       } else {
         out << r->version << "\n";
+      }
+      if (r->copies < r->replication_factor) {
+        // Stored, but with fewer copies than the cluster keeps: say so on stderr (stdout stays
+        // the version, for scripts).
+        err << "shoal: note: version " << r->version << " is stored on " << r->copies << " of "
+            << r->replication_factor << " nodes"
+            << (r->replication_note.empty() ? std::string() : ": " + r->replication_note)
+            << "\n";
       }
       return status::ok();
     }
@@ -862,7 +875,7 @@ int run_cli(const std::vector<std::string>& args, const cli_env& env, std::ostre
     err << "shoal: " << cmd.error().message() << " (" << cli_usage_hint(args) << ")\n";
     return 2;
   }
-  status s = execute(*cmd, out);
+  status s = execute(*cmd, out, err);
   out.flush();
   if (!s) {
     err << "shoal: " << s.message() << "\n";

@@ -47,7 +47,8 @@ opened_envelope open_envelope(const std::string& bytes, const std::string& secre
   }
   if (env.sender_address().size() <= max_member_field) out.sender_address = env.sender_address();
   if (env.channel() != pb::GossipEnvelope::MEMBERSHIP &&
-      env.channel() != pb::GossipEnvelope::CATALOG) {
+      env.channel() != pb::GossipEnvelope::CATALOG &&
+      env.channel() != pb::GossipEnvelope::REQUEST) {
     out.payload = status::invalid_argument("unknown channel " + std::to_string(env.channel()) +
                                            " (a newer Shoal version?)");
     return out;

@@ -168,6 +168,7 @@ status set_field(node_config& cfg, const std::string& key, const std::string& va
     return status::ok();
   }
   if (key == "monitored_peers") return size(cfg.monitored_peers, 1, 64);
+  if (key == "replication_factor") return size(cfg.replication_factor, 1, 16);
   if (key == "phi_threshold") {
     char* end = nullptr;
     double v = std::strtod(value.c_str(), &end);
@@ -186,7 +187,7 @@ status set_field(node_config& cfg, const std::string& key, const std::string& va
       "cluster_secret_file, tls_certificate, tls_key, tls_ca, gossip_interval_ms, "
       "phi_threshold, probe_timeout_ms, indirect_probe_timeout_ms, indirect_probes, "
       "suspicion_timeout_ms, dead_retention_ms, max_gossip_updates, seed_interval_ms, "
-      "sync_interval_ms, monitored_peers)");
+      "sync_interval_ms, monitored_peers, replication_factor)");
 }
 
 }  // namespace
@@ -255,6 +256,7 @@ result<node_command> parse_node_args(const std::vector<std::string>& args) {
       {"--seed-interval-ms", "seed_interval_ms"},
       {"--sync-interval-ms", "sync_interval_ms"},
       {"--monitored-peers", "monitored_peers"},
+      {"--replication-factor", "replication_factor"},
   };
   // A secret on the command line would show in `ps`: flags may only name a file. The flag wins
   // over the config file's secret, like every flag.
@@ -340,6 +342,7 @@ options:
 cluster:
   --seeds HOST:PORT[,...]   cluster ports of nodes to join through (any one that is up will
                             do); none: start a one-node cluster that others can join
+  --replication-factor N    nodes that keep each snapshot's bytes (default 2; 1 allowed)
   --advertise-host ADDR     the address other nodes reach this one at (default: --host;
                             required with --host 0.0.0.0 and seeds)
   --cluster-secret-file F   file holding the shared cluster secret: gossip is authenticated

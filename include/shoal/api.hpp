@@ -42,6 +42,9 @@ struct push_result {
   uint32_t version = 0;
   std::string sha256;
   std::vector<std::string> labels;  // labels now pointing at the new version
+  uint32_t copies = 1;              // nodes holding the bytes durably when the push answered
+  uint32_t replication_factor = 1;  // copies the cluster keeps (fewer: fewer nodes were alive)
+  std::string replication_note;     // why copies < replication_factor, for people
 };
 
 enum class label_action : uint8_t { promote, rollback };

@@ -50,4 +50,27 @@ std::optional<catalog_sync_msg> sync_reply(const replicated_catalog& replica,
 /// Returns true if `theirs` holds a change `ours` lacks.
 bool holds_more(const catalog_frontier& theirs, const catalog_frontier& ours);
 
+/// A request one node makes of another about snapshot bytes (placement): fetch them, or store
+/// a copy. Payload of the REQUEST channel.
+struct peer_request {
+  enum class kind : uint8_t { fetch, store };
+  kind what = kind::fetch;
+  std::string sha256;    // both
+  model_id id;           // store
+  uint32_t version = 0;  // store
+  std::string bytes;     // store
+};
+
+/// The answer: an error, or (fetch) the bytes, which the asker checks against the sha256.
+struct peer_reply {
+  std::string error;     // empty: done
+  std::string snapshot;  // fetch
+};
+
+std::string encode_peer_request(const peer_request& r);
+/// Decodes and checks a request: a sha256 of 64 hex digits; for store, a valid model id.
+result<peer_request> decode_peer_request(const std::string& payload);
+std::string encode_peer_reply(const peer_reply& r);
+result<peer_reply> decode_peer_reply(const std::string& payload);
+
 }  // namespace shoal

@@ -17,7 +17,7 @@
 
 namespace shoal {
 
-enum class envelope_channel : uint8_t { membership = 0, catalog = 1 };
+enum class envelope_channel : uint8_t { membership = 0, catalog = 1, request = 2 };
 
 /// Returns `payload` on `channel` as envelope bytes, authenticated with `secret` when it is not
 /// empty. `sender_address` travels unauthenticated, for log lines about refusals.

@@ -40,6 +40,7 @@ struct node_config {
   std::string tls_certificate;        // node-to-node TLS: all three paths or none
   std::string tls_key;
   std::string tls_ca;
+  size_t replication_factor = 2;      // nodes that keep each snapshot's bytes (1 allowed)
   // Membership timings (LAN defaults; see include/shoal/membership.hpp for what each does).
   int64_t gossip_interval_ms = 200;        // one heartbeat and one gossip ping per interval
   double phi_threshold = 8;                // probe a peer once phi passes this

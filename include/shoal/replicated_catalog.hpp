@@ -84,6 +84,9 @@ class replicated_catalog {
   /// Returns one line per add that lost its version number to an earlier one (see above).
   std::vector<std::string> conflicts() const;
 
+  /// Returns this node's id.
+  const std::string& self_id() const { return self_; }
+
   /// Returns the clock (for status and tests).
   const hybrid_clock& clock() const { return clock_; }
 

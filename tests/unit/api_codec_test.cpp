@@ -339,12 +339,15 @@ TEST(api_codec, labels_that_are_not_utf8_are_replaced_not_lost) {
 }
 
 TEST(api_codec, push_result_round_trips) {
-  push_result in{7, std::string(64, 'a'), {"production", "staging"}};
+  push_result in{7, std::string(64, 'a'), {"production", "staging"}, 1, 2, "only 1 node is alive"};
   auto out = decode_push_response(encode_response(2, in));
   ASSERT_TRUE(out) << out.error().to_string();
   EXPECT_EQ(out->version, 7u);
   EXPECT_EQ(out->sha256, in.sha256);
   EXPECT_EQ(out->labels, in.labels);
+  EXPECT_EQ(out->copies, 1u);
+  EXPECT_EQ(out->replication_factor, 2u);
+  EXPECT_EQ(out->replication_note, "only 1 node is alive");
 }
 
 model_entry sample_entry(const char* model) {
@@ -499,7 +502,7 @@ TEST(api_codec, unknown_error_codes_become_internal) {
 }
 
 TEST(api_codec, a_reply_of_the_wrong_kind_is_internal) {
-  auto out = decode_infer_response(encode_response(1, push_result{1, "abc", {}}));
+  auto out = decode_infer_response(encode_response(1, push_result{1, "abc", {}, 1, 1, ""}));
   EXPECT_EQ(out.error(),
             status::internal("the node answered with a push reply where infer was asked for"));
 }

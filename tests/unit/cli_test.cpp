@@ -317,7 +317,8 @@ class fake_node {
     const api_call& call = req->call;
     if (auto* p = std::get_if<push_request>(&call)) {
       return encode_response(
-          id, push_result{3, std::string(64, 'c'), {p->label.empty() ? "production" : p->label}});
+          id, push_result{3, std::string(64, 'c'), {p->label.empty() ? "production" : p->label},
+                          p->label == "lonely" ? 1u : 2u, 2, p->label == "lonely" ? "only 1 node is alive" : ""});
     }
     if (auto* l = std::get_if<list_request>(&call)) {
       if (l->id.model != "bot")
@@ -416,7 +417,14 @@ TEST_F(cli_run, push_prints_the_version) {
   r = shoal({"snapshot", "push", "acme/bot", path, "--json"});
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.out, "{\"version\":3,\"sha256\":\"" + std::string(64, 'c') +
-                       "\",\"labels\":[\"production\"]}\n");
+                       "\",\"labels\":[\"production\"],\"copies\":2,\"replication_factor\":2,"
+                       "\"replication_note\":\"\"}\n");
+  EXPECT_EQ(r.err, "");
+  // Fewer copies than the cluster keeps: stdout stays the version, stderr says why.
+  r = shoal({"snapshot", "push", "acme/bot", path, "--label", "lonely"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "3\n");
+  EXPECT_EQ(r.err, "shoal: note: version 3 is stored on 1 of 2 nodes: only 1 node is alive\n");
   std::remove(path);
 }
 

@@ -107,6 +107,7 @@ TEST(node_config, cluster_defaults_match_the_documentation) {
   EXPECT_EQ(c.seed_interval_ms, 5000);
   EXPECT_EQ(c.sync_interval_ms, 30000);
   EXPECT_EQ(c.monitored_peers, 8u);
+  EXPECT_EQ(c.replication_factor, 2u);
 }
 
 TEST(node_config, seeds_and_timings_from_flags_and_file) {
@@ -187,6 +188,7 @@ TEST(node_config, bad_cluster_settings_name_the_problem) {
        "--sync-interval-ms must be 0 (only when joining) or at least 1000, got 999"},
       {{"--sync-interval-ms", "-1"}, "--sync-interval-ms must be a whole number, got '-1'"},
       {{"--monitored-peers", "0"}, "--monitored-peers must be between 1 and 64, got 0"},
+      {{"--replication-factor", "0"}, "--replication-factor must be between 1 and 16, got 0"},
       {{"--seeds", "127.0.0.1:7420,127.0.0.1:65536"}, "--seeds: invalid node address '127.0.0.1:65536'"},
       {{"--cluster-secret-file"}, "--cluster-secret-file needs a value"},
   };
