@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "shoal/catalog_sync.hpp"
 #include "shoal/gossip_codec.hpp"
 #include "shoal/host_memory.hpp"
 #include "shoal/log.hpp"
@@ -249,6 +250,12 @@ membership_actor::behavior_type membership_behavior(self_ptr self, membership_ac
                      ": " + why);
           }
           return to_error(status::invalid_argument("refused: " + why));
+        }
+        auto req = decode_peer_request(*env.payload);
+        if (!req) return to_error(req.error());
+        if (req->what == peer_request::kind::infer) {
+          if (!st.cfg.router) return to_error(status::unavailable("this node does not serve"));
+          return self->delegate(st.cfg.router, peer_atom_v, std::move(*env.payload));
         }
         if (!st.cfg.catalog) return to_error(status::unavailable("this node has no catalog"));
         return self->delegate(st.cfg.catalog, peer_atom_v, std::move(*env.payload));

@@ -41,6 +41,7 @@ struct membership_actor_config {
   std::shared_ptr<serving_board> board;  // for the loaded-models count we gossip; may be null
   std::shared_ptr<const in_flight_counter> in_flight;  // requests being answered; may be null
   catalog_sync_sink catalog;             // gets peers' catalog sync payloads; may be unset
+  peer_request_sink router;              // answers peers' inference requests; may be unset
   std::chrono::milliseconds connect_timeout{1000};
   std::chrono::milliseconds call_timeout{30000};  // a peer request (snapshot bytes) end to end
   size_t max_queued_per_peer = 8;

@@ -323,12 +323,14 @@ int run_node(const node_config& cfg) {
   auto in_flight = std::make_shared<in_flight_counter>();
   mem_cfg.in_flight = in_flight;
   mem_cfg.catalog = caf::actor_cast<catalog_sync_sink>(catalog);
+  mem_cfg.router = caf::actor_cast<peer_request_sink>(rtr);
   const std::string cluster_address = mem_cfg.core.cluster_address;
   auto members = sys.spawn(membership_behavior, std::move(mem_cfg));
   auto gw = sys.spawn(gateway, rtr, catalog, initial, members, gw_cfg);
   caf::anon_send(catalog, subscribe_atom_v, caf::actor_cast<catalog_listener>(rtr));
   caf::anon_send(catalog, subscribe_atom_v, caf::actor_cast<catalog_listener>(gw));
   caf::anon_send(catalog, cluster_atom_v, members, cluster_address);
+  caf::anon_send(rtr, cluster_atom_v, members, *node_id);
 
   auto stop_actors = [&] {
     caf::anon_send_exit(members, caf::exit_reason::user_shutdown);

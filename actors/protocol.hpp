@@ -116,15 +116,10 @@ using catalog_listener = caf::typed_actor<caf::reacts_to<catalog_atom, catalog_p
 using model_host_actor =
     caf::typed_actor<caf::replies_to<infer_atom, infer_request>::with<infer_result>>;
 
-/// Resolves labels to versions on its catalog copy and forwards inference to model hosts; its
-/// hosts tell it when their snapshot is in memory (it publishes that to the serving board).
-using router_actor = caf::typed_actor<
-    caf::replies_to<infer_atom, infer_request>::with<infer_result>,
-    caf::reacts_to<catalog_atom, catalog_ptr>,
-    caf::reacts_to<loaded_atom, model_id, uint32_t, model_ptr>>;
+/// Where the membership actor hands a peer's inference request (the router).
+using peer_request_sink =
+    caf::typed_actor<caf::replies_to<peer_atom, std::string>::with<std::string>>;
 
-/// Where the membership actor hands authenticated catalog sync payloads from peers (the catalog
-/// actor, seen through this narrower handle).
 using catalog_sync_sink = caf::typed_actor<
     caf::reacts_to<sync_atom, std::string>,
     caf::replies_to<peer_atom, std::string>::with<std::string>>;  // PeerRequest -> PeerReply
@@ -159,6 +154,18 @@ using catalog_actor = caf::typed_actor<
     caf::replies_to<peer_atom, std::string>::with<std::string>,    // PeerRequest -> PeerReply
     caf::reacts_to<tick_atom>>;                                   // anti-entropy timer
 
+/// Resolves labels to versions on its catalog copy and forwards inference to model hosts; its
+/// hosts tell it when their snapshot is in memory (it publishes that to the serving board).
+using router_actor = caf::typed_actor<
+    caf::replies_to<infer_atom, infer_request>::with<infer_result>,
+    caf::reacts_to<catalog_atom, catalog_ptr>,
+    caf::reacts_to<loaded_atom, model_id, uint32_t, model_ptr>,
+    caf::reacts_to<cluster_atom, membership_actor, std::string>,   // start routing to peers
+    caf::reacts_to<tick_atom>,                                      // refresh the live members
+    caf::replies_to<peer_atom, std::string>::with<std::string>>;    // a peer's inference
+
+/// Where the membership actor hands authenticated catalog sync payloads from peers (the catalog
+/// actor, seen through this narrower handle).
 /// The front ends' door into the actor system: takes an api_call and a callback.
 using gateway_actor = caf::typed_actor<caf::reacts_to<call_atom, api_call, api_callback>,
                                        caf::reacts_to<catalog_atom, catalog_ptr>>;

@@ -1,24 +1,94 @@
 #include "actors/router.hpp"
 
+#include <vector>
+
 #include "actors/model_host.hpp"
+#include "shoal/api_codec.hpp"
+#include "shoal/catalog_sync.hpp"
+#include "shoal/rendezvous.hpp"
 
 namespace shoal {
 namespace {
 
-void publish_loaded(router_actor::stateful_pointer<router_state> self) {
+using self_ptr = router_actor::stateful_pointer<router_state>;
+
+void publish_loaded(self_ptr self) {
   if (self->state.board) {
     self->state.board->publish_loaded(std::make_shared<const loaded_models>(self->state.loaded));
   }
 }
 
+// The model host of (id, version) on this node, spawned on first use.
+model_host_actor host_for(self_ptr self, const model_id& id, uint32_t version) {
+  auto& st = self->state;
+  auto key = std::make_pair(id, version);
+  auto it = st.hosts.find(key);
+  if (it == st.hosts.end()) {
+    // Linked: hosts end with the router (node shutdown); monitored: the router forgets a host
+    // that quit after a failed load, so the next request loads afresh.
+    auto host = self->spawn<caf::linked>(model_host, st.catalog, id, version, st.load_timeout,
+                                         caf::actor_cast<router_actor>(self));
+    self->monitor(host);
+    it = st.hosts.emplace(key, host).first;
+  }
+  return it->second;
+}
+
+// Tries attempts[i], then the next ones, until one answers; delivers the answer or the last
+// error. A client's mistake (bad argument, unknown version) is answered at once: another
+// replica would say the same.
+void try_replica(self_ptr self, caf::typed_response_promise<infer_result> rp,
+                 std::shared_ptr<const std::string> payload,
+                 std::shared_ptr<const std::vector<std::string>> attempts, size_t i,
+                 std::string last_error) {
+  auto& st = self->state;
+  if (i >= attempts->size()) {
+    rp.deliver(to_error(status::unavailable("no replica answered: " + last_error)));
+    return;
+  }
+  const std::string& id = (*attempts)[i];
+  auto it = st.live.find(id);
+  if (it == st.live.end()) {
+    try_replica(self, rp, payload, attempts, i + 1, last_error);
+    return;
+  }
+  const std::string address = it->second.first;
+  self->request(st.members, st.attempt_timeout, peer_atom_v, address, *payload)
+      .then(
+          [=](const std::string& bytes) mutable {
+            auto reply = decode_peer_reply(bytes);
+            if (!reply || !reply->error.empty()) {
+              std::string why = reply ? reply->error : reply.error().message();
+              try_replica(self, rp, payload, attempts, i + 1, address + ": " + why);
+              return;
+            }
+            auto r = decode_infer_response(reply->response);
+            if (r) {
+              rp.deliver(std::move(*r));
+              return;
+            }
+            status s = r.error();
+            if (s.code() == status_code::invalid_argument || s.code() == status_code::not_found) {
+              rp.deliver(to_error(s));
+              return;
+            }
+            try_replica(self, rp, payload, attempts, i + 1, address + ": " + s.message());
+          },
+          [=](const caf::error& err) mutable {
+            try_replica(self, rp, payload, attempts, i + 1,
+                        address + ": " + to_status(err, "request").message());
+          });
+}
+
 }  // namespace
 
-router_actor::behavior_type router(router_actor::stateful_pointer<router_state> self,
-                                   catalog_actor catalog, catalog_ptr initial,
+router_actor::behavior_type router(self_ptr self, catalog_actor catalog, catalog_ptr initial,
                                    caf::timespan load_timeout,
                                    std::shared_ptr<serving_board> board) {
   self->state.current = std::move(initial);
   self->state.board = std::move(board);
+  self->state.catalog = std::move(catalog);
+  self->state.load_timeout = load_timeout;
   self->set_down_handler([=](caf::down_msg& msg) {
     auto& hosts = self->state.hosts;
     for (auto it = hosts.begin(); it != hosts.end(); ++it) {
@@ -31,20 +101,89 @@ router_actor::behavior_type router(router_actor::stateful_pointer<router_state> 
   });
   return {
       [=](infer_atom, infer_request& req) -> caf::result<infer_result> {
-        auto version = self->state.current->resolve(req.id, req.version, req.label);
+        auto& st = self->state;
+        auto version = st.current->resolve(req.id, req.version, req.label);
         if (!version) return to_error(version.error());
-        auto key = std::make_pair(req.id, *version);
-        auto it = self->state.hosts.find(key);
-        if (it == self->state.hosts.end()) {
-          // Linked: hosts end with the router (node shutdown); monitored: the router forgets a
-          // host that quit after a failed load, so the next request loads afresh.
-          auto host = self->spawn<caf::linked>(model_host, catalog, req.id, *version, load_timeout,
-                                               caf::actor_cast<router_actor>(self));
-          self->monitor(host);
-          it = self->state.hosts.emplace(key, host).first;
-        }
         req.version = *version;
-        return self->delegate(it->second, infer_atom_v, std::move(req));
+        const snapshot_info* snap = st.current->find(req.id)->find(*version);
+        // Here when this node holds the bytes (or nobody is known to: a node without a cluster,
+        // or a catalog from before replication); else at a live holder.
+        const bool local = !st.members || snap->holders.empty() ||
+                           snap->holders.count(st.self_id) > 0 ||
+                           st.loaded.count({req.id, *version}) > 0;
+        if (local) return self->delegate(host_for(self, req.id, *version), infer_atom_v, std::move(req));
+        std::map<std::string, uint32_t> load;
+        for (const auto& [id, member] : st.live) load[id] = member.second;
+        std::vector<std::string> holders(snap->holders.begin(), snap->holders.end());
+        auto attempts = std::make_shared<const std::vector<std::string>>(
+            replica_attempts(req.id.str(), holders, load));
+        if (attempts->empty()) {
+          return to_error(status::unavailable(
+              "no live node holds " + req.id.str() + " version " + std::to_string(*version) +
+              " right now (its holders are down); try again when one is back"));
+        }
+        peer_request forward;
+        forward.what = peer_request::kind::infer;
+        forward.bytes = encode_request(0, api_call{req});
+        auto payload = std::make_shared<const std::string>(encode_peer_request(forward));
+        auto rp = self->make_response_promise<infer_result>();
+        try_replica(self, rp, payload, attempts, 0, "");
+        return rp;
+      },
+      [=](peer_atom, const std::string& payload) -> caf::result<std::string> {
+        // A peer routed an inference here: answer it from this node's own hosts (never routed
+        // on: the version is pinned and the asker chose us as a holder).
+        auto req = decode_peer_request(payload);
+        auto call = req && req->what == peer_request::kind::infer
+                        ? decode_request(req->bytes)
+                        : request_decode_result(request_error{0, status::invalid_argument("")});
+        peer_reply out;
+        if (!req || !call || !std::holds_alternative<infer_request>(call->call)) {
+          out.response = encode_error(0, status::invalid_argument("not an inference request"));
+          return encode_peer_reply(out);
+        }
+        auto inf = std::get<infer_request>(std::move(call->call));
+        auto version = self->state.current->resolve(inf.id, inf.version, inf.label);
+        if (!version) {
+          out.response = encode_error(0, version.error());
+          return encode_peer_reply(out);
+        }
+        auto rp = self->make_response_promise<std::string>();
+        self->request(host_for(self, inf.id, *version), self->state.load_timeout, infer_atom_v,
+                      std::move(inf))
+            .then(
+                [=](infer_result& r) mutable {
+                  peer_reply ok;
+                  ok.response = encode_response(0, r);
+                  rp.deliver(encode_peer_reply(ok));
+                },
+                [=](caf::error& err) mutable {
+                  peer_reply failed;
+                  failed.response = encode_error(0, to_status(err, "inference"));
+                  rp.deliver(encode_peer_reply(failed));
+                });
+        return rp;
+      },
+      [=](cluster_atom, membership_actor members, std::string& self_id) {
+        self->state.members = std::move(members);
+        self->state.self_id = std::move(self_id);
+        self->send(self, tick_atom_v);
+      },
+      [=](tick_atom) {
+        // Who is alive and how loaded, for choosing replicas (refreshed twice a second).
+        self->request(self->state.members, std::chrono::seconds(1), members_atom_v)
+            .then(
+                [=](const std::vector<member_view>& views) {
+                  auto& live = self->state.live;
+                  live.clear();
+                  for (const auto& v : views) {
+                    if (v.entry.status == member_status::alive) {
+                      live[v.entry.id] = {v.entry.cluster_address, v.entry.load.in_flight};
+                    }
+                  }
+                },
+                [=](const caf::error&) {});
+        self->delayed_send(self, std::chrono::milliseconds(500), tick_atom_v);
       },
       [=](catalog_atom, catalog_ptr& next) { self->state.current = std::move(next); },
       [=](loaded_atom, model_id& id, uint32_t version, model_ptr& m) {

@@ -3,9 +3,17 @@
 // request to that snapshot's model host (spawned on first use) by delegation, so the host answers
 // the requester directly. When a host has its snapshot in memory, the router publishes the set of
 // loaded snapshots to the serving board, so front ends answer the next requests themselves.
+//
+// In a cluster, a version whose bytes this node does not hold goes to a live holder (the
+// catalog says who holds what): in rendezvous order, the less loaded of the first two first,
+// as a request through the membership actor's links with a timeout; on a timeout or a failure
+// the next holder is tried, so a holder's death costs latency, not errors. A peer's routed
+// request is answered here from local hosts.
 #pragma once
 
+#include <chrono>
 #include <map>
+#include <string>
 #include <memory>
 #include <utility>
 
@@ -16,6 +24,13 @@ namespace shoal {
 
 struct router_state {
   catalog_ptr current;
+  catalog_actor catalog;
+  caf::timespan load_timeout{};
+  // Routing to peers, once the node sends (cluster, membership, our node id).
+  membership_actor members;
+  std::string self_id;
+  std::map<std::string, std::pair<std::string, uint32_t>> live;  // id -> (address, in flight)
+  caf::timespan attempt_timeout{std::chrono::seconds(2)};       // one replica's answer
   std::map<std::pair<model_id, uint32_t>, model_host_actor> hosts;
   loaded_models loaded;                  // what the board shows; a subset of `hosts`
   std::shared_ptr<serving_board> board;  // may be null (then nothing is published)

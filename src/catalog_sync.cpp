@@ -108,6 +108,8 @@ std::string encode_peer_request(const peer_request& r) {
   pb::PeerRequest p;
   if (r.what == peer_request::kind::fetch) {
     p.mutable_fetch()->set_sha256(r.sha256);
+  } else if (r.what == peer_request::kind::infer) {
+    p.set_infer(r.bytes);
   } else {
     auto* s = p.mutable_store();
     s->set_tenant(r.id.tenant);
@@ -139,6 +141,10 @@ result<peer_request> decode_peer_request(const std::string& payload) {
     r.version = s.version();
     r.sha256 = s.sha256();
     r.bytes = s.bytes();
+  } else if (p.what_case() == pb::PeerRequest::kInfer) {
+    r.what = peer_request::kind::infer;
+    r.bytes = p.infer();
+    return r;
   } else {
     return status::invalid_argument("an empty PeerRequest");
   }
@@ -150,6 +156,7 @@ std::string encode_peer_reply(const peer_reply& r) {
   pb::PeerReply p;
   p.set_error(r.error);
   p.set_snapshot(r.snapshot);
+  p.set_response(r.response);
   return p.SerializeAsString();
 }
 
@@ -159,6 +166,7 @@ result<peer_reply> decode_peer_reply(const std::string& payload) {
   peer_reply r;
   r.error = p.error();
   r.snapshot = p.snapshot();
+  r.response = p.response();
   return r;
 }
 

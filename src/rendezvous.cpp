@@ -49,4 +49,18 @@ std::vector<std::string> rendezvous_order(std::string_view key, std::vector<std:
   return out;
 }
 
+std::vector<std::string> replica_attempts(std::string_view key,
+                                          const std::vector<std::string>& holders,
+                                          const std::map<std::string, uint32_t>& live_load) {
+  std::vector<std::string> live;
+  for (const auto& h : holders) {
+    if (live_load.count(h) > 0) live.push_back(h);
+  }
+  auto order = rendezvous_order(key, std::move(live));
+  if (order.size() >= 2 && live_load.at(order[1]) < live_load.at(order[0])) {
+    std::swap(order[0], order[1]);
+  }
+  return order;
+}
+
 }  // namespace shoal

@@ -50,21 +50,23 @@ std::optional<catalog_sync_msg> sync_reply(const replicated_catalog& replica,
 /// Returns true if `theirs` holds a change `ours` lacks.
 bool holds_more(const catalog_frontier& theirs, const catalog_frontier& ours);
 
-/// A request one node makes of another about snapshot bytes (placement): fetch them, or store
-/// a copy. Payload of the REQUEST channel.
+/// A request one node makes of another: fetch or store snapshot bytes (placement), or answer an
+/// inference (routing). Payload of the REQUEST channel.
 struct peer_request {
-  enum class kind : uint8_t { fetch, store };
+  enum class kind : uint8_t { fetch, store, infer };
   kind what = kind::fetch;
-  std::string sha256;    // both
+  std::string sha256;    // fetch, store
   model_id id;           // store
   uint32_t version = 0;  // store
-  std::string bytes;     // store
+  std::string bytes;     // store: the snapshot; infer: a serialized Request (api_codec)
 };
 
-/// The answer: an error, or (fetch) the bytes, which the asker checks against the sha256.
+/// The answer: an error, or (fetch) the bytes, which the asker checks against the sha256, or
+/// (infer) a serialized Response.
 struct peer_reply {
   std::string error;     // empty: done
   std::string snapshot;  // fetch
+  std::string response;  // infer
 };
 
 std::string encode_peer_request(const peer_request& r);

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,5 +22,13 @@ uint64_t rendezvous_score(std::string_view key, std::string_view node_id);
 /// Returns `node_ids` ordered by rendezvous score for `key`, highest first (ties, which need a
 /// 64-bit collision, by id).
 std::vector<std::string> rendezvous_order(std::string_view key, std::vector<std::string> node_ids);
+
+/// Returns the order in which a router tries the holders of a snapshot of `key`: the holders
+/// that are live (in `live_load`: node id -> requests in flight there), in rendezvous order,
+/// except that the less loaded of the first two goes first ("power of two choices"; a tie keeps
+/// the rendezvous order, so an idle cluster sends each model to one replica and keeps it warm).
+std::vector<std::string> replica_attempts(std::string_view key,
+                                          const std::vector<std::string>& holders,
+                                          const std::map<std::string, uint32_t>& live_load);
 
 }  // namespace shoal

@@ -74,3 +74,26 @@ TEST(rendezvous, removing_a_node_moves_only_its_keys_and_adding_one_takes_a_fair
 
 }  // namespace
 }  // namespace shoal
+
+namespace shoal {
+namespace {
+
+TEST(replica_attempts, live_holders_in_rendezvous_order_with_the_less_loaded_of_two_first) {
+  const std::vector<std::string> holders = {"node-1", "node-2", "node-3"};
+  std::map<std::string, uint32_t> idle = {{"node-1", 0}, {"node-2", 0}, {"node-3", 0}, {"node-4", 0}};
+  auto order = rendezvous_order("acme/bot", holders);
+  EXPECT_EQ(replica_attempts("acme/bot", holders, idle), order) << "a tie keeps the order";
+  auto busy = idle;
+  busy[order[0]] = 5;
+  auto attempts = replica_attempts("acme/bot", holders, busy);
+  EXPECT_EQ(attempts, (std::vector<std::string>{order[1], order[0], order[2]}));
+  // A dead holder (not live) is skipped; a live non-holder is never tried.
+  auto without = idle;
+  without.erase(order[0]);
+  attempts = replica_attempts("acme/bot", holders, without);
+  EXPECT_EQ(attempts, (std::vector<std::string>{order[1], order[2]}));
+  EXPECT_TRUE(replica_attempts("acme/bot", holders, {{"node-4", 0}}).empty());
+}
+
+}  // namespace
+}  // namespace shoal
