@@ -46,6 +46,11 @@ void push_to_peers(self_ptr self, const std::vector<catalog_change>& changes) {
 // fsync) and then added; a change out of order is a gap (our answer asks for what is missing).
 void receive_sync(self_ptr self, const catalog_sync_msg& m) {
   auto& st = self->state;
+  // A peer we did not know of yet (our member view is refreshed once a second): push to it too.
+  if (m.from_address != st.self_address &&
+      std::find(st.peers.begin(), st.peers.end(), m.from_address) == st.peers.end()) {
+    st.peers.push_back(m.from_address);
+  }
   const int64_t now = now_ms();
   std::vector<catalog_change> fresh;
   catalog_frontier taken;  // seqs accepted from this message so far, per origin
@@ -115,6 +120,20 @@ status commit(self_ptr self, std::vector<catalog_change> changes) {
   publish(self);
   push_to_peers(self, changes);
   return status::ok();
+}
+
+// Takes in the membership view: who is live (alive or suspect), and the peers' addresses.
+void update_live(self_ptr self, const std::vector<member_view>& views) {
+  auto& s = self->state;
+  s.peers.clear();
+  s.live.clear();
+  for (const auto& v : views) {
+    if (v.entry.status != member_status::alive && v.entry.status != member_status::suspect) {
+      continue;
+    }
+    s.live[v.entry.id] = v.entry.cluster_address;
+    if (!v.is_self) s.peers.push_back(v.entry.cluster_address);
+  }
 }
 
 // The members that should hold `id`'s bytes: the first replication_factor live members (us
@@ -211,6 +230,55 @@ void place(self_ptr self) {
     }
   }
   if (!holds.empty()) (void)commit(self, std::move(holds));
+}
+
+// Sends the pushed bytes to the members placement names for `id` and delivers `out` once each
+// answered, with the copies that are durable (ours included) and why any are missing.
+void send_copies(self_ptr self, caf::typed_response_promise<push_result> rp, push_result out,
+                 const model_id& id, std::shared_ptr<const std::string> payload) {
+  auto& st = self->state;
+  const size_t alive = std::max<size_t>(1, st.live.size());
+  if (alive < st.replication_factor) {
+    out.replication_note = "only " + std::to_string(alive) +
+                           (alive == 1 ? " node is" : " nodes are") +
+                           " alive; copies are added when nodes join";
+  }
+  std::vector<std::string> targets;
+  for (const auto& mid : placement(self, id)) {
+    auto it = st.live.find(mid);
+    if (mid != st.replica->self_id() && it != st.live.end()) targets.push_back(it->second);
+  }
+  if (targets.empty()) {
+    rp.deliver(out);
+    return;
+  }
+  struct tally {
+    push_result out;
+    size_t pending = 0;
+  };
+  auto t = std::make_shared<tally>();
+  t->out = std::move(out);
+  t->pending = targets.size();
+  const std::string what = id.str() + " version " + std::to_string(t->out.version);
+  for (const auto& target : targets) {
+    auto finish = [=](const std::string& failure) mutable {
+      if (failure.empty()) {
+        ++t->out.copies;
+      } else {
+        log_warn("copy of " + what + " to " + target + " failed: " + failure);
+        t->out.replication_note = "the copy to " + target + " failed (" + failure +
+                                  "); it is retried in the background";
+      }
+      if (--t->pending == 0) rp.deliver(t->out);
+    };
+    self->request(st.members, std::chrono::seconds(30), peer_atom_v, target, *payload)
+        .then(
+            [=](const std::string& reply) mutable {
+              auto r = decode_peer_reply(reply);
+              finish(!r ? r.error().message() : r->error);
+            },
+            [=](const caf::error& err) mutable { finish(self->system().render(err)); });
+  }
 }
 
 // Answers a peer's request about snapshot bytes.
@@ -319,56 +387,27 @@ catalog_actor::behavior_type catalog_behavior(catalog_actor::stateful_pointer<ca
           }
         }
         // Copies on the members placement names (we hold one already); answer once they are
-        // durable there, or say how many are.
+        // durable there, or say how many are. The membership view is asked afresh: a push may
+        // come right after the node started.
         out.copies = 1;
         out.replication_factor = static_cast<uint32_t>(st.replication_factor);
-        std::vector<std::string> targets;
-        for (const auto& id : placement(self, req.id)) {
-          auto it = st.live.find(id);
-          if (id != st.replica->self_id() && it != st.live.end()) targets.push_back(it->second);
-        }
-        const size_t wanted = std::min(st.replication_factor, std::max<size_t>(1, st.live.size()));
-        if (wanted < st.replication_factor) {
-          out.replication_note = "only " + std::to_string(std::max<size_t>(1, st.live.size())) +
-                                 (st.live.size() <= 1 ? " node is" : " nodes are") +
-                                 " alive; copies are added when nodes join";
-        }
-        if (targets.empty() || !st.members) return out;
+        if (!st.members) return out;
         peer_request copy;
         copy.what = peer_request::kind::store;
         copy.id = req.id;
         copy.version = out.version;
         copy.sha256 = *sha;
         copy.bytes = std::move(req.bytes);
-        const std::string payload = encode_peer_request(copy);
+        auto payload = std::make_shared<const std::string>(encode_peer_request(copy));
         auto rp = self->make_response_promise<push_result>();
-        struct tally {
-          push_result out;
-          size_t pending = 0;
-        };
-        auto t = std::make_shared<tally>();
-        t->out = out;
-        t->pending = targets.size();
-        const std::string what = copy.id.str() + " version " + std::to_string(copy.version);
-        for (const auto& target : targets) {
-          auto finish = [=](const std::string& failure) mutable {
-            if (failure.empty()) {
-              ++t->out.copies;
-            } else {
-              log_warn("copy of " + what + " to " + target + " failed: " + failure);
-              t->out.replication_note = "the copy to " + target + " failed (" + failure +
-                                        "); it is retried in the background";
-            }
-            if (--t->pending == 0) rp.deliver(t->out);
-          };
-          self->request(st.members, std::chrono::seconds(30), peer_atom_v, target, payload)
-              .then(
-                  [=](const std::string& reply) mutable {
-                    auto r = decode_peer_reply(reply);
-                    finish(!r ? r.error().message() : r->error);
-                  },
-                  [=](const caf::error& err) mutable { finish(self->system().render(err)); });
-        }
+        const model_id id = req.id;
+        self->request(st.members, std::chrono::seconds(1), members_atom_v)
+            .then(
+                [=](const std::vector<member_view>& views) mutable {
+                  update_live(self, views);
+                  send_copies(self, rp, out, id, payload);
+                },
+                [=](const caf::error&) mutable { send_copies(self, rp, out, id, payload); });
         return rp;
       },
       [=](label_atom, label_request& req) -> caf::result<label_result> {
@@ -439,16 +478,7 @@ catalog_actor::behavior_type catalog_behavior(catalog_actor::stateful_pointer<ca
             .then(
                 [=](const std::vector<member_view>& views) {
                   auto& s = self->state;
-                  s.peers.clear();
-                  s.live.clear();
-                  for (const auto& v : views) {
-                    if (v.entry.status != member_status::alive &&
-                        v.entry.status != member_status::suspect) {
-                      continue;
-                    }
-                    s.live[v.entry.id] = v.entry.cluster_address;
-                    if (!v.is_self) s.peers.push_back(v.entry.cluster_address);
-                  }
+                  update_live(self, views);
                   if (++s.ticks % 2 == 0) place(self);
                   if (s.peers.empty()) return;
                   std::uniform_int_distribution<size_t> pick(0, s.peers.size() - 1);
@@ -458,7 +488,10 @@ catalog_actor::behavior_type catalog_behavior(catalog_actor::stateful_pointer<ca
                   send_sync(self, s.peers[pick(s.rng)], hello);
                 },
                 [=](const caf::error&) {});
-        self->delayed_send(self, st.sync_interval, tick_atom_v);
+        // Until the first peer shows up (a node that just started), look five times as often,
+        // so its own changes reach the others at once rather than by anti-entropy.
+        self->delayed_send(self, st.peers.empty() ? st.sync_interval / 5 : st.sync_interval,
+                           tick_atom_v);
       },
       [=](peer_atom, const std::string& payload) -> std::string {
         return answer_peer(self, payload);

@@ -80,6 +80,30 @@ void try_replica(self_ptr self, caf::typed_response_promise<infer_result> rp,
           });
 }
 
+void update_live(self_ptr self, const std::vector<member_view>& views) {
+  auto& live = self->state.live;
+  live.clear();
+  for (const auto& v : views) {
+    if (v.entry.status == member_status::alive) {
+      live[v.entry.id] = {v.entry.cluster_address, v.entry.load.in_flight};
+    }
+  }
+}
+
+std::vector<std::string> attempts_for(self_ptr self, const model_id& id,
+                                      const snapshot_info& snap) {
+  std::map<std::string, uint32_t> load;
+  for (const auto& [mid, member] : self->state.live) load[mid] = member.second;
+  std::vector<std::string> holders(snap.holders.begin(), snap.holders.end());
+  return replica_attempts(id.str(), holders, load);
+}
+
+status no_live_holder(const model_id& id, uint32_t version) {
+  return status::unavailable("no live node holds " + id.str() + " version " +
+                             std::to_string(version) +
+                             " right now (its holders are down); try again when one is back");
+}
+
 }  // namespace
 
 router_actor::behavior_type router(self_ptr self, catalog_actor catalog, catalog_ptr initial,
@@ -112,22 +136,37 @@ router_actor::behavior_type router(self_ptr self, catalog_actor catalog, catalog
                            snap->holders.count(st.self_id) > 0 ||
                            st.loaded.count({req.id, *version}) > 0;
         if (local) return self->delegate(host_for(self, req.id, *version), infer_atom_v, std::move(req));
-        std::map<std::string, uint32_t> load;
-        for (const auto& [id, member] : st.live) load[id] = member.second;
-        std::vector<std::string> holders(snap->holders.begin(), snap->holders.end());
-        auto attempts = std::make_shared<const std::vector<std::string>>(
-            replica_attempts(req.id.str(), holders, load));
-        if (attempts->empty()) {
-          return to_error(status::unavailable(
-              "no live node holds " + req.id.str() + " version " + std::to_string(*version) +
-              " right now (its holders are down); try again when one is back"));
-        }
         peer_request forward;
         forward.what = peer_request::kind::infer;
         forward.bytes = encode_request(0, api_call{req});
         auto payload = std::make_shared<const std::string>(encode_peer_request(forward));
         auto rp = self->make_response_promise<infer_result>();
-        try_replica(self, rp, payload, attempts, 0, "");
+        auto attempts = attempts_for(self, req.id, *snap);
+        if (!attempts.empty()) {
+          try_replica(self, rp, payload,
+                      std::make_shared<const std::vector<std::string>>(std::move(attempts)), 0, "");
+          return rp;
+        }
+        // No live holder in our view, which is refreshed twice a second: ask for a fresh one
+        // before giving up (a node that just started, a holder that just came back).
+        const model_id id = req.id;
+        const snapshot_info held = *snap;
+        self->request(st.members, std::chrono::seconds(1), members_atom_v)
+            .then(
+                [=](const std::vector<member_view>& views) mutable {
+                  update_live(self, views);
+                  auto fresh = attempts_for(self, id, held);
+                  if (fresh.empty()) {
+                    rp.deliver(to_error(no_live_holder(id, held.version)));
+                    return;
+                  }
+                  try_replica(self, rp, payload,
+                              std::make_shared<const std::vector<std::string>>(std::move(fresh)),
+                              0, "");
+                },
+                [=](const caf::error&) mutable {
+                  rp.deliver(to_error(no_live_holder(id, held.version)));
+                });
         return rp;
       },
       [=](peer_atom, const std::string& payload) -> caf::result<std::string> {
@@ -173,15 +212,7 @@ router_actor::behavior_type router(self_ptr self, catalog_actor catalog, catalog
         // Who is alive and how loaded, for choosing replicas (refreshed twice a second).
         self->request(self->state.members, std::chrono::seconds(1), members_atom_v)
             .then(
-                [=](const std::vector<member_view>& views) {
-                  auto& live = self->state.live;
-                  live.clear();
-                  for (const auto& v : views) {
-                    if (v.entry.status == member_status::alive) {
-                      live[v.entry.id] = {v.entry.cluster_address, v.entry.load.in_flight};
-                    }
-                  }
-                },
+                [=](const std::vector<member_view>& views) { update_live(self, views); },
                 [=](const caf::error&) {});
         self->delayed_send(self, std::chrono::milliseconds(500), tick_atom_v);
       },

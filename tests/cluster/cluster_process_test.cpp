@@ -12,7 +12,10 @@
 #include <chrono>
 #include <functional>
 #include <cstdlib>
+#include <atomic>
 #include <map>
+#include <mutex>
+#include <set>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -228,6 +231,89 @@ TEST_F(cluster, catalog_changes_made_on_any_node_reach_every_node) {
       1s);
   ASSERT_TRUE(seen) << node("n2").log();
   EXPECT_EQ(listing("n1", "acme/bot"), listing("n3", "acme/bot"));
+}
+
+std::string infer_body(const std::string& text) {
+  return nlohmann::json{{"inputs",
+                         {{{"name", "text"}, {"shape", {1}}, {"datatype", "BYTES"}, {"data", {text}}}}}}
+      .dump();
+}
+
+// Issue 4, routing: pushed through n1 with R = 2, the model answers the same on every node,
+// including the one that holds no copy.
+TEST_F(cluster, any_node_answers_any_model_with_the_same_answers) {
+  start("n1", {});
+  start("n2", {"n1"});
+  start("n3", {"n1"});
+  expect_all_alive({"n1", "n2", "n3"}, 10s);
+  auto push = node("n1").cli({"snapshot", "push", "acme/bot", model(1)});
+  ASSERT_EQ(push.exit_code, 0) << push.err;
+  EXPECT_EQ(push.err, "") << "two copies made at once";
+  ASSERT_TRUE(wait_until([&] { return listing("n3", "acme/bot")["snapshots"][0]["holders"].size() >= 2; }, 2s))
+      << listing("n3", "acme/bot").dump() << "\n" << node("n1").log();
+  std::vector<std::string> texts = {"where is my parcel", "i want a refund", "hello there"};
+  for (const auto& text : texts) {
+    std::string want;
+    for (const auto& n : {"n1", "n2", "n3"}) {
+      auto r = testing::http_call(node(n).http_port(), "POST", "/v2/models/acme/bot/infer",
+                                  infer_body(text));
+      ASSERT_EQ(r.status, 200) << n << ": " << r.body;
+      auto outputs = nlohmann::json::parse(r.body)["outputs"].dump();
+      if (want.empty()) want = outputs;
+      EXPECT_EQ(outputs, want) << n << " answers \"" << text << "\" differently";
+    }
+  }
+}
+
+// Issue 4, routing: steady load through a node, kill -9 of a node holding the model: no request
+// fails; the cluster restores two live copies.
+TEST_F(cluster, killing_a_replica_holder_under_load_fails_no_request) {
+  start("n1", {});
+  start("n2", {"n1"});
+  start("n3", {"n1"});
+  expect_all_alive({"n1", "n2", "n3"}, 10s);
+  // Push through n1, then load through a node that is not among the first holders if possible.
+  ASSERT_EQ(node("n1").cli({"snapshot", "push", "acme/bot", model(2)}).exit_code, 0);
+  ASSERT_TRUE(wait_until([&] { return listing("n2", "acme/bot")["snapshots"][0]["holders"].size() >= 2; }, 2s));
+  auto holders = listing("n2", "acme/bot")["snapshots"][0]["holders"].get<std::set<std::string>>();
+  std::string front = "n3";
+  for (const auto& n : {"n2", "n3"}) {
+    if (holders.count(n) == 0) front = n;
+  }
+  // The victim: a holder other than the front node.
+  std::string victim;
+  for (const auto& h : holders) {
+    if (h != front) victim = h;
+  }
+  ASSERT_FALSE(victim.empty());
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> ok{0};
+  std::vector<std::string> failures;
+  std::mutex mu;
+  std::thread load([&] {
+    while (!stop) {
+      auto r = testing::http_call(node(front).http_port(), "POST", "/v2/models/acme/bot/infer",
+                                  infer_body("where is my parcel"));
+      if (r.status == 200) {
+        ++ok;
+      } else {
+        std::lock_guard<std::mutex> lock(mu);
+        failures.push_back(std::to_string(r.status) + " " + r.body);
+      }
+    }
+  });
+  std::this_thread::sleep_for(1500ms);
+  int before = ok;
+  node(victim).stop(SIGKILL);
+  std::this_thread::sleep_for(3000ms);
+  stop = true;
+  load.join();
+  EXPECT_GT(before, 10);
+  EXPECT_GT(ok.load(), before + 10) << "requests kept being answered after the kill";
+  EXPECT_TRUE(failures.empty()) << failures.size() << " failed, first: " << failures.front()
+                                << "\n" << node(front).log();
+  RecordProperty("requests_answered", ok.load());
 }
 
 // Issue 4, catalog: a node killed while the catalog changes serves the new state after restart.
