@@ -64,7 +64,15 @@ gateway_actor::behavior_type gateway(gateway_actor::stateful_pointer<gateway_sta
               } else if constexpr (std::is_same_v<T, cluster_status_request>) {
                 self->request(members, cfg.status_timeout, members_atom_v)
                     .then(
-                        [reply](std::vector<member_view>& all) {
+                        [=](std::vector<member_view>& all) {
+                          // Per-node counts of the versions each holds, from our catalog copy.
+                          std::map<std::string, uint32_t> held;
+                          for (const auto* m : self->state.current->models()) {
+                            for (const auto& s : m->snapshots) {
+                              for (const auto& h : s.holders) ++held[h];
+                            }
+                          }
+                          for (auto& v : all) v.snapshots_held = held[v.entry.id];
                           reply(cluster_status{std::move(all)});
                         },
                         fail("cluster status"));

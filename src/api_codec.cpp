@@ -527,6 +527,7 @@ std::string encode_response(uint64_t request_id, const cluster_status& r) {
     mv->set_is_self(v.is_self);
     mv->set_phi(v.phi);
     mv->set_since_heard_ms(v.since_heard_ms.value_or(-1));
+    mv->set_snapshots_held(v.snapshots_held);
   }
   return serialize(m);
 }
@@ -667,6 +668,7 @@ result<cluster_status> decode_cluster_status_response(std::string_view bytes) {
     v.is_self = mv.is_self();
     v.phi = mv.phi();
     if (mv.since_heard_ms() >= 0) v.since_heard_ms = mv.since_heard_ms();
+    v.snapshots_held = mv.snapshots_held();
     out.members.push_back(std::move(v));
   }
   return out;

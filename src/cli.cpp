@@ -410,7 +410,7 @@ std::string ago_text(int64_t ms) {
 
 std::string render_cluster(const cluster_status& st) {
   std::vector<std::vector<std::string>> rows = {
-      {"NAME", "ADDRESS", "STATUS", "INCARNATION", "PHI", "HEARD", "IN-FLIGHT", "MODELS",
+      {"NAME", "ADDRESS", "STATUS", "INCARNATION", "PHI", "HEARD", "IN-FLIGHT", "LOADED", "HELD",
        "FREE MEM"}};
   for (const auto& v : st.members) {
     char phi[32];
@@ -421,6 +421,7 @@ std::string render_cluster(const cluster_status& st) {
                     v.is_self || !v.since_heard_ms ? "-" : ago_text(*v.since_heard_ms),
                     std::to_string(v.entry.load.in_flight),
                     std::to_string(v.entry.load.loaded_models),
+                    std::to_string(v.snapshots_held),
                     bytes_text(v.entry.load.free_model_memory)});
   }
   std::string out = render_table(rows);
@@ -440,6 +441,7 @@ json cluster_json(const cluster_status& st) {
          {"heartbeat", m.heartbeat},
          {"phi", std::round(v.phi * 1000) / 1000},
          {"since_heard_ms", v.since_heard_ms ? json(*v.since_heard_ms) : json(nullptr)},
+         {"snapshots_held", v.snapshots_held},
          {"cluster_address", m.cluster_address},
          {"http_address", m.http_address},
          {"zmq_address", m.zmq_address},

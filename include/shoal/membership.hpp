@@ -183,6 +183,8 @@ struct member_view {
   bool is_self = false;
   double phi = 0;
   std::optional<int64_t> since_heard_ms;  // since its heartbeat last rose; none if never
+  uint32_t snapshots_held = 0;            // versions whose bytes it holds (from the catalog;
+                                          // filled in by the gateway)
 };
 
 class membership {

@@ -356,6 +356,7 @@ class fake_node {
     self.entry = {"a1", "n1", "127.0.0.1:7420", "127.0.0.1:7422", "127.0.0.1:7421", 100,
                   member_status::alive, 57, {2, 3, 3ull << 30}};
     self.is_self = true;
+    self.snapshots_held = 12;
     member_view peer;
     peer.entry = {"b2", "n2", "127.0.0.1:7430", "127.0.0.1:7432", "127.0.0.1:7431", 205,
                   member_status::suspect, 40, {0, 1, 700ull << 20}};
@@ -571,10 +572,10 @@ TEST_F(cli_run, cluster_status_prints_a_table_and_json) {
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.err, "");
   EXPECT_EQ(r.out,
-            "NAME  ADDRESS         STATUS   INCARNATION  PHI    HEARD     IN-FLIGHT  MODELS  FREE MEM\n"
-            "n1 *  127.0.0.1:7420  alive    100          -      -         2          3       3.0G\n"
-            "n2    127.0.0.1:7430  suspect  205          9.2    1.2s ago  0          1       700M\n"
-            "n3    127.0.0.1:7440  dead     7            123.5  -         0          0       0\n"
+            "NAME  ADDRESS         STATUS   INCARNATION  PHI    HEARD     IN-FLIGHT  LOADED  HELD  FREE MEM\n"
+            "n1 *  127.0.0.1:7420  alive    100          -      -         2          3       12    3.0G\n"
+            "n2    127.0.0.1:7430  suspect  205          9.2    1.2s ago  0          1       0     700M\n"
+            "n3    127.0.0.1:7440  dead     7            123.5  -         0          0       0     0\n"
             "(* this node)\n");
   EXPECT_TRUE(std::holds_alternative<cluster_status_request>(node_.last_call()));
 
@@ -592,6 +593,7 @@ TEST_F(cli_run, cluster_status_prints_a_table_and_json) {
   EXPECT_EQ(doc["members"][1]["zmq_address"], "127.0.0.1:7431");
   EXPECT_EQ(doc["members"][1]["load"]["loaded_models"], 1);
   EXPECT_EQ(doc["members"][1]["load"]["free_model_memory"], 700ull << 20);
+  EXPECT_EQ(doc["members"][0]["snapshots_held"], 12);
   EXPECT_EQ(doc["members"][2]["status"], "dead");
 }
 
