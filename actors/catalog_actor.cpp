@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "shoal/api_codec.hpp"
 #include "shoal/catalog_sync.hpp"
 #include "shoal/rendezvous.hpp"
 #include "shoal/log.hpp"
@@ -416,19 +417,83 @@ catalog_actor::behavior_type catalog_behavior(catalog_actor::stateful_pointer<ca
         auto planned = st.replica->view().plan_label(req, now_ms());
         if (!planned) return to_error(planned.error());
         uint32_t from = 0;
-        if (const auto* entry = st.replica->view().find(req.id)) {
-          auto it = entry->labels.find(req.label);
-          if (it != entry->labels.end()) from = it->second.current();
+        const model_entry* entry = st.replica->view().find(req.id);
+        auto it = entry->labels.find(req.label);
+        if (it != entry->labels.end()) from = it->second.current();
+        const catalog_change change = *planned;
+        const std::string label = req.label;
+        const label_action action = req.action;
+        auto finish = [=]() -> result<label_result> {
+          auto committed = commit(self, {change});
+          if (!committed.is_ok()) {
+            log_error("label move failed model=" + change.id.str() + ": " + committed.to_string());
+            return committed;
+          }
+          log_info("label moved model=" + change.id.str() + " label=" + label + " from=" +
+                   std::to_string(from) + " to=" + std::to_string(change.to) +
+                   " action=" + action_name(action));
+          return label_result{label, from, change.to};
+        };
+        // Warm the target on its live holders first (see the header).
+        std::vector<std::string> warm_at;  // cluster addresses; "" is this node
+        for (const auto& holder : entry->find(change.to)->holders) {
+          if (holder == st.replica->self_id()) {
+            if (st.router) warm_at.push_back("");
+          } else if (st.members && st.live.count(holder) > 0) {
+            warm_at.push_back(st.live.at(holder));
+          }
         }
-        auto committed = commit(self, {*planned});
-        if (!committed.is_ok()) {
-          log_error("label move failed model=" + req.id.str() + ": " + committed.to_string());
-          return to_error(committed);
+        if (warm_at.empty()) {
+          auto moved = finish();
+          if (!moved) return to_error(moved.error());
+          return *moved;
         }
-        log_info("label moved model=" + req.id.str() + " label=" + req.label + " from=" +
-                 std::to_string(from) + " to=" + std::to_string(planned->to) +
-                 " action=" + action_name(req.action));
-        return label_result{req.label, from, planned->to};
+        infer_request warm;
+        warm.id = change.id;
+        warm.version = change.to;
+        warm.texts = {"warm-up"};
+        peer_request forward;
+        forward.what = peer_request::kind::infer;
+        forward.bytes = encode_request(0, api_call{warm});
+        const std::string payload = encode_peer_request(forward);
+        auto rp = self->make_response_promise<label_result>();
+        auto pending = std::make_shared<size_t>(warm_at.size());
+        auto done = [=](const std::string& where, const std::string& failure) mutable {
+          if (!failure.empty()) {
+            log_warn("warming " + change.id.str() + " version " + std::to_string(change.to) +
+                     " on " + (where.empty() ? std::string("this node") : where) +
+                     " failed (moving the label anyway): " + failure);
+          }
+          if (--*pending > 0) return;
+          auto moved = finish();
+          if (!moved) {
+            rp.deliver(to_error(moved.error()));
+          } else {
+            rp.deliver(*moved);
+          }
+        };
+        const auto warm_timeout = std::chrono::seconds(5);
+        for (const auto& where : warm_at) {
+          auto on_reply = [=](const std::string& bytes) mutable {
+            auto reply = decode_peer_reply(bytes);
+            std::string failure = !reply ? reply.error().message() : reply->error;
+            if (failure.empty()) {
+              auto r = decode_infer_response(reply->response);
+              if (!r) failure = r.error().message();
+            }
+            done(where, failure);
+          };
+          auto on_error = [=](const caf::error& err) mutable {
+            done(where, self->system().render(err));
+          };
+          if (where.empty()) {
+            self->request(st.router, warm_timeout, peer_atom_v, payload).then(on_reply, on_error);
+          } else {
+            self->request(st.members, warm_timeout, peer_atom_v, where, payload)
+                .then(on_reply, on_error);
+          }
+        }
+        return rp;
       },
       [=](load_atom, const model_id& id, uint32_t version) -> caf::result<model_ptr> {
         auto& st = self->state;
@@ -466,9 +531,11 @@ catalog_actor::behavior_type catalog_behavior(catalog_actor::stateful_pointer<ca
       [=](subscribe_atom, catalog_listener listener) {
         self->state.listeners.push_back(std::move(listener));
       },
-      [=](cluster_atom, membership_actor members, std::string& self_address) {
+      [=](cluster_atom, membership_actor members, std::string& self_address,
+          peer_request_sink router) {
         self->state.members = std::move(members);
         self->state.self_address = std::move(self_address);
+        self->state.router = std::move(router);
         self->send(self, tick_atom_v);
       },
       [=](tick_atom) {

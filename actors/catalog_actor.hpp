@@ -16,6 +16,12 @@
 // node checks the versions it should hold and copies missing ones from a live holder (verified
 // by hash), so copies come back when a holder dies or a node joins. Holding is recorded in the
 // catalog (hold changes), which is what `snapshot list` shows and routing reads.
+//
+// Label moves warm first: before a promote or rollback is committed, every live holder of the
+// target version loads it (a warm-up inference), so the old version serves until the new one is
+// in memory where requests will go: no cold-load spike, no window of errors. A version that
+// served before is still loaded (hosts stay until the model cache of a later release evicts
+// them), so a rollback right after a promote warms in a round trip.
 #pragma once
 
 #include <chrono>
@@ -52,6 +58,7 @@ struct catalog_state {
   std::vector<catalog_listener> listeners;
   // Replication (catalog_sync.hpp), once the node sends (cluster, membership, our address).
   membership_actor members;                // unset in a node without a cluster port (tests)
+  peer_request_sink router;                // this node's router: warms versions before a move
   std::string self_address;                // our cluster address
   std::vector<std::string> peers;          // live peers' cluster addresses, refreshed each tick
   std::map<std::string, std::string> live; // live members (us included): id -> cluster address

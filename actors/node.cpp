@@ -329,7 +329,8 @@ int run_node(const node_config& cfg) {
   auto gw = sys.spawn(gateway, rtr, catalog, initial, members, gw_cfg);
   caf::anon_send(catalog, subscribe_atom_v, caf::actor_cast<catalog_listener>(rtr));
   caf::anon_send(catalog, subscribe_atom_v, caf::actor_cast<catalog_listener>(gw));
-  caf::anon_send(catalog, cluster_atom_v, members, cluster_address);
+  caf::anon_send(catalog, cluster_atom_v, members, cluster_address,
+                 caf::actor_cast<peer_request_sink>(rtr));
   caf::anon_send(rtr, cluster_atom_v, members, *node_id);
 
   auto stop_actors = [&] {

@@ -149,7 +149,8 @@ using catalog_actor = caf::typed_actor<
     caf::replies_to<label_atom, label_request>::with<label_result>,
     caf::replies_to<load_atom, model_id, uint32_t>::with<model_ptr>,
     caf::reacts_to<subscribe_atom, catalog_listener>,
-    caf::reacts_to<cluster_atom, membership_actor, std::string>,  // start replicating
+    // Start replicating: membership, our cluster address, the router (warms versions here).
+    caf::reacts_to<cluster_atom, membership_actor, std::string, peer_request_sink>,
     caf::reacts_to<sync_atom, std::string>,                       // a peer's CatalogSync payload
     caf::replies_to<peer_atom, std::string>::with<std::string>,    // PeerRequest -> PeerReply
     caf::reacts_to<tick_atom>>;                                   // anti-entropy timer
