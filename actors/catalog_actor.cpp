@@ -33,14 +33,26 @@ void send_sync(self_ptr self, const std::string& address, const catalog_sync_msg
   self->send(self->state.members, replicate_atom_v, address, encode_catalog_sync(m));
 }
 
-// Pushes changes made here to every live peer at once (anti-entropy covers whoever misses it).
+void update_live(self_ptr self, const std::vector<member_view>& views);
+
+// Pushes changes made here to every live peer at once, on a fresh member view (the one kept
+// for anti-entropy is up to a second old and may miss a node that just joined).
 void push_to_peers(self_ptr self, const std::vector<catalog_change>& changes) {
   auto& st = self->state;
-  if (st.peers.empty()) return;
-  catalog_sync_msg m;
-  m.from_address = st.self_address;
-  m.changes = changes;
-  for (const auto& peer : st.peers) send_sync(self, peer, m);
+  if (!st.members) return;
+  auto m = std::make_shared<catalog_sync_msg>();
+  m->from_address = st.self_address;
+  m->changes = changes;
+  auto send_all = [=] {
+    for (const auto& peer : self->state.peers) send_sync(self, peer, *m);
+  };
+  self->request(st.members, std::chrono::seconds(1), members_atom_v)
+      .then(
+          [=](const std::vector<member_view>& views) {
+            update_live(self, views);
+            send_all();
+          },
+          [=](const caf::error&) { send_all(); });
 }
 
 // Takes in a peer's sync message: the changes that are next of their origin are journaled (one
