@@ -174,15 +174,16 @@ catalog_change hold_change(const model_id& id, uint32_t version) {
 void fetch_copy(self_ptr self, const model_id& id, const snapshot_info& snap) {
   auto& st = self->state;
   if (st.fetching.count(snap.sha256) > 0) return;
-  std::string from;
+  // A random live holder: if one serves a damaged copy (refused by the hash check below), the
+  // next round likely asks another.
+  std::vector<std::string> sources;
   for (const auto& holder : snap.holders) {
     auto it = st.live.find(holder);
-    if (it != st.live.end() && holder != st.replica->self_id()) {
-      from = it->second;
-      break;
-    }
+    if (it != st.live.end() && holder != st.replica->self_id()) sources.push_back(it->second);
   }
-  if (from.empty()) return;  // no live holder: nothing to copy from now
+  if (sources.empty()) return;  // no live holder: nothing to copy from now
+  std::uniform_int_distribution<size_t> pick(0, sources.size() - 1);
+  const std::string from = sources[pick(st.rng)];
   st.fetching.insert(snap.sha256);
   peer_request req;
   req.what = peer_request::kind::fetch;

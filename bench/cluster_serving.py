@@ -151,85 +151,79 @@ def wrk(port, model, seconds, threads=1, conns=2):
 
 def bench_rollback(tmp, v1, v2):
     c = Cluster(os.path.join(tmp, "rb"), ["n1", "n2", "n3", "n4", "n5"])
-    try:
-        c.wait_members(5)
-        c.cli("n1", "snapshot", "push", "acme/bot", v1)
-        c.cli("n1", "snapshot", "push", "acme/bot", v2)
-        times, cli_times = [], []
-        want = "1"
-        for i in range(20):
-            node = random.choice(list(c.nodes))
-            start = time.monotonic()
-            if i % 2 == 0:
-                c.cli(node, "snapshot", "promote", "acme/bot", "2")
-                want = "2"
-            else:
-                c.cli(node, "snapshot", "rollback", "acme/bot")
-                want = "1"
-            cli_times.append((time.monotonic() - start) * 1000)
-            pending = set(c.nodes)
-            while pending:
-                pending = {n for n in pending if infer_version(c.nodes[n]["http"], "acme/bot") != want}
-                if time.monotonic() - start > 10:
-                    raise SystemExit("label move %d not served everywhere in 10 s" % i)
-            times.append((time.monotonic() - start) * 1000)
-        return times, cli_times
-    finally:
-        c.stop()
+    c.wait_members(5)
+    c.cli("n1", "snapshot", "push", "acme/bot", v1)
+    c.cli("n1", "snapshot", "push", "acme/bot", v2)
+    times, cli_times = [], []
+    want = "1"
+    for i in range(20):
+        node = random.choice(list(c.nodes))
+        start = time.monotonic()
+        if i % 2 == 0:
+            c.cli(node, "snapshot", "promote", "acme/bot", "2")
+            want = "2"
+        else:
+            c.cli(node, "snapshot", "rollback", "acme/bot")
+            want = "1"
+        cli_times.append((time.monotonic() - start) * 1000)
+        pending = set(c.nodes)
+        while pending:
+            pending = {n for n in pending if infer_version(c.nodes[n]["http"], "acme/bot") != want}
+            if time.monotonic() - start > 10:
+                raise SystemExit("label move %d not served everywhere in 10 s" % i)
+        times.append((time.monotonic() - start) * 1000)
+    c.stop()  # (and main() stops it on any failure)
+    return times, cli_times
 
 
 def bench_failover(tmp, models):
     c = Cluster(os.path.join(tmp, "fo"), ["n1", "n2", "n3"])
-    try:
-        c.wait_members(3)
-        for i, path in enumerate(models):
-            c.cli("n1", "snapshot", "push", "acme/m%d" % i, path)
-        time.sleep(1)
-        listing = json.loads(c.cli("n1", "snapshot", "list", "acme/m0", "--json"))
-        holders = set(listing["snapshots"][0]["holders"])
-        front = next((n for n in ["n2", "n3", "n1"] if n not in holders), "n3")
-        victim = sorted(h for h in holders if h != front)[0]
-        port = c.nodes[front]["http"]
-        before = wrk(port, "acme/m0", 10)
-        killed_at = time.monotonic()
-        c.kill(victim)
-        during = wrk(port, "acme/m0", 10)
-        # R live holders again for every model.
-        restored_ms = None
-        alive = [n for n in c.nodes if n != victim]
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            ok = True
-            for i in range(len(models)):
-                l = json.loads(c.cli(front, "snapshot", "list", "acme/m%d" % i, "--json"))
-                live = [h for h in l["snapshots"][0]["holders"] if h in alive]
-                ok = ok and len(live) >= 2
-            if ok:
-                restored_ms = (time.monotonic() - killed_at) * 1000
-                break
-            time.sleep(0.2)
-        after = wrk(port, "acme/m0", 10)
-        return before, during, after, restored_ms, front, victim
-    finally:
-        c.stop()
+    c.wait_members(3)
+    for i, path in enumerate(models):
+        c.cli("n1", "snapshot", "push", "acme/m%d" % i, path)
+    time.sleep(1)
+    listing = json.loads(c.cli("n1", "snapshot", "list", "acme/m0", "--json"))
+    holders = set(listing["snapshots"][0]["holders"])
+    front = next((n for n in ["n2", "n3", "n1"] if n not in holders), "n3")
+    victim = sorted(h for h in holders if h != front)[0]
+    port = c.nodes[front]["http"]
+    before = wrk(port, "acme/m0", 10)
+    killed_at = time.monotonic()
+    c.kill(victim)
+    during = wrk(port, "acme/m0", 10)
+    # R live holders again for every model.
+    restored_ms = None
+    alive = [n for n in c.nodes if n != victim]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        ok = True
+        for i in range(len(models)):
+            l = json.loads(c.cli(front, "snapshot", "list", "acme/m%d" % i, "--json"))
+            live = [h for h in l["snapshots"][0]["holders"] if h in alive]
+            ok = ok and len(live) >= 2
+        if ok:
+            restored_ms = (time.monotonic() - killed_at) * 1000
+            break
+        time.sleep(0.2)
+    after = wrk(port, "acme/m0", 10)
+    c.stop()  # (and main() stops it on any failure)
+    return before, during, after, restored_ms, front, victim
 
 
 def bench_routed(tmp, model):
     c = Cluster(os.path.join(tmp, "rt"), ["n1", "n2", "n3"])
-    try:
-        c.wait_members(3)
-        c.cli("n1", "snapshot", "push", "acme/bot", model)
-        time.sleep(1)
-        holders = set(json.loads(c.cli("n1", "snapshot", "list", "acme/bot", "--json"))["snapshots"][0]["holders"])
-        local = sorted(holders)[0]
-        remote = next((n for n in c.nodes if n not in holders), None)
-        if remote is None:
-            raise SystemExit("every node holds the model; nothing to route")
-        a = wrk(c.nodes[local]["http"], "acme/bot", 10, threads=2, conns=32)
-        b = wrk(c.nodes[remote]["http"], "acme/bot", 10, threads=2, conns=32)
-        return a, b, local, remote
-    finally:
-        c.stop()
+    c.wait_members(3)
+    c.cli("n1", "snapshot", "push", "acme/bot", model)
+    time.sleep(1)
+    holders = set(json.loads(c.cli("n1", "snapshot", "list", "acme/bot", "--json"))["snapshots"][0]["holders"])
+    local = sorted(holders)[0]
+    remote = next((n for n in c.nodes if n not in holders), None)
+    if remote is None:
+        raise SystemExit("every node holds the model; nothing to route")
+    a = wrk(c.nodes[local]["http"], "acme/bot", 10, threads=2, conns=32)
+    b = wrk(c.nodes[remote]["http"], "acme/bot", 10, threads=2, conns=32)
+    c.stop()  # (and main() stops it on any failure)
+    return a, b, local, remote
 
 
 def main():

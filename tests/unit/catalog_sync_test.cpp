@@ -11,26 +11,14 @@
 
 #include "proto/shoal.pb.h"
 #include "support/catalog_dump.hpp"
+#include "support/replica_steps.hpp"
 
 namespace shoal {
 namespace {
 
 using testing::dump;
 
-snapshot_info snap(const std::string& sha) {
-  snapshot_info s;
-  s.sha256 = sha;
-  s.size_bytes = 10;
-  s.format = "fasttext";
-  return s;
-}
-
-std::vector<catalog_change> push(replicated_catalog& r, const model_id& id, const std::string& sha,
-                                 int64_t t) {
-  auto changes = r.stamp(r.view().plan_push(id, snap(sha), "", t), t);
-  for (const auto& c : changes) EXPECT_TRUE(r.add(c, t).is_ok());
-  return changes;
-}
+using testing::push_on;
 
 // A replica with an address, as a node would hold it.
 struct peer {
@@ -77,7 +65,7 @@ TEST(catalog_sync, messages_round_trip_through_the_codec) {
   replicated_catalog r("n1");
   catalog_sync_msg m;
   m.from_address = "127.0.0.1:7420";
-  m.changes = push(r, model_id{"acme", "bot"}, "s1", 1000);
+  m.changes = push_on(r, model_id{"acme", "bot"}, "s1", 1000);
   auto back = decode_catalog_sync(encode_catalog_sync(m));
   ASSERT_TRUE(back.is_ok()) << back.error().message();
   EXPECT_EQ(back->from_address, m.from_address);
@@ -99,7 +87,7 @@ TEST(catalog_sync, malformed_messages_are_refused_with_the_reason) {
   replicated_catalog r("n1");
   catalog_sync_msg good;
   good.from_address = "127.0.0.1:7420";
-  good.changes = push(r, model_id{"acme", "bot"}, "s1", 1000);
+  good.changes = push_on(r, model_id{"acme", "bot"}, "s1", 1000);
   auto refused = [](catalog_sync_msg m) {
     auto d = decode_catalog_sync(encode_catalog_sync(m));
     return d.is_ok() ? std::string("accepted") : d.error().message();
@@ -130,10 +118,10 @@ TEST(catalog_sync, malformed_messages_are_refused_with_the_reason) {
 TEST(catalog_sync, a_frontier_starts_a_conversation_that_leaves_both_replicas_equal) {
   peer a{"127.0.0.1:1", replicated_catalog("a")}, b{"127.0.0.1:2", replicated_catalog("b")};
   for (int i = 0; i < 300; ++i) {
-    push(a.replica, model_id{"acme", "m" + std::to_string(i % 7)}, "a" + std::to_string(i), 1000 + i);
+    push_on(a.replica, model_id{"acme", "m" + std::to_string(i % 7)}, "a" + std::to_string(i), 1000 + i);
   }
   for (int i = 0; i < 40; ++i) {
-    push(b.replica, model_id{"beta", "m" + std::to_string(i % 3)}, "b" + std::to_string(i), 1000 + i);
+    push_on(b.replica, model_id{"beta", "m" + std::to_string(i % 3)}, "b" + std::to_string(i), 1000 + i);
   }
   catalog_sync_msg hello;
   hello.from_address = b.address;
@@ -148,8 +136,8 @@ TEST(catalog_sync, a_frontier_starts_a_conversation_that_leaves_both_replicas_eq
 // frontier in reply brings the missing change.
 TEST(catalog_sync, a_gap_is_answered_with_a_frontier_that_brings_the_missing_changes) {
   peer a{"127.0.0.1:1", replicated_catalog("a")}, b{"127.0.0.1:2", replicated_catalog("b")};
-  auto first = push(a.replica, model_id{"acme", "bot"}, "s1", 1000);
-  auto second = push(a.replica, model_id{"acme", "bot"}, "s2", 2000);
+  auto first = push_on(a.replica, model_id{"acme", "bot"}, "s1", 1000);
+  auto second = push_on(a.replica, model_id{"acme", "bot"}, "s2", 2000);
   catalog_sync_msg late;
   late.from_address = a.address;
   late.changes = second;  // the push of s1 was lost
@@ -164,7 +152,7 @@ TEST(catalog_sync, a_gap_is_answered_with_a_frontier_that_brings_the_missing_cha
 
 TEST(catalog_sync, replicas_that_agree_have_nothing_to_say) {
   peer a{"127.0.0.1:1", replicated_catalog("a")}, b{"127.0.0.1:2", replicated_catalog("b")};
-  push(a.replica, model_id{"acme", "bot"}, "s1", 1000);
+  push_on(a.replica, model_id{"acme", "bot"}, "s1", 1000);
   catalog_sync_msg hello;
   hello.from_address = b.address;
   hello.frontier = b.replica.frontier();

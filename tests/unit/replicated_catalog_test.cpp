@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "support/catalog_dump.hpp"
+#include "support/replica_steps.hpp"
 
 namespace shoal {
 namespace {
@@ -18,20 +19,11 @@ using testing::dump;
 
 const model_id bot{"acme", "bot"};
 
-snapshot_info snap(const std::string& sha) {
-  snapshot_info s;
-  s.sha256 = sha;
-  s.size_bytes = 10;
-  s.format = "fasttext";
-  return s;
-}
+snapshot_info snap(const std::string& sha) { return testing::test_snapshot(sha); }
 
-// Makes a push on `r` at `t` (as the catalog actor will: plan on the view, stamp, add).
 std::vector<catalog_change> push(replicated_catalog& r, const model_id& id, const std::string& sha,
                                  int64_t t, const std::string& label = "") {
-  auto changes = r.stamp(r.view().plan_push(id, snap(sha), label, t), t);
-  for (const auto& c : changes) EXPECT_TRUE(r.add(c, t).is_ok());
-  return changes;
+  return testing::push_on(r, id, sha, t, label);
 }
 
 std::vector<catalog_change> move(replicated_catalog& r, const model_id& id, label_action action,
