@@ -524,6 +524,30 @@ catalog_actor::behavior_type catalog_behavior(catalog_actor::stateful_pointer<ca
               " is not stored on this node: it was pushed through another node and its bytes "
               "have not been copied here"));
         }
+        if (!bytes && bytes.error().code() == status_code::corruption) {
+          // Damaged on our disk: never serve or spread it. Drop the file and our holds of it,
+          // so requests go to other holders and placement fetches a good copy.
+          log_error("damaged snapshot model=" + id.str() + " version=" + std::to_string(version) +
+                    ": " + bytes.error().message() + "; removing it, a good copy will be fetched");
+          status removed = st.store->remove(snap->sha256);
+          if (!removed.is_ok()) log_error("cannot remove the damaged copy: " + removed.message());
+          std::vector<catalog_change> releases;
+          for (const model_entry* m : st.replica->view().models()) {
+            for (const auto& s : m->snapshots) {
+              if (s.sha256 == snap->sha256 && s.holders.count(st.replica->self_id()) > 0) {
+                catalog_change r;
+                r.what = catalog_change::kind::release;
+                r.id = m->id;
+                r.to = s.version;
+                releases.push_back(r);
+              }
+            }
+          }
+          if (!releases.empty()) (void)commit(self, std::move(releases));
+          return to_error(status::corruption("this node's copy of " + id.str() + " version " +
+                                             std::to_string(version) +
+                                             " was damaged (removed; a good copy is fetched)"));
+        }
         if (!bytes) {
           log_error("cannot read snapshot model=" + id.str() + " version=" +
                     std::to_string(version) + ": " + bytes.error().to_string());

@@ -1,5 +1,6 @@
 #include "actors/router.hpp"
 
+#include <algorithm>
 #include <vector>
 
 #include "actors/model_host.hpp"
@@ -135,12 +136,38 @@ router_actor::behavior_type router(self_ptr self, catalog_actor catalog, catalog
         const bool local = !st.members || snap->holders.empty() ||
                            snap->holders.count(st.self_id) > 0 ||
                            st.loaded.count({req.id, *version}) > 0;
-        if (local) return self->delegate(host_for(self, req.id, *version), infer_atom_v, std::move(req));
+        if (local && !st.members) {
+          return self->delegate(host_for(self, req.id, *version), infer_atom_v, std::move(req));
+        }
         peer_request forward;
         forward.what = peer_request::kind::infer;
         forward.bytes = encode_request(0, api_call{req});
         auto payload = std::make_shared<const std::string>(encode_peer_request(forward));
         auto rp = self->make_response_promise<infer_result>();
+        if (local) {
+          // Ours to answer; if our copy cannot (damaged, unreadable), another holder does.
+          const model_id id = req.id;
+          const snapshot_info held = *snap;
+          self->request(host_for(self, req.id, *version), st.load_timeout, infer_atom_v,
+                        std::move(req))
+              .then([=](infer_result& r) mutable { rp.deliver(std::move(r)); },
+                    [=](caf::error& err) mutable {
+                      status s = to_status(err, "inference");
+                      auto others = attempts_for(self, id, held);
+                      others.erase(std::remove(others.begin(), others.end(), self->state.self_id),
+                                   others.end());
+                      if ((s.code() != status_code::unavailable &&
+                           s.code() != status_code::corruption) ||
+                          others.empty()) {
+                        rp.deliver(std::move(err));
+                        return;
+                      }
+                      try_replica(self, rp, payload,
+                                  std::make_shared<const std::vector<std::string>>(std::move(others)),
+                                  0, "this node: " + s.message());
+                    });
+          return rp;
+        }
         auto attempts = attempts_for(self, req.id, *snap);
         if (!attempts.empty()) {
           try_replica(self, rp, payload,

@@ -214,6 +214,19 @@ bool snapshot_store::contains(const std::string& sha256) const {
   return ::stat(path_of(sha256).c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
+status snapshot_store::remove(const std::string& sha256) {
+  if (!is_hex_digest(sha256)) {
+    return status::invalid_argument("'" + sha256.substr(0, 80) + "' is not a SHA-256 digest");
+  }
+  const std::string path = path_of(sha256);
+  if (::unlink(path.c_str()) != 0) {
+    if (errno == ENOENT) return status::ok();
+    return status::io_error("cannot remove " + path + ": " + std::strerror(errno));
+  }
+  auto slash = path.rfind('/');
+  return fsync_dir(path.substr(0, slash));
+}
+
 result<std::string> snapshot_store::get(const std::string& sha256) const {
   if (!is_hex_digest(sha256)) {
     return status::invalid_argument("'" + sha256.substr(0, 80) +

@@ -35,6 +35,10 @@ class snapshot_store {
   /// not_found when absent.
   result<std::string> get(const std::string& sha256) const;
 
+  /// Removes the file of `sha256` (a damaged copy, so that a good one can be fetched in its
+  /// place); ok when there was none.
+  status remove(const std::string& sha256);
+
   /// Returns true if a snapshot with this digest is stored.
   bool contains(const std::string& sha256) const;
 

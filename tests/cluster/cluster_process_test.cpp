@@ -316,6 +316,37 @@ TEST_F(cluster, killing_a_replica_holder_under_load_fails_no_request) {
   RecordProperty("requests_answered", ok.load());
 }
 
+// Issue 4, placement: a holder whose copy is damaged on disk never serves or spreads it: the
+// request goes to the other holder, and the node fetches a good copy (checked by hash).
+TEST_F(cluster, a_damaged_copy_is_never_served_and_is_replaced_by_a_good_one) {
+  start("n1", {});
+  start("n2", {"n1"});
+  start("n3", {"n1"});
+  expect_all_alive({"n1", "n2", "n3"}, 10s);
+  ASSERT_EQ(node("n1").cli({"snapshot", "push", "acme/bot", model(1)}).exit_code, 0);
+  ASSERT_TRUE(wait_until([&] { return listing("n1", "acme/bot")["snapshots"][0]["holders"].size() >= 2; }, 2s));
+  auto snap = listing("n1", "acme/bot")["snapshots"][0];
+  std::string sha = snap["sha256"];
+  std::string victim;
+  for (const auto& h : snap["holders"]) victim = h.get<std::string>();  // any holder
+  std::string file = dir_.file(victim) + "/snapshots/" + sha.substr(0, 2) + "/" + sha;
+  std::string good = testing::read_file(file);
+  ASSERT_FALSE(good.empty()) << file;
+  std::string bad = good;
+  bad[bad.size() / 2] ^= 0x5a;
+  ASSERT_TRUE(testing::write_file(file, bad));
+
+  auto r = testing::http_call(node(victim).http_port(), "POST", "/v2/models/acme/bot/infer",
+                              infer_body("where is my parcel"));
+  EXPECT_EQ(r.status, 200) << r.body << "\n" << node(victim).log();
+  EXPECT_NE(node(victim).log().find("damaged snapshot"), std::string::npos);
+  auto repaired = wait_until([&] { return testing::read_file(file) == good; }, 10s);
+  EXPECT_TRUE(repaired) << node(victim).log();
+  r = testing::http_call(node(victim).http_port(), "POST", "/v2/models/acme/bot/infer",
+                         infer_body("where is my parcel"));
+  EXPECT_EQ(r.status, 200) << r.body;
+}
+
 // Issue 4, catalog: a node killed while the catalog changes serves the new state after restart.
 TEST_F(cluster, a_node_that_was_down_catches_up_on_the_catalog) {
   start("n1", {});
