@@ -192,10 +192,15 @@ result<catalog_change> catalog::plan_label(const label_request& req, int64_t now
 
 status catalog::apply(const catalog_change& change) {
   // Validate everything first: a refused change must leave the catalog untouched.
+  if (change.what == catalog_change::kind::join) return status::ok();
   if (!is_valid_id_part(change.id.tenant) || !is_valid_id_part(change.id.model)) {
     return status::invalid_argument("invalid model id '" + change.id.str().substr(0, 140) + "'");
   }
   auto it = models_.find(change.id);
+
+  if (change.what == catalog_change::kind::join || change.what == catalog_change::kind::grant) {
+    return status::ok();  // numbering bookkeeping: replicated_catalog keeps it
+  }
 
   if (change.what == catalog_change::kind::add_snapshot) {
     const uint32_t v = change.snapshot.version;

@@ -26,6 +26,12 @@ void change_to_proto(const catalog_change& c, pb::CatalogChange* out) {
     s->set_size_bytes(c.snapshot.size_bytes);
     s->set_format(c.snapshot.format);
     s->set_note(c.snapshot.note);
+  } else if (c.what == catalog_change::kind::join) {
+    out->set_kind(pb::CatalogChange::JOIN);
+  } else if (c.what == catalog_change::kind::grant) {
+    out->set_kind(pb::CatalogChange::GRANT);
+    out->set_to(c.to);
+    out->mutable_snapshot()->set_sha256(c.snapshot.sha256);
   } else if (c.what == catalog_change::kind::hold || c.what == catalog_change::kind::release) {
     out->set_kind(c.what == catalog_change::kind::hold ? pb::CatalogChange::HOLD
                                                        : pb::CatalogChange::RELEASE);
@@ -57,6 +63,14 @@ result<catalog_change> change_from_proto(const pb::CatalogChange& in) {
       c.snapshot.note = s.note();
       return c;
     }
+    case pb::CatalogChange::JOIN:
+      c.what = catalog_change::kind::join;
+      return c;
+    case pb::CatalogChange::GRANT:
+      c.what = catalog_change::kind::grant;
+      c.to = in.to();
+      c.snapshot.sha256 = in.snapshot().sha256();
+      return c;
     case pb::CatalogChange::HOLD:
     case pb::CatalogChange::RELEASE:
       c.what = in.kind() == pb::CatalogChange::HOLD ? catalog_change::kind::hold

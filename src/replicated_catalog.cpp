@@ -27,13 +27,22 @@ std::vector<catalog_change> replicated_catalog::stamp(std::vector<catalog_change
 }
 
 status replicated_catalog::check_shape(const catalog_change& change) const {
+  if (change.what == catalog_change::kind::join) {
+    if (change.origin.empty()) return status::invalid_argument("a join without a node id");
+    if (change.seq == 0) return status::invalid_argument("a join without a seq");
+    return status::ok();
+  }
+  if (change.what == catalog_change::kind::grant &&
+      (change.origin.empty() || change.to == 0 || change.snapshot.sha256.empty())) {
+    return status::invalid_argument("a grant needs a voter, a number and a sha256");
+  }
   if (!is_valid_id_part(change.id.tenant) || !is_valid_id_part(change.id.model)) {
     return status::invalid_argument("catalog change for an invalid model id '" +
                                     change.id.str().substr(0, 140) + "'");
   }
   if (change.what != catalog_change::kind::add_snapshot &&
       change.what != catalog_change::kind::move_label && change.what != catalog_change::kind::hold &&
-      change.what != catalog_change::kind::release) {
+      change.what != catalog_change::kind::release && change.what != catalog_change::kind::grant) {
     return status::invalid_argument("unknown catalog change kind " +
                                     std::to_string(static_cast<int>(change.what)));
   }
@@ -72,6 +81,20 @@ result<bool> replicated_catalog::add(catalog_change change, int64_t physical_ms)
   } else {
     // Too far ahead: take the change anyway (replicas must converge) but keep our clock sane.
     (void)clock_.observe(change.at, physical_ms);
+  }
+
+  if (change.what == catalog_change::kind::join || change.what == catalog_change::kind::grant) {
+    // Numbering bookkeeping, outside the fold of any model's view.
+    if (change.what == catalog_change::kind::join) {
+      voters_.insert(change.origin);
+    } else {
+      grants_[change.id][change.to][change.origin] = change.snapshot.sha256;
+    }
+    auto& log = by_origin_[change.origin];
+    log.push_back(std::move(change));
+    frontier_[log.back().origin] = log.back().seq;
+    ++count_;
+    return true;
   }
 
   const model_id id = change.id;
@@ -145,6 +168,40 @@ std::vector<catalog_change> replicated_catalog::range(const std::string& origin,
     out.push_back(it->second[seq - 1]);
   }
   return out;
+}
+
+uint32_t replicated_catalog::next_number(const model_id& id) const {
+  uint32_t top = 0;
+  if (const model_entry* m = view_.find(id); m != nullptr && !m->snapshots.empty()) {
+    top = m->snapshots.back().version;
+  }
+  auto g = grants_.find(id);
+  if (g != grants_.end() && !g->second.empty()) top = std::max(top, g->second.rbegin()->first);
+  return top + 1;
+}
+
+status replicated_catalog::may_grant(const model_id& id, uint32_t number,
+                                     const std::string& sha256) const {
+  if (const model_entry* m = view_.find(id)) {
+    const snapshot_info* s = m->find(number);
+    if (s != nullptr && s->sha256 != sha256) {
+      return status::failed_precondition("version " + std::to_string(number) + " of " + id.str() +
+                                         " exists (sha256 " + s->sha256.substr(0, 12) + ")");
+    }
+  }
+  auto g = grants_.find(id);
+  if (g != grants_.end()) {
+    auto n = g->second.find(number);
+    if (n != g->second.end()) {
+      auto mine = n->second.find(self_);
+      if (mine != n->second.end() && mine->second != sha256) {
+        return status::failed_precondition("number " + std::to_string(number) + " of " +
+                                           id.str() + " is granted to sha256 " +
+                                           mine->second.substr(0, 12));
+      }
+    }
+  }
+  return status::ok();
 }
 
 std::vector<std::string> replicated_catalog::conflicts() const {

@@ -68,8 +68,10 @@ struct model_entry {
 /// A change to the catalog: what the journal stores and replay applies.
 struct catalog_change {
   // hold/release: the change's origin node now holds (or no longer holds) the bytes of version
-  // `to` (replication: placement.hpp).
-  enum class kind : uint8_t { add_snapshot, move_label, hold, release };
+  // `to` (placement). join: the origin node takes part in numbering versions (a voter). grant:
+  // the origin voter gives version number `to` of `id` to the bytes `snapshot.sha256` (see
+  // replicated_catalog.hpp, "Version numbers"). join and grant leave the view unchanged.
+  enum class kind : uint8_t { add_snapshot, move_label, hold, release, join, grant };
   kind what = kind::add_snapshot;
   model_id id;
   snapshot_info snapshot;  // add_snapshot

@@ -19,6 +19,14 @@
 //   see the README's "Catalog" section) fold deterministically: the earlier in (at, origin)
 //   order keeps the number, the other is kept in the change set and reported by conflicts().
 //
+// Version numbers (so that two nodes never give one number to different bytes): the nodes that
+// have joined (a join change each) are the voters. A node numbering a new version asks them
+// for a grant of (model, number, sha256); each voter grants a number at most once (its grants
+// are its own changes, durable and replicated), and a number granted by a majority of the
+// voters is the version's. Two majorities always share a voter, so two different snapshots can
+// never both win one number. Without a majority (a minority partition) a node cannot number
+// new versions and says so; promote and rollback need no vote.
+//
 // Journals written before replication hold changes with no origin: add() stamps them as this
 // node's, in order, so every restart stamps them the same way.
 // Thread-safety: none; one owner (the catalog actor).
@@ -84,6 +92,18 @@ class replicated_catalog {
   /// Returns one line per add that lost its version number to an earlier one (see above).
   std::vector<std::string> conflicts() const;
 
+  /// Returns the nodes that take part in numbering versions (their join changes).
+  const std::set<std::string>& voters() const { return voters_; }
+
+  /// Returns the number a new version of `id` should ask for: above every version and every
+  /// grant known for `id`.
+  uint32_t next_number(const model_id& id) const;
+
+  /// Returns ok if this node, as a voter, may grant `number` of `id` to `sha256`: it has granted
+  /// that number to nothing else, and no known version has it with other bytes. Otherwise
+  /// failed_precondition naming the holder of the number.
+  status may_grant(const model_id& id, uint32_t number, const std::string& sha256) const;
+
   /// Returns this node's id.
   const std::string& self_id() const { return self_; }
 
@@ -105,6 +125,9 @@ class replicated_catalog {
   std::map<model_id, std::set<order_key>> by_model_;                // fold order
   catalog view_;
   std::map<std::pair<std::string, uint64_t>, std::string> conflicts_;  // by (origin, seq)
+  std::set<std::string> voters_;
+  // Grants per model and number: voter -> sha256.
+  std::map<model_id, std::map<uint32_t, std::map<std::string, std::string>>> grants_;
   size_t count_ = 0;
 };
 

@@ -306,3 +306,65 @@ TEST(replicated_catalog, holders_of_a_version_fold_the_same_everywhere) {
 
 }  // namespace
 }  // namespace shoal
+
+namespace shoal {
+namespace {
+
+catalog_change joining() {
+  catalog_change c;
+  c.what = catalog_change::kind::join;
+  return c;
+}
+
+catalog_change granting(const model_id& id, uint32_t number, const std::string& sha) {
+  catalog_change c;
+  c.what = catalog_change::kind::grant;
+  c.id = id;
+  c.to = number;
+  c.snapshot.sha256 = sha;
+  return c;
+}
+
+void make(replicated_catalog& r, catalog_change c, int64_t t) {
+  for (const auto& s : r.stamp({std::move(c)}, t)) ASSERT_TRUE(r.add(s, t).is_ok());
+}
+
+// The numbering votes: who votes, which number to ask for, and that a voter grants a number to
+// one snapshot only, across replicas and restarts (grants are replicated changes).
+TEST(replicated_catalog, voters_grant_each_number_to_one_snapshot_only) {
+  replicated_catalog n1("n1"), n2("n2");
+  make(n1, joining(), 1000);
+  make(n2, joining(), 1000);
+  sync(n1, n2, 1100);
+  sync(n2, n1, 1100);
+  EXPECT_EQ(n1.voters(), (std::set<std::string>{"n1", "n2"}));
+  EXPECT_EQ(n2.voters(), n1.voters());
+
+  EXPECT_EQ(n1.next_number(bot), 1u);
+  EXPECT_TRUE(n1.may_grant(bot, 1, "sha-a").is_ok());
+  make(n1, granting(bot, 1, "sha-a"), 1200);
+  EXPECT_TRUE(n1.may_grant(bot, 1, "sha-a").is_ok()) << "asking again for the same bytes is fine";
+  auto refused = n1.may_grant(bot, 1, "sha-b");
+  EXPECT_EQ(refused.code(), status_code::failed_precondition);
+  EXPECT_NE(refused.message().find("granted to sha256 sha-a"), std::string::npos) << refused.message();
+  EXPECT_EQ(n1.next_number(bot), 2u) << "a granted number is not asked for again";
+
+  // n2 has not granted 1 yet; once it hears of n1's grant it still may (a vote is its own), but
+  // a version that took the number rules it out everywhere.
+  sync(n1, n2, 1300);
+  EXPECT_EQ(n2.next_number(bot), 2u);
+  push(n1, bot, "sha-a", 1400);  // version 1 = sha-a
+  sync(n1, n2, 1500);
+  EXPECT_EQ(n2.may_grant(bot, 1, "sha-b").code(), status_code::failed_precondition);
+  EXPECT_TRUE(n2.may_grant(bot, 2, "sha-b").is_ok());
+
+  // Grants survive like any change: a replica rebuilt from the changes refuses the same way.
+  replicated_catalog again("n1");
+  for (const auto& c : n1.missing_for({}, 1000)) ASSERT_TRUE(again.add(c, 2000).is_ok());
+  EXPECT_EQ(again.may_grant(bot, 1, "sha-b").code(), status_code::failed_precondition);
+  EXPECT_EQ(again.voters(), n1.voters());
+  EXPECT_EQ(dump(again.view()), dump(n1.view()));
+}
+
+}  // namespace
+}  // namespace shoal
