@@ -295,6 +295,194 @@ void send_copies(self_ptr self, caf::typed_response_promise<push_result> rp, pus
   }
 }
 
+// A push on its way: the bytes are stored here; next the version number, then the catalog.
+struct push_job {
+  model_id id;
+  std::string label;
+  snapshot_info snap;
+  std::string bytes;
+  uint32_t next_try = 0;  // the lowest number to ask for (after a refusal)
+  int rounds = 0;
+};
+
+catalog_change grant_change(const model_id& id, uint32_t number, const std::string& sha) {
+  catalog_change c;
+  c.what = catalog_change::kind::grant;
+  c.id = id;
+  c.to = number;
+  c.snapshot.sha256 = sha;
+  return c;
+}
+
+// Our own vote: grants `number` of `id` to `sha` unless we gave it to other bytes. Returns
+// ok when granted (now or before).
+status vote(self_ptr self, const model_id& id, uint32_t number, const std::string& sha) {
+  auto& st = self->state;
+  SHOAL_RETURN_IF_ERROR(st.replica->may_grant(id, number, sha));
+  return commit(self, {grant_change(id, number, sha)});
+}
+
+// Registers this node as a voter (once per data dir).
+void join_voters(self_ptr self) {
+  auto& st = self->state;
+  if (st.replica->voters().count(st.replica->self_id()) > 0) return;
+  catalog_change c;
+  c.what = catalog_change::kind::join;
+  (void)commit(self, {c});
+}
+
+void finish_push(self_ptr self, std::shared_ptr<push_job> job, uint32_t number,
+                 caf::typed_response_promise<push_result> rp);
+
+status no_majority(const model_id& id, size_t answered, size_t voters, size_t need) {
+  return status::unavailable(
+      "cannot number a new version of " + id.str() + ": " + std::to_string(answered) +
+      " of the " + std::to_string(voters) +
+      " nodes that number versions answered, and a majority (" + std::to_string(need) +
+      ") must agree so that no two nodes give one number to different snapshots. Is the "
+      "network split, or are nodes down? Promote and rollback still work.");
+}
+
+// Gets a version number for the pushed bytes granted by a majority of the voters (see
+// replicated_catalog.hpp, "Version numbers"), then finishes the push. A number another
+// snapshot got is skipped; without a majority of voters reachable the push fails and says so.
+void number_version(self_ptr self, std::shared_ptr<push_job> job,
+                    caf::typed_response_promise<push_result> rp) {
+  auto& st = self->state;
+  join_voters(self);
+  auto ask = [=]() mutable {
+    auto& s = self->state;
+    if (++job->rounds > 8) {
+      rp.deliver(to_error(status::unavailable(
+          "could not get a version number for " + job->id.str() +
+          " after 8 tries: other pushes to it keep taking them; try again")));
+      return;
+    }
+    const uint32_t number = std::max(job->next_try, s.replica->next_number(job->id));
+    const auto voters = s.replica->voters();
+    const size_t need = voters.size() / 2 + 1;
+    status mine = vote(self, job->id, number, job->snap.sha256);
+    if (!mine.is_ok()) {
+      job->next_try = number + 1;
+      number_version(self, job, rp);
+      return;
+    }
+    std::vector<std::string> others;
+    for (const auto& v : voters) {
+      if (v == s.replica->self_id()) continue;
+      auto it = s.live.find(v);
+      if (it != s.live.end()) others.push_back(it->second);
+    }
+    if (need <= 1) {
+      finish_push(self, job, number, rp);
+      return;
+    }
+    if (others.size() + 1 < need) {
+      rp.deliver(to_error(no_majority(job->id, others.size() + 1, voters.size(), need)));
+      return;
+    }
+    struct tally {
+      size_t granted = 1;   // ours
+      size_t answered = 1;  // ours
+      size_t pending = 0;
+      bool taken = false;
+      bool done = false;
+    };
+    auto t = std::make_shared<tally>();
+    t->pending = others.size();
+    peer_request reserve;
+    reserve.what = peer_request::kind::reserve;
+    reserve.id = job->id;
+    reserve.version = number;
+    reserve.sha256 = job->snap.sha256;
+    const std::string payload = encode_peer_request(reserve);
+    for (const auto& address : others) {
+      auto answered = [=](bool granted, bool taken, bool replied) mutable {
+        if (t->done) return;
+        t->granted += granted;
+        t->answered += replied;
+        t->taken = t->taken || taken;
+        --t->pending;
+        if (t->granted >= need) {
+          t->done = true;
+          finish_push(self, job, number, rp);
+        } else if (t->pending == 0) {
+          t->done = true;
+          if (t->taken) {
+            job->next_try = number + 1;
+            number_version(self, job, rp);
+          } else {
+            rp.deliver(to_error(no_majority(job->id, t->answered, voters.size(), need)));
+          }
+        }
+      };
+      self->request(s.members, std::chrono::seconds(5), peer_atom_v, address, payload)
+          .then(
+              [=](const std::string& bytes) mutable {
+                auto r = decode_peer_reply(bytes);
+                bool ok = r && r->error.empty();
+                answered(ok, r && !ok && r->error.rfind("taken:", 0) == 0, true);
+              },
+              [=](const caf::error&) mutable { answered(false, false, false); });
+    }
+  };
+  if (!st.members) {
+    ask();
+    return;
+  }
+  // A fresh view of who is reachable: a push may come right after the node started.
+  self->request(st.members, std::chrono::seconds(1), members_atom_v)
+      .then(
+          [=](const std::vector<member_view>& views) mutable {
+            update_live(self, views);
+            ask();
+          },
+          [=](const caf::error&) mutable { ask(); });
+}
+
+void finish_push(self_ptr self, std::shared_ptr<push_job> job, uint32_t number,
+                 caf::typed_response_promise<push_result> rp) {
+  auto& st = self->state;
+  auto changes =
+      st.replica->view().plan_push(job->id, job->snap, job->label, job->snap.created_ms, number);
+  // We hold the bytes (the store has them): say so in the catalog.
+  changes.push_back(hold_change(job->id, number));
+  auto committed = commit(self, changes);
+  if (!committed.is_ok()) {
+    log_error("push failed model=" + job->id.str() + ": " + committed.to_string());
+    rp.deliver(to_error(committed));
+    return;
+  }
+  push_result out;
+  out.sha256 = job->snap.sha256;
+  out.version = number;
+  for (const auto& c : changes) {
+    if (c.what == catalog_change::kind::add_snapshot) {
+      log_info("snapshot stored model=" + job->id.str() + " version=" + std::to_string(number) +
+               " sha256=" + job->snap.sha256 + " size=" + std::to_string(job->bytes.size()));
+    } else if (c.what == catalog_change::kind::move_label) {
+      out.labels.push_back(c.label);
+      log_info("label moved model=" + job->id.str() + " label=" + c.label + " to=" +
+               std::to_string(c.to) + " action=push");
+    }
+  }
+  // Copies on the members placement names (we hold one already).
+  out.copies = 1;
+  out.replication_factor = static_cast<uint32_t>(st.replication_factor);
+  if (!st.members) {
+    rp.deliver(out);
+    return;
+  }
+  peer_request copy;
+  copy.what = peer_request::kind::store;
+  copy.id = job->id;
+  copy.version = number;
+  copy.sha256 = job->snap.sha256;
+  copy.bytes = std::move(job->bytes);
+  auto payload = std::make_shared<const std::string>(encode_peer_request(copy));
+  send_copies(self, rp, out, job->id, payload);
+}
+
 // Answers a peer's request about snapshot bytes.
 std::string answer_peer(self_ptr self, const std::string& payload) {
   auto& st = self->state;
@@ -302,6 +490,12 @@ std::string answer_peer(self_ptr self, const std::string& payload) {
   auto req = decode_peer_request(payload);
   if (!req) {
     out.error = req.error().message();
+    return encode_peer_reply(out);
+  }
+  if (req->what == peer_request::kind::reserve) {
+    join_voters(self);
+    status granted = vote(self, req->id, req->version, req->sha256);
+    if (!granted.is_ok()) out.error = "taken: " + granted.message();
     return encode_peer_reply(out);
   }
   if (req->what == peer_request::kind::fetch) {
@@ -368,60 +562,17 @@ catalog_actor::behavior_type catalog_behavior(catalog_actor::stateful_pointer<ca
           log_error("snapshot store failed: " + sha.error().to_string());
           return to_error(sha.error());
         }
-        snapshot_info snap;
-        snap.sha256 = *sha;
-        snap.created_ms = now_ms();
-        snap.size_bytes = req.bytes.size();
-        snap.format = (*loaded)->format();
-        snap.note = req.note;
-        auto changes = st.replica->view().plan_push(req.id, snap, req.label, snap.created_ms);
-        // We hold the bytes now (the store has them): say so in the catalog.
-        catalog_change held;
-        held.what = catalog_change::kind::hold;
-        held.id = req.id;
-        held.to = changes.front().snapshot.version;
-        changes.push_back(held);
-        auto committed = commit(self, changes);
-        if (!committed.is_ok()) {
-          log_error("push failed model=" + req.id.str() + ": " + committed.to_string());
-          return to_error(committed);
-        }
-        push_result out;
-        out.sha256 = *sha;
-        for (const auto& c : changes) {
-          if (c.what == catalog_change::kind::add_snapshot) {
-            out.version = c.snapshot.version;
-            log_info("snapshot stored model=" + req.id.str() + " version=" +
-                     std::to_string(c.snapshot.version) + " sha256=" + *sha +
-                     " size=" + std::to_string(req.bytes.size()));
-          } else if (c.what == catalog_change::kind::move_label) {
-            out.labels.push_back(c.label);
-            log_info("label moved model=" + req.id.str() + " label=" + c.label + " to=" +
-                     std::to_string(c.to) + " action=push");
-          }
-        }
-        // Copies on the members placement names (we hold one already); answer once they are
-        // durable there, or say how many are. The membership view is asked afresh: a push may
-        // come right after the node started.
-        out.copies = 1;
-        out.replication_factor = static_cast<uint32_t>(st.replication_factor);
-        if (!st.members) return out;
-        peer_request copy;
-        copy.what = peer_request::kind::store;
-        copy.id = req.id;
-        copy.version = out.version;
-        copy.sha256 = *sha;
-        copy.bytes = std::move(req.bytes);
-        auto payload = std::make_shared<const std::string>(encode_peer_request(copy));
+        auto job = std::make_shared<push_job>();
+        job->id = req.id;
+        job->label = req.label;
+        job->snap.sha256 = *sha;
+        job->snap.created_ms = now_ms();
+        job->snap.size_bytes = req.bytes.size();
+        job->snap.format = (*loaded)->format();
+        job->snap.note = req.note;
+        job->bytes = std::move(req.bytes);
         auto rp = self->make_response_promise<push_result>();
-        const model_id id = req.id;
-        self->request(st.members, std::chrono::seconds(1), members_atom_v)
-            .then(
-                [=](const std::vector<member_view>& views) mutable {
-                  update_live(self, views);
-                  send_copies(self, rp, out, id, payload);
-                },
-                [=](const caf::error&) mutable { send_copies(self, rp, out, id, payload); });
+        number_version(self, job, rp);
         return rp;
       },
       [=](label_atom, label_request& req) -> caf::result<label_result> {
@@ -573,6 +724,7 @@ catalog_actor::behavior_type catalog_behavior(catalog_actor::stateful_pointer<ca
         self->state.members = std::move(members);
         self->state.self_address = std::move(self_address);
         self->state.router = std::move(router);
+        join_voters(self);  // take part in numbering versions (once per data dir)
         self->send(self, tick_atom_v);
       },
       [=](tick_atom) {

@@ -112,9 +112,11 @@ std::vector<const model_entry*> catalog::models() const {
 }
 
 std::vector<catalog_change> catalog::plan_push(const model_id& id, snapshot_info snap,
-                                               const std::string& label, int64_t now_ms) const {
+                                               const std::string& label, int64_t now_ms,
+                                               std::optional<uint32_t> version) const {
   const model_entry* m = find(id);
-  snap.version = (m == nullptr || m->snapshots.empty()) ? 1 : m->snapshots.back().version + 1;
+  const bool first = m == nullptr || m->snapshots.empty();
+  snap.version = version ? *version : first ? 1 : m->snapshots.back().version + 1;
   if (snap.created_ms == 0) snap.created_ms = now_ms;
 
   std::vector<catalog_change> changes;
@@ -134,8 +136,7 @@ std::vector<catalog_change> catalog::plan_push(const model_id& id, snapshot_info
     c.time_ms = now_ms;
     changes.push_back(std::move(c));
   };
-  // Only the very first version takes production implicitly; later pushes never move it unasked.
-  const bool first = snap.version == 1;
+  // Only the first version takes production implicitly; later pushes never move it unasked.
   if (first) move(default_label);
   if (!label.empty() && !(first && label == default_label)) move(label);
   return changes;

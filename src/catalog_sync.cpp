@@ -110,6 +110,12 @@ std::string encode_peer_request(const peer_request& r) {
     p.mutable_fetch()->set_sha256(r.sha256);
   } else if (r.what == peer_request::kind::infer) {
     p.set_infer(r.bytes);
+  } else if (r.what == peer_request::kind::reserve) {
+    auto* s = p.mutable_reserve();
+    s->set_tenant(r.id.tenant);
+    s->set_model(r.id.model);
+    s->set_number(r.version);
+    s->set_sha256(r.sha256);
   } else {
     auto* s = p.mutable_store();
     s->set_tenant(r.id.tenant);
@@ -141,6 +147,16 @@ result<peer_request> decode_peer_request(const std::string& payload) {
     r.version = s.version();
     r.sha256 = s.sha256();
     r.bytes = s.bytes();
+  } else if (p.has_reserve()) {
+    r.what = peer_request::kind::reserve;
+    const auto& s = p.reserve();
+    r.id = model_id{s.tenant(), s.model()};
+    if (!is_valid_id_part(r.id.tenant) || !is_valid_id_part(r.id.model)) {
+      return status::invalid_argument("reserve request for an invalid model id");
+    }
+    r.version = s.number();
+    if (r.version == 0) return status::invalid_argument("reserve request for number 0");
+    r.sha256 = s.sha256();
   } else if (p.what_case() == pb::PeerRequest::kInfer) {
     r.what = peer_request::kind::infer;
     r.bytes = p.infer();

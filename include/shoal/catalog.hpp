@@ -99,10 +99,12 @@ class catalog {
 
   /// Returns the changes a push makes: add the snapshot as the next version (the first version
   /// also becomes "production"), and move `label` to it when not empty.
-  /// `snap.version` is ignored and assigned here.
+  /// `snap.version` is ignored: the version is `version` when given (a number the cluster
+  /// granted), else the highest known + 1.
   /// @pre the label, when not empty, is a valid label name
   std::vector<catalog_change> plan_push(const model_id& id, snapshot_info snap,
-                                        const std::string& label, int64_t now_ms) const;
+                                        const std::string& label, int64_t now_ms,
+                                        std::optional<uint32_t> version = std::nullopt) const;
 
   /// Returns the change a promote or rollback makes, or why it cannot be made
   /// ("model acme/bot has no version 7 (versions: 1-3)", "label production has no earlier

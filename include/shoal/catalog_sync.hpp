@@ -53,11 +53,11 @@ bool holds_more(const catalog_frontier& theirs, const catalog_frontier& ours);
 /// A request one node makes of another: fetch or store snapshot bytes (placement), or answer an
 /// inference (routing). Payload of the REQUEST channel.
 struct peer_request {
-  enum class kind : uint8_t { fetch, store, infer };
+  enum class kind : uint8_t { fetch, store, infer, reserve };
   kind what = kind::fetch;
   std::string sha256;    // fetch, store
-  model_id id;           // store
-  uint32_t version = 0;  // store
+  model_id id;           // store, reserve
+  uint32_t version = 0;  // store; reserve: the number asked for
   std::string bytes;     // store: the snapshot; infer: a serialized Request (api_codec)
 };
 

@@ -347,6 +347,67 @@ TEST_F(cluster, a_damaged_copy_is_never_served_and_is_replaced_by_a_good_one) {
   EXPECT_EQ(r.status, 200) << r.body;
 }
 
+// Issue 4, numbering: pushes of different bytes for one model through two nodes at the same
+// moment get different version numbers, and every node lists the same versions.
+TEST_F(cluster, concurrent_pushes_through_two_nodes_get_distinct_version_numbers) {
+  start("n1", {});
+  start("n2", {"n1"});
+  start("n3", {"n1"});
+  expect_all_alive({"n1", "n2", "n3"}, 10s);
+  ASSERT_TRUE(wait_until([&] { return members("n3").size() == 3; }, 2s));
+  std::set<int> versions;
+  for (int round = 0; round < 4; ++round) {
+    testing::run_result a, b;
+    std::thread ta([&] { a = node("n1").cli({"snapshot", "push", "acme/bot", model(1), "--json"}); });
+    std::thread tb([&] { b = node("n2").cli({"snapshot", "push", "acme/bot", model(2), "--json"}); });
+    ta.join();
+    tb.join();
+    ASSERT_EQ(a.exit_code, 0) << a.err;
+    ASSERT_EQ(b.exit_code, 0) << b.err;
+    int va = nlohmann::json::parse(a.out)["version"], vb = nlohmann::json::parse(b.out)["version"];
+    EXPECT_NE(va, vb);
+    versions.insert(va);
+    versions.insert(vb);
+  }
+  EXPECT_EQ(versions.size(), 8u) << "every push got its own number";
+  auto same = wait_until(
+      [&] {
+        auto want = listing("n1", "acme/bot");
+        return want["snapshots"].size() == 8 && listing("n2", "acme/bot") == want &&
+               listing("n3", "acme/bot") == want;
+      },
+      3s);
+  EXPECT_TRUE(same) << listing("n1", "acme/bot").dump() << "\n" << listing("n2", "acme/bot").dump();
+  EXPECT_EQ(node("n1").log().find("catalog conflict"), std::string::npos) << node("n1").log();
+}
+
+// Issue 4, numbering: a node that cannot reach a majority of the nodes that number versions
+// refuses to number a push (and says why) rather than risk a duplicate; label moves still work.
+TEST_F(cluster, a_node_cut_off_from_the_majority_refuses_to_number_a_push_and_says_why) {
+  start("n1", {});
+  start("n2", {"n1"});
+  start("n3", {"n1"});
+  expect_all_alive({"n1", "n2", "n3"}, 10s);
+  ASSERT_EQ(node("n1").cli({"snapshot", "push", "acme/bot", model(1)}).exit_code, 0);
+  ASSERT_EQ(node("n1").cli({"snapshot", "push", "acme/bot", model(2)}).exit_code, 0);
+  node("n2").stop(SIGKILL);
+  node("n3").stop(SIGKILL);
+  ASSERT_TRUE(wait_until([&] { return everyone_sees({"n1"}, "n2", not_alive) &&
+                                      everyone_sees({"n1"}, "n3", not_alive); }, 10s));
+  auto before = listing("n1", "acme/bot");
+  auto refused = node("n1").cli({"snapshot", "push", "acme/bot", model(1)});
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_NE(refused.err.find("cannot number a new version of acme/bot: 1 of the 3 nodes"),
+            std::string::npos) << refused.err;
+  EXPECT_EQ(listing("n1", "acme/bot")["snapshots"], before["snapshots"]) << "nothing changed";
+  auto promote = node("n1").cli({"snapshot", "promote", "acme/bot", "2"});
+  EXPECT_EQ(promote.exit_code, 0) << promote.err;
+  node("n2").restart();
+  ASSERT_TRUE(wait_until([&] { return everyone_sees({"n1"}, "n2", is_alive); }, 10s));
+  auto pushed = node("n1").cli({"snapshot", "push", "acme/bot", model(1), "--json"});
+  EXPECT_EQ(pushed.exit_code, 0) << pushed.err;
+}
+
 // Issue 4, catalog: a node killed while the catalog changes serves the new state after restart.
 TEST_F(cluster, a_node_that_was_down_catches_up_on_the_catalog) {
   start("n1", {});
