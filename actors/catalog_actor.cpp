@@ -230,20 +230,50 @@ void fetch_copy(self_ptr self, const model_id& id, const snapshot_info& snap) {
 void place(self_ptr self) {
   auto& st = self->state;
   const std::string& me = st.replica->self_id();
-  std::vector<catalog_change> holds;
+  std::vector<catalog_change> changes;
+  std::set<std::string> keep, drop;  // sha256s still needed here / copies no longer needed
   for (const model_entry* m : st.replica->view().models()) {
     auto want = placement(self, m->id);
     const bool mine = std::find(want.begin(), want.end(), me) != want.end();
     for (const auto& snap : m->snapshots) {
-      if (snap.holders.count(me) > 0) continue;
-      if (st.store->contains(snap.sha256)) {
-        holds.push_back(hold_change(m->id, snap.version));
-      } else if (mine && st.fetching.size() < 4) {
-        fetch_copy(self, m->id, snap);
+      if (snap.holders.count(me) == 0) {
+        if (!mine) continue;
+        if (st.store->contains(snap.sha256)) {
+          changes.push_back(hold_change(m->id, snap.version));
+          keep.insert(snap.sha256);
+        } else if (st.fetching.size() < 4) {
+          fetch_copy(self, m->id, snap);
+        }
+        continue;
+      }
+      // We hold it. A copy placement does not name (the pushing node's, or one from before a
+      // node joined) goes once every node placement names holds it.
+      const bool covered =
+          !mine && want.size() >= st.replication_factor &&
+          std::all_of(want.begin(), want.end(), [&](const std::string& w) { return snap.holders.count(w) > 0; });
+      if (covered) {
+        catalog_change r;
+        r.what = catalog_change::kind::release;
+        r.id = m->id;
+        r.to = snap.version;
+        changes.push_back(r);
+        drop.insert(snap.sha256);
+      } else {
+        keep.insert(snap.sha256);
       }
     }
   }
-  if (!holds.empty()) (void)commit(self, std::move(holds));
+  if (changes.empty()) return;
+  if (!commit(self, std::move(changes)).is_ok()) return;
+  for (const auto& sha : drop) {
+    if (keep.count(sha) > 0) continue;  // the same bytes serve another version we keep
+    status removed = st.store->remove(sha);
+    if (removed.is_ok()) {
+      log_info("snapshot copy released sha256=" + sha + ": the nodes placement names hold it");
+    } else {
+      log_warn("cannot remove a released copy: " + removed.message());
+    }
+  }
 }
 
 // Sends the pushed bytes to the members placement names for `id` and delivers `out` once each

@@ -251,6 +251,11 @@ TEST_F(cluster, any_node_answers_any_model_with_the_same_answers) {
   EXPECT_EQ(push.err, "") << "two copies made at once";
   ASSERT_TRUE(wait_until([&] { return listing("n3", "acme/bot")["snapshots"][0]["holders"].size() >= 2; }, 2s))
       << listing("n3", "acme/bot").dump() << "\n" << node("n1").log();
+  // Exactly replication_factor copies once placement settles (the pushing node lets go of its
+  // copy when it is not among the nodes placement names).
+  auto settled = wait_until(
+      [&] { return listing("n3", "acme/bot")["snapshots"][0]["holders"].size() == 2; }, 6s);
+  EXPECT_TRUE(settled) << listing("n3", "acme/bot").dump();
   std::vector<std::string> texts = {"where is my parcel", "i want a refund", "hello there"};
   for (const auto& text : texts) {
     std::string want;
