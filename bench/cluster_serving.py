@@ -4,13 +4,13 @@
 Starts real `shoal node` processes on free loopback ports (a cluster secret, default timings),
 trains two small intent models with the fasttext tool, and measures:
 
-  rollback  5 nodes: 20 label moves (promote and rollback alternating, each through a random
-            node); for each, the time from issuing `shoal snapshot promote|rollback` until every
-            node's HTTP inference answers with the new version. Median and max.
-  failover  3 nodes, replication_factor 2, 6 models: wrk (2 connections) through a node that
-            holds none of the load's model, 10 s before, 10 s with a kill -9 of a holder at the
-            start, 10 s after; errors, requests/s and p99 of each, and the time until every
-            model has 2 live holders again.
+  rollback  5 nodes: 20 promotes and 20 rollbacks (alternating, each through a random node);
+            for each, the time from issuing `shoal snapshot promote|rollback` until every node's
+            HTTP inference answers with the new version. Median and max of each kind.
+  failover  3 nodes, replication_factor 2, 6 models: wrk (2 connections) through one node,
+            rotating over all 6 models, 10 s before, 10 s with a kill -9 of a node holding
+            acme/m0 at the start, 10 s after; errors, requests/s and p99 of each, and the time
+            until every model has 2 live holders again.
   routed    3 nodes: the same wrk run (2 threads, 32 connections, 10 s) against a node holding
             the model (served locally) and against one that does not (every request routed to a
             holder), same run, with the ratio.
@@ -124,10 +124,11 @@ def train(tmp, name, dim):
     return out + ".bin"
 
 
-def wrk(port, model, seconds, threads=1, conns=2):
+def wrk(port, model, seconds, threads=1, conns=2, models=None):
+    env = dict(os.environ, MODELS=",".join(models or []))
     r = subprocess.run(["wrk", "-t%d" % threads, "-c%d" % conns, "-d%ds" % seconds, "--latency",
                         "-s", INFER_LUA, "http://127.0.0.1:%d/v2/models/%s/infer" % (port, model)],
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, env=env)
     out = r.stdout
     def grab(prefix):
         for line in out.splitlines():
@@ -156,7 +157,7 @@ def bench_rollback(tmp, v1, v2):
     c.cli("n1", "snapshot", "push", "acme/bot", v2)
     times, cli_times = [], []
     want = "1"
-    for i in range(20):
+    for i in range(40):
         node = random.choice(list(c.nodes))
         start = time.monotonic()
         if i % 2 == 0:
@@ -187,10 +188,11 @@ def bench_failover(tmp, models):
     front = next((n for n in ["n2", "n3", "n1"] if n not in holders), "n3")
     victim = sorted(h for h in holders if h != front)[0]
     port = c.nodes[front]["http"]
-    before = wrk(port, "acme/m0", 10)
+    names = ["acme/m%d" % i for i in range(len(models))]
+    before = wrk(port, "acme/m0", 10, models=names)
     killed_at = time.monotonic()
     c.kill(victim)
-    during = wrk(port, "acme/m0", 10)
+    during = wrk(port, "acme/m0", 10, models=names)
     # R live holders again for every model.
     restored_ms = None
     alive = [n for n in c.nodes if n != victim]
@@ -205,7 +207,7 @@ def bench_failover(tmp, models):
             restored_ms = (time.monotonic() - killed_at) * 1000
             break
         time.sleep(0.2)
-    after = wrk(port, "acme/m0", 10)
+    after = wrk(port, "acme/m0", 10, models=names)
     c.stop()  # (and main() stops it on any failure)
     return before, during, after, restored_ms, front, victim
 
@@ -241,10 +243,14 @@ def main():
         print("# Cluster serving bench (%s, nproc %d)\n" % (time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), os.cpu_count()))
         if not only or "rollback" in only:
             times, cli = bench_rollback(tmp, v1, v2)
-            print("## Label moves, 5 nodes, 20 moves through random nodes\n")
+            print("## Label moves, 5 nodes: 20 promotes and 20 rollbacks, alternating, each through a random node\n")
             print("| | median ms | max ms |\n|---|---:|---:|")
-            print("| CLI answered (target warmed on its holders, move committed) | %.0f | %.0f |" % (statistics.median(cli), max(cli)))
-            print("| every node serves the new version (HTTP, polled) | %.0f | %.0f |\n" % (statistics.median(times), max(times)))
+            for name, sel in (("promote", slice(0, None, 2)), ("rollback", slice(1, None, 2))):
+                print("| %s: CLI answered (target warmed on its holders, move committed) | %.0f | %.0f |" %
+                      (name, statistics.median(cli[sel]), max(cli[sel])))
+                print("| %s: every node serves the new version (HTTP, polled) | %.0f | %.0f |" %
+                      (name, statistics.median(times[sel]), max(times[sel])))
+            print()
         if not only or "failover" in only:
             models = [train(tmp, "m%d" % i, 4 + i) for i in range(6)]
             before, during, after, restored, front, victim = bench_failover(tmp, models)

@@ -1,7 +1,8 @@
 -- wrk script for bench/run_http.sh: POSTs KServe V2 infer requests with one short text each,
 -- rotating among a handful of chatbot texts. The URL's path is the infer path, e.g.
 --   wrk -t2 -c32 -d10s --latency -s bench/infer.lua http://127.0.0.1:PORT/v2/models/bench/intents/infer
--- Environment: TOP_K (default 1), the parameters.top_k every request asks for.
+-- Environment: TOP_K (default 1), the parameters.top_k every request asks for; MODELS, a
+-- comma-separated list of TENANT/MODEL to rotate among (default: only the URL's model).
 
 local texts = {
   "where is my parcel",
@@ -35,9 +36,16 @@ function setup(thread)
 end
 
 function init(args)
-  for i, text in ipairs(texts) do
-    wrk.body = body_for(text)
-    requests[i] = wrk.format()
+  local models = {}
+  for m in string.gmatch(os.getenv("MODELS") or "", "[^,]+") do
+    models[#models + 1] = "/v2/models/" .. m .. "/infer"
+  end
+  if #models == 0 then models[1] = wrk.path end
+  for _, path in ipairs(models) do
+    for _, text in ipairs(texts) do
+      wrk.body = body_for(text)
+      requests[#requests + 1] = wrk.format(nil, path)
+    end
   end
   n = (start or 0) % #requests
 end
