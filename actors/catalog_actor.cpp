@@ -1,6 +1,7 @@
 #include "actors/catalog_actor.hpp"
 
 #include <chrono>
+#include <functional>
 
 #include "shoal/api_codec.hpp"
 #include "shoal/catalog_sync.hpp"
@@ -35,6 +36,18 @@ void send_sync(self_ptr self, const std::string& address, const catalog_sync_msg
 
 void update_live(self_ptr self, const std::vector<member_view>& views);
 
+// Refreshes who is live from the membership actor, then runs `next` (with the view we had, if
+// membership does not answer). The view kept between ticks is up to a second old.
+void with_fresh_view(self_ptr self, std::function<void()> next) {
+  self->request(self->state.members, std::chrono::seconds(1), members_atom_v)
+      .then(
+          [=](const std::vector<member_view>& views) {
+            update_live(self, views);
+            next();
+          },
+          [=](const caf::error&) { next(); });
+}
+
 // Pushes changes made here to every live peer at once, on a fresh member view (the one kept
 // for anti-entropy is up to a second old and may miss a node that just joined).
 void push_to_peers(self_ptr self, const std::vector<catalog_change>& changes) {
@@ -43,16 +56,9 @@ void push_to_peers(self_ptr self, const std::vector<catalog_change>& changes) {
   auto m = std::make_shared<catalog_sync_msg>();
   m->from_address = st.self_address;
   m->changes = changes;
-  auto send_all = [=] {
+  with_fresh_view(self, [=] {
     for (const auto& peer : self->state.peers) send_sync(self, peer, *m);
-  };
-  self->request(st.members, std::chrono::seconds(1), members_atom_v)
-      .then(
-          [=](const std::vector<member_view>& views) {
-            update_live(self, views);
-            send_all();
-          },
-          [=](const caf::error&) { send_all(); });
+  });
 }
 
 // Takes in a peer's sync message: the changes that are next of their origin are journaled (one
@@ -461,13 +467,7 @@ void number_version(self_ptr self, std::shared_ptr<push_job> job,
     return;
   }
   // A fresh view of who is reachable: a push may come right after the node started.
-  self->request(st.members, std::chrono::seconds(1), members_atom_v)
-      .then(
-          [=](const std::vector<member_view>& views) mutable {
-            update_live(self, views);
-            ask();
-          },
-          [=](const caf::error&) mutable { ask(); });
+  with_fresh_view(self, ask);
 }
 
 void finish_push(self_ptr self, std::shared_ptr<push_job> job, uint32_t number,
@@ -760,20 +760,16 @@ catalog_actor::behavior_type catalog_behavior(catalog_actor::stateful_pointer<ca
       [=](tick_atom) {
         // Anti-entropy: refresh who is alive, then offer our frontier to one of them.
         auto& st = self->state;
-        self->request(st.members, std::chrono::seconds(1), members_atom_v)
-            .then(
-                [=](const std::vector<member_view>& views) {
-                  auto& s = self->state;
-                  update_live(self, views);
-                  if (++s.ticks % 2 == 0) place(self);
-                  if (s.peers.empty()) return;
-                  std::uniform_int_distribution<size_t> pick(0, s.peers.size() - 1);
-                  catalog_sync_msg hello;
-                  hello.from_address = s.self_address;
-                  hello.frontier = s.replica->frontier();
-                  send_sync(self, s.peers[pick(s.rng)], hello);
-                },
-                [=](const caf::error&) {});
+        with_fresh_view(self, [=] {
+          auto& s = self->state;
+          if (++s.ticks % 2 == 0) place(self);
+          if (s.peers.empty()) return;
+          std::uniform_int_distribution<size_t> pick(0, s.peers.size() - 1);
+          catalog_sync_msg hello;
+          hello.from_address = s.self_address;
+          hello.frontier = s.replica->frontier();
+          send_sync(self, s.peers[pick(s.rng)], hello);
+        });
         // Until the first peer shows up (a node that just started), look five times as often,
         // so its own changes reach the others at once rather than by anti-entropy.
         self->delayed_send(self, st.peers.empty() ? st.sync_interval / 5 : st.sync_interval,
