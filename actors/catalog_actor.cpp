@@ -167,13 +167,6 @@ std::vector<std::string> placement(self_ptr self, const model_id& id) {
   return order;
 }
 
-catalog_change hold_change(const model_id& id, uint32_t version) {
-  catalog_change c;
-  c.what = catalog_change::kind::hold;
-  c.id = id;
-  c.to = version;
-  return c;
-}
 
 // Copies the bytes of `snap` here from a live holder, checks them against the sha256, stores
 // them and records the hold. One copy per sha256 at a time.
@@ -258,11 +251,7 @@ void place(self_ptr self) {
           !mine && want.size() >= st.replication_factor &&
           std::all_of(want.begin(), want.end(), [&](const std::string& w) { return snap.holders.count(w) > 0; });
       if (covered) {
-        catalog_change r;
-        r.what = catalog_change::kind::release;
-        r.id = m->id;
-        r.to = snap.version;
-        changes.push_back(r);
+        changes.push_back(release_change(m->id, snap.version));
         drop.insert(snap.sha256);
       } else {
         keep.insert(snap.sha256);
@@ -341,14 +330,6 @@ struct push_job {
   int rounds = 0;
 };
 
-catalog_change grant_change(const model_id& id, uint32_t number, const std::string& sha) {
-  catalog_change c;
-  c.what = catalog_change::kind::grant;
-  c.id = id;
-  c.to = number;
-  c.snapshot.sha256 = sha;
-  return c;
-}
 
 // Our own vote: grants `number` of `id` to `sha` unless we gave it to other bytes. Returns
 // ok when granted (now or before).
@@ -362,9 +343,7 @@ status vote(self_ptr self, const model_id& id, uint32_t number, const std::strin
 void join_voters(self_ptr self) {
   auto& st = self->state;
   if (st.replica->voters().count(st.replica->self_id()) > 0) return;
-  catalog_change c;
-  c.what = catalog_change::kind::join;
-  (void)commit(self, {c});
+  (void)commit(self, {join_change()});
 }
 
 void finish_push(self_ptr self, std::shared_ptr<push_job> job, uint32_t number,
@@ -716,11 +695,7 @@ catalog_actor::behavior_type catalog_behavior(catalog_actor::stateful_pointer<ca
           for (const model_entry* m : st.replica->view().models()) {
             for (const auto& s : m->snapshots) {
               if (s.sha256 == snap->sha256 && s.holders.count(st.replica->self_id()) > 0) {
-                catalog_change r;
-                r.what = catalog_change::kind::release;
-                r.id = m->id;
-                r.to = s.version;
-                releases.push_back(r);
+                releases.push_back(release_change(m->id, s.version));
               }
             }
           }

@@ -74,6 +74,35 @@ size_t find_on_stack(const std::vector<uint32_t>& stack, uint32_t version) {
 
 }  // namespace
 
+catalog_change hold_change(const model_id& id, uint32_t version) {
+  catalog_change c;
+  c.what = catalog_change::kind::hold;
+  c.id = id;
+  c.to = version;
+  return c;
+}
+
+catalog_change release_change(const model_id& id, uint32_t version) {
+  catalog_change c = hold_change(id, version);
+  c.what = catalog_change::kind::release;
+  return c;
+}
+
+catalog_change join_change() {
+  catalog_change c;
+  c.what = catalog_change::kind::join;
+  return c;
+}
+
+catalog_change grant_change(const model_id& id, uint32_t number, const std::string& sha256) {
+  catalog_change c;
+  c.what = catalog_change::kind::grant;
+  c.id = id;
+  c.to = number;
+  c.snapshot.sha256 = sha256;
+  return c;
+}
+
 bool is_valid_label(const std::string& name) {
   if (name.empty() || name.size() > 64 || !is_label_lead_char(name[0])) return false;
   return std::all_of(name.begin() + 1, name.end(), is_label_tail_char);

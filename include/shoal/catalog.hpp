@@ -89,6 +89,15 @@ struct catalog_change {
   hlc_timestamp at;
 };
 
+/// Returns the change by which this node says it holds (or no longer holds) the bytes of
+/// `version` of `id`, to be stamped as its own.
+catalog_change hold_change(const model_id& id, uint32_t version);
+catalog_change release_change(const model_id& id, uint32_t version);
+/// Returns the change by which this node becomes a voter in numbering versions.
+catalog_change join_change();
+/// Returns this voter's grant of `number` of `id` to the bytes `sha256`.
+catalog_change grant_change(const model_id& id, uint32_t number, const std::string& sha256);
+
 class catalog {
  public:
   /// Returns the model, or nullptr.

@@ -270,22 +270,15 @@ TEST(replicated_catalog, random_histories_converge_whatever_the_delivery_order) 
 namespace shoal {
 namespace {
 
-catalog_change holding(const model_id& id, uint32_t version, bool hold) {
-  catalog_change c;
-  c.what = hold ? catalog_change::kind::hold : catalog_change::kind::release;
-  c.id = id;
-  c.to = version;
-  return c;
-}
 
 // Which nodes hold a version's bytes is part of the catalog: each node stamps its own holds and
 // releases, and every replica folds them the same, even when a hold arrives before its version.
 TEST(replicated_catalog, holders_of_a_version_fold_the_same_everywhere) {
   replicated_catalog n1("n1"), n2("n2"), n3("n3");
   auto add = push(n1, bot, "s1", 1000);
-  for (const auto& c : n1.stamp({holding(bot, 1, true)}, 1001)) ASSERT_TRUE(n1.add(c, 1001).is_ok());
+  for (const auto& c : n1.stamp({hold_change(bot, 1)}, 1001)) ASSERT_TRUE(n1.add(c, 1001).is_ok());
   sync(n1, n2, 1100);
-  for (const auto& c : n2.stamp({holding(bot, 1, true)}, 1200)) ASSERT_TRUE(n2.add(c, 1200).is_ok());
+  for (const auto& c : n2.stamp({hold_change(bot, 1)}, 1200)) ASSERT_TRUE(n2.add(c, 1200).is_ok());
   EXPECT_EQ(n2.view().find(bot)->find(1)->holders, (std::set<std::string>{"n1", "n2"}));
   // n3 hears n2's hold before n1's add: it waits, then applies.
   ASSERT_TRUE(n3.add(n2.range("n2", 1, 1)[0], 1300).is_ok());
@@ -293,7 +286,7 @@ TEST(replicated_catalog, holders_of_a_version_fold_the_same_everywhere) {
   sync(n1, n3, 1400);
   EXPECT_EQ(n3.view().find(bot)->find(1)->holders, (std::set<std::string>{"n1", "n2"}));
   // n1 lets go of its copy.
-  for (const auto& c : n1.stamp({holding(bot, 1, false)}, 1500)) ASSERT_TRUE(n1.add(c, 1500).is_ok());
+  for (const auto& c : n1.stamp({release_change(bot, 1)}, 1500)) ASSERT_TRUE(n1.add(c, 1500).is_ok());
   sync(n1, n3, 1600);
   sync(n2, n3, 1600);
   sync(n3, n2, 1600);
@@ -310,20 +303,7 @@ TEST(replicated_catalog, holders_of_a_version_fold_the_same_everywhere) {
 namespace shoal {
 namespace {
 
-catalog_change joining() {
-  catalog_change c;
-  c.what = catalog_change::kind::join;
-  return c;
-}
 
-catalog_change granting(const model_id& id, uint32_t number, const std::string& sha) {
-  catalog_change c;
-  c.what = catalog_change::kind::grant;
-  c.id = id;
-  c.to = number;
-  c.snapshot.sha256 = sha;
-  return c;
-}
 
 void make(replicated_catalog& r, catalog_change c, int64_t t) {
   for (const auto& s : r.stamp({std::move(c)}, t)) ASSERT_TRUE(r.add(s, t).is_ok());
@@ -333,8 +313,8 @@ void make(replicated_catalog& r, catalog_change c, int64_t t) {
 // one snapshot only, across replicas and restarts (grants are replicated changes).
 TEST(replicated_catalog, voters_grant_each_number_to_one_snapshot_only) {
   replicated_catalog n1("n1"), n2("n2");
-  make(n1, joining(), 1000);
-  make(n2, joining(), 1000);
+  make(n1, join_change(), 1000);
+  make(n2, join_change(), 1000);
   sync(n1, n2, 1100);
   sync(n2, n1, 1100);
   EXPECT_EQ(n1.voters(), (std::set<std::string>{"n1", "n2"}));
@@ -342,7 +322,7 @@ TEST(replicated_catalog, voters_grant_each_number_to_one_snapshot_only) {
 
   EXPECT_EQ(n1.next_number(bot), 1u);
   EXPECT_TRUE(n1.may_grant(bot, 1, "sha-a").is_ok());
-  make(n1, granting(bot, 1, "sha-a"), 1200);
+  make(n1, grant_change(bot, 1, "sha-a"), 1200);
   EXPECT_TRUE(n1.may_grant(bot, 1, "sha-a").is_ok()) << "asking again for the same bytes is fine";
   auto refused = n1.may_grant(bot, 1, "sha-b");
   EXPECT_EQ(refused.code(), status_code::failed_precondition);
