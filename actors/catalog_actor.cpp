@@ -48,16 +48,21 @@ void with_fresh_view(self_ptr self, std::function<void()> next) {
           [=](const caf::error&) { next(); });
 }
 
-// Pushes changes made here to every live peer at once, on a fresh member view (the one kept
-// for anti-entropy is up to a second old and may miss a node that just joined).
+// Pushes changes made here to every live peer at once: to the peers we know now (so a copy or
+// vote sent right after reaches them after the change, on the same link), then to any a fresh
+// member view adds (the one kept between ticks is up to a second old).
 void push_to_peers(self_ptr self, const std::vector<catalog_change>& changes) {
   auto& st = self->state;
   if (!st.members) return;
   auto m = std::make_shared<catalog_sync_msg>();
   m->from_address = st.self_address;
   m->changes = changes;
+  auto told = std::make_shared<std::set<std::string>>(st.peers.begin(), st.peers.end());
+  for (const auto& peer : *told) send_sync(self, peer, *m);
   with_fresh_view(self, [=] {
-    for (const auto& peer : self->state.peers) send_sync(self, peer, *m);
+    for (const auto& peer : self->state.peers) {
+      if (told->count(peer) == 0) send_sync(self, peer, *m);
+    }
   });
 }
 
