@@ -153,18 +153,30 @@ router_actor::behavior_type router(self_ptr self, catalog_actor catalog, catalog
               .then([=](infer_result& r) mutable { rp.deliver(std::move(r)); },
                     [=](caf::error& err) mutable {
                       status s = to_status(err, "inference");
-                      auto others = attempts_for(self, id, held);
-                      others.erase(std::remove(others.begin(), others.end(), self->state.self_id),
-                                   others.end());
-                      if ((s.code() != status_code::unavailable &&
-                           s.code() != status_code::corruption) ||
-                          others.empty()) {
+                      if (s.code() != status_code::unavailable &&
+                          s.code() != status_code::corruption) {
                         rp.deliver(std::move(err));
                         return;
                       }
-                      try_replica(self, rp, payload,
-                                  std::make_shared<const std::vector<std::string>>(std::move(others)),
-                                  0, "this node: " + s.message());
+                      // Another holder, on a fresh member view (ours may predate the others).
+                      self->request(self->state.members, std::chrono::seconds(1), members_atom_v)
+                          .then(
+                              [=](const std::vector<member_view>& views) mutable {
+                                update_live(self, views);
+                                auto others = attempts_for(self, id, held);
+                                others.erase(std::remove(others.begin(), others.end(),
+                                                         self->state.self_id),
+                                             others.end());
+                                if (others.empty()) {
+                                  rp.deliver(to_error(s));
+                                  return;
+                                }
+                                try_replica(self, rp, payload,
+                                            std::make_shared<const std::vector<std::string>>(
+                                                std::move(others)),
+                                            0, "this node: " + s.message());
+                              },
+                              [=](const caf::error&) mutable { rp.deliver(to_error(s)); });
                     });
           return rp;
         }
