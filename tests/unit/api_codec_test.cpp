@@ -7,6 +7,7 @@
 
 #include "proto/shoal.pb.h"
 #include "shoal/utf8.hpp"
+#include "support/sample_member.hpp"
 
 namespace shoal {
 namespace {
@@ -521,19 +522,7 @@ TEST(api_codec, label_action_names_match_the_wire) {
 
 // ---- cluster status ----------------------------------------------------------------------------
 
-member sample_member(const std::string& id) {
-  member m;
-  m.id = id;
-  m.name = "node " + id;
-  m.cluster_address = "127.0.0.1:7420";
-  m.http_address = "127.0.0.1:7422";
-  m.zmq_address = "[::1]:7421";
-  m.incarnation = 1795385625011;
-  m.status = member_status::suspect;
-  m.heartbeat = 42;
-  m.load = {3, 17, 1u << 30};
-  return m;
-}
+using testing::sample_member;
 
 TEST(api_codec, cluster_status_round_trips) {
   auto req = decode_request(encode_request(5, cluster_status_request{}));

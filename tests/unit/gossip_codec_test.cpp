@@ -3,23 +3,12 @@
 #include <gtest/gtest.h>
 
 #include "proto/shoal.pb.h"
+#include "support/sample_member.hpp"
 
 namespace shoal {
 namespace {
 
-member sample_member(const std::string& id) {
-  member m;
-  m.id = id;
-  m.name = "node " + id;
-  m.cluster_address = "127.0.0.1:7420";
-  m.http_address = "127.0.0.1:7422";
-  m.zmq_address = "[::1]:7421";
-  m.incarnation = 1795385625011;
-  m.status = member_status::suspect;
-  m.heartbeat = 42;
-  m.load = {3, 17, 1u << 30};
-  return m;
-}
+using testing::sample_member;
 
 gossip_msg sample_msg(gossip_kind kind) {
   gossip_msg g;
