@@ -1,5 +1,6 @@
 #include "actors/membership_actor.hpp"
 
+#include <algorithm>
 #include <utility>
 
 #include "shoal/catalog_sync.hpp"
@@ -138,20 +139,24 @@ void report_unreachable(self_ptr self, const std::string& address) {
 
 member_load current_load(self_ptr self) {
   member_load load;
-  if (self->state.cfg.board) {
-    const auto& view = self->state.cfg.board->read(self->state.board_cache);
-    load.loaded_models = static_cast<uint32_t>(view.loaded->size());
-  }
-  if (self->state.cfg.in_flight) load.in_flight = self->state.cfg.in_flight->now();
-  // Until nodes have a model memory budget: what the kernel says is available, read at most
-  // once a second (a /proc read, no disk I/O).
   auto& st = self->state;
+  uint64_t used = 0;
+  if (st.cfg.board) {
+    const auto& view = st.cfg.board->read(st.board_cache);
+    load.loaded_models = static_cast<uint32_t>(view.loaded->size());
+    used = view.loaded->bytes();
+  }
+  if (st.cfg.in_flight) load.in_flight = st.cfg.in_flight->now();
+  // Free model memory: what is left of the budget, but never more than the kernel says is
+  // available (read at most once a second: a /proc read, no disk I/O).
   int64_t now = now_ms(self);
   if (st.memory_read_ms < 0 || now - st.memory_read_ms >= 1000) {
     st.memory_read_ms = now;
     st.free_memory = read_available_memory().value_or(0);
   }
   load.free_model_memory = st.free_memory;
+  const uint64_t budget = st.cfg.model_memory_budget;
+  if (budget > 0) load.free_model_memory = std::min(st.free_memory, budget - std::min(budget, used));
   return load;
 }
 

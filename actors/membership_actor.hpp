@@ -38,7 +38,8 @@ struct membership_actor_config {
   membership_config core;
   std::string secret;                    // empty: messages carry no MAC and none is required
   peer_connector connector;              // the middleman actor (plain or TLS): connects go here
-  std::shared_ptr<serving_board> board;  // for the loaded-models count we gossip; may be null
+  std::shared_ptr<serving_board> board;  // for the loaded models we gossip; may be null
+  uint64_t model_memory_budget = 0;      // 0: gossip the host's available memory as free
   std::shared_ptr<const in_flight_counter> in_flight;  // requests being answered; may be null
   catalog_sync_sink catalog;             // gets peers' catalog sync payloads; may be unset
   peer_request_sink router;              // answers peers' inference requests; may be unset
@@ -61,7 +62,7 @@ struct membership_actor_state {
   std::map<std::string, int64_t> last_refusal_log_ms;   // rate-limits refusal logs per address
   serving_board::cache board_cache;
   int64_t memory_read_ms = -1;   // when free_memory was last read
-  uint64_t free_memory = 0;      // gossiped as free_model_memory
+  uint64_t free_memory = 0;      // the host's MemAvailable, caps free_model_memory
   bool leaving = false;
   static inline const char* name = "membership";
 };

@@ -2,10 +2,11 @@
 // reads and verifies the bytes on its own thread) and queues requests until the model is in
 // memory; then it tells the router, which publishes the model to the serving board.
 //
-//   loading --(model arrives)--> serving
-//      |
-//      +--(load fails)--> answers every queued request with the error and quits
-//                          (the router forgets it; the next request tries again)
+//   loading --(model arrives)--> serving --(leave: unloaded by the router)--> quits
+//      |                                   (requests already in its mailbox are answered first)
+//      +--(load fails, or the model is larger than the whole memory budget)-->
+//            answers every queued request with the error and quits
+//            (the router forgets it; the next request tries again)
 #pragma once
 
 #include <cstdint>
@@ -24,7 +25,8 @@ struct model_host_state {
 
 model_host_actor::behavior_type model_host(model_host_actor::stateful_pointer<model_host_state> self,
                                            catalog_actor catalog, model_id id, uint32_t version,
-                                           caf::timespan load_timeout, router_actor router);
+                                           caf::timespan load_timeout, router_actor router,
+                                           uint64_t memory_budget);
 
 /// Returns the predictions `m` makes for `req` (the pure part of a host's work).
 infer_result run_inference(const model& m, const infer_request& req, uint32_t version);

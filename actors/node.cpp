@@ -20,6 +20,8 @@
 #include "actors/router.hpp"
 #include "shoal/api_codec.hpp"
 #include "shoal/catalog_journal.hpp"
+#include "shoal/host_memory.hpp"
+#include "shoal/model_cache.hpp"
 #include "shoal/http_server.hpp"
 #include "shoal/log.hpp"
 #include "shoal/serving_view.hpp"
@@ -310,7 +312,12 @@ int run_node(const node_config& cfg) {
 
   auto load_timeout = caf::timespan{std::chrono::seconds(60)};
   auto catalog = sys.spawn<caf::detached>(catalog_behavior, std::move(storage));
-  auto rtr = sys.spawn(router, catalog, initial, load_timeout, board);
+  model_memory memory;
+  memory.budget_bytes = cfg.model_memory_mb > 0
+                            ? cfg.model_memory_mb << 20
+                            : default_model_memory(read_total_memory().value_or(4ull << 30));
+  memory.keep_replaced_warm_ms = cfg.keep_replaced_warm_s * 1000;
+  auto rtr = sys.spawn(router, catalog, initial, load_timeout, board, memory);
   gateway_config gw_cfg;
   gw_cfg.node_name = cfg.name;
   gw_cfg.infer_timeout = std::chrono::milliseconds(cfg.request_timeout_ms);
@@ -320,6 +327,7 @@ int run_node(const node_config& cfg) {
   mem_cfg.connector = tls ? caf::actor_cast<peer_connector>(sys.openssl_manager().actor_handle())
                           : caf::actor_cast<peer_connector>(sys.middleman().actor_handle());
   mem_cfg.board = board;
+  mem_cfg.model_memory_budget = memory.budget_bytes;
   auto in_flight = std::make_shared<in_flight_counter>();
   mem_cfg.in_flight = in_flight;
   mem_cfg.catalog = caf::actor_cast<catalog_sync_sink>(catalog);
@@ -376,7 +384,10 @@ int run_node(const node_config& cfg) {
 
   log_info("node started name=" + cfg.name + " data_dir=" + cfg.data_dir +
            " models=" + std::to_string(initial->models().size()) +
-           " snapshots=" + std::to_string(snapshots) + " version=" SHOAL_VERSION);
+           " snapshots=" + std::to_string(snapshots) + " model_memory=" +
+           bytes_text(memory.budget_bytes) +
+           (cfg.model_memory_mb > 0 ? "" : " (half of RAM; set model_memory_mb to change)") +
+           " version=" SHOAL_VERSION);
   log_info("listening http=" + cfg.host + ":" + std::to_string((*http)->port()) +
            " zmq=" + cfg.host + ":" + std::to_string((*zmq)->port()) + " cluster=" + cfg.host +
            ":" + std::to_string(*published));

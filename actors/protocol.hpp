@@ -113,8 +113,11 @@ namespace shoal {
 using catalog_listener = caf::typed_actor<caf::reacts_to<catalog_atom, catalog_ptr>>;
 
 /// Serves inference for one snapshot (model, version). Loads it lazily through the catalog.
+/// (leave): the router unloaded it (memory budget); it answers what is already in its mailbox,
+/// then quits.
 using model_host_actor =
-    caf::typed_actor<caf::replies_to<infer_atom, infer_request>::with<infer_result>>;
+    caf::typed_actor<caf::replies_to<infer_atom, infer_request>::with<infer_result>,
+                     caf::reacts_to<leave_atom>>;
 
 /// Where the membership actor hands a peer's inference request (the router).
 using peer_request_sink =

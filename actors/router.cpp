@@ -6,6 +6,9 @@
 #include "actors/model_host.hpp"
 #include "shoal/api_codec.hpp"
 #include "shoal/catalog_sync.hpp"
+#include "shoal/host_memory.hpp"
+#include "shoal/log.hpp"
+#include "shoal/model_cache.hpp"
 #include "shoal/rendezvous.hpp"
 
 namespace shoal {
@@ -28,11 +31,56 @@ model_host_actor host_for(self_ptr self, const model_id& id, uint32_t version) {
     // Linked: hosts end with the router (node shutdown); monitored: the router forgets a host
     // that quit after a failed load, so the next request loads afresh.
     auto host = self->spawn<caf::linked>(model_host, st.catalog, id, version, st.load_timeout,
-                                         caf::actor_cast<router_actor>(self));
+                                         caf::actor_cast<router_actor>(self), st.memory_budget);
     self->monitor(host);
     it = st.hosts.emplace(key, host).first;
   }
   return it->second;
+}
+
+int64_t wall_now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Unloads the least recently used snapshots (never `keep`, the one just loaded) until the loaded
+// ones fit in the budget again, with some room to spare so that a stream of cold loads unloads
+// in batches.
+void enforce_budget(self_ptr self, const snapshot_key& keep) {
+  auto& st = self->state;
+  if (st.loaded.bytes() <= st.memory_budget) return;
+  const uint64_t target = st.memory_budget - st.memory_budget / 20;
+  const int64_t wall = wall_now_ms();
+  std::vector<eviction_candidate> candidates;
+  candidates.reserve(st.loaded.size());
+  st.loaded.for_each([&](const snapshot_key& key, const loaded_models::entry& e) {
+    if (key == keep) return;
+    const model_entry* entry = st.current->find(key.first);
+    bool pinned = entry != nullptr &&
+                  recently_replaced(*entry, key.second, wall, st.keep_replaced_warm_ms);
+    candidates.push_back({key, e->bytes, e->last_used_ms.load(std::memory_order_relaxed), pinned});
+  });
+  auto victims = choose_evictions(std::move(candidates), st.loaded.bytes(), target);
+  for (const auto& key : victims) {
+    st.loaded = st.loaded.without(key);
+    auto it = st.hosts.find(key);
+    if (it != st.hosts.end()) {
+      self->demonitor(it->second.address());
+      self->send(it->second, leave_atom_v);
+      st.hosts.erase(it);
+    }
+  }
+  st.unloaded_since_log += victims.size();
+  const int64_t now = steady_now_ms();
+  if (now - st.last_unload_log_ms >= 10000) {
+    log_info("unloaded " + std::to_string(st.unloaded_since_log) +
+             " least recently used snapshot(s) to stay within the model memory budget: " +
+             bytes_text(st.loaded.bytes()) + " of " + bytes_text(st.memory_budget) + " in use, " +
+             std::to_string(st.loaded.size()) + " loaded");
+    st.unloaded_since_log = 0;
+    st.last_unload_log_ms = now;
+  }
 }
 
 // Tries attempts[i], then the next ones, until one answers; delivers the answer or the last
@@ -109,7 +157,10 @@ status no_live_holder(const model_id& id, uint32_t version) {
 
 router_actor::behavior_type router(self_ptr self, catalog_actor catalog, catalog_ptr initial,
                                    caf::timespan load_timeout,
-                                   std::shared_ptr<serving_board> board) {
+                                   std::shared_ptr<serving_board> board, model_memory memory) {
+  self->state.memory_budget = memory.budget_bytes;
+  self->state.keep_replaced_warm_ms = memory.keep_replaced_warm_ms;
+  self->state.last_unload_log_ms = steady_now_ms() - 10000;
   self->state.current = std::move(initial);
   self->state.board = std::move(board);
   self->state.catalog = std::move(catalog);
@@ -118,7 +169,10 @@ router_actor::behavior_type router(self_ptr self, catalog_actor catalog, catalog
     auto& hosts = self->state.hosts;
     for (auto it = hosts.begin(); it != hosts.end(); ++it) {
       if (it->second.address() == msg.source) {
-        if (self->state.loaded.erase(it->first) > 0) publish_loaded(self);
+        if (self->state.loaded.find(it->first) != nullptr) {
+          self->state.loaded = self->state.loaded.without(it->first);
+          publish_loaded(self);
+        }
         hosts.erase(it);
         return;
       }
@@ -131,11 +185,12 @@ router_actor::behavior_type router(self_ptr self, catalog_actor catalog, catalog
         if (!version) return to_error(version.error());
         req.version = *version;
         const snapshot_info* snap = st.current->find(req.id)->find(*version);
+        const resident_model* resident = st.loaded.find({req.id, *version});
+        if (resident != nullptr) resident->touch(steady_now_ms());
         // Here when this node holds the bytes (or nobody is known to: a node without a cluster,
         // or a catalog from before replication); else at a live holder.
         const bool local = !st.members || snap->holders.empty() ||
-                           snap->holders.count(st.self_id) > 0 ||
-                           st.loaded.count({req.id, *version}) > 0;
+                           snap->holders.count(st.self_id) > 0 || resident != nullptr;
         if (local && !st.members) {
           return self->delegate(host_for(self, req.id, *version), infer_atom_v, std::move(req));
         }
@@ -226,6 +281,9 @@ router_actor::behavior_type router(self_ptr self, catalog_actor catalog, catalog
           out.response = encode_error(0, version.error());
           return encode_peer_reply(out);
         }
+        if (const auto* resident = self->state.loaded.find({inf.id, *version})) {
+          resident->touch(steady_now_ms());
+        }
         auto rp = self->make_response_promise<std::string>();
         self->request(host_for(self, inf.id, *version), self->state.load_timeout, infer_atom_v,
                       std::move(inf))
@@ -260,7 +318,10 @@ router_actor::behavior_type router(self_ptr self, catalog_actor catalog, catalog
         auto key = std::make_pair(std::move(id), version);
         // Only a host the router still knows: one that died since has been forgotten.
         if (self->state.hosts.count(key) == 0) return;
-        self->state.loaded[key] = std::move(m);
+        self->state.loaded =
+            self->state.loaded.with(key, std::make_shared<const resident_model>(std::move(m),
+                                                                                steady_now_ms()));
+        enforce_budget(self, key);
         publish_loaded(self);
       },
   };

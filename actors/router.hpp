@@ -9,6 +9,11 @@
 // as a request through the membership actor's links with a timeout; on a timeout or a failure
 // the next holder is tried, so a holder's death costs latency, not errors. A peer's routed
 // request is answered here from local hosts.
+//
+// The router is also the node's model cache: when the loaded snapshots outgrow the memory
+// budget, it unloads the least recently used (model_cache.hpp) by taking them off the board and
+// telling their hosts to leave. Nothing in flight fails: a front end answering from the board
+// holds the model until it is done, and a host answers what is already in its mailbox first.
 #pragma once
 
 #include <chrono>
@@ -34,13 +39,25 @@ struct router_state {
   std::map<std::pair<model_id, uint32_t>, model_host_actor> hosts;
   loaded_models loaded;                  // what the board shows; a subset of `hosts`
   std::shared_ptr<serving_board> board;  // may be null (then nothing is published)
+  uint64_t memory_budget = 0;            // bytes of loaded models before evicting
+  int64_t keep_replaced_warm_ms = 0;     // see node_config::keep_replaced_warm_s
+  // Unloads since the last log line (logged at most every 10 s, not once per unload).
+  uint64_t unloaded_since_log = 0;
+  int64_t last_unload_log_ms = 0;
   static inline const char* name = "router";
+};
+
+/// The model cache's settings.
+struct model_memory {
+  uint64_t budget_bytes = UINT64_MAX;
+  int64_t keep_replaced_warm_ms = 600000;
 };
 
 /// @pre `initial` is not null
 router_actor::behavior_type router(router_actor::stateful_pointer<router_state> self,
                                    catalog_actor catalog, catalog_ptr initial,
                                    caf::timespan load_timeout,
-                                   std::shared_ptr<serving_board> board);
+                                   std::shared_ptr<serving_board> board,
+                                   model_memory memory = {});
 
 }  // namespace shoal

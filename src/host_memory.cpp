@@ -7,12 +7,13 @@
 
 namespace shoal {
 
-std::optional<uint64_t> parse_mem_available(const std::string& meminfo) {
+std::optional<uint64_t> parse_meminfo(const std::string& meminfo, const std::string& field) {
   std::istringstream in(meminfo);
   std::string line;
+  const std::string head = field + ":";
   while (std::getline(in, line)) {
-    if (line.rfind("MemAvailable:", 0) != 0) continue;
-    const char* p = line.c_str() + 13;
+    if (line.rfind(head, 0) != 0) continue;
+    const char* p = line.c_str() + head.size();
     char* end = nullptr;
     unsigned long long kib = std::strtoull(p, &end, 10);
     if (end == p) return std::nullopt;
@@ -23,13 +24,23 @@ std::optional<uint64_t> parse_mem_available(const std::string& meminfo) {
   return std::nullopt;
 }
 
-std::optional<uint64_t> read_available_memory() {
+std::optional<uint64_t> parse_mem_available(const std::string& meminfo) {
+  return parse_meminfo(meminfo, "MemAvailable");
+}
+
+namespace {
+std::optional<uint64_t> read_meminfo(const std::string& field) {
   std::ifstream f("/proc/meminfo");
   if (!f) return std::nullopt;
   std::stringstream text;
   text << f.rdbuf();
-  return parse_mem_available(text.str());
+  return parse_meminfo(text.str(), field);
 }
+}  // namespace
+
+std::optional<uint64_t> read_available_memory() { return read_meminfo("MemAvailable"); }
+
+std::optional<uint64_t> read_total_memory() { return read_meminfo("MemTotal"); }
 
 std::string bytes_text(uint64_t bytes) {
   const char* units[] = {"", "K", "M", "G", "T"};

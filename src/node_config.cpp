@@ -97,6 +97,18 @@ status set_field(node_config& cfg, const std::string& key, const std::string& va
   if (key == "max_body_bytes") return size(cfg.max_body_bytes, 1024, 1ull << 30);
   if (key == "max_push_bytes") return size(cfg.max_push_bytes, 1024, 1ull << 32);
   if (key == "max_batch") return size(cfg.max_batch, 1, 100000);
+  if (key == "model_memory_mb") {
+    auto v = parse_uint(what, value, 0, 1ull << 24);
+    if (!v) return v.error();
+    cfg.model_memory_mb = *v;
+    return status::ok();
+  }
+  if (key == "keep_replaced_warm_s") {
+    auto v = parse_uint(what, value, 0, 7 * 86400);
+    if (!v) return v.error();
+    cfg.keep_replaced_warm_s = static_cast<int64_t>(*v);
+    return status::ok();
+  }
   if (key == "request_timeout_ms") {
     auto v = parse_uint(what, value, 1, 3600000);
     if (!v) return v.error();
@@ -182,7 +194,8 @@ status set_field(node_config& cfg, const std::string& key, const std::string& va
   return status::invalid_argument(
       what + ": unknown setting '" + key +
       "' (known: data_dir, host, http_port, zmq_port, cluster_port, name, http_threads, "
-      "max_body_bytes, max_push_bytes, request_timeout_ms, max_batch, advertise_host, seeds, "
+      "max_body_bytes, max_push_bytes, request_timeout_ms, max_batch, model_memory_mb, "
+      "keep_replaced_warm_s, advertise_host, seeds, "
       "cluster_secret, "
       "cluster_secret_file, tls_certificate, tls_key, tls_ca, gossip_interval_ms, "
       "phi_threshold, probe_timeout_ms, indirect_probe_timeout_ms, indirect_probes, "
@@ -244,6 +257,8 @@ result<node_command> parse_node_args(const std::vector<std::string>& args) {
       {"--cluster-port", "cluster_port"}, {"--name", "name"},
       {"--http-threads", "http_threads"}, {"--request-timeout-ms", "request_timeout_ms"},
       {"--max-body-bytes", "max_body_bytes"}, {"--max-push-bytes", "max_push_bytes"},
+      {"--model-memory-mb", "model_memory_mb"},
+      {"--keep-replaced-warm-s", "keep_replaced_warm_s"},
       {"--seeds", "seeds"},               {"--cluster-secret-file", "cluster_secret_file"},
       {"--advertise-host", "advertise_host"},
       {"--gossip-interval-ms", "gossip_interval_ms"}, {"--phi-threshold", "phi_threshold"},
@@ -337,6 +352,11 @@ options:
   --request-timeout-ms N    inference deadline before answering 503 (default 5000)
   --max-body-bytes N        HTTP body limit, 413 above it (default 4194304)
   --max-push-bytes N        largest snapshot a push may carry (default 268435456)
+  --model-memory-mb N       memory for loaded models; above it the least recently used are
+                            unloaded (they stay stored and load again on their next request).
+                            Default: half of this machine's RAM
+  --keep-replaced-warm-s N  after a label moves, its previous version is unloaded last for N
+                            seconds, so a rollback finds it in memory (default 600)
   -h, --help                show this help
 
 cluster:

@@ -1,5 +1,8 @@
 #include "shoal/serving_view.hpp"
 
+#include <chrono>
+#include <functional>
+
 namespace shoal {
 namespace {
 
@@ -8,6 +11,59 @@ namespace {
 std::atomic<uint64_t> next_generation{1};
 
 }  // namespace
+
+int64_t steady_now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+loaded_models::loaded_models() {
+  auto empty = std::make_shared<const shard>();
+  shards_.assign(shard_count, empty);
+}
+
+size_t loaded_models::shard_of(const snapshot_key& key) {
+  size_t h = std::hash<std::string>{}(key.first.tenant);
+  h = h * 31 + std::hash<std::string>{}(key.first.model);
+  h = h * 31 + key.second;
+  return h % shard_count;
+}
+
+const resident_model* loaded_models::find(const snapshot_key& key) const {
+  const shard& s = *shards_[shard_of(key)];
+  auto it = s.find(key);
+  return it == s.end() ? nullptr : it->second.get();
+}
+
+loaded_models loaded_models::with(const snapshot_key& key, entry value) const {
+  loaded_models out = *this;
+  auto& slot = out.shards_[shard_of(key)];
+  auto next = std::make_shared<shard>(*slot);
+  auto [it, added] = next->emplace(key, value);
+  if (!added) {
+    out.bytes_ -= it->second->bytes;
+    it->second = value;
+  } else {
+    ++out.size_;
+  }
+  out.bytes_ += value->bytes;
+  slot = std::move(next);
+  return out;
+}
+
+loaded_models loaded_models::without(const snapshot_key& key) const {
+  const size_t i = shard_of(key);
+  auto it = shards_[i]->find(key);
+  if (it == shards_[i]->end()) return *this;
+  loaded_models out = *this;
+  auto next = std::make_shared<shard>(*shards_[i]);
+  out.bytes_ -= it->second->bytes;
+  --out.size_;
+  next->erase(key);
+  out.shards_[i] = std::move(next);
+  return out;
+}
 
 serving_board::serving_board()
     : view_(std::make_shared<const serving_view>(serving_view{
@@ -52,12 +108,13 @@ inline_answer answer_inline(const serving_view& view, const infer_request& req, 
   }
   out.version = *version;
   if (req.texts.size() > max_texts) return out;
-  auto it = view.loaded->find(std::make_pair(req.id, *version));
-  if (it == view.loaded->end()) return out;
+  const resident_model* resident = view.loaded->find(std::make_pair(req.id, *version));
+  if (resident == nullptr) return out;
+  resident->touch(steady_now_ms());
   infer_result r;
   r.id = req.id;
   r.version = *version;
-  r.rows = it->second->predict_batch(req.texts, req.top_k == 0 ? 1 : req.top_k);
+  r.rows = resident->m->predict_batch(req.texts, req.top_k == 0 ? 1 : req.top_k);
   out.answer = result<infer_result>(std::move(r));
   return out;
 }

@@ -30,6 +30,12 @@ struct node_config {
   uint32_t request_timeout_ms = 5000; // an inference that takes longer answers 503
   size_t max_batch = 1024;            // texts in one inference request
 
+  // ---- models in memory ----
+  uint64_t model_memory_mb = 0;       // budget for loaded models (least recently used are
+                                      // evicted above it); 0: half of the machine's RAM
+  int64_t keep_replaced_warm_s = 600; // a label's previous target (what a rollback goes back
+                                      // to) is evicted last for this long after the move
+
   // ---- cluster ----
   std::string advertise_host;         // the address peers and clients reach us at (gossiped);
                                       // default: host. Needed when host is 0.0.0.0 or ::

@@ -21,6 +21,7 @@
 #include <mutex>
 #include <optional>
 #include <utility>
+#include <vector>
 
 #include "shoal/api.hpp"
 #include "shoal/catalog.hpp"
@@ -29,8 +30,69 @@
 
 namespace shoal {
 
-/// Snapshots loaded in memory, by (model, version).
-using loaded_models = std::map<std::pair<model_id, uint32_t>, std::shared_ptr<const model>>;
+/// A snapshot's key: (model, version).
+using snapshot_key = std::pair<model_id, uint32_t>;
+
+/// Returns milliseconds on the steady clock (the cache's notion of "recently used").
+int64_t steady_now_ms();
+
+/// A snapshot in memory as front ends and the router see it: the model, what it costs, and when it
+/// last answered (the node's model cache evicts the least recently used).
+struct resident_model {
+  std::shared_ptr<const model> m;  // never null
+  uint64_t bytes = 0;              // m->memory_bytes(), read once
+  // Steady-clock milliseconds of the last answer. Shared mutable state on purpose: every
+  // front-end thread stamps it (one relaxed load, and a store only when the millisecond changed)
+  // and the router reads it when it chooses what to evict; a message per request would cost
+  // far more than the answer itself.
+  mutable std::atomic<int64_t> last_used_ms{0};
+
+  resident_model(std::shared_ptr<const model> model, int64_t now_ms)
+      : m(std::move(model)), bytes(m->memory_bytes()), last_used_ms(now_ms) {}
+  /// Records a use at `now_ms`.
+  void touch(int64_t now_ms) const {
+    if (last_used_ms.load(std::memory_order_relaxed) != now_ms) {
+      last_used_ms.store(now_ms, std::memory_order_relaxed);
+    }
+  }
+};
+
+/// The snapshots loaded in memory, by (model, version): an immutable value. with() and
+/// without() return a changed copy that shares all but one shard with the original, so the
+/// router can publish after every load or eviction without copying thousands of entries.
+class loaded_models {
+ public:
+  using entry = std::shared_ptr<const resident_model>;
+
+  loaded_models();
+
+  /// Returns the snapshot's entry, or null when it is not loaded.
+  const resident_model* find(const snapshot_key& key) const;
+  /// Returns a copy with `key` set to `value` (replacing any entry it had). @pre value != null
+  loaded_models with(const snapshot_key& key, entry value) const;
+  /// Returns a copy without `key`.
+  loaded_models without(const snapshot_key& key) const;
+  /// Returns the number of loaded snapshots.
+  size_t size() const { return size_; }
+  /// Returns the sum of their bytes.
+  uint64_t bytes() const { return bytes_; }
+  /// Calls f(key, entry) for each loaded snapshot (in no particular order).
+  template <class F>
+  void for_each(F&& f) const {
+    for (const auto& shard : shards_) {
+      for (const auto& [key, value] : *shard) f(key, value);
+    }
+  }
+
+ private:
+  static constexpr size_t shard_count = 64;
+  using shard = std::map<snapshot_key, entry>;
+  static size_t shard_of(const snapshot_key& key);
+
+  std::vector<std::shared_ptr<const shard>> shards_;  // shard_count, never null
+  size_t size_ = 0;
+  uint64_t bytes_ = 0;
+};
 
 /// One published state. Both members are always set.
 struct serving_view {

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <memory>
 #include <optional>
+#include <thread>
 
 #include "actors/catalog_actor.hpp"
 #include "actors/gateway.hpp"
@@ -70,7 +71,7 @@ class node_actors : public ::testing::Test {
     // Not detached here: the test scheduler must run every actor, one message at a time.
     cat = sys.spawn(catalog_behavior, std::move(storage));
     rtr = sys.spawn(router, cat, initial, caf::timespan{std::chrono::seconds(10)},
-                    board);
+                    board, memory);
     gateway_config gcfg;
     gcfg.node_name = "test-node";
     gw = sys.spawn(gateway, rtr, cat, initial, membership_actor{}, gcfg);
@@ -143,7 +144,28 @@ class node_actors : public ::testing::Test {
     return served{r->version, r->rows[0][0].label};
   }
 
+  // Infers `text` on `id` (production) and returns the version that answered.
+  std::optional<uint32_t> serve_model(const model_id& id, const std::string& text) {
+    infer_request req = infer(text);
+    req.id = id;
+    auto r = expect_ok<infer_result>(call(req));
+    if (!r) return std::nullopt;
+    return r->version;
+  }
+
+  // True when the board (what front ends answer from) has `version` of `id` in memory.
+  bool on_board(const model_id& id, uint32_t version) {
+    return board->read(board_cache).loaded->find({id, version}) != nullptr;
+  }
+
+  // Returns what one loaded copy of `bytes` costs in memory.
+  static uint64_t loaded_size(const std::string& bytes) {
+    auto m = load_model(bytes);
+    return m.is_ok() ? (*m)->memory_bytes() : 0;
+  }
+
   const model_id bot{"acme", "bot"};
+  model_memory memory;  // the router's cache settings; a derived fixture may shrink the budget
   static temp_dir* models_;
   static std::string v1_, v2_;
   temp_dir dir;
@@ -294,6 +316,88 @@ TEST_F(node_actors, loaded_snapshots_and_label_moves_reach_the_serving_board) {
   auto missing = answer_inline(board->read(board_cache), unknown, 64);
   ASSERT_TRUE(missing.answer);
   EXPECT_EQ(missing.answer->error().code(), status_code::not_found);
+}
+
+// The same node with a model memory budget that holds two loaded copies of v1 but not three.
+class node_actors_small_budget : public node_actors {
+ protected:
+  node_actors_small_budget() {
+    memory.budget_bytes = std::max(loaded_size(v1_), loaded_size(v2_)) * 5 / 2;
+  }
+
+  // Lets the millisecond clock move on, so that the uses before and after are ordered.
+  static void tick() { std::this_thread::sleep_for(std::chrono::milliseconds(3)); }
+};
+
+TEST_F(node_actors_small_budget, unloads_the_least_recently_used_and_reloads_it_on_demand) {
+  const model_id a{"acme", "a"}, b{"acme", "b"}, c{"acme", "c"};
+  ASSERT_GT(memory.budget_bytes, 0u);
+  ASSERT_GT(3 * std::min(loaded_size(v1_), loaded_size(v2_)), memory.budget_bytes)
+      << "the test needs three copies not to fit";
+  for (const auto& id : {a, b, c}) ASSERT_TRUE(push(id, v1_));
+  ASSERT_EQ(serve_model(a, "cancel my order"), 1u);
+  tick();
+  ASSERT_EQ(serve_model(b, "cancel my order"), 1u);
+  tick();
+  EXPECT_TRUE(on_board(a, 1) && on_board(b, 1));
+  ASSERT_EQ(serve_model(c, "cancel my order"), 1u);  // a third copy does not fit: a goes
+  EXPECT_FALSE(on_board(a, 1)) << "the least recently used model stayed loaded";
+  EXPECT_TRUE(on_board(b, 1));
+  EXPECT_TRUE(on_board(c, 1));
+  EXPECT_LE(board->read(board_cache).loaded->bytes(), memory.budget_bytes);
+  tick();
+  // A use from the board (a front end answering on its own thread) counts as a use: b is now
+  // more recent than c, so reloading a unloads c.
+  auto req = infer("where is my parcel");
+  req.id = b;
+  ASSERT_TRUE(answer_inline(board->read(board_cache), req, 64).answer);
+  tick();
+  ASSERT_EQ(serve_model(a, "cancel my order"), 1u) << "an unloaded model loads again";
+  EXPECT_TRUE(on_board(a, 1));
+  EXPECT_TRUE(on_board(b, 1));
+  EXPECT_FALSE(on_board(c, 1));
+  // Everything is still stored: each model answers when asked.
+  for (const auto& id : {a, b, c}) EXPECT_EQ(serve_model(id, "hello"), 1u) << id.str();
+}
+
+TEST_F(node_actors_small_budget, keeps_the_previous_production_warm_after_a_promote) {
+  const model_id other{"acme", "other"};
+  ASSERT_TRUE(push(bot, v1_));
+  ASSERT_TRUE(push(bot, v2_));
+  ASSERT_TRUE(push(other, v1_));
+  ASSERT_EQ(serve_model(bot, "cancel my order"), 1u);  // production = v1, loaded
+  tick();
+  ASSERT_TRUE(expect_ok<label_result>(
+      call(label_request{bot, "production", label_action::promote, 2u})));
+  ASSERT_EQ(serve_model(bot, "cancel my order"), 2u);  // v2 loaded; v1 just replaced
+  tick();
+  ASSERT_EQ(serve_model(other, "cancel my order"), 1u);  // no room for three
+  EXPECT_TRUE(on_board(bot, 1)) << "the version a rollback goes back to was unloaded";
+  EXPECT_FALSE(on_board(bot, 2)) << "the least recently used unpinned version should go";
+  EXPECT_TRUE(on_board(other, 1));
+  // The rollback finds v1 in memory: the board answers it at once.
+  ASSERT_TRUE(expect_ok<label_result>(
+      call(label_request{bot, "production", label_action::rollback, std::nullopt})));
+  auto req = infer("cancel my order");
+  auto in = answer_inline(board->read(board_cache), req, 64);
+  ASSERT_TRUE(in.answer) << "after the rollback, production must be answerable from memory";
+  ASSERT_TRUE(in.answer->is_ok());
+  EXPECT_EQ((*in.answer)->version, 1u);
+}
+
+class node_actors_tiny_budget : public node_actors {
+ protected:
+  node_actors_tiny_budget() { memory.budget_bytes = 1024; }
+};
+
+TEST_F(node_actors_tiny_budget, a_model_larger_than_the_whole_budget_is_refused_clearly) {
+  ASSERT_TRUE(push(bot, v1_));
+  auto r = call(infer("hello"));
+  auto* err = std::get_if<status>(&r);
+  ASSERT_NE(err, nullptr) << "a model over the whole budget was served";
+  EXPECT_EQ(err->code(), status_code::resource_exhausted);
+  EXPECT_NE(err->message().find("model memory budget"), std::string::npos) << err->message();
+  EXPECT_EQ(board->read(board_cache).loaded->size(), 0u);
 }
 
 }  // namespace

@@ -2,9 +2,12 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <memory>
+#include <mutex>
 #include <sstream>
+#include <thread>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -359,6 +362,64 @@ TEST_F(node_test, cli_errors_are_one_line_and_nonzero) {
   for (const auto* r : {&unknown, &no_node}) {
     EXPECT_EQ(std::count(r->err.begin(), r->err.end(), '\n'), 1) << r->err;
   }
+}
+
+// A node whose model memory holds two of the six models: concurrent clients over all six, with
+// small batches (answered on HTTP threads from the board) and large ones (through the model
+// hosts), while the node keeps unloading and reloading. No request may fail or change its answer.
+TEST_F(node_test, unloading_under_concurrent_load_fails_no_request) {
+  node_.reset();
+  node_ = std::make_unique<node_process>(data_->path() + "/data",
+                                         std::vector<std::string>{"--model-memory-mb", "3"});
+  const int models = 6;
+  for (int m = 0; m < models; ++m) {
+    auto push = node_->cli({"snapshot", "push", "acme/m" + std::to_string(m), v1_});
+    ASSERT_EQ(push.exit_code, 0) << push.err;
+  }
+  const std::vector<std::string> texts = {"where is my parcel", "i want my money back"};
+  auto expected = fasttext_predict_prob(v1_, texts, 1);
+  ASSERT_EQ(expected.size(), texts.size());
+  std::vector<std::string> want;
+  for (const auto& line : expected) want.push_back(line.substr(0, line.find(' ')));
+
+  std::atomic<int> failures{0};
+  std::mutex first_failure_mutex;
+  std::string first_failure;
+  std::vector<std::thread> clients;
+  for (int c = 0; c < 4; ++c) {
+    clients.emplace_back([&, c] {
+      for (int i = 0; i < 60; ++i) {
+        const int m = (c * 7 + i * 5) % models;
+        const size_t n = i % 3 == 0 ? 80 : 2;  // over the inline limit of 64: through the hosts
+        std::vector<std::string> batch;
+        for (size_t t = 0; t < n; ++t) batch.push_back(texts[t % 2]);
+        auto r = http_call(node_->http_port(), "POST",
+                           "/v2/models/acme/m" + std::to_string(m) + "/infer", infer_body(batch));
+        bool ok = r.status == 200;
+        if (ok) {
+          auto j = json::parse(r.body, nullptr, false);
+          ok = !j.is_discarded() && j["outputs"][0]["data"].size() == n;
+          for (size_t t = 0; ok && t < n; ++t) {
+            ok = "__label__" + j["outputs"][0]["data"][t].get<std::string>() == want[t % 2];
+          }
+        }
+        if (!ok) {
+          ++failures;
+          std::lock_guard<std::mutex> lock(first_failure_mutex);
+          if (first_failure.empty()) first_failure = std::to_string(r.status) + " " + r.body;
+        }
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(failures.load(), 0) << "first failure: " << first_failure;
+  EXPECT_NE(node_->log().find("to stay within the model memory budget"), std::string::npos)
+      << "the node never unloaded a model: the test did not test eviction\n" << node_->log();
+  // What is loaded now fits in the budget (3 MB holds two of these models).
+  auto status = node_->cli({"cluster", "status", "--json"});
+  ASSERT_EQ(status.exit_code, 0) << status.err;
+  auto j = json::parse(status.out);
+  EXPECT_LE(j["members"][0]["load"]["loaded_models"].get<int>(), 2) << status.out;
 }
 
 }  // namespace

@@ -1,4 +1,5 @@
-// Reading the host's available memory (gossiped as free model memory until a budget exists).
+// Reading the host's memory: MemTotal sets the default model budget, MemAvailable caps the free
+// model memory a node gossips.
 #include "shoal/host_memory.hpp"
 
 #include <gtest/gtest.h>
@@ -15,10 +16,20 @@ TEST(host_memory, mem_available_is_read_in_bytes) {
   EXPECT_EQ(parse_mem_available("MemAvailable: 12 MB\n"), std::nullopt);
 }
 
+TEST(host_memory, any_field_is_read_in_bytes) {
+  const std::string text = "MemTotal:       24684104 kB\nMemAvailable:   22929336 kB\n";
+  EXPECT_EQ(parse_meminfo(text, "MemTotal"), 24684104ull * 1024);
+  EXPECT_EQ(parse_meminfo(text, "MemFree"), std::nullopt);
+  EXPECT_EQ(parse_meminfo("MemTotalX: 5 kB\n", "MemTotal"), std::nullopt) << "whole names only";
+}
+
 TEST(host_memory, this_machine_reports_some) {
   auto v = read_available_memory();
   ASSERT_TRUE(v.has_value());
   EXPECT_GT(*v, 1ull << 20);
+  auto total = read_total_memory();
+  ASSERT_TRUE(total.has_value());
+  EXPECT_GE(*total, *v);
 }
 
 TEST(host_memory, bytes_for_people) {

@@ -22,6 +22,24 @@ TEST(node_config, defaults_match_the_documentation) {
   EXPECT_EQ(c.cluster_port, 7420);
   EXPECT_EQ(c.name, "127.0.0.1:7422");
   EXPECT_EQ(c.max_body_bytes, 4u << 20);
+  EXPECT_EQ(c.model_memory_mb, 0u) << "0: half of the machine's RAM, decided at start";
+  EXPECT_EQ(c.keep_replaced_warm_s, 600);
+}
+
+TEST(node_config, model_memory_from_flag_and_file) {
+  auto cmd = parse_node_args({"--data-dir", "/tmp/d", "--model-memory-mb", "512",
+                              "--keep-replaced-warm-s=30"});
+  ASSERT_TRUE(cmd.is_ok()) << cmd.error().message();
+  EXPECT_EQ(cmd->config.model_memory_mb, 512u);
+  EXPECT_EQ(cmd->config.keep_replaced_warm_s, 30);
+  node_config cfg;
+  ASSERT_TRUE(apply_config_text("model_memory_mb = 2048\n", "n.conf", "", cfg).is_ok());
+  EXPECT_EQ(cfg.model_memory_mb, 2048u);
+  auto bad = parse_node_args({"--data-dir", "/tmp/d", "--model-memory-mb", "lots"});
+  ASSERT_FALSE(bad.is_ok());
+  EXPECT_NE(bad.error().message().find("--model-memory-mb"), std::string::npos)
+      << bad.error().message();
+  EXPECT_NE(node_usage().find("--model-memory-mb"), std::string::npos);
 }
 
 TEST(node_config, flags_override_the_config_file_in_any_order) {
