@@ -1,16 +1,24 @@
 #include "shoal/cli.hpp"
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <iostream>
+#include <map>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 #include <string_view>
+#include <thread>
 #include <utility>
 
 #include "shoal/api.hpp"
@@ -37,6 +45,7 @@ struct option_spec {
 // command, so a name means the same thing everywhere.
 constexpr option_spec option_table[] = {
     {"--node", true}, {"--timeout", true}, {"--label", true}, {"--note", true},  {"--to", true},
+    {"--jobs", true},
     {"--k", true},    {"--version", true}, {"--json", false}, {"--help", false}, {"-h", false},
 };
 
@@ -57,6 +66,8 @@ struct command_spec {
 const std::vector<command_spec>& command_table() {
   static const std::vector<command_spec> table = {
       {kind::push, "snapshot push", {"--label", "--note", "--json"}, {"TENANT/MODEL", "FILE"}},
+      {kind::push_dir, "snapshot push-dir", {"--label", "--note", "--json", "--jobs"},
+       {"TENANT", "DIR"}},
       {kind::list, "snapshot list", {"--json"}, {"TENANT/MODEL"}},
       {kind::promote, "snapshot promote", {"--label"}, {"TENANT/MODEL", "VERSION"}},
       {kind::rollback, "snapshot rollback", {"--label", "--to"}, {"TENANT/MODEL"}},
@@ -180,13 +191,13 @@ identified identify(const std::vector<std::string>& pos) {
   if (pos[0] == "snapshot") {
     id.name = "snapshot";
     if (pos.size() < 2) {
-      id.error = "snapshot: missing subcommand: push, list, promote or rollback";
+      id.error = "snapshot: missing subcommand: push, push-dir, list, promote or rollback";
       return id;
     }
     id.spec = find("snapshot " + pos[1]);
     if (id.spec == nullptr) {
       id.error = "snapshot: unknown subcommand " + shown(pos[1]) +
-                 ": expected push, list, promote or rollback";
+                 ": expected push, push-dir, list, promote or rollback";
       return id;
     }
     id.name = id.spec->name;
@@ -483,11 +494,185 @@ result<std::string> ask_node(const cli_command& c, const api_call& call) {
   return client->call(encode_request(1, call));
 }
 
-status execute(const cli_command& c, std::ostream& out, std::ostream& err) {
+// ---- push-dir -----------------------------------------------------------------------------------
+
+// One file of a push-dir and what became of it.
+struct dir_item {
+  std::string file;   // the name within the directory
+  std::string model;  // the model name taken from it ("" when it is no valid name)
+  uint32_t version = 0;
+  std::string error;  // empty: pushed as `version`
+};
+
+// The model a file names: its name without the last extension ("bot-7.bin" -> "bot-7").
+std::string model_name_of(const std::string& file) {
+  auto dot = file.rfind('.');
+  return dot == std::string::npos || dot == 0 ? file : file.substr(0, dot);
+}
+
+// Lists the regular files of `dir` (not hidden ones, not subdirectories), sorted by name, with
+// the model each one names; files that name no valid model, or the same model as an earlier
+// file, get their error now and are not pushed.
+result<std::vector<dir_item>> list_model_files(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::directory_iterator it(dir, ec);
+  if (ec) return status::io_error("cannot read directory " + shown(dir) + ": " + ec.message());
+  std::vector<dir_item> items;
+  for (; it != fs::directory_iterator(); it.increment(ec)) {
+    if (ec) return status::io_error("cannot read directory " + shown(dir) + ": " + ec.message());
+    const std::string name = it->path().filename().string();
+    if (name.empty() || name[0] == '.') continue;
+    std::error_code type_ec;
+    if (!it->is_regular_file(type_ec)) continue;
+    items.push_back({name, model_name_of(name), 0, ""});
+  }
+  std::sort(items.begin(), items.end(),
+            [](const dir_item& a, const dir_item& b) { return a.file < b.file; });
+  std::map<std::string, std::string> seen;  // model -> the file that named it first
+  for (auto& item : items) {
+    if (!is_valid_id_part(item.model)) {
+      item.error = "the file name gives no valid model name (" + shown(item.model) +
+                   "; a model name must match [a-z0-9][a-z0-9_-]{0,63}): rename the file";
+      item.model.clear();
+      continue;
+    }
+    auto [at, added] = seen.emplace(item.model, item.file);
+    if (!added) {
+      item.error = "names the same model (" + item.model + ") as " + shown(at->second) +
+                   ": one file per model";
+    }
+  }
+  return items;
+}
+
+status push_dir(const cli_command& c, std::ostream& out, std::ostream& err, bool tty) {
+  auto listed = list_model_files(c.file);
+  if (!listed) return listed.error();
+  std::vector<dir_item> items = std::move(*listed);
+  if (items.empty()) {
+    return status::invalid_argument("no model files in " + shown(c.file) +
+                                    " (one model per file; hidden files and directories are "
+                                    "skipped)");
+  }
+  const std::string dir = c.file;
+  std::atomic<size_t> next{0};
+  std::atomic<size_t> done{0};
+  std::atomic<size_t> failed{0};
+  std::atomic<bool> stop{false};  // the node stopped answering: do not try the rest
+  std::mutex stop_mutex;          // guards stop_reason
+  std::string stop_reason;
+  auto worker = [&] {
+    auto client = zmq_client::connect(c.node, c.timeout);
+    for (size_t i = next++; i < items.size(); i = next++) {
+      dir_item& item = items[i];
+      if (!item.error.empty() || stop) {
+        if (item.error.empty()) item.error = "not pushed: the run stopped";
+        ++failed;
+        ++done;
+        continue;
+      }
+      auto bytes = read_file(dir + "/" + item.file);
+      status s = status::ok();
+      if (!bytes) {
+        s = bytes.error();
+      } else if (!client) {
+        s = client.error();
+      } else {
+        push_request req{model_id{c.tenant, item.model}, std::move(*bytes), c.label, c.note};
+        auto reply = client->call(encode_request(1, req));
+        if (!reply) {
+          s = reply.error();
+        } else if (auto r = decode_push_response(*reply); !r) {
+          s = r.error();
+        } else {
+          item.version = r->version;
+        }
+      }
+      if (!s) {
+        item.error = s.message();
+        ++failed;
+        if (s.code() == status_code::unavailable) {
+          // No answer: the node is down or overloaded. Stop rather than wait out a timeout
+          // per remaining file; what was pushed stays pushed.
+          std::lock_guard<std::mutex> lock(stop_mutex);
+          if (!stop) stop_reason = s.message();
+          stop = true;
+        }
+      }
+      ++done;
+    }
+  };
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<std::thread> workers;
+  for (uint32_t j = 0; j < std::min<size_t>(c.jobs, items.size()); ++j) workers.emplace_back(worker);
+  // Progress: redrawn in place on a terminal, a line every 5 s otherwise (logs, CI).
+  auto progress = [&](bool last) {
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    size_t n = done;
+    std::ostringstream line;
+    line << "push-dir " << c.tenant << ": " << n << "/" << items.size() << " files, " << failed
+         << " failed, " << static_cast<long>(secs > 0 ? n / secs : 0) << "/s";
+    if (!last && n > 0 && n < items.size()) {
+      line << ", about " << static_cast<long>(std::ceil(secs / n * (items.size() - n)))
+           << " s left";
+    }
+    if (tty) {
+      err << "\r" << line.str() << "\x1b[K" << (last ? "\n" : "") << std::flush;
+    } else {
+      err << line.str() << "\n" << std::flush;
+    }
+  };
+  auto last_line = start;
+  while (done < items.size()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    auto now = std::chrono::steady_clock::now();
+    if (now - last_line >= (tty ? std::chrono::milliseconds(200) : std::chrono::seconds(5))) {
+      progress(false);
+      last_line = now;
+    }
+  }
+  for (auto& w : workers) w.join();
+  progress(true);
+
+  if (c.json) {
+    json pushed = json::array();
+    json failures = json::array();
+    for (const auto& item : items) {
+      if (item.error.empty()) {
+        pushed.push_back({{"file", item.file},
+                          {"model", c.tenant + "/" + item.model},
+                          {"version", item.version}});
+      } else {
+        failures.push_back({{"file", item.file}, {"error", item.error}});
+      }
+    }
+    out << dump({{"pushed", pushed}, {"failed", failures}});
+  } else {
+    for (const auto& item : items) {
+      if (item.error.empty()) out << c.tenant << "/" << item.model << "\t" << item.version << "\n";
+    }
+  }
+  out.flush();
+  if (failed == 0) return status::ok();
+  // The failures, each on its own line, after everything that worked.
+  err << "shoal: " << failed << " of " << items.size() << " files were not pushed:\n";
+  for (const auto& item : items) {
+    if (!item.error.empty()) err << "  " << item.file << ": " << item.error << "\n";
+  }
+  std::string why = items.size() - failed == 0 ? "no file was pushed" : "the others were pushed";
+  if (stop) why += "; stopped early: " + stop_reason;
+  return status::failed_precondition(std::to_string(failed) + " of " +
+                                     std::to_string(items.size()) + " files failed (" + why + ")");
+}
+
+status execute(const cli_command& c, std::ostream& out, std::ostream& err, bool tty) {
   switch (c.what) {
     case kind::help:
       out << cli_help(c.name);
       return status::ok();
+    case kind::push_dir:
+      return push_dir(c, out, err, tty);
     case kind::push: {
       auto bytes = read_file(c.file);
       if (!bytes) return bytes.error();
@@ -628,6 +813,27 @@ std::string cli_help(const std::string& name) {
            "\nexample:\n  shoal snapshot push acme/bot model.bin --label staging --note \"May "
            "data\"\n";
   }
+  if (name == "snapshot push-dir") {
+    return with_common(
+               "usage: shoal snapshot push-dir TENANT DIR [--label L] [--note TEXT] [--jobs N] "
+               "[--json]\n"
+               "\n"
+               "Pushes every file of DIR as a new version of its own model, TENANT/NAME, where NAME\n"
+               "is the file name without its extension (bot-7.bin -> TENANT/bot-7). Hidden files\n"
+               "and subdirectories are skipped. Shows progress on stderr; prints a line\n"
+               "\"TENANT/NAME<TAB>VERSION\" per pushed file; then lists the files that failed\n"
+               "and why (the others stay pushed) and exits 1 if any did. Stops early if the node\n"
+               "stops answering.\n"
+               "\n"
+               "options:\n"
+               "  --label L           also point label L at each new version\n"
+               "  --note TEXT         a note kept with each snapshot\n"
+               "  --jobs N            pushes in flight at once (default 4)\n"
+               "  --json              print {\"pushed\":[{\"file\",\"model\",\"version\"}],"
+               "\"failed\":[{\"file\",\"error\"}]}\n",
+               true) +
+           "\nexample:\n  shoal snapshot push-dir acme ./models/   # models/bot-1.bin -> acme/bot-1\n";
+  }
   if (name == "snapshot list") {
     return with_common(
                "usage: shoal snapshot list TENANT/MODEL [--json]\n"
@@ -718,10 +924,11 @@ std::string cli_help(const std::string& name) {
   }
   if (name == "snapshot") {
     return with_common(
-        "usage: shoal snapshot push|list|promote|rollback ...\n"
+        "usage: shoal snapshot push|push-dir|list|promote|rollback ...\n"
         "\n"
         "commands:\n"
         "  snapshot push       upload a model file as a new version\n"
+        "  snapshot push-dir   upload every file of a directory, one model per file\n"
         "  snapshot list       show a model's versions and label history\n"
         "  snapshot promote    point a label (production) at a version\n"
         "  snapshot rollback   move a label back to its previous version\n"
@@ -737,6 +944,7 @@ std::string cli_help(const std::string& name) {
          "commands:\n"
          "  node                run a node (see 'shoal node --help')\n"
          "  snapshot push       upload a model file as a new version\n"
+         "  snapshot push-dir   upload every file of a directory, one model per file\n"
          "  snapshot list       show a model's versions and label history\n"
          "  snapshot promote    point a label (production) at a version\n"
          "  snapshot rollback   move a label back to its previous version\n"
@@ -750,6 +958,7 @@ std::string cli_help(const std::string& name) {
          "examples:\n"
          "  shoal node --help\n"
          "  shoal snapshot push acme/bot model.bin\n"
+         "  shoal snapshot push-dir acme ./models/\n"
          "  shoal snapshot promote acme/bot 2\n"
          "  shoal snapshot rollback acme/bot\n"
          "  shoal infer acme/bot \"where is my order\" --k 3 --json\n"
@@ -782,7 +991,7 @@ result<cli_command> parse_cli(const std::vector<std::string>& args, const cli_en
   if (!t.error.empty()) return usage(t.error);
   c.what = spec.what;
   c.name = spec.name;
-  if (c.what == kind::push) c.timeout = default_push_timeout;
+  if (c.what == kind::push || c.what == kind::push_dir) c.timeout = default_push_timeout;
 
   // Options.
   std::set<std::string> seen;
@@ -824,6 +1033,10 @@ result<cli_command> parse_cli(const std::vector<std::string>& args, const cli_en
                      shown(value));
       }
       c.top_k = uint32_t(*v);
+    } else if (name == "--jobs") {
+      auto v = positive_integer(value, 64);
+      if (!v) return usage("--jobs must be an integer from 1 to 64, got " + shown(value));
+      c.jobs = uint32_t(*v);
     }
   }
   if (c.what == kind::infer && c.version && label) {
@@ -843,7 +1056,15 @@ result<cli_command> parse_cli(const std::vector<std::string>& args, const cli_en
   if (pos.size() < spec.positionals.size()) {
     return usage(std::string("missing ") + spec.positionals[pos.size()]);
   }
-  if (!pos.empty()) {
+  if (c.what == kind::push_dir) {
+    if (!is_valid_id_part(pos[0])) {
+      return usage("invalid tenant " + shown(pos[0]) +
+                   ": a tenant name must match [a-z0-9][a-z0-9_-]{0,63}");
+    }
+    if (pos[1].empty()) return usage("DIR is empty: name the directory of model files");
+    c.tenant = pos[0];
+    c.file = pos[1];
+  } else if (!pos.empty()) {
     auto mid = parse_model_id(pos[0]);
     if (!mid) return usage(utf8::to_valid_utf8(mid.error().message()));
     c.id = std::move(*mid);
@@ -877,7 +1098,7 @@ int run_cli(const std::vector<std::string>& args, const cli_env& env, std::ostre
     err << "shoal: " << cmd.error().message() << " (" << cli_usage_hint(args) << ")\n";
     return 2;
   }
-  status s = execute(*cmd, out, err);
+  status s = execute(*cmd, out, err, env.stderr_is_tty);
   out.flush();
   if (!s) {
     err << "shoal: " << s.message() << "\n";
@@ -891,6 +1112,7 @@ int run_cli(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) args.emplace_back(argv[i]);
   cli_env env;
   if (const char* node = std::getenv("SHOAL_NODE")) env.shoal_node = node;
+  env.stderr_is_tty = ::isatty(2) == 1;
   return run_cli(args, env, std::cout, std::cerr);
 }
 

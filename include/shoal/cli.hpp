@@ -1,12 +1,13 @@
 // cli: every `shoal` command except `shoal node` (main.cpp runs that one). Each command is one
 // ZeroMQ call to a node: `snapshot push|list|promote|rollback`, `models`, `infer`,
-// `cluster status`.
+// `cluster status`; `snapshot push-dir` is one push per file of a directory.
 //
 // Split in two so the parsing is testable without a node: parse_cli turns arguments into a
 // cli_command (or a usage error), run_cli executes it and prints.
 // Exit codes: 0 success; 1 the node refused or could not be reached (one line "shoal: <why>" on
 // stderr); 2 a usage error (one line "shoal: <command>: <what>" then "try 'shoal <command>
-// --help'"). Nothing else is ever written to stderr. Thread-safety: pure functions, apart from
+// --help'"). Nothing else is ever written to stderr, except push's note on copies and push-dir's
+// progress line and list of failures. Thread-safety: pure functions, apart from
 // run_cli's I/O.
 #pragma once
 
@@ -32,11 +33,14 @@ inline constexpr std::chrono::milliseconds default_push_timeout{60'000};
 /// What the process environment contributes to parsing (passed in, so tests need no setenv).
 struct cli_env {
   std::string shoal_node;  // $SHOAL_NODE; empty when unset
+  bool stderr_is_tty = false;  // progress redraws one line on a terminal, else prints lines
 };
 
 /// One parsed command line.
 struct cli_command {
-  enum class kind : uint8_t { help, push, list, models, promote, rollback, infer, cluster_status };
+  enum class kind : uint8_t {
+    help, push, push_dir, list, models, promote, rollback, infer, cluster_status
+  };
   kind what = kind::help;
   /// The command's name as typed, "snapshot promote"; for help, the command whose help to print
   /// ("" for `shoal --help`, "snapshot" for the snapshot group).
@@ -44,8 +48,10 @@ struct cli_command {
   std::string node = default_node_address;  // HOST:PORT, already checked
   std::chrono::milliseconds timeout = default_cli_timeout;
   bool json = false;                // push, list, models, infer, cluster status
-  model_id id;                      // all but models
-  std::string file;                 // push
+  model_id id;                      // all but models and push-dir
+  std::string tenant;               // push-dir
+  std::string file;                 // push; push-dir: the directory
+  uint32_t jobs = 4;                // push-dir: pushes in flight at once
   std::string label;                // push, promote, rollback, infer; "" = none
   std::string note;                 // push
   std::optional<uint32_t> version;  // promote VERSION, rollback --to, infer --version

@@ -1,5 +1,6 @@
 // Process-level tests: a real `shoal node` on loopback, driven through the real CLI and raw HTTP.
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <atomic>
@@ -420,6 +421,55 @@ TEST_F(node_test, unloading_under_concurrent_load_fails_no_request) {
   ASSERT_EQ(status.exit_code, 0) << status.err;
   auto j = json::parse(status.out);
   EXPECT_LE(j["members"][0]["load"]["loaded_models"].get<int>(), 2) << status.out;
+}
+
+// push-dir: one model per file, named after the file; bad files are listed at the end and the
+// rest stay pushed.
+TEST_F(node_test, push_dir_pushes_one_model_per_file_and_lists_the_failures) {
+  temp_dir dir;
+  const std::string d = dir.path() + "/models";
+  ASSERT_EQ(::mkdir(d.c_str(), 0755), 0);
+  for (int i = 0; i < 12; ++i) write_file(d + "/bot-" + std::to_string(i) + ".bin", read_file(v1_));
+  write_file(d + "/broken.bin", "not a model at all");
+  write_file(d + "/Bad Name.bin", read_file(v1_));
+  write_file(d + "/bot-3.ftz", read_file(v2_));  // the same model name as bot-3.bin
+  write_file(d + "/.hidden.bin", read_file(v1_));
+  ASSERT_EQ(::mkdir((d + "/subdir").c_str(), 0755), 0);
+
+  auto r = node_->cli({"snapshot", "push-dir", "acme", d, "--jobs", "3"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  // stdout: one line per pushed model, in file order.
+  std::istringstream lines(r.out);
+  std::vector<std::string> pushed;
+  for (std::string line; std::getline(lines, line);) pushed.push_back(line);
+  ASSERT_EQ(pushed.size(), 12u) << r.out << r.err;
+  EXPECT_EQ(pushed[0], "acme/bot-0\t1");
+  EXPECT_EQ(pushed[11], "acme/bot-9\t1");
+  // stderr: the progress line, then each failure with its reason.
+  EXPECT_NE(r.err.find("push-dir acme: 15/15 files, 3 failed"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("shoal: 3 of 15 files were not pushed:"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("  broken.bin: "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("  Bad Name.bin: the file name gives no valid model name"),
+            std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("  bot-3.ftz: names the same model (bot-3) as 'bot-3.bin'"),
+            std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find(".hidden"), std::string::npos) << r.err;
+
+  // What was pushed serves; nothing else was added.
+  auto models = node_->cli({"models", "--json"});
+  ASSERT_EQ(models.exit_code, 0) << models.err;
+  auto j = json::parse(models.out);
+  EXPECT_EQ(j["models"].size(), 12u) << models.out;
+  EXPECT_EQ(http_top_label("where is my parcel", "/v2/models/acme/bot-7/infer"), "order_status");
+
+  // A directory with nothing to push, and one that does not exist: clear errors, exit 1.
+  temp_dir empty;
+  auto none = node_->cli({"snapshot", "push-dir", "acme", empty.path()});
+  EXPECT_EQ(none.exit_code, 1);
+  EXPECT_NE(none.err.find("no model files in"), std::string::npos) << none.err;
+  auto missing = node_->cli({"snapshot", "push-dir", "acme", d + "/nope"});
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_NE(missing.err.find("cannot read directory"), std::string::npos) << missing.err;
 }
 
 }  // namespace

@@ -44,6 +44,32 @@ TEST(cli_parse, snapshot_push) {
   EXPECT_EQ(c.timeout, 60s);
 }
 
+TEST(cli_parse, snapshot_push_dir) {
+  auto c = parsed({"snapshot", "push-dir", "acme", "models/", "--jobs", "8", "--label", "staging"});
+  EXPECT_EQ(c.what, kind::push_dir);
+  EXPECT_EQ(c.tenant, "acme");
+  EXPECT_EQ(c.file, "models/");
+  EXPECT_EQ(c.jobs, 8u);
+  EXPECT_EQ(c.label, "staging");
+  EXPECT_EQ(c.timeout, 60s);
+  EXPECT_EQ(parsed({"snapshot", "push-dir", "acme", "d"}).jobs, 4u);
+  auto bad_tenant = parse_cli({"snapshot", "push-dir", "acme/bot", "d"}, {});
+  ASSERT_FALSE(bad_tenant);
+  EXPECT_EQ(bad_tenant.error().message(),
+            "snapshot push-dir: invalid tenant 'acme/bot': a tenant name must match "
+            "[a-z0-9][a-z0-9_-]{0,63}");
+  auto bad_jobs = parse_cli({"snapshot", "push-dir", "acme", "d", "--jobs", "0"}, {});
+  ASSERT_FALSE(bad_jobs);
+  EXPECT_EQ(bad_jobs.error().message(),
+            "snapshot push-dir: --jobs must be an integer from 1 to 64, got '0'");
+  auto missing = parse_cli({"snapshot", "push-dir", "acme"}, {});
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().message(), "snapshot push-dir: missing DIR");
+  auto jobs_elsewhere = parse_cli({"snapshot", "push", "acme/bot", "f", "--jobs", "2"}, {});
+  ASSERT_FALSE(jobs_elsewhere);
+  EXPECT_EQ(jobs_elsewhere.error().message(), "snapshot push: unknown option '--jobs'");
+}
+
 TEST(cli_parse, options_go_anywhere_and_take_either_form) {
   auto c = parsed({"--node", "10.0.0.5:9000", "snapshot", "--json", "push", "--label=staging",
                    "acme/bot", "--timeout=2.5", "model.ftz"});
@@ -156,10 +182,10 @@ TEST(cli_parse, usage_errors_say_what_is_wrong_and_where_to_look) {
        "unknown command 'deploy': expected snapshot push|list|promote|rollback, models, infer or cluster status",
        "try 'shoal --help'"},
       {{"snapshot"},
-       "snapshot: missing subcommand: push, list, promote or rollback",
+       "snapshot: missing subcommand: push, push-dir, list, promote or rollback",
        "try 'shoal snapshot --help'"},
       {{"snapshot", "delete", "acme/bot"},
-       "snapshot: unknown subcommand 'delete': expected push, list, promote or rollback",
+       "snapshot: unknown subcommand 'delete': expected push, push-dir, list, promote or rollback",
        "try 'shoal snapshot --help'"},
       {{"snapshot", "promote", "acme/bot", "x"},
        "snapshot promote: VERSION must be a positive integer, got 'x'",
