@@ -5,8 +5,9 @@
 // wordNgrams 2, minn 2, maxn 4. A second model with 300 labels (same options) shows the large
 // output layer (OpenBLAS in ours); it is skipped when the tool cannot run. libfasttext is measured
 // two ways: predictLine (reads and tokenizes the text, as we do) and predict on ids tokenized once
-// outside the loop (its arithmetic alone, a lower bound). After the table, prints libfasttext time
-// / our time for each text (above 1: we are faster).
+// outside the loop (its arithmetic alone, a lower bound). The trained models are also quantized by
+// `fasttext quantize` (default options; -qout for the 300 labels) and measured as .ftz. After the
+// table, prints libfasttext time / our time for each text (above 1: we are faster).
 //
 //   build-ft/bench/predict_bench [--benchmark_repetitions=5 ...]
 #include <benchmark/benchmark.h>
@@ -147,6 +148,16 @@ std::string train(const std::string& dir, const std::string& name, const std::st
   return dir + "/" + name + ".bin";
 }
 
+// Quantizes dir/name.bin into dir/name.ftz with `fasttext quantize`; "" on failure.
+std::string quantize(const std::string& dir, const std::string& name,
+                     const std::vector<std::string>& extra) {
+  const std::string prefix = dir + "/" + name;
+  std::vector<std::string> args = {"quantize", "-input", prefix + ".txt", "-output", prefix,
+                                   "-thread",  "1",      "-verbose",      "0"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return run_tool(args) ? prefix + ".ftz" : "";
+}
+
 // ---- the two implementations ------------------------------------------------------------------
 
 struct subject {
@@ -256,6 +267,9 @@ int main(int argc, char** argv) {
     return 1;
   }
   const std::string many_path = dir.empty() ? "" : train(dir, "many_labels", many_label_corpus());
+  const std::string intents_ftz =
+      given == nullptr && !dir.empty() ? quantize(dir, "intents", {}) : "";
+  const std::string many_ftz = many_path.empty() ? "" : quantize(dir, "many_labels", {"-qout"});
 
   const std::vector<std::pair<std::string, std::string>> texts = {
       {"short", "where is my order 12345?"},
@@ -265,15 +279,18 @@ int main(int argc, char** argv) {
   };
   std::vector<std::unique_ptr<subject>> subjects;
   std::vector<std::pair<std::string, std::string>> pairs;  // (subject, text) measured
-  for (const auto& [name, path] : std::vector<std::pair<std::string, std::string>>{
-           {"intents", intents_path}, {"300_labels", many_path}}) {
+  for (const auto& [name, path] :
+       std::vector<std::pair<std::string, std::string>>{{"intents", intents_path},
+                                                        {"300_labels", many_path},
+                                                        {"intents_ftz", intents_ftz},
+                                                        {"300_labels_ftz_qout", many_ftz}}) {
     if (path.empty()) continue;
     auto s = std::make_unique<subject>();
     s->name = name;
     if (!load(*s, path)) return 1;
     for (const auto& [text_name, text] : texts) {
-      if (name == "300_labels" && text_name == "long") continue;
-      if (name == "intents" && given == nullptr && !agree(*s, text)) return 1;
+      if (name.rfind("300_labels", 0) == 0 && text_name == "long") continue;
+      if (name.rfind("intents", 0) == 0 && given == nullptr && !agree(*s, text)) return 1;
       register_benchmarks(*s, text_name, text);
       pairs.emplace_back(name, text_name);
     }
@@ -293,7 +310,7 @@ int main(int argc, char** argv) {
     const double line = reporter.ns("libfasttext_predictLine" + suffix);
     const double pre = reporter.ns("libfasttext_predict_pretokenized" + suffix);
     if (ours <= 0) continue;
-    std::printf("  %-18s predictLine %.2fx   predict(pre-tokenized ids) %.2fx\n",
+    std::printf("  %-26s predictLine %.2fx   predict(pre-tokenized ids) %.2fx\n",
                 (model + "/" + text).c_str(), line / ours, pre / ours);
   }
   if (!dir.empty()) {

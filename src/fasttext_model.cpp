@@ -1,11 +1,12 @@
-// fastText supervised .bin loader and predictor (see fasttext_model.hpp).
+// fastText supervised .bin / quantized .ftz loader and predictor (see fasttext_model.hpp).
 //
 // Parity with `fasttext predict-prob` depends on small details (which bytes are whitespace, a
 // sign-extended hash, float versus double at each step, the heap fastText keeps its top k in), so
 // each piece names the fastText 0.9.2 function it must agree with: Args::load, Dictionary::load /
 // readWord / getLine / addSubwords / computeSubwords / addWordNgrams / pushHash, DenseMatrix::load
-// / dotRow, Model::computeHidden, Loss::findKBest / sigmoid, SoftmaxLoss::computeOutput,
-// HierarchicalSoftmaxLoss::buildTree / dfs.
+// / dotRow, QuantMatrix::load / addRowToVector / dotRow, ProductQuantizer::load / get_centroids /
+// addcode / mulcode, FastText::loadModel, Model::computeHidden, Loss::findKBest / sigmoid,
+// SoftmaxLoss::computeOutput, HierarchicalSoftmaxLoss::buildTree / dfs.
 #include "shoal/fasttext_model.hpp"
 
 #include <cblas.h>
@@ -150,6 +151,8 @@ inline float4 load4(const float* p) {
 }
 
 inline void store4(float* p, float4 v) { std::memcpy(p, &v, sizeof(v)); }
+
+typedef int64_t int64x2 __attribute__((vector_size(16)));
 
 // acc[j] += row[j]: each element gets the same single addition as in fastText's loop, so doing four
 // at a time changes nothing but the speed. (GCC -O2 leaves the plain loop scalar: the trip count is
@@ -319,6 +322,28 @@ status check_header(const header& h) {
   return status::ok();
 }
 
+// Training never writes a NaN or an infinity (fastText aborts first), so one in `values` (rows of
+// `cols` floats, called `what`) is damage. The exponent test runs branch-free over all values; only
+// a hit looks for where.
+status check_finite(const std::vector<float>& values, size_t cols, const std::string& what) {
+  uint32_t bad = 0;
+  for (float f : values) {
+    uint32_t bits = 0;
+    std::memcpy(&bits, &f, sizeof(bits));
+    bad |= static_cast<uint32_t>((bits & 0x7f800000u) == 0x7f800000u);
+  }
+  if (bad != 0) {
+    for (size_t i = 0; i < values.size(); ++i) {
+      if (!std::isfinite(values[i])) {
+        return status::invalid_argument(
+            "corrupt fastText model: " + what + " holds a non-finite value at row " +
+            std::to_string(i / cols) + ", column " + std::to_string(i % cols));
+      }
+    }
+  }
+  return status::ok();
+}
+
 // Sets `bytes` to the size of an m x n float matrix; false when that does not fit in 64 bits.
 bool matrix_bytes(uint64_t m, uint64_t n, uint64_t& bytes) {
   uint64_t cells = 0;
@@ -349,25 +374,7 @@ status read_matrix(byte_reader& in, const char* name, int64_t rows, int64_t cols
   }
   out.resize(static_cast<size_t>(m) * static_cast<size_t>(n));
   std::memcpy(out.data(), in.take(bytes), bytes);
-  // Training never writes a NaN or an infinity (fastText aborts first), so one here is damage.
-  // The exponent test runs branch-free over all weights; only a hit looks for where.
-  uint32_t bad = 0;
-  for (float f : out) {
-    uint32_t bits = 0;
-    std::memcpy(&bits, &f, sizeof(bits));
-    bad |= static_cast<uint32_t>((bits & 0x7f800000u) == 0x7f800000u);
-  }
-  if (bad != 0) {
-    for (size_t i = 0; i < out.size(); ++i) {
-      if (!std::isfinite(out[i])) {
-        return status::invalid_argument("corrupt fastText model: " + std::string(name) +
-                                        " matrix holds a non-finite value at row " +
-                                        std::to_string(i / static_cast<size_t>(n)) + ", column " +
-                                        std::to_string(i % static_cast<size_t>(n)));
-      }
-    }
-  }
-  return status::ok();
+  return check_finite(out, static_cast<size_t>(n), std::string(name) + " matrix");
 }
 
 status read_flag(byte_reader& in, const char* what, bool& flag) {
@@ -379,6 +386,234 @@ status read_flag(byte_reader& in, const char* what, bool& flag) {
   }
   flag = b == 1;
   return status::ok();
+}
+
+// ---- quantized matrices (.ftz) ----------------------------------------------------------------
+
+constexpr int32_t k_ksub = 256;  // ProductQuantizer::ksub_: one byte per code
+
+// ProductQuantizer as fastText loads it: a row of `dim` columns is cut into `nsubq` sub-vectors of
+// `dsub` columns, the last of `lastdsub` (dim - (nsubq - 1) * dsub); each is coded by one byte that
+// picks one of 256 centroids of that sub-vector.
+struct product_quantizer {
+  int32_t dim = 0, nsubq = 0, dsub = 0, lastdsub = 0;
+  // dim x 256 floats. Sub-quantizer m < nsubq - 1 keeps centroid i at (m * 256 + i) * dsub; the
+  // last one keeps it at m * 256 * dsub + i * lastdsub (ProductQuantizer::get_centroids).
+  std::vector<float> centroids;
+
+  const float* centroid(int32_t m, uint8_t i) const {
+    const size_t base = static_cast<size_t>(m) * k_ksub * static_cast<size_t>(dsub);
+    return centroids.data() + base +
+           static_cast<size_t>(i) * static_cast<size_t>(m == nsubq - 1 ? lastdsub : dsub);
+  }
+};
+
+// QuantMatrix: row r is the concatenation of its nsubq centroids, times norm(r) when qnorm.
+struct quant_matrix {
+  int64_t rows = 0;
+  bool qnorm = false;
+  std::vector<uint8_t> codes;  // rows x nsubq
+  product_quantizer pq;
+  std::vector<uint8_t> norm_codes;  // rows, when qnorm
+  product_quantizer npq;            // dim 1, when qnorm: centroid i is the norm with code i
+
+  // QuantMatrix::addRowToVector / dotRow: npq_->get_centroids(0, norm_codes_[i])[0], else 1.
+  float norm(size_t row) const { return qnorm ? npq.centroids[norm_codes[row]] : 1.0f; }
+
+  size_t memory_bytes() const {
+    return codes.capacity() + norm_codes.capacity() +
+           (pq.centroids.capacity() + npq.centroids.capacity()) * sizeof(float);
+  }
+};
+
+// ProductQuantizer::load, for a quantizer of `expect_dim` columns (`name` says which).
+status read_product_quantizer(byte_reader& in, const std::string& name, int32_t expect_dim,
+                              product_quantizer& pq) {
+  SHOAL_RETURN_IF_ERROR(in.read(pq.dim, (name + " dim").c_str()));
+  SHOAL_RETURN_IF_ERROR(in.read(pq.nsubq, (name + " nsubq").c_str()));
+  SHOAL_RETURN_IF_ERROR(in.read(pq.dsub, (name + " dsub").c_str()));
+  SHOAL_RETURN_IF_ERROR(in.read(pq.lastdsub, (name + " lastdsub").c_str()));
+  if (pq.dim != expect_dim) {
+    return status::invalid_argument("corrupt fastText model: " + name + " has dim " +
+                                    std::to_string(pq.dim) + ", expected " +
+                                    std::to_string(expect_dim));
+  }
+  // ProductQuantizer(dim, dsub): nsubq = ceil(dim / dsub), lastdsub = dim % dsub or else dsub.
+  if (pq.dsub <= 0) {
+    return status::invalid_argument("corrupt fastText model: " + name + " has dsub " +
+                                    std::to_string(pq.dsub) + ", must be positive");
+  }
+  const int32_t rest = pq.dim % pq.dsub;
+  const int32_t nsubq = pq.dim / pq.dsub + (rest == 0 ? 0 : 1);
+  const int32_t lastdsub = rest == 0 ? pq.dsub : rest;
+  if (pq.nsubq != nsubq || pq.lastdsub != lastdsub) {
+    return status::invalid_argument(
+        "corrupt fastText model: " + name + " has nsubq " + std::to_string(pq.nsubq) +
+        " and lastdsub " + std::to_string(pq.lastdsub) + ", but dim " + std::to_string(pq.dim) +
+        " cut into sub-vectors of dsub " + std::to_string(pq.dsub) + " gives " +
+        std::to_string(nsubq) + " and " + std::to_string(lastdsub));
+  }
+  const uint64_t count = static_cast<uint64_t>(pq.dim) * k_ksub;
+  if (count * sizeof(float) > in.left()) {
+    return status::invalid_argument(
+        truncated(name + " centroids (" + std::to_string(count) + " floats)", count * sizeof(float),
+                  in.left()));
+  }
+  pq.centroids.resize(static_cast<size_t>(count));
+  std::memcpy(pq.centroids.data(), in.take(count * sizeof(float)), count * sizeof(float));
+  return check_finite(pq.centroids, static_cast<size_t>(pq.dim), name + " centroids");
+}
+
+// QuantMatrix::load (qnorm, m, n, codesize, codes, pq, then norm codes and npq when qnorm) for a
+// matrix that must be rows x cols.
+status read_quant_matrix(byte_reader& in, const char* name, int64_t rows, int64_t cols,
+                         quant_matrix& q) {
+  const std::string what = std::string("quantized ") + name + " matrix";
+  SHOAL_RETURN_IF_ERROR(read_flag(in, (what + " qnorm flag").c_str(), q.qnorm));
+  int64_t m = 0, n = 0;
+  int32_t codesize = 0;
+  SHOAL_RETURN_IF_ERROR(in.read(m, (what + " rows").c_str()));
+  SHOAL_RETURN_IF_ERROR(in.read(n, (what + " columns").c_str()));
+  if (m != rows || n != cols) {
+    return status::invalid_argument("corrupt fastText model: " + what + " is " + std::to_string(m) +
+                                    " x " + std::to_string(n) + ", the header and dictionary say " +
+                                    std::to_string(rows) + " x " + std::to_string(cols));
+  }
+  SHOAL_RETURN_IF_ERROR(in.read(codesize, (what + " codesize").c_str()));
+  if (codesize < 0) {
+    return status::invalid_argument("corrupt fastText model: " + what + " codesize is " +
+                                    std::to_string(codesize));
+  }
+  if (static_cast<uint64_t>(codesize) > in.left()) {
+    return status::invalid_argument(
+        truncated(what + " codes", static_cast<uint64_t>(codesize), in.left()));
+  }
+  q.rows = m;
+  const auto* codes = reinterpret_cast<const uint8_t*>(in.take(static_cast<size_t>(codesize)));
+  q.codes.assign(codes, codes + codesize);
+  SHOAL_RETURN_IF_ERROR(
+      read_product_quantizer(in, what + " quantizer", static_cast<int32_t>(cols), q.pq));
+  // QuantMatrix(mat, dsub, qnorm): codesize = m * nsubq, one code per row and sub-vector
+  if (static_cast<int64_t>(codesize) != m * q.pq.nsubq) {
+    return status::invalid_argument("corrupt fastText model: " + what + " has " +
+                                    std::to_string(codesize) + " codes, but " + std::to_string(m) +
+                                    " rows of " + std::to_string(q.pq.nsubq) +
+                                    " sub-vectors need " + std::to_string(m * q.pq.nsubq));
+  }
+  if (q.qnorm) {
+    if (static_cast<uint64_t>(m) > in.left()) {
+      return status::invalid_argument(
+          truncated(what + " norm codes", static_cast<uint64_t>(m), in.left()));
+    }
+    const auto* norm_codes = reinterpret_cast<const uint8_t*>(in.take(static_cast<size_t>(m)));
+    q.norm_codes.assign(norm_codes, norm_codes + m);
+    SHOAL_RETURN_IF_ERROR(read_product_quantizer(in, what + " norm quantizer", 1, q.npq));
+  }
+  return status::ok();
+}
+
+// ProductQuantizer::addcode: x[m * dsub + j] += alpha * c[j] for each sub-vector m and its
+// centroid c. Without qnorm fastText's alpha is 1, and 1 * c is exactly c: Scaled = false skips it.
+// Each element still gets the one addition (and multiplication) fastText gives it.
+template <bool Scaled>
+inline void add_code(float* __restrict x, const product_quantizer& pq, const uint8_t* code,
+                     float alpha) {
+  const size_t dsub = static_cast<size_t>(pq.dsub);
+  const size_t last = static_cast<size_t>(pq.nsubq) - 1;
+  const float* __restrict centroids = pq.centroids.data();
+  size_t m = 0;
+  if (dsub == 2) {
+    // fastText's default: two sub-vectors fill four lanes
+    for (; m + 2 <= last; m += 2) {
+      // each centroid pair moved as one 8-byte integer lane: its bits untouched
+      int64x2 pair;
+      std::memcpy(&pair[0], centroids + (m * k_ksub + code[m]) * 2, sizeof(int64_t));
+      std::memcpy(&pair[1], centroids + ((m + 1) * k_ksub + code[m + 1]) * 2, sizeof(int64_t));
+      float4 c = reinterpret_cast<float4>(pair);
+      if (Scaled) c *= alpha;
+      store4(x + 2 * m, load4(x + 2 * m) + c);
+    }
+  }
+  for (; m < last; ++m) {
+    const float* c = centroids + (m * k_ksub + code[m]) * dsub;
+    float* xm = x + m * dsub;
+    for (size_t j = 0; j < dsub; ++j) xm[j] += Scaled ? alpha * c[j] : c[j];
+  }
+  const float* c = pq.centroid(static_cast<int32_t>(last), code[last]);
+  float* xm = x + last * dsub;
+  for (size_t j = 0; j < static_cast<size_t>(pq.lastdsub); ++j) {
+    xm[j] += Scaled ? alpha * c[j] : c[j];
+  }
+}
+
+// ProductQuantizer::mulcode without its final "* alpha", for R consecutive rows whose codes start
+// at `codes`: each row's sum is one float accumulator over the columns in order, as in fastText;
+// R rows at a time keep R independent chains in flight. Dsub is pq.dsub when known at compile
+// time (2: fastText's default, and always the output layer's), else 0.
+template <int R, int Dsub>
+inline void code_dots(const product_quantizer& pq, const uint8_t* codes, const float* x,
+                      float* out) {
+  const size_t nsubq = static_cast<size_t>(pq.nsubq);
+  const size_t dsub = Dsub > 0 ? static_cast<size_t>(Dsub) : static_cast<size_t>(pq.dsub);
+  const float* centroids = pq.centroids.data();
+  float acc[R] = {};
+  const float* c[R];
+  for (size_t m = 0; m + 1 < nsubq; ++m) {
+    const float* base = centroids + m * k_ksub * dsub;
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) c[r] = base + codes[r * nsubq + m] * dsub;
+    const float* xm = x + m * dsub;
+    for (size_t j = 0; j < dsub; ++j) {
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) acc[r] += xm[j] * c[r][j];
+    }
+  }
+  const size_t last = nsubq - 1;
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+    c[r] = pq.centroid(static_cast<int32_t>(last), codes[r * nsubq + last]);
+  const float* xm = x + last * dsub;
+  for (size_t j = 0; j < static_cast<size_t>(pq.lastdsub); ++j) {
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) acc[r] += xm[j] * c[r][j];
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) out[r] = acc[r];
+}
+
+template <int Dsub>
+void quant_dots_by(const quant_matrix& q, const float* x, float* out) {
+  const size_t nsubq = static_cast<size_t>(q.pq.nsubq);
+  const size_t rows = static_cast<size_t>(q.rows);
+  const uint8_t* codes = q.codes.data();
+  size_t r = 0;
+  for (; r + 8 <= rows; r += 8) code_dots<8, Dsub>(q.pq, codes + r * nsubq, x, out + r);
+  for (; r < rows; ++r) code_dots<1, Dsub>(q.pq, codes + r * nsubq, x, out + r);
+}
+
+// QuantMatrix::dotRow for every row (Vector::mul): mulcode's sum times the row's norm (1 without
+// qnorm, which changes nothing).
+void quant_dots(const quant_matrix& q, const float* x, float* out) {
+  if (q.pq.dsub == 2) {
+    quant_dots_by<2>(q, x, out);
+  } else {
+    quant_dots_by<0>(q, x, out);
+  }
+  if (q.qnorm) {
+    for (size_t r = 0; r < static_cast<size_t>(q.rows); ++r) out[r] *= q.norm(r);
+  }
+}
+
+// QuantMatrix::dotRow for one row.
+inline float quant_dot(const quant_matrix& q, size_t row, const float* x) {
+  float d = 0.0f;
+  const uint8_t* codes = q.codes.data() + row * static_cast<size_t>(q.pq.nsubq);
+  if (q.pq.dsub == 2) {
+    code_dots<1, 2>(q.pq, codes, x, &d);
+  } else {
+    code_dots<1, 0>(q.pq, codes, x, &d);
+  }
+  return q.qnorm ? d * q.norm(row) : d;
 }
 
 // See the header: "__label__" if every label has it, else the longest common run of leading
@@ -439,6 +674,9 @@ class fasttext_model final : public model {
   }
   int32_t find(std::string_view token, uint32_t h) const;
   void index_entries();
+  status read_pruneidx(byte_reader& in, int64_t size);
+  int32_t pruned_row(uint32_t bucket_id) const;
+  void push_ngram(std::vector<int32_t>& ids, uint32_t bucket_id) const;
   status precompute_subwords(size_t file_bytes);
   status build_tree(const std::vector<int64_t>& counts);
 
@@ -446,6 +684,7 @@ class fasttext_model final : public model {
   void add_word_ngrams(predict_scratch& s) const;
   void compute_hidden(predict_scratch& s) const;
   void output_logits(const float* hidden, float* out) const;
+  float output_dot(int32_t row, const float* hidden) const;
   void find_k_best(size_t k, const std::vector<float>& output,
                    std::vector<std::pair<float, int32_t>>& heap) const;
   void hs_search(size_t k, predict_scratch& s) const;
@@ -471,9 +710,20 @@ class fasttext_model final : public model {
   std::vector<size_t> subword_offsets_;
   std::vector<int32_t> subword_ids_;
   std::vector<std::string> labels_;  // prefix stripped
-  // weights, row-major as in the file
-  std::vector<float> input_;   // (nwords + bucket) x dim
+  // Dictionary::pruneidx_ of a pruned dictionary (`fasttext quantize -cutoff`): n-gram bucket ->
+  // its input row after the words. Open addressing on the bucket id (key -1 = empty); a pruned
+  // dictionary with no entries keeps no n-gram rows at all.
+  bool pruned_ = false;
+  std::vector<std::pair<int32_t, int32_t>> prune_slots_;
+  uint32_t prune_shift_ = 0;
+  // weights, row-major as in the file (empty when the quantized one below is used instead)
+  std::vector<float> input_;   // (nwords + bucket, or + pruned n-grams) x dim
   std::vector<float> output_;  // nlabels x dim
+  // .ftz: quantized weights, used instead of input_ / output_ when the flag is set
+  bool quant_input_ = false;
+  bool quant_output_ = false;
+  quant_matrix qinput_;
+  quant_matrix qoutput_;
   bool use_blas_ = false;
   // hs: children of internal node osz + i, from HierarchicalSoftmaxLoss::buildTree
   std::vector<std::pair<int32_t, int32_t>> children_;
@@ -586,26 +836,38 @@ status fasttext_model::load(std::string_view bytes) {
                         : static_cast<uint64_t>(pruneidx_size) * 8,
                     in.left()));
     }
-    in.take(static_cast<size_t>(pruneidx_size) * 8);  // only quantized models have one
+    SHOAL_RETURN_IF_ERROR(read_pruneidx(in, pruneidx_size));
   }
+  pruned_ = pruneidx_size >= 0;
 
+  // FastText::loadModel
   bool quant_input = false, quant_output = false;
   SHOAL_RETURN_IF_ERROR(read_flag(in, "quant_input flag", quant_input));
-  if (quant_input) {
-    return status::invalid_argument("quantized fastText models (.ftz) are not supported yet");
-  }
-  if (pruneidx_size >= 0) {
+  if (pruned_ && !quant_input) {
     return status::invalid_argument(
         "corrupt fastText model: the dictionary is pruned (pruneidx_size " +
-        std::to_string(pruneidx_size) + ") but the input matrix is not quantized");
+        std::to_string(pruneidx_size) +
+        ") but the input matrix is not quantized; only `fasttext quantize -cutoff` prunes, and "
+        "fastText refuses such a file too (\"Invalid model file\")");
   }
-  SHOAL_RETURN_IF_ERROR(
-      read_matrix(in, "input", static_cast<int64_t>(nwords_) + bucket_, dim_, input_));
+  // A pruned dictionary keeps its words' rows and then pruneidx_size n-gram rows.
+  const int64_t input_rows =
+      static_cast<int64_t>(nwords_) + (pruned_ ? pruneidx_size : static_cast<int64_t>(bucket_));
+  quant_input_ = quant_input;
+  if (quant_input_) {
+    SHOAL_RETURN_IF_ERROR(read_quant_matrix(in, "input", input_rows, dim_, qinput_));
+  } else {
+    SHOAL_RETURN_IF_ERROR(read_matrix(in, "input", input_rows, dim_, input_));
+  }
   SHOAL_RETURN_IF_ERROR(read_flag(in, "quant_output flag", quant_output));
-  if (quant_output) {
-    return status::invalid_argument("quantized fastText models (.ftz) are not supported yet");
+  // fastText reads a quantized output only when the input is quantized as well: `fasttext
+  // supervised -qout` writes a .bin with this flag set and a dense output matrix.
+  quant_output_ = quant_input_ && quant_output;
+  if (quant_output_) {
+    SHOAL_RETURN_IF_ERROR(read_quant_matrix(in, "output", nlabels_, dim_, qoutput_));
+  } else {
+    SHOAL_RETURN_IF_ERROR(read_matrix(in, "output", nlabels_, dim_, output_));
   }
-  SHOAL_RETURN_IF_ERROR(read_matrix(in, "output", nlabels_, dim_, output_));
   if (in.left() != 0) {
     return status::invalid_argument("corrupt fastText model: " + std::to_string(in.left()) +
                                     " bytes of trailing garbage after the output matrix");
@@ -620,14 +882,15 @@ status fasttext_model::load(std::string_view bytes) {
   labels_.reserve(raw_labels.size());
   for (std::string_view l : raw_labels) labels_.emplace_back(l.substr(strip));
   if (loss_ == loss_kind::hs) SHOAL_RETURN_IF_ERROR(build_tree(label_counts));
-  use_blas_ = static_cast<int64_t>(nlabels_) * dim_ >= k_blas_min_weights;
+  use_blas_ = !quant_output_ && static_cast<int64_t>(nlabels_) * dim_ >= k_blas_min_weights;
 
-  memory_bytes_ = sizeof(*this) + chars_.capacity() + offsets_.capacity() * sizeof(size_t) +
-                  entry_hash_.capacity() * sizeof(uint32_t) + slots_.capacity() * sizeof(int32_t) +
-                  subword_offsets_.capacity() * sizeof(size_t) +
-                  subword_ids_.capacity() * sizeof(int32_t) +
-                  (input_.capacity() + output_.capacity()) * sizeof(float) +
-                  children_.capacity() * sizeof(children_[0]);
+  memory_bytes_ =
+      sizeof(*this) + chars_.capacity() + offsets_.capacity() * sizeof(size_t) +
+      entry_hash_.capacity() * sizeof(uint32_t) + slots_.capacity() * sizeof(int32_t) +
+      subword_offsets_.capacity() * sizeof(size_t) + subword_ids_.capacity() * sizeof(int32_t) +
+      (input_.capacity() + output_.capacity()) * sizeof(float) + qinput_.memory_bytes() +
+      qoutput_.memory_bytes() + prune_slots_.capacity() * sizeof(prune_slots_[0]) +
+      children_.capacity() * sizeof(children_[0]);
   for (const auto& l : labels_) memory_bytes_ += sizeof(l) + l.capacity();
   return status::ok();
 }
@@ -649,6 +912,76 @@ void fasttext_model::index_entries() {
       }
     }
   }
+}
+
+// Dictionary::load's pruneidx_: `size` (bucket, row) int32 pairs, already known to be in the
+// bytes. `fasttext quantize -cutoff` writes each kept n-gram bucket once, numbered 0..size-1;
+// anything else is damage.
+status fasttext_model::read_pruneidx(byte_reader& in, int64_t size) {
+  if (size > bucket_) {
+    return status::invalid_argument("corrupt fastText model: the pruned n-gram index has " +
+                                    std::to_string(size) + " entries, but there are only " +
+                                    std::to_string(bucket_) + " buckets");
+  }
+  uint32_t bits = 1;
+  while ((uint64_t{1} << bits) < 2 * static_cast<uint64_t>(size)) ++bits;
+  prune_shift_ = 32 - bits;
+  prune_slots_.assign(size_t{1} << bits, {-1, 0});
+  const uint32_t mask = (uint32_t{1} << bits) - 1;
+  std::vector<bool> row_used(static_cast<size_t>(size));
+  for (int64_t i = 0; i < size; ++i) {
+    int32_t bucket_id = 0, row = 0;
+    SHOAL_RETURN_IF_ERROR(in.read(bucket_id, "pruned n-gram index bucket"));
+    SHOAL_RETURN_IF_ERROR(in.read(row, "pruned n-gram index row"));
+    const std::string entry_name = "corrupt fastText model: pruned n-gram index entry " +
+                                   std::to_string(i) + " maps bucket " + std::to_string(bucket_id) +
+                                   " to row " + std::to_string(row);
+    if (bucket_id < 0 || bucket_id >= bucket_) {
+      return status::invalid_argument(entry_name + ", but buckets are 0.." +
+                                      std::to_string(bucket_ - 1));
+    }
+    if (row < 0 || row >= size) {
+      return status::invalid_argument(entry_name + ", but its rows are 0.." +
+                                      std::to_string(size - 1));
+    }
+    if (row_used[static_cast<size_t>(row)]) {
+      return status::invalid_argument(entry_name + ", which an earlier entry already has");
+    }
+    row_used[static_cast<size_t>(row)] = true;
+    for (uint32_t s = (static_cast<uint32_t>(bucket_id) * 0x9E3779B1u) >> prune_shift_;;
+         s = (s + 1) & mask) {
+      if (prune_slots_[s].first == bucket_id) {
+        return status::invalid_argument(entry_name + ", but that bucket appears twice");
+      }
+      if (prune_slots_[s].first < 0) {
+        prune_slots_[s] = {bucket_id, row};
+        break;
+      }
+    }
+  }
+  return status::ok();
+}
+
+// The pruned row of n-gram bucket `bucket_id`, or -1 when pruning dropped it.
+int32_t fasttext_model::pruned_row(uint32_t bucket_id) const {
+  if (prune_slots_.empty()) return -1;
+  const uint32_t mask = static_cast<uint32_t>(prune_slots_.size() - 1);
+  for (uint32_t s = (bucket_id * 0x9E3779B1u) >> prune_shift_;; s = (s + 1) & mask) {
+    const auto& [key, row] = prune_slots_[s];
+    if (key == static_cast<int32_t>(bucket_id)) return row;
+    if (key < 0) return -1;
+  }
+}
+
+// Dictionary::pushHash: n-gram bucket `bucket_id` (< bucket) is input row nwords + bucket_id; in a
+// pruned dictionary it is nwords + its pruned row, or nothing when pruning dropped it.
+inline void fasttext_model::push_ngram(std::vector<int32_t>& ids, uint32_t bucket_id) const {
+  if (!pruned_) {
+    ids.push_back(nwords_ + static_cast<int32_t>(bucket_id));
+    return;
+  }
+  const int32_t row = pruned_row(bucket_id);
+  if (row >= 0) ids.push_back(nwords_ + row);
 }
 
 int32_t fasttext_model::find(std::string_view token, uint32_t h) const {
@@ -689,7 +1022,7 @@ status fasttext_model::precompute_subwords(size_t file_bytes) {
       wrapped.append(w.data(), w.size());
       wrapped.push_back('>');
       for_each_char_ngram(wrapped, minn, maxn, [&](uint32_t h) {
-        subword_ids_.push_back(nwords_ + static_cast<int32_t>(h % static_cast<uint32_t>(bucket_)));
+        push_ngram(subword_ids_, h % static_cast<uint32_t>(bucket_));
       });
     }
     subword_offsets_.push_back(subword_ids_.size());
@@ -744,9 +1077,8 @@ void fasttext_model::add_token(std::string_view token, predict_scratch& s) const
       s.wrapped.append(token.data(), token.size());
       s.wrapped.push_back('>');
       const uint32_t bucket = static_cast<uint32_t>(bucket_);
-      for_each_char_ngram(
-          s.wrapped, static_cast<size_t>(minn_), static_cast<size_t>(maxn_),
-          [&](uint32_t ngram) { s.ids.push_back(nwords_ + static_cast<int32_t>(ngram % bucket)); });
+      for_each_char_ngram(s.wrapped, static_cast<size_t>(minn_), static_cast<size_t>(maxn_),
+                          [&](uint32_t ngram) { push_ngram(s.ids, ngram % bucket); });
     }
   } else if (maxn_ <= 0) {
     s.ids.push_back(wid);
@@ -767,23 +1099,42 @@ void fasttext_model::add_word_ngrams(predict_scratch& s) const {
     uint64_t h = static_cast<uint64_t>(static_cast<int64_t>(s.word_hashes[i]));
     for (int64_t j = i + 1; j < size && j < i + n; ++j) {
       h = h * 116049371 + static_cast<uint64_t>(static_cast<int64_t>(s.word_hashes[j]));
-      s.ids.push_back(nwords_ + static_cast<int32_t>(h % bucket));
+      push_ngram(s.ids, static_cast<uint32_t>(h % bucket));
     }
   }
 }
 
-// Model::computeHidden: sum the rows in input order, then scale by float(1.0 / count).
+// Model::computeHidden: sum the rows in input order (QuantMatrix::addRowToVector decodes each
+// from its codes), then scale by float(1.0 / count).
 void fasttext_model::compute_hidden(predict_scratch& s) const {
   const size_t dim = static_cast<size_t>(dim_);
   s.hidden.assign(dim, 0.0f);
   float* hidden = s.hidden.data();
-  for (int32_t id : s.ids) add_row(hidden, input_.data() + static_cast<size_t>(id) * dim, dim);
+  if (!quant_input_) {
+    for (int32_t id : s.ids) add_row(hidden, input_.data() + static_cast<size_t>(id) * dim, dim);
+  } else {
+    const quant_matrix& q = qinput_;
+    const uint8_t* codes = q.codes.data();
+    const size_t nsubq = static_cast<size_t>(q.pq.nsubq);
+    if (q.qnorm) {
+      for (int32_t id : s.ids) {
+        const size_t row = static_cast<size_t>(id);
+        add_code<true>(hidden, q.pq, codes + row * nsubq, q.norm(row));
+      }
+    } else {
+      for (int32_t id : s.ids) {
+        add_code<false>(hidden, q.pq, codes + static_cast<size_t>(id) * nsubq, 1.0f);
+      }
+    }
+  }
   const float scale = static_cast<float>(1.0 / static_cast<double>(s.ids.size()));
   for (size_t j = 0; j < dim; ++j) hidden[j] *= scale;
 }
 
 void fasttext_model::output_logits(const float* hidden, float* out) const {
-  if (use_blas_) {
+  if (quant_output_) {
+    quant_dots(qoutput_, hidden, out);
+  } else if (use_blas_) {
     const int32_t rows_per_call =
         static_cast<int32_t>(std::max<int64_t>(1, k_blas_max_weights_per_call / dim_));
     for (int32_t r = 0; r < nlabels_; r += rows_per_call) {
@@ -794,6 +1145,12 @@ void fasttext_model::output_logits(const float* hidden, float* out) const {
   } else {
     exact_dots(output_.data(), nlabels_, dim_, hidden, out);
   }
+}
+
+// Matrix::dotRow of the output layer: fastText's order, dense or quantized.
+float fasttext_model::output_dot(int32_t row, const float* hidden) const {
+  if (quant_output_) return quant_dot(qoutput_, static_cast<size_t>(row), hidden);
+  return exact_dot(output_.data() + static_cast<size_t>(row) * dim_, dim_, hidden);
 }
 
 // Loss::findKBest with threshold 0. Once the heap is full most labels lose to its front; their
@@ -843,7 +1200,7 @@ void fasttext_model::hs_search(size_t k, predict_scratch& s) const {
       }
       continue;
     }
-    float f = exact_dot(output_.data() + static_cast<size_t>(node - osz) * dim_, dim_, hidden);
+    float f = output_dot(node - osz, hidden);
     f = 1.0f / (1.0f + std::exp(-f));
     const auto& [left, right] = children_[node - osz];
     s.stack.emplace_back(right, score + std_log(f));

@@ -67,6 +67,26 @@ std::string train(const std::string& command, const std::string& input, const st
   return prefix + ".bin";
 }
 
+std::string quantize(const std::string& bin, const std::string& input, const std::string& prefix,
+                     const std::vector<std::string>& args, std::string& error) {
+  if (bin != prefix + ".bin") {
+    const std::string bytes = read_file(bin);
+    if (bytes.empty() || !write_file(prefix + ".bin", bytes)) {
+      error = "cannot copy " + bin + " to " + prefix + ".bin";
+      return {};
+    }
+  }
+  std::vector<std::string> argv = {"quantize", "-input", input,      "-output", prefix,
+                                   "-thread",  "1",      "-verbose", "0"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  run_result r = run_program(fasttext_tool(), argv);
+  if (r.exit_code != 0) {
+    error = "fasttext quantize exited with " + std::to_string(r.exit_code) + ": " + r.err;
+    return {};
+  }
+  return prefix + ".ftz";
+}
+
 namespace {
 
 // splitmix64: the same sequence on every platform (std distributions are not).

@@ -35,6 +35,13 @@ std::vector<std::vector<tool_prediction>> predict_prob(const std::string& model_
 std::string train(const std::string& command, const std::string& input, const std::string& prefix,
                   const std::vector<std::string>& args, std::string& error);
 
+/// Quantizes the supervised model `bin` as `fasttext quantize -input input -output prefix
+/// -thread 1 -verbose 0 args...` does (the tool reads prefix + ".bin", so `bin` is copied there
+/// first unless it is that file; -input is only read with -retrain). Returns prefix + ".ftz", or
+/// "" with `error` set.
+std::string quantize(const std::string& bin, const std::string& input, const std::string& prefix,
+                     const std::vector<std::string>& args, std::string& error);
+
 /// The intents the corpus uses (label names without prefix).
 std::vector<std::string> intent_names();
 

@@ -1,6 +1,6 @@
 // Our fastText runtime against the real tool: models trained by `fasttext supervised` on a
-// synthetic intent corpus must give what `fasttext predict-prob` gives, and damaged files must be
-// refused.
+// synthetic intent corpus, and those models quantized by `fasttext quantize` (.ftz), must give what
+// `fasttext predict-prob` gives, and damaged files must be refused.
 #include "shoal/fasttext_model.hpp"
 
 #include <gtest/gtest.h>
@@ -11,6 +11,7 @@
 #include <cstring>
 #include <limits>
 #include <map>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -249,6 +250,169 @@ TEST_P(fasttext_parity, matches_fasttext_predict_prob) {
 
 INSTANTIATE_TEST_SUITE_P(losses_and_options, fasttext_parity, ::testing::ValuesIn(configs()),
                          [](const ::testing::TestParamInfo<model_config>& info) {
+                           return info.param.name;
+                         });
+
+// ---- quantized models (.ftz) --------------------------------------------------------------------
+
+// Supervised models to quantize: small buckets, since `fasttext quantize` runs k-means over every
+// input row (about 0.1 s per 1000 rows at dim 16).
+const std::vector<model_config>& quantizable() {
+  static const std::vector<model_config> all = {
+      {"qb_softmax",
+       "__label__",
+       {"-loss", "softmax", "-dim", "16", "-epoch", "15", "-lr", "0.5", "-wordNgrams", "2", "-minn",
+        "2", "-maxn", "4", "-bucket", "2000"}},
+      {"qb_softmax_dim20",
+       "__label__",
+       {"-loss", "softmax", "-dim", "20", "-epoch", "10", "-lr", "0.8", "-wordNgrams", "3", "-minn",
+        "3", "-maxn", "6", "-bucket", "2000"}},
+      {"qb_hs",
+       "__label__",
+       {"-loss", "hs", "-dim", "16", "-epoch", "10", "-lr", "0.5", "-wordNgrams", "2", "-minn", "3",
+        "-maxn", "5", "-bucket", "2000"}},
+      {"qb_ova",
+       "__label__",
+       {"-loss", "ova", "-dim", "24", "-epoch", "10", "-lr", "0.5", "-minn", "2", "-maxn", "4",
+        "-bucket", "2000"}},
+      {"qb_ns",
+       "__label__",
+       {"-loss", "ns", "-neg", "4", "-dim", "12", "-epoch", "10", "-lr", "0.5", "-wordNgrams", "2",
+        "-bucket", "2000"}},
+      {"qb_hash_prefix",
+       "#",
+       {"-label", "#", "-loss", "softmax", "-dim", "16", "-epoch", "15", "-lr", "0.5", "-minn", "2",
+        "-maxn", "4", "-bucket", "2000"}},
+      // 300 labels: enough output rows for -qout (k-means needs at least 256)
+      {"qb_many_softmax",
+       "__label__",
+       {"-loss", "softmax", "-dim", "16", "-epoch", "10", "-lr", "0.5", "-wordNgrams", "2",
+        "-bucket", "2000"},
+       true},
+      {"qb_many_hs",
+       "__label__",
+       {"-loss", "hs", "-dim", "16", "-epoch", "10", "-lr", "0.5", "-wordNgrams", "2", "-bucket",
+        "2000"},
+       true},
+      {"qb_many_ova",
+       "__label__",
+       {"-loss", "ova", "-dim", "16", "-epoch", "10", "-lr", "0.5", "-minn", "2", "-maxn", "4",
+        "-bucket", "2000"},
+       true},
+  };
+  return all;
+}
+
+struct quant_config {
+  std::string name;
+  std::string base;               // a quantizable() model
+  std::vector<std::string> args;  // fasttext quantize options
+};
+
+void PrintTo(const quant_config& c, std::ostream* os) { *os << c.name; }
+
+const std::vector<quant_config>& quant_configs() {
+  static const std::vector<quant_config> all = {
+      {"softmax_default", "qb_softmax", {}},
+      // dim 20 in sub-vectors of 8: nsubq 3, the last of 4 columns
+      {"softmax_qnorm_dsub8", "qb_softmax_dim20", {"-qnorm", "-dsub", "8"}},
+      // pruned dictionaries: -cutoff keeps the rows of largest norm (words and n-grams)
+      {"softmax_cutoff_qnorm", "qb_softmax", {"-cutoff", "600", "-qnorm"}},
+      {"softmax_cutoff_retrain",
+       "qb_softmax_dim20",
+       {"-cutoff", "400", "-retrain", "-epoch", "3", "-lr", "0.2", "-dsub", "4"}},
+      {"hs_qnorm_dsub4", "qb_hs", {"-qnorm", "-dsub", "4"}},
+      {"hs_cutoff", "qb_hs", {"-cutoff", "300"}},
+      // 24 columns in sub-vectors of 5: nsubq 5, the last of 4
+      {"ova_dsub5", "qb_ova", {"-dsub", "5"}},
+      // dsub above dim: one sub-vector of all 24 columns
+      {"ova_one_subvector", "qb_ova", {"-dsub", "32", "-qnorm"}},
+      {"ns_dsub1_qnorm", "qb_ns", {"-dsub", "1", "-qnorm"}},
+      {"hash_prefix_qnorm", "qb_hash_prefix", {"-qnorm"}},
+      // -qout: the output layer quantized too (always in sub-vectors of 2)
+      {"many_softmax_qout", "qb_many_softmax", {"-qout"}},
+      {"many_hs_qout_qnorm", "qb_many_hs", {"-qout", "-qnorm"}},
+      {"many_ova_qout_qnorm_cutoff",
+       "qb_many_ova",
+       {"-qout", "-qnorm", "-cutoff", "500", "-dsub", "4"}},
+  };
+  return all;
+}
+
+const model_config& quantizable(const std::string& name) {
+  for (const auto& c : quantizable()) {
+    if (c.name == name) return c;
+  }
+  std::abort();
+}
+
+const quant_config& quant_config_named(const std::string& name) {
+  for (const auto& c : quant_configs()) {
+    if (c.name == name) return c;
+  }
+  std::abort();
+}
+
+// Returns the .ftz of `c`, quantizing (and training its base) on first use; "" with `error` set.
+std::string quantized(const quant_config& c, std::string& error) {
+  auto& s = state();
+  const std::string key = "ftz:" + c.name;
+  auto it = s.models.find(key);
+  if (it != s.models.end()) return it->second;
+  const model_config& base = quantizable(c.base);
+  const std::string bin = trained(base, error);
+  if (bin.empty()) return {};
+  std::string path = ts::quantize(bin, corpus_file(base.many_labels ? "many" : base.prefix),
+                                  s.dir.file("ftz_" + c.name), c.args, error);
+  if (!path.empty()) s.models[key] = path;
+  return path;
+}
+
+class fasttext_ftz_parity : public ::testing::TestWithParam<quant_config> {};
+
+TEST_P(fasttext_ftz_parity, matches_fasttext_predict_prob) {
+  std::string error;
+  const std::string path = quantized(GetParam(), error);
+  ASSERT_FALSE(path.empty()) << error;
+  const model_config& base = quantizable(GetParam().base);
+  const std::string ftz = ts::read_file(path);
+  auto ours = load_or_fail(ftz);
+  ASSERT_NE(ours, nullptr);
+  EXPECT_EQ(ours->format(), "fasttext");
+  auto texts = ts::probe_texts(2024);
+  if (base.many_labels) {
+    EXPECT_EQ(ours->label_count(), k_many_labels);
+    auto topical = ts::many_label_probes(7, k_many_labels);
+    texts.insert(texts.begin(), topical.begin(), topical.end());
+  } else {
+    EXPECT_EQ(ours->label_count(), ts::intent_names().size());
+  }
+  expect_parity(path, *ours, base.prefix, texts);
+
+  // -cutoff prunes the dictionary (Dictionary::save's pruneidx_size, at byte 84, is then >= 0)
+  const auto& args = GetParam().args;
+  const bool cutoff = std::find(args.begin(), args.end(), "-cutoff") != args.end();
+  int64_t pruneidx_size = 0;
+  std::memcpy(&pruneidx_size, ftz.data() + 84, sizeof(pruneidx_size));
+  EXPECT_EQ(pruneidx_size >= 0, cutoff) << "pruneidx_size " << pruneidx_size;
+  RecordProperty("pruneidx_size", static_cast<int>(pruneidx_size));
+
+  // much smaller than the model it was made from, on disk and in memory
+  const std::string bin = ts::read_file(trained(base, error));
+  auto dense = load_or_fail(bin);
+  ASSERT_NE(dense, nullptr);
+  EXPECT_LT(ftz.size(), bin.size() / 2);
+  EXPECT_LT(ours->memory_bytes(), dense->memory_bytes() / 2);
+  // codes and centroids dominate: roughly the file, never wildly more
+  EXPECT_GT(ours->memory_bytes(), ftz.size() * 9 / 10);
+  EXPECT_LT(ours->memory_bytes(), ftz.size() * 2 + (64u << 10));
+  RecordProperty("ftz_bytes", static_cast<int>(ftz.size()));
+  RecordProperty("bin_bytes", static_cast<int>(bin.size()));
+}
+
+INSTANTIATE_TEST_SUITE_P(quantize_options, fasttext_ftz_parity,
+                         ::testing::ValuesIn(quant_configs()),
+                         [](const ::testing::TestParamInfo<quant_config>& info) {
                            return info.param.name;
                          });
 
@@ -498,18 +662,18 @@ TEST_F(fasttext_refusal, word_vector_models) {
   }
 }
 
-TEST_F(fasttext_refusal, quantized_models) {
-  ts::temp_dir dir;
-  ASSERT_TRUE(ts::write_file(dir.file("q.bin"), bytes_));
-  auto r = ts::run_program(ts::fasttext_tool(), {"quantize", "-input", corpus_file("__label__"),
-                                                 "-output", dir.file("q"), "-verbose", "0"});
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  const std::string ftz = ts::read_file(dir.file("q.ftz"));
-  ASSERT_FALSE(ftz.empty());
-  EXPECT_TRUE(refused(ftz, "quantized fastText models (.ftz) are not supported yet"));
+// `fasttext supervised -qout` writes its .bin with the qout flag set and a dense output matrix:
+// fastText reads a quantized output only after a quantized input, and so do we.
+TEST_F(fasttext_model_test, a_qout_flag_after_a_dense_input_is_ignored_like_fasttext) {
   const layout l = parse_layout(bytes_);
-  EXPECT_TRUE(refused(patched(bytes_, l.quant_input_at, uint8_t{1}), "(.ftz) are not supported"));
-  EXPECT_TRUE(refused(patched(bytes_, l.quant_output_at, uint8_t{1}), "(.ftz) are not supported"));
+  const std::string flagged = patched(bytes_, l.quant_output_at, uint8_t{1});
+  ts::temp_dir dir;
+  const std::string path = dir.file("qout_flag.bin");
+  ASSERT_TRUE(ts::write_file(path, flagged));
+  auto m = load_or_fail(flagged);
+  ASSERT_NE(m, nullptr);
+  expect_parity(path, *m, "__label__", ts::probe_texts(2024));
+  EXPECT_EQ(m->predict("where is my order", 3), model_->predict("where is my order", 3));
 }
 
 TEST_F(fasttext_refusal, absurd_or_inconsistent_sizes) {
@@ -599,13 +763,74 @@ TEST_F(fasttext_refusal, random_damage_never_crashes) {
 // ---- hand-built models: the maths and the prefix rule
 // --------------------------------------------
 
-// A .bin written field by field as FastText::saveModel does.
+// A QuantMatrix written field by field as QuantMatrix::save does.
+struct tiny_quant {
+  int64_t rows = 0;
+  int32_t dim = 2, dsub = 2;
+  bool qnorm = false;
+  std::vector<uint8_t> codes;       // rows x nsubq
+  std::vector<float> centroids;     // dim x 256, laid out as ProductQuantizer::get_centroids reads
+  std::vector<uint8_t> norm_codes;  // rows, with qnorm
+  std::vector<float> norms;         // 256, with qnorm
+
+  int32_t nsubq() const { return (dim + dsub - 1) / dsub; }
+  int32_t lastdsub() const { return dim % dsub == 0 ? dsub : dim % dsub; }
+
+  /// Random codes, centroids in [-1, 1) and norms in [0.25, 2.25), all from `seed`.
+  static tiny_quant random(int64_t rows, int32_t dim, int32_t dsub, bool qnorm, uint64_t seed) {
+    tiny_quant q;
+    q.rows = rows;
+    q.dim = dim;
+    q.dsub = dsub;
+    q.qnorm = qnorm;
+    uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
+    auto next = [&x] {
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+      return x;
+    };
+    auto uniform = [&] { return static_cast<float>(next() % 100000) / 100000.0f; };
+    for (int64_t i = 0; i < rows * q.nsubq(); ++i) q.codes.push_back(static_cast<uint8_t>(next()));
+    for (int32_t i = 0; i < dim * 256; ++i) q.centroids.push_back(2 * uniform() - 1);
+    if (qnorm) {
+      for (int64_t i = 0; i < rows; ++i) q.norm_codes.push_back(static_cast<uint8_t>(next()));
+      for (int i = 0; i < 256; ++i) q.norms.push_back(0.25f + 2 * uniform());
+    }
+    return q;
+  }
+
+  void put(std::string& b) const {
+    auto put = [&b](auto v) { b.append(reinterpret_cast<const char*>(&v), sizeof(v)); };
+    put(static_cast<uint8_t>(qnorm));
+    put(rows);
+    put(static_cast<int64_t>(dim));
+    put(static_cast<int32_t>(codes.size()));
+    b.append(codes.begin(), codes.end());
+    for (int32_t v : {dim, nsubq(), dsub, lastdsub()}) put(v);
+    for (float f : centroids) put(f);
+    if (qnorm) {
+      b.append(norm_codes.begin(), norm_codes.end());
+      for (int32_t v : {1, 1, 1, 1}) put(v);
+      for (float f : norms) put(f);
+    }
+  }
+};
+
+// A .bin (or .ftz) written field by field as FastText::saveModel does.
 struct tiny_model {
   int32_t version = 12, dim = 2, loss = 3, bucket = 0, minn = 0, maxn = 0, word_ngrams = 1;
   std::vector<std::pair<std::string, int64_t>> words = {{"</s>", 10}, {"hello", 5}};
   std::vector<std::pair<std::string, int64_t>> labels = {{"__label__a", 3}, {"__label__b", 2}};
   std::vector<float> input = {1, 0, 0, 1};   // (words + bucket) x dim
   std::vector<float> output = {2, 0, 0, 2};  // labels x dim
+  // .ftz parts: a pruned dictionary's (bucket, row) pairs, and quantized matrices written instead
+  // of `input` / `output`
+  int64_t pruneidx_size = -1;
+  std::vector<std::pair<int32_t, int32_t>> pruneidx;
+  std::optional<tiny_quant> qinput;
+  bool qout_flag = false;  // set with qoutput, or alone (then the output stays dense)
+  std::optional<tiny_quant> qoutput;
 
   std::string bytes() const {
     std::string b;
@@ -618,7 +843,7 @@ struct tiny_model {
     put(static_cast<int32_t>(words.size()));
     put(static_cast<int32_t>(labels.size()));
     put(int64_t{1000});
-    put(int64_t{-1});
+    put(pruneidx_size);
     for (const auto* entries : {&words, &labels}) {
       for (const auto& [w, count] : *entries) {
         b += w;
@@ -627,14 +852,26 @@ struct tiny_model {
         put(static_cast<int8_t>(entries == &words ? 0 : 1));
       }
     }
-    put(uint8_t{0});
-    put(static_cast<int64_t>(words.size()) + bucket);
-    put(static_cast<int64_t>(dim));
-    for (float f : input) put(f);
-    put(uint8_t{0});
-    put(static_cast<int64_t>(labels.size()));
-    put(static_cast<int64_t>(dim));
-    for (float f : output) put(f);
+    for (const auto& [bucket_id, row] : pruneidx) {
+      put(bucket_id);
+      put(row);
+    }
+    put(static_cast<uint8_t>(qinput.has_value()));
+    if (qinput) {
+      qinput->put(b);
+    } else {
+      put(static_cast<int64_t>(words.size()) + bucket);
+      put(static_cast<int64_t>(dim));
+      for (float f : input) put(f);
+    }
+    put(static_cast<uint8_t>(qout_flag || qoutput.has_value()));
+    if (qoutput) {
+      qoutput->put(b);
+    } else {
+      put(static_cast<int64_t>(labels.size()));
+      put(static_cast<int64_t>(dim));
+      for (float f : output) put(f);
+    }
     return b;
   }
 };
@@ -738,6 +975,370 @@ TEST(fasttext_labels, prefix_rule) {
     EXPECT_EQ(p[0].label, r.shown[0]) << r.raw[0];
     EXPECT_EQ(p[1].label, r.shown[1]) << r.raw[1];
   }
+}
+
+// ---- quantized models (.ftz): hand-built maths, then damaged files ------------------------------
+
+// dim 3 in sub-vectors of 2: sub-quantizer 0 keeps centroid i at i * 2, the last one (1 column)
+// at 256 * 2 + i (ProductQuantizer::get_centroids).
+tiny_quant three_column_rows() {
+  tiny_quant q;
+  q.rows = 2;
+  q.dim = 3;
+  q.dsub = 2;
+  q.codes = {1, 2, 3, 4};  // </s>: (sub 0 code 1, sub 1 code 2); hello: (3, 4)
+  q.centroids.assign(3 * 256, 0.0f);
+  q.centroids[1 * 2] = 1.0f;      // sub 0, code 1: (1, 0)
+  q.centroids[512 + 2] = 0.5f;    // sub 1, code 2: (0.5)
+  q.centroids[3 * 2 + 1] = 1.0f;  // sub 0, code 3: (0, 1)
+  q.centroids[512 + 4] = 3.0f;    // sub 1, code 4: (3)
+  return q;
+}
+
+TEST(fasttext_ftz_maths, a_row_is_its_centroids_times_its_norm) {
+  tiny_model t;
+  t.dim = 3;
+  t.output = {2, 0, 0, 0, 0, 1};
+  t.qinput = three_column_rows();
+  auto m = load_tiny(t);
+  ASSERT_NE(m, nullptr);
+  // "" is </s>: hidden (1, 0, 0.5), logits (2, 0.5)
+  auto p = m->predict("", 2);
+  ASSERT_EQ(p.size(), 2u);
+  EXPECT_EQ(p[0].label, "a");
+  EXPECT_NEAR(p[0].score, printed(1 / (1 + std::exp(-1.5))), 1e-6);
+  // hello, hello, </s>: hidden (1/3, 2/3, 6.5/3), logits (2/3, 6.5/3)
+  p = m->predict("hello hello", 2);
+  ASSERT_EQ(p.size(), 2u);
+  EXPECT_EQ(p[0].label, "b");
+  EXPECT_NEAR(p[0].score, printed(1 / (1 + std::exp(-1.5))), 1e-6);
+
+  // qnorm: </s> has norm 2 (hidden (2, 0, 1), logits (4, 1))
+  t.qinput->qnorm = true;
+  t.qinput->norm_codes = {7, 9};
+  t.qinput->norms.assign(256, 1.0f);
+  t.qinput->norms[7] = 2.0f;
+  t.qinput->norms[9] = 0.5f;
+  m = load_tiny(t);
+  ASSERT_NE(m, nullptr);
+  p = m->predict("", 2);
+  ASSERT_EQ(p.size(), 2u);
+  EXPECT_EQ(p[0].label, "a");
+  EXPECT_NEAR(p[0].score, printed(1 / (1 + std::exp(-3.0))), 1e-6);
+
+  // the same output layer quantized gives the same scores
+  tiny_quant out;
+  out.rows = 2;
+  out.dim = 3;
+  out.dsub = 2;
+  out.codes = {5, 6, 7, 8};
+  out.centroids.assign(3 * 256, 0.0f);
+  out.centroids[5 * 2] = 2.0f;    // label a: (2, 0 | 0)
+  out.centroids[512 + 8] = 1.0f;  // label b: (0, 0 | 1)
+  t.qoutput = out;
+  auto q = load_tiny(t);
+  ASSERT_NE(q, nullptr);
+  for (const char* text : {"", "hello", "hello hello there"}) {
+    EXPECT_EQ(q->predict(text, 2), m->predict(text, 2)) << text;
+  }
+  EXPECT_LT(q->memory_bytes(), m->memory_bytes() + 4 * 3 * 256 + 1024);
+}
+
+// Random quantized models of every shape, checked against the tool: the centroid layout of the
+// last sub-vector, qnorm, quantized output, and pruned dictionaries (kept n-grams remapped, the
+// rest dropped, and no n-grams at all when the index is empty).
+TEST(fasttext_ftz_maths, random_quantized_models_match_fasttext) {
+  struct variant {
+    const char* name;
+    int32_t loss, dim, dsub;
+    bool qnorm;
+    int pruned;  // -1: not pruned; else how many of the 40 buckets are kept
+    bool qout, qout_norm;
+    int32_t word_ngrams;
+  };
+  const std::vector<variant> variants = {
+      {"softmax_dim5_dsub2_pruned", 3, 5, 2, true, 15, true, true, 2},
+      {"softmax_dim7_dsub3", 3, 7, 3, false, -1, false, false, 3},
+      {"hs_dim4_one_subvector_prune_all", 1, 4, 4, false, 0, true, false, 2},
+      {"ns_dim6_dsub1_pruned", 2, 6, 1, true, 30, false, false, 2},
+      {"ova_dim9_dsub4_qout", 4, 9, 4, true, -1, true, true, 1},
+  };
+  std::vector<std::string> texts = ts::probe_texts(2024);
+  for (const char* t : {"where is my order", "hello please", "refund my order please",
+                        "orders refunded", "hellooo wherever", "привет мир", "my my my is is"}) {
+    texts.push_back(t);
+  }
+  ts::temp_dir dir;
+  uint64_t seed = 1;
+  for (const auto& v : variants) {
+    SCOPED_TRACE(v.name);
+    tiny_model t;
+    t.dim = v.dim;
+    t.loss = v.loss;
+    t.bucket = 40;
+    t.minn = 2;
+    t.maxn = 3;
+    t.word_ngrams = v.word_ngrams;
+    t.words = {{"</s>", 90},  {"hello", 30}, {"where", 20}, {"is", 20},   {"my", 25},
+               {"order", 15}, {"refund", 9}, {"please", 8}, {"привет", 5}};
+    t.labels = {{"__label__a", 50},
+                {"__label__b", 40},
+                {"__label__c", 30},
+                {"__label__d", 20},
+                {"__label__e", 10}};
+    int64_t ngram_rows = t.bucket;
+    if (v.pruned >= 0) {
+      // keep v.pruned buckets, numbered in one random order, written in another
+      std::vector<int32_t> buckets(static_cast<size_t>(t.bucket));
+      for (int32_t i = 0; i < t.bucket; ++i) buckets[static_cast<size_t>(i)] = i;
+      uint64_t x = seed * 7919;
+      for (size_t i = buckets.size(); i > 1; --i) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        std::swap(buckets[i - 1], buckets[(x >> 33) % i]);
+      }
+      for (int32_t row = 0; row < v.pruned; ++row) t.pruneidx.push_back({buckets[row], row});
+      std::reverse(t.pruneidx.begin(), t.pruneidx.end());
+      t.pruneidx_size = v.pruned;
+      ngram_rows = v.pruned;
+    }
+    t.qinput = tiny_quant::random(static_cast<int64_t>(t.words.size()) + ngram_rows, v.dim, v.dsub,
+                                  v.qnorm, seed++);
+    if (v.qout) {
+      t.qoutput = tiny_quant::random(5, v.dim, 2, v.qout_norm, seed++);
+    } else {
+      t.output.clear();
+      auto dense = tiny_quant::random(1, 5 * v.dim, 1, false, seed++);
+      t.output.assign(dense.centroids.begin(), dense.centroids.begin() + 5 * v.dim);
+    }
+    const std::string bytes = t.bytes();
+    const std::string path = dir.file(std::string(v.name) + ".ftz");
+    ASSERT_TRUE(ts::write_file(path, bytes));
+    auto m = load_or_fail(bytes);
+    ASSERT_NE(m, nullptr);
+    expect_parity(path, *m, "__label__", texts);
+  }
+}
+
+TEST(fasttext_ftz_maths, refuses_codes_that_do_not_fit_the_rows) {
+  tiny_model t;
+  t.dim = 3;
+  t.output = {2, 0, 0, 0, 0, 1};
+  t.qinput = three_column_rows();
+  ASSERT_NE(load_tiny(t), nullptr);
+
+  tiny_model extra = t;
+  extra.qinput->codes.push_back(0);
+  EXPECT_TRUE(refused(extra.bytes(), "has 5 codes, but 2 rows of 2 sub-vectors need 4"));
+
+  tiny_model rows = t;  // a pruned dictionary keeps its words and pruneidx_size n-gram rows
+  rows.bucket = 10;
+  rows.maxn = 3;
+  rows.pruneidx_size = 1;
+  rows.pruneidx = {{4, 0}};
+  EXPECT_TRUE(refused(rows.bytes(),
+                      "quantized input matrix is 2 x 3, the header and dictionary "
+                      "say 3 x 3"));
+  rows.qinput->rows = 3;
+  rows.qinput->codes = {1, 2, 3, 4, 5, 6};
+  EXPECT_NE(load_tiny(rows), nullptr);
+  rows.pruneidx_size = 0;  // pruned to no n-grams at all: the words' rows alone
+  rows.pruneidx.clear();
+  EXPECT_TRUE(refused(rows.bytes(), "say 2 x 3"));
+
+  tiny_model dense = t;  // only a quantized input may follow a pruned dictionary
+  dense.qinput.reset();
+  dense.input = {1, 0, 0, 0, 1, 0};
+  dense.pruneidx_size = 0;
+  EXPECT_TRUE(refused(dense.bytes(),
+                      "the dictionary is pruned (pruneidx_size 0) but the input "
+                      "matrix is not quantized"));
+}
+
+// Where the fields of a QuantMatrix are (QuantMatrix::save).
+struct quant_layout {
+  size_t qnorm_at = 0, rows_at = 0, cols_at = 0, codesize_at = 0, codes_at = 0, pq_at = 0,
+         centroids_at = 0, norm_codes_at = 0, npq_at = 0, npq_centroids_at = 0, end = 0;
+  bool qnorm = false;
+};
+
+quant_layout parse_quant(const std::string& b, size_t p) {
+  quant_layout q;
+  q.qnorm_at = p;
+  q.qnorm = b[p] != 0;
+  q.rows_at = p + 1;
+  q.cols_at = p + 9;
+  q.codesize_at = p + 17;
+  q.codes_at = p + 21;
+  q.pq_at = q.codes_at + static_cast<size_t>(get<int32_t>(b, q.codesize_at));
+  q.centroids_at = q.pq_at + 16;
+  p = q.centroids_at + static_cast<size_t>(get<int32_t>(b, q.pq_at)) * 256 * 4;
+  if (q.qnorm) {
+    q.norm_codes_at = p;
+    q.npq_at = p + static_cast<size_t>(get<int64_t>(b, q.rows_at));
+    q.npq_centroids_at = q.npq_at + 16;
+    p = q.npq_centroids_at + 256 * 4;
+  }
+  q.end = p;
+  return q;
+}
+
+// Where the fields of a .ftz with a pruned dictionary and a quantized output are.
+struct ftz_layout {
+  int32_t bucket = 0;
+  int64_t pruneidx_size = 0;
+  size_t pruneidx_at = 0, quant_input_at = 0, quant_output_at = 0;
+  quant_layout input, output;
+};
+
+ftz_layout parse_ftz(const std::string& b) {
+  ftz_layout l;
+  l.bucket = get<int32_t>(b, 40);
+  const int32_t size = get<int32_t>(b, 64);
+  l.pruneidx_size = get<int64_t>(b, 84);
+  size_t p = 92;
+  for (int32_t i = 0; i < size; ++i) p = b.find('\0', p) + 1 + 9;
+  l.pruneidx_at = p;
+  l.quant_input_at = p + static_cast<size_t>(std::max<int64_t>(l.pruneidx_size, 0)) * 8;
+  l.input = parse_quant(b, l.quant_input_at + 1);
+  l.quant_output_at = l.input.end;
+  l.output = parse_quant(b, l.quant_output_at + 1);
+  return l;
+}
+
+class fasttext_ftz_refusal : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string error;
+    const std::string path = quantized(quant_config_named("many_ova_qout_qnorm_cutoff"), error);
+    ASSERT_FALSE(path.empty()) << error;
+    bytes_ = ts::read_file(path);
+    l_ = parse_ftz(bytes_);
+    ASSERT_GT(l_.pruneidx_size, 1);
+    ASSERT_TRUE(l_.input.qnorm && l_.output.qnorm);
+    ASSERT_EQ(l_.output.end, bytes_.size());
+    ASSERT_NE(load_or_fail(bytes_), nullptr);
+  }
+  std::string bytes_;
+  ftz_layout l_;
+};
+
+TEST_F(fasttext_ftz_refusal, a_truncated_file_at_any_cut) {
+  std::vector<size_t> cuts;
+  // every byte of the header, dictionary, pruned index and quantizer headers
+  for (size_t c = 1; c < l_.input.codes_at + 64; ++c) cuts.push_back(c);
+  for (const quant_layout* q : {&l_.input, &l_.output}) {
+    for (size_t c = q->pq_at - 8; c < q->centroids_at + 8; ++c) cuts.push_back(c);
+    for (size_t c = q->norm_codes_at - 8; c < q->npq_centroids_at + 8; ++c) cuts.push_back(c);
+  }
+  for (size_t c = l_.input.end - 8; c < l_.output.codes_at + 8; ++c) cuts.push_back(c);
+  for (size_t c = 1; c < bytes_.size(); c += bytes_.size() / 97) cuts.push_back(c);
+  cuts.push_back(bytes_.size() - 1);
+  for (size_t cut : cuts) {
+    EXPECT_TRUE(refused(bytes_.substr(0, cut), "truncated fastText model")) << "cut at " << cut;
+  }
+  EXPECT_TRUE(refused(bytes_.substr(0, l_.input.codes_at + 10), "quantized input matrix codes"));
+  EXPECT_TRUE(refused(bytes_.substr(0, l_.output.centroids_at + 10),
+                      "quantized output matrix quantizer centroids (4096 floats) needs 16384"));
+  EXPECT_TRUE(refused(bytes_.substr(0, l_.input.norm_codes_at + 3), "norm codes needs"));
+}
+
+TEST_F(fasttext_ftz_refusal, absurd_or_inconsistent_fields) {
+  const ftz_layout& l = l_;
+  const size_t entry = l.pruneidx_at;  // pruned index: (bucket, row) int32 pairs
+  const int32_t first_bucket = get<int32_t>(bytes_, entry);
+  const int32_t first_row = get<int32_t>(bytes_, entry + 4);
+  const int64_t input_rows = get<int64_t>(bytes_, l.input.rows_at);
+  struct row {
+    std::string what;
+    std::string bytes;
+    std::string message;
+  };
+  const std::vector<row> rows = {
+      {"pruneidx bucket", patched(bytes_, entry, l.bucket), "maps bucket 2000 to row"},
+      {"pruneidx negative bucket", patched(bytes_, entry, int32_t{-3}), "buckets are 0..1999"},
+      {"pruneidx row", patched(bytes_, entry + 4, static_cast<int32_t>(l.pruneidx_size)),
+       "but its rows are 0.." + std::to_string(l.pruneidx_size - 1)},
+      {"pruneidx twice", patched(bytes_, entry + 8, first_bucket), "appears twice"},
+      {"pruneidx same row", patched(bytes_, entry + 12, first_row), "an earlier entry already has"},
+      {"pruneidx larger than bucket", patched(bytes_, 84, int64_t{2001}),
+       "the pruned n-gram index has 2001 entries, but there are only 2000 buckets"},
+      {"pruned but dense", patched(bytes_, l.quant_input_at, uint8_t{0}), "not quantized"},
+      {"quant flag", patched(bytes_, l.quant_input_at, uint8_t{2}), "quant_input flag is 2"},
+      {"qnorm flag", patched(bytes_, l.input.qnorm_at, uint8_t{2}),
+       "quantized input matrix qnorm flag is 2"},
+      {"input rows", patched(bytes_, l.input.rows_at, input_rows + 1),
+       "quantized input matrix is " + std::to_string(input_rows + 1) + " x 16"},
+      {"input cols", patched(bytes_, l.input.cols_at, int64_t{15}), "x 15, the header"},
+      {"negative codesize", patched(bytes_, l.input.codesize_at, int32_t{-1}), "codesize is -1"},
+      {"huge codesize", patched(bytes_, l.input.codesize_at, INT32_MAX),
+       "codes needs 2147483647 bytes"},
+      {"quantizer dim", patched(bytes_, l.input.pq_at, int32_t{17}),
+       "quantized input matrix quantizer has dim 17, expected 16"},
+      {"nsubq", patched(bytes_, l.input.pq_at + 4, int32_t{5}), "has nsubq 5 and lastdsub 4"},
+      {"dsub 0", patched(bytes_, l.input.pq_at + 8, int32_t{0}), "has dsub 0, must be positive"},
+      {"dsub", patched(bytes_, l.input.pq_at + 8, int32_t{3}),
+       "dim 16 cut into sub-vectors of dsub 3 gives 6 and 1"},
+      {"lastdsub", patched(bytes_, l.input.pq_at + 12, int32_t{3}), "and lastdsub 3"},
+      {"centroid", patched(bytes_, l.input.centroids_at + 4 * 7, std::nanf("")),
+       "quantizer centroids holds a non-finite value at row 0, column 7"},
+      {"norm quantizer dim", patched(bytes_, l.input.npq_at, int32_t{2}),
+       "norm quantizer has dim 2, expected 1"},
+      {"norm quantizer dsub", patched(bytes_, l.input.npq_at + 8, int32_t{-1}), "dsub -1"},
+      {"norm", patched(bytes_, l.input.npq_centroids_at + 4 * 3, HUGE_VALF),
+       "norm quantizer centroids holds a non-finite value at row 3"},
+      {"qout flag", patched(bytes_, l.quant_output_at, uint8_t{9}), "quant_output flag is 9"},
+      {"output rows", patched(bytes_, l.output.rows_at, int64_t{299}),
+       "quantized output matrix is 299 x 16, the header and dictionary say 300 x 16"},
+      {"output quantizer", patched(bytes_, l.output.pq_at + 4, int32_t{7}), "nsubq 7"},
+      {"output centroid", patched(bytes_, l.output.centroids_at + 4 * 40, -HUGE_VALF),
+       "quantized output matrix quantizer centroids holds a non-finite value at row 2, column 8"},
+      {"output norm quantizer", patched(bytes_, l.output.npq_at + 12, int32_t{2}),
+       "output matrix norm quantizer has nsubq 1 and lastdsub 2"},
+      {"trailing garbage", bytes_ + "x", "1 bytes of trailing garbage"},
+  };
+  for (const auto& r : rows) EXPECT_TRUE(refused(r.bytes, r.message)) << r.what;
+}
+
+TEST_F(fasttext_ftz_refusal, random_damage_never_crashes) {
+  uint64_t x = 4242;
+  auto next = [&x] {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return x;
+  };
+  // mostly the header, dictionary, pruned index and quantizer headers; sometimes anywhere
+  const std::vector<std::pair<size_t, size_t>> spans = {
+      {0, l_.input.codes_at + 8},
+      {l_.input.pq_at, l_.input.centroids_at + 64},
+      {l_.input.norm_codes_at, l_.input.npq_centroids_at + 64},
+      {l_.quant_output_at, l_.output.centroids_at + 64},
+      {l_.output.norm_codes_at, l_.output.npq_centroids_at + 64},
+      {0, bytes_.size()},
+      {0, bytes_.size()},
+  };
+  int accepted = 0;
+  for (int round = 0; round < 2000; ++round) {
+    std::string b = bytes_;
+    const int flips = 1 + static_cast<int>(next() % 4);
+    for (int f = 0; f < flips; ++f) {
+      const auto& [begin, end] = spans[next() % spans.size()];
+      b[begin + next() % (end - begin)] = static_cast<char>(next());
+    }
+    if (next() % 8 == 0) b.resize(next() % b.size());
+    auto loaded = load_fasttext(b);
+    if (!loaded.is_ok()) {
+      EXPECT_EQ(loaded.error().code(), status_code::invalid_argument) << loaded.error().to_string();
+      continue;
+    }
+    ++accepted;
+    for (const char* text : {"", "hello there", "kalomi zuter vanqui", "привет 👋"}) {
+      auto p = (*loaded)->predict(text, 5);
+      EXPECT_LE(p.size(), 5u);
+    }
+  }
+  EXPECT_GT(accepted, 100);  // damage to codes and centroids still loads: those were predicted
+  RecordProperty("accepted", accepted);
 }
 
 }  // namespace
