@@ -130,14 +130,22 @@ std::vector<std::string> model_entry::labels_at(uint32_t version) const {
 
 const model_entry* catalog::find(const model_id& id) const {
   auto it = models_.find(id);
-  return it == models_.end() ? nullptr : &it->second;
+  return it == models_.end() ? nullptr : it->second.get();
 }
 
 std::vector<const model_entry*> catalog::models() const {
   std::vector<const model_entry*> out;
   out.reserve(models_.size());
-  for (const auto& [id, entry] : models_) out.push_back(&entry);
+  for (const auto& [id, entry] : models_) out.push_back(entry.get());
   return out;
+}
+
+model_entry& catalog::writable(std::shared_ptr<const model_entry>& slot) {
+  // Every entry is made as a non-const model_entry (never make_shared<const ...>), so casting
+  // const away to change one is defined. use_count() is exact here: only this catalog's owner can copy this catalog, and it is
+  // busy calling us. Other catalogs that share the entry never change it.
+  if (slot.use_count() > 1) slot = std::make_shared<model_entry>(*slot);
+  return const_cast<model_entry&>(*slot);
 }
 
 std::vector<catalog_change> catalog::plan_push(const model_id& id, snapshot_info snap,
@@ -238,18 +246,18 @@ status catalog::apply(const catalog_change& change) {
       return status::failed_precondition("snapshot version 0 of " + change.id.str() +
                                          " is not a version (they start at 1)");
     }
-    if (it != models_.end() && it->second.find(v) != nullptr) {
+    if (it != models_.end() && it->second->find(v) != nullptr) {
       return status::failed_precondition("snapshot version " + std::to_string(v) + " of " +
                                          change.id.str() + " exists already");
     }
     const bool is_new = it == models_.end();
     try {
       if (is_new) {
-        model_entry entry;
-        entry.id = change.id;
+        auto entry = std::make_shared<model_entry>();
+        entry->id = change.id;
         it = models_.emplace(change.id, std::move(entry)).first;
       }
-      auto& snaps = it->second.snapshots;
+      auto& snaps = writable(it->second).snapshots;
       auto at = std::upper_bound(snaps.begin(), snaps.end(), v,
                                  [](uint32_t x, const snapshot_info& s) { return x < s.version; });
       snaps.insert(at, change.snapshot);
@@ -265,11 +273,11 @@ status catalog::apply(const catalog_change& change) {
     if (change.origin.empty()) {
       return status::invalid_argument("a hold or release without the holder's node id");
     }
-    auto& snaps = it->second.snapshots;
-    auto s = std::find_if(snaps.begin(), snaps.end(),
-                          [&](const snapshot_info& x) { return x.version == change.to; });
-    if (s == snaps.end()) return no_version(it->second, change.to);
+    if (it->second->find(change.to) == nullptr) return no_version(*it->second, change.to);
     try {
+      auto& snaps = writable(it->second).snapshots;
+      auto s = std::find_if(snaps.begin(), snaps.end(),
+                            [&](const snapshot_info& x) { return x.version == change.to; });
       if (change.what == catalog_change::kind::hold) {
         s->holders.insert(change.origin);
       } else {
@@ -286,17 +294,24 @@ status catalog::apply(const catalog_change& change) {
                                     std::to_string(static_cast<int>(change.what)));
   }
   if (it == models_.end()) return no_model(change.id);
-  model_entry& m = it->second;
+  const model_entry& before = *it->second;
   if (!is_valid_label(change.label)) return bad_label(change.label);
-  if (m.find(change.to) == nullptr) return no_version(m, change.to);
-  auto lit = m.labels.find(change.label);
-  if (change.action == label_action::rollback && lit == m.labels.end()) {
-    return no_label(m, change.label);
+  if (before.find(change.to) == nullptr) return no_version(before, change.to);
+  if (change.action == label_action::rollback && before.labels.count(change.label) == 0) {
+    return no_label(before, change.label);
   }
   if (change.action != label_action::promote && change.action != label_action::rollback) {
     return status::invalid_argument("unknown label action " +
                                     std::to_string(static_cast<int>(change.action)));
   }
+  model_entry* writable_entry = nullptr;
+  try {
+    writable_entry = &writable(it->second);
+  } catch (const std::bad_alloc&) {
+    return out_of_memory(change.id);
+  }
+  model_entry& m = *writable_entry;
+  auto lit = m.labels.find(change.label);
 
   const bool is_new = lit == m.labels.end();
   try {
@@ -334,7 +349,7 @@ void catalog::put(model_entry entry) {
     return;
   }
   model_id id = entry.id;
-  models_[id] = std::move(entry);
+  models_[id] = std::make_shared<model_entry>(std::move(entry));
 }
 
 result<uint32_t> catalog::resolve(const model_id& id, std::optional<uint32_t> version,

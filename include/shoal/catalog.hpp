@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <set>
 #include <optional>
 #include <string>
@@ -135,7 +136,14 @@ class catalog {
                            const std::string& label) const;
 
  private:
-  std::map<model_id, model_entry> models_;
+  // Returns the entry behind `slot` for changing it: a copy when another catalog shares it.
+  static model_entry& writable(std::shared_ptr<const model_entry>& slot);
+
+  // Entries are shared between copies of a catalog and copied only when one of them changes
+  // an entry, so copying a catalog of 10,000 models (the catalog actor publishes one after
+  // every change) copies pointers, not snapshots and label histories. An entry is never changed
+  // while another catalog shares it, so shared entries are safe to read from any thread.
+  std::map<model_id, std::shared_ptr<const model_entry>> models_;
 };
 
 /// Returns true if `name` is a valid label name: [a-z0-9][a-z0-9_.-]{0,63}.
