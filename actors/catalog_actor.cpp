@@ -550,6 +550,7 @@ catalog_actor::behavior_type catalog_behavior(catalog_actor::stateful_pointer<ca
   self->state.journal = std::move(storage.journal);
   self->state.replica = std::move(storage.replica);
   self->state.max_push_bytes = storage.max_push_bytes;
+  self->state.limits = std::move(storage.limits);
   self->state.board = std::move(storage.board);
   self->state.replication_factor = std::max<size_t>(1, storage.replication_factor);
   return {
@@ -563,6 +564,16 @@ catalog_actor::behavior_type catalog_behavior(catalog_actor::stateful_pointer<ca
           return to_error(status::too_large("snapshot of " + std::to_string(req.bytes.size()) +
                                             " bytes is over the limit of " +
                                             std::to_string(st.max_push_bytes) + " bytes"));
+        }
+        // The tenant's limits on models and stored bytes (as this node's replica knows them).
+        const auto usage = st.replica->view().tenant_usage(req.id.tenant);
+        const bool new_model = st.replica->view().find(req.id) == nullptr;
+        if (status over = check_push_limits(st.limits.of(req.id.tenant), req.id.tenant,
+                                            new_model, usage.models, usage.stored_bytes,
+                                            req.bytes.size());
+            !over) {
+          log_warn("push refused model=" + req.id.str() + ": " + over.message());
+          return to_error(over);
         }
         // Refuse what we could not serve before anything is stored or numbered.
         auto loaded = load_model(req.bytes);

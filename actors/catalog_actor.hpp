@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "actors/protocol.hpp"
+#include "shoal/tenants.hpp"
 #include "shoal/catalog.hpp"
 #include "shoal/catalog_journal.hpp"
 #include "shoal/replicated_catalog.hpp"
@@ -49,9 +50,11 @@ struct catalog_storage {
   size_t max_push_bytes = 256u << 20;
   std::shared_ptr<serving_board> board;  // may be null (then only the listeners hear of changes)
   size_t replication_factor = 2;         // nodes that keep each snapshot's bytes
+  limits_config limits;                  // per-tenant models and stored bytes (pushes)
 };
 
 struct catalog_state {
+  limits_config limits;
   std::shared_ptr<snapshot_store> store;
   std::shared_ptr<catalog_journal> journal;
   std::shared_ptr<replicated_catalog> replica;

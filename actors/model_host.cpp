@@ -43,6 +43,12 @@ model_host_actor::behavior_type model_host(model_host_actor::stateful_pointer<mo
   return {
       [=](infer_atom, infer_request& req) -> caf::result<infer_result> {
         if (self->state.loaded) return run_inference(*self->state.loaded, req, version);
+        if (self->state.waiting.size() >= model_host_max_waiting) {
+          return to_error(status::resource_exhausted(
+              id.str() + " version " + std::to_string(version) + " is loading and " +
+              std::to_string(model_host_max_waiting) +
+              " requests already wait for it; retry in a moment"));
+        }
         auto promise = self->make_response_promise<infer_result>();
         self->state.waiting.emplace_back(promise, std::move(req));
         return promise;

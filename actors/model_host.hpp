@@ -17,6 +17,10 @@
 
 namespace shoal {
 
+/// Requests a loading host queues at most; more are refused at once (resource_exhausted), so a
+/// storm on a cold model cannot pile up unbounded work behind one load.
+inline constexpr size_t model_host_max_waiting = 256;
+
 struct model_host_state {
   model_ptr loaded;  // null while loading
   std::vector<std::pair<caf::typed_response_promise<infer_result>, infer_request>> waiting;

@@ -1,13 +1,16 @@
 #include "actors/node.hpp"
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <unistd.h>
 
 #include <caf/io/all.hpp>
 #include <caf/openssl/all.hpp>
 #include <cerrno>
+#include <atomic>
 #include <csignal>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <random>
 #include <thread>
@@ -19,6 +22,7 @@
 #include "actors/protocol.hpp"
 #include "actors/router.hpp"
 #include "shoal/api_codec.hpp"
+#include "shoal/access.hpp"
 #include "shoal/catalog_journal.hpp"
 #include "shoal/host_memory.hpp"
 #include "shoal/model_cache.hpp"
@@ -57,11 +61,60 @@ void call_gateway(const gateway_actor& gw, api_call call, api_callback on_reply)
   caf::anon_send(gw, call_atom_v, std::move(call), std::move(on_reply));
 }
 
+http_reply unauthenticated_reply(const status& s) {
+  http_reply r = error_reply(s);
+  r.headers.emplace_back("WWW-Authenticate", "Bearer");
+  return r;
+}
+
+// What every front-end thread shares besides the board: the keys, the request count and whether
+// the node is stopping. `draining` is set once by the main thread on SIGTERM and only read by the
+// front ends (an atomic flag: a message per request to ask would cost more than the request).
+struct front_door {
+  std::shared_ptr<const key_board> keys;
+  std::shared_ptr<in_flight_counter> in_flight;
+  size_t max_in_flight = 1024;
+  std::atomic<bool> draining{false};
+  std::shared_ptr<tenant_admission> admission;  // null: no tenant has a rate or in-flight limit
+};
+
+// Admits one inference of `tenant` under its limits; a null ticket when nobody has limits.
+result<std::shared_ptr<tenant_admission::ticket>> admit_tenant(const front_door& door,
+                                                               const std::string& tenant) {
+  if (!door.admission) return std::shared_ptr<tenant_admission::ticket>();
+  auto t = door.admission->admit(tenant, steady_now_ms());
+  if (!t) return t.error();
+  return std::make_shared<tenant_admission::ticket>(std::move(*t));
+}
+
+// Why an inference cannot be taken now, or ok: 503 while draining, 429 over max_in_flight.
+// Called with the request already counted.
+status admission_check(const front_door& door) {
+  if (door.draining.load(std::memory_order_relaxed)) {
+    return status::unavailable("this node is stopping; send the request to another node");
+  }
+  const uint32_t now = door.in_flight->now();
+  if (now > door.max_in_flight) {
+    return status::resource_exhausted("this node is at capacity (" + std::to_string(now - 1) +
+                                      " inference requests in flight, max_in_flight " +
+                                      std::to_string(door.max_in_flight) +
+                                      "); retry in a moment");
+  }
+  return status::ok();
+}
+
+http_reply refusal_reply(const status& s) {
+  http_reply r = error_reply(s);
+  r.headers.emplace_back("Retry-After", "1");
+  return r;
+}
+
 http_handler make_http_handler(gateway_actor gw, std::shared_ptr<const serving_board> board,
-                               std::shared_ptr<in_flight_counter> in_flight,
-                               const node_config& cfg) {
+                               std::shared_ptr<front_door> door, const node_config& cfg) {
   size_t max_batch = cfg.max_batch;
-  return [gw, board, in_flight, max_batch](http_request&& req, http_respond respond) {
+  auto in_flight = door->in_flight;
+  auto keys = door->keys;
+  return [gw, board, in_flight, max_batch, keys, door](http_request&& req, http_respond respond) {
     auto route = parse_route(req.method, req.target);
     if (!route) {
       http_reply r = json_reply(route.http_status(), render_error(route.error().message()));
@@ -74,7 +127,11 @@ http_handler make_http_handler(gateway_actor gw, std::shared_ptr<const serving_b
         respond(json_reply(200, render_live(true)));
         return;
       case http_route::kind::ready:
-        respond(json_reply(200, render_ready(true)));
+        if (door->draining.load(std::memory_order_relaxed)) {
+          respond(json_reply(503, render_ready(false)));
+        } else {
+          respond(json_reply(200, render_ready(true)));
+        }
         return;
       case http_route::kind::server_meta:
         respond(json_reply(200, render_server_meta()));
@@ -82,9 +139,33 @@ http_handler make_http_handler(gateway_actor gw, std::shared_ptr<const serving_b
       case http_route::kind::metrics:
         respond(json_reply(404, render_error("/metrics is not served by this release")));
         return;
+      default:
+        break;
+    }
+    // Everything below reaches models: it needs a key when the node has a keys file.
+    std::optional<std::string_view> key;
+    if (req.has_authorization) {
+      key = bearer_key(req.authorization);
+      if (!key) {
+        respond(unauthenticated_reply(status::unauthenticated(
+            "the Authorization header must be 'Bearer KEY'")));
+        return;
+      }
+    }
+    auto keys_now = keys->current();
+    auto who = authenticate(keys_now.get(), key, "an 'Authorization: Bearer KEY' header");
+    if (!who) {
+      respond(unauthenticated_reply(who.error()));
+      return;
+    }
+    switch (route->what) {
       case http_route::kind::model_meta:
       case http_route::kind::model_ready: {
         auto r = *route;
+        if (status allowed = authorize(*who, list_request{r.id}); !allowed) {
+          respond(error_reply(allowed));
+          return;
+        }
         call_gateway(gw, list_request{r.id}, [r, respond](api_reply reply) {
           if (auto* err = std::get_if<status>(&reply)) {
             respond(error_reply(*err));
@@ -108,11 +189,25 @@ http_handler make_http_handler(gateway_actor gw, std::shared_ptr<const serving_b
       }
       case http_route::kind::infer: {
         auto counted = std::make_shared<in_flight_counter::guard>(in_flight->track());
+        if (status refused = admission_check(*door); !refused) {
+          respond(refusal_reply(refused));
+          return;
+        }
         auto parsed = parse_infer_body(*route, req.body, max_batch);
         if (!parsed) {
           respond(error_reply(parsed.error()));
           return;
         }
+        if (status allowed = authorize(*who, parsed->request); !allowed) {
+          respond(error_reply(allowed));
+          return;
+        }
+        auto ticket = admit_tenant(*door, parsed->request.id.tenant);
+        if (!ticket) {
+          respond(refusal_reply(ticket.error()));
+          return;
+        }
+        auto held = *ticket;
         uint32_t top_k = parsed->request.top_k;
         std::string request_id = parsed->request_id;
         auto in = answer_inline(board->read(board_cache), parsed->request, inline_max_texts);
@@ -126,7 +221,7 @@ http_handler make_http_handler(gateway_actor gw, std::shared_ptr<const serving_b
         }
         parsed->request.version = in.version;
         call_gateway(gw, std::move(parsed->request),
-                     [respond, top_k, request_id, counted](api_reply reply) {
+                     [respond, top_k, request_id, counted, held](api_reply reply) {
                        if (auto* err = std::get_if<status>(&reply)) {
                          respond(error_reply(*err));
                        } else {
@@ -136,22 +231,50 @@ http_handler make_http_handler(gateway_actor gw, std::shared_ptr<const serving_b
                      });
         return;
       }
+      default:
+        return;  // health and metadata routes: answered above
     }
   };
 }
 
 zmq_handler make_zmq_handler(gateway_actor gw, std::shared_ptr<const serving_board> board,
-                             std::shared_ptr<in_flight_counter> in_flight) {
-  return [gw, board, in_flight](std::string bytes, zmq_respond respond) {
+                             std::shared_ptr<front_door> door) {
+  auto in_flight = door->in_flight;
+  auto keys = door->keys;
+  return [gw, board, in_flight, keys, door](std::string bytes, zmq_respond respond) {
     auto decoded = decode_request(bytes);
     if (!decoded) {
       respond(encode_error(decoded.error().request_id, decoded.error().error));
       return;
     }
     uint64_t id = decoded->request_id;
+    auto keys_now = keys->current();
+    std::optional<std::string_view> key;
+    if (!decoded->api_key.empty()) key = decoded->api_key;
+    auto who = authenticate(keys_now.get(), key, "--key KEY or SHOAL_KEY");
+    if (!who) {
+      respond(encode_error(id, who.error()));
+      return;
+    }
+    if (status allowed = authorize(*who, decoded->call); !allowed) {
+      respond(encode_error(id, allowed));
+      return;
+    }
+    const principal caller = *who;
     std::shared_ptr<in_flight_counter::guard> counted;
+    std::shared_ptr<tenant_admission::ticket> held;
     if (auto* infer = std::get_if<infer_request>(&decoded->call)) {
       counted = std::make_shared<in_flight_counter::guard>(in_flight->track());
+      if (status refused = admission_check(*door); !refused) {
+        respond(encode_error(id, refused));
+        return;
+      }
+      auto ticket = admit_tenant(*door, infer->id.tenant);
+      if (!ticket) {
+        respond(encode_error(id, ticket.error()));
+        return;
+      }
+      held = *ticket;
       auto in = answer_inline(board->read(board_cache), *infer, inline_max_texts);
       if (in.answer) {
         respond(in.answer->is_ok() ? encode_response(id, **in.answer)
@@ -160,12 +283,15 @@ zmq_handler make_zmq_handler(gateway_actor gw, std::shared_ptr<const serving_boa
       }
       infer->version = in.version;
     }
-    call_gateway(gw, std::move(decoded->call), [id, respond, counted](api_reply reply) {
+    call_gateway(gw, std::move(decoded->call),
+                 [id, respond, counted, held, caller](api_reply reply) {
       respond(std::visit(
-          [id](const auto& value) -> std::string {
+          [id, &caller](auto& value) -> std::string {
             using T = std::decay_t<decltype(value)>;
             if constexpr (std::is_same_v<T, status>) {
               return encode_error(id, value);
+            } else if constexpr (std::is_same_v<T, std::vector<model_entry>>) {
+              return encode_response(id, visible_models(caller, std::move(value)));
             } else {
               return encode_response(id, value);
             }
@@ -194,16 +320,32 @@ void install_stop_handlers() {
   sa.sa_flags = SA_RESTART;
   ::sigaction(SIGINT, &sa, nullptr);
   ::sigaction(SIGTERM, &sa, nullptr);
+  ::sigaction(SIGHUP, &sa, nullptr);  // reread the keys file
 }
 
-// Blocks until SIGINT or SIGTERM; returns which. Later signals only write to the pipe again, so
-// a second Ctrl-C (or a script's SIGTERM after the terminal's SIGINT) cannot cut stopping short.
-int wait_for_stop_signal() {
-  unsigned char b = 0;
-  while (::read(stop_pipe[0], &b, 1) != 1) {
-    if (errno != EINTR) return SIGTERM;
+// Blocks until SIGINT or SIGTERM; returns which. SIGHUP calls `on_hup` and waits on. Later
+// signals only write to the pipe again, so a second Ctrl-C (or a script's SIGTERM after the
+// terminal's SIGINT) cannot cut stopping short.
+int wait_for_stop_signal(const std::function<void()>& on_hup) {
+  while (true) {
+    unsigned char b = 0;
+    while (::read(stop_pipe[0], &b, 1) != 1) {
+      if (errno != EINTR) return SIGTERM;
+    }
+    if (b != SIGHUP) return b;
+    on_hup();
   }
-  return b;
+}
+
+// Reads the keys file; logs what it holds. Null when there is none (open).
+result<std::shared_ptr<const key_table>> read_keys(const node_config& cfg) {
+  if (cfg.keys_file.empty()) return std::shared_ptr<const key_table>();
+  auto keys = key_table::load_file(cfg.keys_file);
+  if (!keys) return keys.error();
+  log_info("keys file " + cfg.keys_file + ": " + std::to_string(keys->size()) + " keys, " +
+           std::to_string(keys->tenant_count()) + " tenants, " +
+           std::to_string(keys->admin_count()) + " admin keys");
+  return std::shared_ptr<const key_table>(std::make_shared<const key_table>(std::move(*keys)));
 }
 
 std::string join(const std::vector<std::string>& parts) {
@@ -246,6 +388,14 @@ membership_config membership_settings(const node_config& cfg, const std::string&
 
 int run_node(const node_config& cfg) {
   install_stop_handlers();
+  // Models come and go all day (the model cache loads and unloads them), so their memory must
+  // go back to the system when they are unloaded, or resident memory drifts far above the model
+  // memory budget. glibc raises its mmap threshold each time a large block is freed (up to
+  // 32 MB), after which model arrays come from the heap and fragment it; a fixed threshold keeps
+  // every array of 64 KiB or more in its own mapping, returned whole on unload. Fewer arenas
+  // keep per-thread free lists from holding on to freed models.
+  mallopt(M_MMAP_THRESHOLD, 64 << 10);
+  mallopt(M_ARENA_MAX, 4);
   const bool tls = !cfg.tls_certificate.empty();
   if (tls) {
     // Read them now: a missing or unreadable file is a clear start-up error, not a TLS failure
@@ -257,6 +407,12 @@ int run_node(const node_config& cfg) {
       }
     }
   }
+  auto initial_keys = read_keys(cfg);
+  if (!initial_keys) {
+    log_error("cannot start: " + initial_keys.error().message());
+    return 1;
+  }
+  auto keys = std::make_shared<key_board>(*initial_keys);
   auto store = snapshot_store::open(cfg.data_dir);
   if (!store) {
     log_error("cannot open data dir " + cfg.data_dir + ": " + store.error().message());
@@ -285,6 +441,7 @@ int run_node(const node_config& cfg) {
   storage.journal = std::shared_ptr<catalog_journal>(std::move(*journal));
   storage.max_push_bytes = cfg.max_push_bytes;
   storage.replication_factor = cfg.replication_factor;
+  storage.limits = cfg.limits;
   auto initial = std::make_shared<const catalog>(replica->view());
   auto board = std::make_shared<serving_board>();
   board->publish_catalog(initial);
@@ -330,6 +487,17 @@ int run_node(const node_config& cfg) {
   mem_cfg.model_memory_budget = memory.budget_bytes;
   auto in_flight = std::make_shared<in_flight_counter>();
   mem_cfg.in_flight = in_flight;
+  auto door = std::make_shared<front_door>();
+  door->keys = keys;
+  door->in_flight = in_flight;
+  door->max_in_flight = cfg.max_in_flight;
+  bool rate_or_in_flight = cfg.limits.defaults.rate > 0 || cfg.limits.defaults.in_flight > 0;
+  for (const auto& [tenant, l] : cfg.limits.by_tenant) {
+    rate_or_in_flight = rate_or_in_flight || l.rate > 0 || l.in_flight > 0;
+    log_info("limits of tenant " + tenant + ": " + to_string(l));
+  }
+  log_info("limits of every other tenant: " + to_string(cfg.limits.defaults));
+  if (rate_or_in_flight) door->admission = std::make_shared<tenant_admission>(cfg.limits);
   mem_cfg.catalog = caf::actor_cast<catalog_sync_sink>(catalog);
   mem_cfg.router = caf::actor_cast<peer_request_sink>(rtr);
   const std::string cluster_address = mem_cfg.core.cluster_address;
@@ -364,7 +532,7 @@ int run_node(const node_config& cfg) {
   http_opts.port = cfg.http_port;
   http_opts.threads = cfg.http_threads;
   http_opts.max_body_bytes = cfg.max_body_bytes;
-  auto http = http_server::start(http_opts, make_http_handler(gw, board, in_flight, cfg));
+  auto http = http_server::start(http_opts, make_http_handler(gw, board, door, cfg));
   if (!http) {
     log_error("cannot start HTTP: " + http.error().message());
     stop_actors();
@@ -374,7 +542,7 @@ int run_node(const node_config& cfg) {
   zmq_opts.host = cfg.host;
   zmq_opts.port = cfg.zmq_port;
   zmq_opts.max_message_bytes = cfg.max_push_bytes + (1u << 20);
-  auto zmq = zmq_server::start(zmq_opts, make_zmq_handler(gw, board, in_flight));
+  auto zmq = zmq_server::start(zmq_opts, make_zmq_handler(gw, board, door));
   if (!zmq) {
     log_error("cannot start ZeroMQ: " + zmq.error().message());
     (*http)->stop();
@@ -396,8 +564,39 @@ int run_node(const node_config& cfg) {
            (cfg.cluster_secret.empty() ? "" : ", gossip authenticated with the cluster secret") +
            (tls ? ", TLS with certificates from " + cfg.tls_ca : ""));
 
-  int received = wait_for_stop_signal();
-  log_info(std::string("stopping on ") + (received == SIGINT ? "SIGINT" : "SIGTERM"));
+  if (cfg.keys_file.empty()) {
+    log_warn("no keys file: every client can reach every model of every tenant (open); set "
+             "keys_file (--keys-file) to require API keys");
+  }
+  int received = wait_for_stop_signal([&] {
+    if (cfg.keys_file.empty()) {
+      log_info("SIGHUP: no keys file to reread (the node is open)");
+      return;
+    }
+    auto reread = read_keys(cfg);
+    if (!reread) {
+      log_error("SIGHUP: keeping the keys in force: " + reread.error().message());
+      return;
+    }
+    keys->replace(*reread);
+  });
+  log_info(std::string("stopping on ") + (received == SIGINT ? "SIGINT" : "SIGTERM") +
+           ": draining " + std::to_string(in_flight->now()) + " inference requests in flight");
+  {
+    // New inference gets 503 and readiness turns false (load balancers stop sending); what is
+    // in flight is answered, for at most drain_timeout_ms. The main thread may wait here: it
+    // is no actor.
+    door->draining = true;
+    auto deadline = std::chrono::steady_clock::now() +
+                    std::chrono::milliseconds(cfg.drain_timeout_ms);
+    while (in_flight->now() > 0 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    if (in_flight->now() > 0) {
+      log_warn("stopping with " + std::to_string(in_flight->now()) +
+               " inference requests still in flight after drain_timeout_ms");
+    }
+  }
   {
     // Tell the peers we are leaving (they drop us at once instead of suspecting us), then give
     // the middleman a moment to put those messages on the wire.

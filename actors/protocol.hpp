@@ -42,6 +42,7 @@ enum class shoal_errc : uint8_t {
   corruption = static_cast<uint8_t>(status_code::corruption),
   io_error = static_cast<uint8_t>(status_code::io_error),
   internal = static_cast<uint8_t>(status_code::internal),
+  unauthenticated = static_cast<uint8_t>(status_code::unauthenticated),
 };
 
 std::string to_string(shoal_errc x);

@@ -241,6 +241,8 @@ pb::Error::Code to_pb(status_code c) {
       return pb::Error::IO_ERROR;
     case status_code::internal:
       return pb::Error::INTERNAL;
+    case status_code::unauthenticated:
+      return pb::Error::UNAUTHENTICATED;
   }
   return pb::Error::INTERNAL;
 }
@@ -265,6 +267,8 @@ status_code from_pb(int c) {
       return status_code::corruption;
     case pb::Error::IO_ERROR:
       return status_code::io_error;
+    case pb::Error::UNAUTHENTICATED:
+      return status_code::unauthenticated;
     default:
       return status_code::internal;  // UNKNOWN, INTERNAL, codes newer than this client
   }
@@ -448,7 +452,7 @@ request_decode_result decode_request(std::string_view bytes) {
       break;
   }
   if (!call) return request_error{request_id, call.error()};
-  return decoded_request{request_id, std::move(*call)};
+  return decoded_request{request_id, std::move(*call), m.api_key()};
 }
 
 std::string encode_response(uint64_t request_id, const infer_result& r) {
@@ -543,9 +547,10 @@ std::string encode_error(uint64_t request_id, const status& error) {
 
 // ---- client side -------------------------------------------------------------------------------
 
-std::string encode_request(uint64_t request_id, const api_call& call) {
+std::string encode_request(uint64_t request_id, const api_call& call, const std::string& api_key) {
   pb::Request m;
   m.set_request_id(request_id);
+  if (!api_key.empty()) m.set_api_key(api_key);
   std::visit(
       [&m](const auto& c) {
         using T = std::decay_t<decltype(c)>;

@@ -43,7 +43,7 @@ std::string labels_text(const model_entry& m) {
   return out;
 }
 
-status no_model(const model_id& id) { return status::not_found("no model " + id.str()); }
+status no_model(const model_id& id) { return model_not_found(id); }
 
 status no_version(const model_entry& m, uint32_t version) {
   return status::not_found("model " + m.id.str() + " has no version " + std::to_string(version) +
@@ -128,6 +128,8 @@ std::vector<std::string> model_entry::labels_at(uint32_t version) const {
   return out;  // std::map iterates in sorted order
 }
 
+status model_not_found(const model_id& id) { return status::not_found("no model " + id.str()); }
+
 const model_entry* catalog::find(const model_id& id) const {
   auto it = models_.find(id);
   return it == models_.end() ? nullptr : it->second.get();
@@ -137,6 +139,16 @@ std::vector<const model_entry*> catalog::models() const {
   std::vector<const model_entry*> out;
   out.reserve(models_.size());
   for (const auto& [id, entry] : models_) out.push_back(entry.get());
+  return out;
+}
+
+catalog::usage catalog::tenant_usage(const std::string& tenant) const {
+  usage out;
+  for (auto it = models_.lower_bound(model_id{tenant, ""});
+       it != models_.end() && it->first.tenant == tenant; ++it) {
+    ++out.models;
+    for (const auto& s : it->second->snapshots) out.stored_bytes += s.size_bytes;
+  }
   return out;
 }
 

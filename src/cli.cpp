@@ -45,7 +45,7 @@ struct option_spec {
 // command, so a name means the same thing everywhere.
 constexpr option_spec option_table[] = {
     {"--node", true}, {"--timeout", true}, {"--label", true}, {"--note", true},  {"--to", true},
-    {"--jobs", true},
+    {"--jobs", true}, {"--key", true},
     {"--k", true},    {"--version", true}, {"--json", false}, {"--help", false}, {"-h", false},
 };
 
@@ -491,7 +491,7 @@ result<std::string> read_file(const std::string& path) {
 result<std::string> ask_node(const cli_command& c, const api_call& call) {
   auto client = zmq_client::connect(c.node, c.timeout);
   if (!client) return client.error();
-  return client->call(encode_request(1, call));
+  return client->call(encode_request(1, call, c.api_key));
 }
 
 // ---- push-dir -----------------------------------------------------------------------------------
@@ -580,7 +580,7 @@ status push_dir(const cli_command& c, std::ostream& out, std::ostream& err, bool
         s = client.error();
       } else {
         push_request req{model_id{c.tenant, item.model}, std::move(*bytes), c.label, c.note};
-        auto reply = client->call(encode_request(1, req));
+        auto reply = client->call(encode_request(1, req, c.api_key));
         if (!reply) {
           s = reply.error();
         } else if (auto r = decode_push_response(*reply); !r) {
@@ -784,6 +784,8 @@ status execute(const cli_command& c, std::ostream& out, std::ostream& err, bool 
 const char* const common_options =
     "  --node HOST:PORT    the node to ask (default: $SHOAL_NODE, else 127.0.0.1:7421)\n"
     "  --timeout SECONDS   how long to wait for its answer (default 10; 60 for push)\n"
+    "  --key KEY           the API key, when the node requires one (default: $SHOAL_KEY;\n"
+    "                      prefer SHOAL_KEY: a --key shows in the process list)\n"
     "  -h, --help          show this help\n";
 
 std::string with_common(std::string text, bool has_own_options) {
@@ -963,6 +965,7 @@ std::string cli_help(const std::string& name) {
          "  shoal snapshot rollback acme/bot\n"
          "  shoal infer acme/bot \"where is my order\" --k 3 --json\n"
          "  SHOAL_NODE=10.0.0.5:7421 shoal models\n"
+         "  SHOAL_KEY=$(cat ~/.shoal-key) shoal snapshot rollback acme/bot\n"
          "  shoal cluster status --json\n"
          "\n"
          "Run 'shoal COMMAND --help' for a command's arguments and options.\n";
@@ -999,12 +1002,15 @@ result<cli_command> parse_cli(const std::vector<std::string>& args, const cli_en
   bool node_from_env = !node.empty();
   std::optional<std::string> label;
   for (const auto& [name, value] : t.options) {
-    bool common = name == "--node" || name == "--timeout" || name == "--help";
+    bool common = name == "--node" || name == "--timeout" || name == "--help" || name == "--key";
     bool allowed = common;
     for (auto o : spec.options) allowed = allowed || o == name;
     if (!allowed) return usage("unknown option '" + name + "'");
     if (!seen.insert(name).second) return usage("option '" + name + "' given twice");
-    if (name == "--node") {
+    if (name == "--key") {
+      if (value.empty()) return usage("--key needs the API key (or set SHOAL_KEY)");
+      c.api_key = value;
+    } else if (name == "--node") {
       node = value;
       node_from_env = false;
     } else if (name == "--timeout") {
@@ -1039,6 +1045,7 @@ result<cli_command> parse_cli(const std::vector<std::string>& args, const cli_en
       c.jobs = uint32_t(*v);
     }
   }
+  if (c.api_key.empty()) c.api_key = env.shoal_key;
   if (c.what == kind::infer && c.version && label) {
     return usage("--version and --label cannot be used together: pick one");
   }
@@ -1112,6 +1119,7 @@ int run_cli(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) args.emplace_back(argv[i]);
   cli_env env;
   if (const char* node = std::getenv("SHOAL_NODE")) env.shoal_node = node;
+  if (const char* key = std::getenv("SHOAL_KEY")) env.shoal_key = key;
   env.stderr_is_tty = ::isatty(2) == 1;
   return run_cli(args, env, std::cout, std::cerr);
 }

@@ -201,6 +201,10 @@ class session : public std::enable_shared_from_this<session> {
     request.target.assign(msg.target().data(), msg.target().size());
     auto content_type = msg[http::field::content_type];
     request.content_type.assign(content_type.data(), content_type.size());
+    if (auto it = msg.find(http::field::authorization); it != msg.end()) {
+      request.authorization.assign(it->value().data(), it->value().size());
+      request.has_authorization = true;
+    }
     request.body = std::move(msg.body());
 
     awaiting_reply_ = true;

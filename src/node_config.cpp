@@ -9,6 +9,7 @@
 #include <sstream>
 #include <thread>
 
+#include "shoal/model_id.hpp"
 #include "shoal/zmq_client.hpp"
 
 namespace shoal {
@@ -97,6 +98,33 @@ status set_field(node_config& cfg, const std::string& key, const std::string& va
   if (key == "max_body_bytes") return size(cfg.max_body_bytes, 1024, 1ull << 30);
   if (key == "max_push_bytes") return size(cfg.max_push_bytes, 1024, 1ull << 32);
   if (key == "max_batch") return size(cfg.max_batch, 1, 100000);
+  if (key == "max_in_flight") return size(cfg.max_in_flight, 1, 1u << 20);
+  if (key == "drain_timeout_ms") {
+    auto v = parse_uint(what, value, 0, 600000);
+    if (!v) return v.error();
+    cfg.drain_timeout_ms = static_cast<uint32_t>(*v);
+    return status::ok();
+  }
+  if (key == "tenant_limits" || key.rfind("tenant_limits.", 0) == 0) {
+    auto limits = parse_tenant_limits(value);
+    if (!limits) return status::invalid_argument(what + ": " + limits.error().message());
+    if (key == "tenant_limits") {
+      cfg.limits.defaults = *limits;
+      return status::ok();
+    }
+    const std::string tenant = key.substr(std::string("tenant_limits.").size());
+    if (!is_valid_id_part(tenant)) {
+      return status::invalid_argument(what + ": '" + tenant +
+                                      "' is no tenant name ([a-z0-9][a-z0-9_-]{0,63})");
+    }
+    cfg.limits.by_tenant[tenant] = *limits;
+    return status::ok();
+  }
+  if (key == "keys_file") {
+    if (value.empty()) return status::invalid_argument(what + " must not be empty");
+    cfg.keys_file = join_path(base_dir, value);
+    return status::ok();
+  }
   if (key == "model_memory_mb") {
     auto v = parse_uint(what, value, 0, 1ull << 24);
     if (!v) return v.error();
@@ -194,7 +222,8 @@ status set_field(node_config& cfg, const std::string& key, const std::string& va
   return status::invalid_argument(
       what + ": unknown setting '" + key +
       "' (known: data_dir, host, http_port, zmq_port, cluster_port, name, http_threads, "
-      "max_body_bytes, max_push_bytes, request_timeout_ms, max_batch, model_memory_mb, "
+      "max_body_bytes, max_push_bytes, request_timeout_ms, max_batch, max_in_flight, "
+      "drain_timeout_ms, keys_file, tenant_limits, tenant_limits.TENANT, model_memory_mb, "
       "keep_replaced_warm_s, advertise_host, seeds, "
       "cluster_secret, "
       "cluster_secret_file, tls_certificate, tls_key, tls_ca, gossip_interval_ms, "
@@ -257,6 +286,9 @@ result<node_command> parse_node_args(const std::vector<std::string>& args) {
       {"--cluster-port", "cluster_port"}, {"--name", "name"},
       {"--http-threads", "http_threads"}, {"--request-timeout-ms", "request_timeout_ms"},
       {"--max-body-bytes", "max_body_bytes"}, {"--max-push-bytes", "max_push_bytes"},
+      {"--keys-file", "keys_file"},
+      {"--max-in-flight", "max_in_flight"},
+      {"--drain-timeout-ms", "drain_timeout_ms"},
       {"--model-memory-mb", "model_memory_mb"},
       {"--keep-replaced-warm-s", "keep_replaced_warm_s"},
       {"--seeds", "seeds"},               {"--cluster-secret-file", "cluster_secret_file"},
@@ -352,6 +384,12 @@ options:
   --request-timeout-ms N    inference deadline before answering 503 (default 5000)
   --max-body-bytes N        HTTP body limit, 413 above it (default 4194304)
   --max-push-bytes N        largest snapshot a push may carry (default 268435456)
+  --max-in-flight N         inference requests answered at once; more get 429 at once
+                            (default 1024)
+  --drain-timeout-ms N      on SIGTERM, finish requests in flight for up to N ms while new
+                            ones get 503, then stop (default 5000)
+  --keys-file FILE          API keys, one "KEY TENANT" or "KEY admin" per line ('#' comments);
+                            reread on SIGHUP. Without it every client reaches every model
   --model-memory-mb N       memory for loaded models; above it the least recently used are
                             unloaded (they stay stored and load again on their next request).
                             Default: half of this machine's RAM

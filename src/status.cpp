@@ -15,6 +15,7 @@ const char* to_string(status_code c) {
     case status_code::corruption: return "corruption";
     case status_code::io_error: return "io_error";
     case status_code::internal: return "internal";
+    case status_code::unauthenticated: return "unauthenticated";
   }
   return "unknown";
 }
@@ -32,6 +33,7 @@ int http_status(status_code c) {
     case status_code::corruption:
     case status_code::io_error:
     case status_code::internal: return 500;
+    case status_code::unauthenticated: return 401;
   }
   return 500;
 }

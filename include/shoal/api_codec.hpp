@@ -31,6 +31,7 @@ inline constexpr uint32_t max_top_k = 1000;
 struct decoded_request {
   uint64_t request_id = 0;
   api_call call;
+  std::string api_key;  // "" when the request carries none
 };
 
 /// Why a request was refused, and the id to answer it with (0 when the bytes did not carry one).
@@ -86,7 +87,8 @@ std::string encode_error(uint64_t request_id, const status& error);
 
 /// Returns the serialized Request for `call`.
 /// @pre the call's strings are valid UTF-8 (the node refuses them otherwise)
-std::string encode_request(uint64_t request_id, const api_call& call);
+std::string encode_request(uint64_t request_id, const api_call& call,
+                           const std::string& api_key = "");
 
 /// Returns the request id a Response carries, or 0 when `bytes` is not a Response.
 uint64_t response_request_id(std::string_view bytes);

@@ -107,6 +107,14 @@ class catalog {
   /// Returns every model, sorted by id.
   std::vector<const model_entry*> models() const;
 
+  /// What one tenant has: its models, and the bytes of all their snapshots.
+  struct usage {
+    size_t models = 0;
+    uint64_t stored_bytes = 0;
+  };
+  /// Returns `tenant`'s usage (per-tenant limits check pushes against it).
+  usage tenant_usage(const std::string& tenant) const;
+
   /// Returns the changes a push makes: add the snapshot as the next version (the first version
   /// also becomes "production"), and move `label` to it when not empty.
   /// `snap.version` is ignored: the version is `version` when given (a number the cluster
@@ -145,6 +153,9 @@ class catalog {
   // while another catalog shares it, so shared entries are safe to read from any thread.
   std::map<model_id, std::shared_ptr<const model_entry>> models_;
 };
+
+/// Returns what a request for a model that does not exist is answered ("no model acme/bot").
+status model_not_found(const model_id& id);
 
 /// Returns true if `name` is a valid label name: [a-z0-9][a-z0-9_.-]{0,63}.
 bool is_valid_label(const std::string& name);

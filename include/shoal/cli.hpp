@@ -33,6 +33,7 @@ inline constexpr std::chrono::milliseconds default_push_timeout{60'000};
 /// What the process environment contributes to parsing (passed in, so tests need no setenv).
 struct cli_env {
   std::string shoal_node;  // $SHOAL_NODE; empty when unset
+  std::string shoal_key;   // $SHOAL_KEY; empty when unset
   bool stderr_is_tty = false;  // progress redraws one line on a terminal, else prints lines
 };
 
@@ -47,6 +48,7 @@ struct cli_command {
   std::string name;
   std::string node = default_node_address;  // HOST:PORT, already checked
   std::chrono::milliseconds timeout = default_cli_timeout;
+  std::string api_key;              // --key, else $SHOAL_KEY; "" = none
   bool json = false;                // push, list, models, infer, cluster status
   model_id id;                      // all but models and push-dir
   std::string tenant;               // push-dir

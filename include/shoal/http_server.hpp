@@ -40,6 +40,8 @@ struct http_request {
   std::string target;        // raw request target: path and optional query, still percent-encoded
   std::string body;
   std::string content_type;  // the Content-Type header, "" when absent
+  std::string authorization;       // the Authorization header
+  bool has_authorization = false;  // whether one was sent
 };
 
 /// One reply. The server adds Server, Content-Length and Connection headers.

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "shoal/status.hpp"
+#include "shoal/tenants.hpp"
 
 namespace shoal {
 
@@ -29,6 +30,16 @@ struct node_config {
   size_t max_push_bytes = 256u << 20; // largest snapshot accepted over ZeroMQ
   uint32_t request_timeout_ms = 5000; // an inference that takes longer answers 503
   size_t max_batch = 1024;            // texts in one inference request
+  size_t max_in_flight = 1024;        // inference requests the node answers at once; more get
+                                      // 429 at once (a bounded queue instead of a slow node)
+  uint32_t drain_timeout_ms = 5000;   // on SIGTERM: answer what is in flight (new requests get
+                                      // 503) for at most this long, then stop
+
+  // ---- tenants ----
+  std::string keys_file;              // "KEY TENANT" / "KEY admin" lines; empty: open to all
+  // tenant_limits = rate=200/s in_flight=64 models=1000 stored_mb=10240 (every tenant) and
+  // tenant_limits.NAME = ... (one tenant; replaces the default line for it). Unset: unlimited.
+  limits_config limits;
 
   // ---- models in memory ----
   uint64_t model_memory_mb = 0;       // budget for loaded models (least recently used are

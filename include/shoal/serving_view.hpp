@@ -39,8 +39,14 @@ int64_t steady_now_ms();
 /// A snapshot in memory as front ends and the router see it: the model, what it costs, and when it
 /// last answered (the node's model cache evicts the least recently used).
 struct resident_model {
+  // What holding a loaded model costs the node beyond its own arrays: its host actor and
+  // mailbox, its board entries, and its arrays rounded up to whole pages (each large array
+  // is its own mapping, see run_node). Measured with bench/density.py: 128 KB resident per
+  // loaded 113 KB model.
+  static constexpr uint64_t overhead_bytes = 16 << 10;
+
   std::shared_ptr<const model> m;  // never null
-  uint64_t bytes = 0;              // m->memory_bytes(), read once
+  uint64_t bytes = 0;              // m->memory_bytes() + overhead_bytes, read once
   // Steady-clock milliseconds of the last answer. Shared mutable state on purpose: every
   // front-end thread stamps it (one relaxed load, and a store only when the millisecond changed)
   // and the router reads it when it chooses what to evict; a message per request would cost
@@ -48,7 +54,7 @@ struct resident_model {
   mutable std::atomic<int64_t> last_used_ms{0};
 
   resident_model(std::shared_ptr<const model> model, int64_t now_ms)
-      : m(std::move(model)), bytes(m->memory_bytes()), last_used_ms(now_ms) {}
+      : m(std::move(model)), bytes(m->memory_bytes() + overhead_bytes), last_used_ms(now_ms) {}
   /// Records a use at `now_ms`.
   void touch(int64_t now_ms) const {
     if (last_used_ms.load(std::memory_order_relaxed) != now_ms) {

@@ -24,6 +24,7 @@ enum class status_code : uint8_t {
   corruption,          // stored bytes fail their checksum (HTTP 500)
   io_error,            // the disk failed (HTTP 500)
   internal,            // a bug (HTTP 500)
+  unauthenticated,     // no API key, or one the node does not know (HTTP 401)
 };
 
 /// Returns a short lower-case name for `c` ("invalid_argument").
@@ -47,6 +48,7 @@ class status {
   static status unavailable(std::string msg) { return {status_code::unavailable, std::move(msg)}; }
   static status corruption(std::string msg) { return {status_code::corruption, std::move(msg)}; }
   static status io_error(std::string msg) { return {status_code::io_error, std::move(msg)}; }
+  static status unauthenticated(std::string msg) { return {status_code::unauthenticated, std::move(msg)}; }
   static status internal(std::string msg) { return {status_code::internal, std::move(msg)}; }
 
   status(status_code code, std::string msg) : code_(code), msg_(std::move(msg)) {}

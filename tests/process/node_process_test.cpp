@@ -472,5 +472,258 @@ TEST_F(node_test, push_dir_pushes_one_model_per_file_and_lists_the_failures) {
   EXPECT_NE(missing.err.find("cannot read directory"), std::string::npos) << missing.err;
 }
 
+// ---- tenants ----------------------------------------------------------------------------------
+
+const std::string acme_key = "acme-key-0123456789abcdef";
+const std::string globex_key = "globex-key-0123456789abcdef";
+const std::string admin_key = "admin-key-0123456789abcdef";
+
+class tenant_test : public node_test {
+ protected:
+  void SetUp() override {
+    data_ = std::make_unique<temp_dir>();
+    keys_path_ = data_->path() + "/keys";
+    ASSERT_TRUE(write_file(keys_path_, "# tenants\n" + acme_key + " acme\n" + globex_key +
+                                           "   globex   # the other one\n\n" + admin_key +
+                                           " admin\n"));
+    node_ = std::make_unique<node_process>(data_->path() + "/data",
+                                           std::vector<std::string>{"--keys-file", keys_path_});
+  }
+
+  run_result as(const std::string& key, std::vector<std::string> args) {
+    if (!key.empty()) {
+      args.push_back("--key");
+      args.push_back(key);
+    }
+    return node_->cli(std::move(args));
+  }
+
+  http_response infer_as(const std::string& key, const std::string& model) {
+    return http_call(node_->http_port(), "POST", "/v2/models/" + model + "/infer",
+                     infer_body({"where is my parcel"}),
+                     key.empty() ? "" : "Authorization: Bearer " + key + "\r\n");
+  }
+
+  std::string keys_path_;
+};
+
+TEST_F(tenant_test, no_key_or_an_unknown_key_is_401_and_health_stays_open) {
+  auto none = infer_as("", "acme/bot");
+  EXPECT_EQ(none.status, 401) << none.body;
+  EXPECT_NE(none.headers.find("WWW-Authenticate: Bearer"), std::string::npos) << none.headers;
+  EXPECT_NE(none.body.find("requires an API key"), std::string::npos) << none.body;
+  EXPECT_EQ(infer_as("not-a-key-at-all-0000", "acme/bot").status, 401);
+  auto basic = http_call(node_->http_port(), "GET", "/v2/models/acme/bot", "",
+                         "Authorization: Basic dXNlcjpwYXNz\r\n");
+  EXPECT_EQ(basic.status, 401) << basic.body;
+  for (const char* open : {"/v2/health/live", "/v2/health/ready", "/v2"}) {
+    EXPECT_EQ(http_call(node_->http_port(), "GET", open).status, 200) << open;
+  }
+  auto cli = node_->cli({"models"});
+  EXPECT_EQ(cli.exit_code, 1);
+  EXPECT_EQ(cli.err, "shoal: this node requires an API key: send it with --key KEY or SHOAL_KEY\n");
+  auto push = node_->cli({"snapshot", "push", "acme/bot", v1_});
+  EXPECT_EQ(push.exit_code, 1) << "a push without a key was accepted";
+  EXPECT_EQ(as(admin_key, {"models", "--json"}).out, "{\"models\":[]}\n") << "nothing was stored";
+}
+
+TEST_F(tenant_test, a_tenant_sees_only_its_own_models_and_others_look_missing) {
+  ASSERT_EQ(as(acme_key, {"snapshot", "push", "acme/bot", v1_}).exit_code, 0);
+  ASSERT_EQ(as(acme_key, {"snapshot", "push", "acme/bot", v2_}).exit_code, 0);
+  ASSERT_EQ(as(globex_key, {"snapshot", "push", "globex/faq", v1_}).exit_code, 0);
+
+  EXPECT_EQ(infer_as(acme_key, "acme/bot").status, 200);
+  // Another tenant's model answers exactly what a missing one does.
+  auto foreign = infer_as(globex_key, "acme/bot");
+  auto missing = infer_as(globex_key, "acme/nope");
+  EXPECT_EQ(foreign.status, 404);
+  EXPECT_EQ(missing.status, 404);
+  auto same = [](std::string body, const std::string& name) {
+    auto at = body.find(name);
+    if (at != std::string::npos) body.replace(at, name.size(), "X");
+    return body;
+  };
+  EXPECT_EQ(same(foreign.body, "acme/bot"), same(missing.body, "acme/nope"));
+  for (const char* path : {"/v2/models/acme/bot", "/v2/models/acme/bot/ready",
+                           "/v2/models/acme/bot/versions/1"}) {
+    auto r = http_call(node_->http_port(), "GET", path, "",
+                       "Authorization: Bearer " + globex_key + "\r\n");
+    EXPECT_EQ(r.status, 404) << path << " " << r.body;
+    EXPECT_EQ(http_call(node_->http_port(), "GET", path, "",
+                        "Authorization: Bearer " + acme_key + "\r\n").status,
+              200) << path;
+  }
+  // Every snapshot command: the same error as for a model that does not exist.
+  const std::vector<std::vector<std::string>> commands = {
+      {"snapshot", "list", "MODEL"},
+      {"snapshot", "promote", "MODEL", "1"},
+      {"snapshot", "rollback", "MODEL"},
+      {"infer", "MODEL", "hello"}};
+  for (auto cmd : commands) {
+    auto with = [&cmd](const std::string& model) {
+      auto c = cmd;
+      for (auto& a : c) {
+        if (a == "MODEL") a = model;
+      }
+      return c;
+    };
+    auto f = as(globex_key, with("acme/bot"));
+    auto m = as(globex_key, with("acme/nope"));
+    EXPECT_EQ(f.exit_code, 1) << cmd[1];
+    EXPECT_EQ(same(f.err, "acme/bot"), same(m.err, "acme/nope")) << cmd[1];
+  }
+  // A push into another tenant is refused and creates nothing.
+  auto push = as(globex_key, {"snapshot", "push", "acme/intruder", v1_});
+  EXPECT_EQ(push.exit_code, 1);
+  EXPECT_NE(push.err.find("no tenant acme"), std::string::npos) << push.err;
+  // Lists: own models only; admin sees all.
+  auto globex_models = json::parse(as(globex_key, {"models", "--json"}).out);
+  ASSERT_EQ(globex_models["models"].size(), 1u);
+  EXPECT_EQ(globex_models["models"][0]["model"], "globex/faq");
+  auto all = json::parse(as(admin_key, {"models", "--json"}).out);
+  EXPECT_EQ(all["models"].size(), 2u) << "the intruder push must not have created a model";
+  EXPECT_EQ(as(admin_key, {"snapshot", "promote", "acme/bot", "2"}).exit_code, 0);
+  EXPECT_EQ(infer_as(admin_key, "globex/faq").status, 200);
+  // The acme key still reaches its model after all that: the promote by admin took effect.
+  auto listed = json::parse(as(acme_key, {"snapshot", "list", "acme/bot", "--json"}).out);
+  EXPECT_EQ(listed["labels"]["production"]["version"], 2);
+}
+
+TEST_F(tenant_test, sighup_rereads_the_keys_file_and_a_broken_file_keeps_the_old_keys) {
+  const std::string newcomer = "newcomer-key-0123456789ab";
+  EXPECT_EQ(infer_as(newcomer, "acme/bot").status, 401);
+  ASSERT_TRUE(write_file(keys_path_, acme_key + " acme\n" + newcomer + " initech\n"));
+  node_->send_signal(SIGHUP);
+  bool reloaded = false;
+  for (int i = 0; i < 100 && !reloaded; ++i) {
+    reloaded = as(newcomer, {"models", "--json"}).exit_code == 0;
+    if (!reloaded) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(reloaded) << node_->log();
+  EXPECT_EQ(as(globex_key, {"models"}).exit_code, 1) << "a removed key still works";
+  // A broken file: the node says why and keeps serving with the keys it had.
+  ASSERT_TRUE(write_file(keys_path_, "short initech\n"));
+  node_->send_signal(SIGHUP);
+  bool logged = false;
+  for (int i = 0; i < 100 && !logged; ++i) {
+    logged = node_->log().find("SIGHUP: keeping the keys in force") != std::string::npos;
+    if (!logged) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(logged) << node_->log();
+  EXPECT_EQ(as(newcomer, {"models", "--json"}).exit_code, 0);
+  EXPECT_TRUE(node_->alive());
+}
+
+TEST_F(node_test, a_node_without_keys_says_it_is_open_and_one_with_a_bad_keys_file_does_not_start) {
+  EXPECT_NE(node_->log().find("no keys file: every client can reach every model"),
+            std::string::npos) << node_->log();
+  temp_dir dir;
+  auto r = run_shoal({"node", "--data-dir", dir.path() + "/d", "--keys-file",
+                      dir.path() + "/missing", "--http-port", "0", "--zmq-port", "0",
+                      "--cluster-port", "0"},
+                     std::chrono::seconds(20));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("cannot read keys file"), std::string::npos) << r.err;
+}
+
+// ---- overload ---------------------------------------------------------------------------------
+
+// More concurrent work than max_in_flight allows: the excess is refused at once with 429 and
+// Retry-After, everything accepted is answered correctly, and the node serves normally after.
+TEST_F(node_test, requests_over_max_in_flight_get_429_at_once_and_the_node_recovers) {
+  node_.reset();
+  node_ = std::make_unique<node_process>(data_->path() + "/data",
+                                         std::vector<std::string>{"--max-in-flight", "2"});
+  ASSERT_EQ(node_->cli({"snapshot", "push", "acme/bot", v1_}).exit_code, 0);
+  // Batches over the inline limit go through the actors, so requests overlap in the node.
+  std::vector<std::string> batch(1000, "where is my parcel please, it has not arrived yet");
+  const std::string body = infer_body(batch);
+  std::atomic<int> ok{0}, refused{0}, other{0};
+  std::mutex m;
+  std::string refusal, unexpected;
+  std::vector<std::thread> clients;
+  for (int c = 0; c < 12; ++c) {
+    clients.emplace_back([&] {
+      for (int i = 0; i < 15; ++i) {
+        auto r = http_call(node_->http_port(), "POST", "/v2/models/acme/bot/infer", body);
+        std::lock_guard<std::mutex> lock(m);
+        if (r.status == 200) {
+          ++ok;
+        } else if (r.status == 429) {
+          ++refused;
+          refusal = r.headers + r.body;
+        } else {
+          ++other;
+          unexpected = std::to_string(r.status) + " " + r.body;
+        }
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(other.load(), 0) << unexpected;
+  EXPECT_GT(ok.load(), 0);
+  EXPECT_GT(refused.load(), 0) << "12 clients never had more than 2 requests in flight?";
+  EXPECT_NE(refusal.find("Retry-After: 1"), std::string::npos) << refusal;
+  EXPECT_NE(refusal.find("at capacity"), std::string::npos) << refusal;
+  // At once back to normal.
+  EXPECT_EQ(http_top_label("where is my parcel"), "order_status");
+  EXPECT_TRUE(node_->alive());
+}
+
+// Per-tenant limits from the config file: one tenant over its rate, in-flight or model limit
+// gets 429 / RESOURCE_EXHAUSTED naming the limit, while another tenant is served as before.
+TEST_F(node_test, tenant_limits_refuse_one_tenant_and_leave_the_others_alone) {
+  node_.reset();
+  const std::string conf = data_->path() + "/limits.conf";
+  ASSERT_TRUE(write_file(conf,
+                         "tenant_limits = models=2\n"
+                         "tenant_limits.acme = rate=5 burst=5 models=2 stored_mb=100\n"
+                         "tenant_limits.globex = models=10\n"));
+  node_ = std::make_unique<node_process>(data_->path() + "/data",
+                                         std::vector<std::string>{"--config", conf});
+  ASSERT_EQ(node_->cli({"snapshot", "push", "acme/a", v1_}).exit_code, 0);
+  ASSERT_EQ(node_->cli({"snapshot", "push", "acme/b", v1_}).exit_code, 0);
+  auto third = node_->cli({"snapshot", "push", "acme/c", v1_});
+  EXPECT_EQ(third.exit_code, 1);
+  EXPECT_EQ(third.err,
+            "shoal: tenant acme has 2 models, its limit (models=2); ask an operator to raise "
+            "tenant_limits.acme\n");
+  EXPECT_EQ(node_->cli({"snapshot", "push", "acme/a", v2_}).exit_code, 0)
+      << "a new version of an existing model is allowed";
+  ASSERT_EQ(node_->cli({"snapshot", "push", "globex/a", v1_}).exit_code, 0);
+  ASSERT_EQ(node_->cli({"snapshot", "push", "globex/b", v1_}).exit_code, 0);
+  EXPECT_EQ(node_->cli({"snapshot", "push", "globex/c", v1_}).exit_code, 0) << "globex has 10";
+  auto other = node_->cli({"snapshot", "push", "initech/a", v1_});
+  EXPECT_EQ(other.exit_code, 0) << other.err;
+
+  // Rate: acme may make 5 requests at once, then 5 a second; globex has no rate limit.
+  int acme_ok = 0, acme_429 = 0;
+  std::string refusal;
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 20; ++i) {
+    auto r = http_call(node_->http_port(), "POST", "/v2/models/acme/a/infer",
+                       infer_body({"where is my parcel"}));
+    if (r.status == 200) ++acme_ok;
+    if (r.status == 429) {
+      ++acme_429;
+      refusal = r.body;
+    }
+    EXPECT_EQ(http_call(node_->http_port(), "POST", "/v2/models/globex/a/infer",
+                        infer_body({"where is my parcel"})).status,
+              200) << "globex is limited by acme's traffic";
+  }
+  const double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_GE(acme_ok, 5);
+  // The burst, plus what the bucket refilled at 5/s while the loop ran.
+  EXPECT_LE(acme_ok, 5 + static_cast<int>(5 * secs) + 1) << secs << " s";
+  EXPECT_EQ(acme_ok + acme_429, 20);
+  EXPECT_NE(refusal.find("tenant acme is over its request rate (5/s, burst 5)"),
+            std::string::npos) << refusal;
+  auto cli = node_->cli({"infer", "acme/a", "hello"});
+  EXPECT_EQ(cli.exit_code, 1);
+  EXPECT_NE(cli.err.find("over its request rate"), std::string::npos) << cli.err;
+}
+
 }  // namespace
 }  // namespace shoal::testing

@@ -500,5 +500,33 @@ TEST(catalog, applying_the_same_changes_rebuilds_the_same_catalog) {
   EXPECT_EQ(stack_of(replayed), (std::vector<uint32_t>{1, 2, 1, 3}));
 }
 
+TEST(catalog, tenant_usage_counts_only_that_tenants_models_and_bytes) {
+  catalog c;
+  push(c, model_id{"acme", "a"}, "aaaa");
+  push(c, model_id{"acme", "a"}, "bbbbbb");
+  push(c, model_id{"acme", "b"}, "cc");
+  push(c, model_id{"acme-2", "z"}, "dddddddd");  // a tenant whose name extends "acme"
+  push(c, model_id{"acmd", "y"}, "e");           // sorts just before "acme"
+  auto u = c.tenant_usage("acme");
+  EXPECT_EQ(u.models, 2u);
+  EXPECT_EQ(u.stored_bytes, 4u + 6u + 2u);
+  EXPECT_EQ(c.tenant_usage("acme-2").models, 1u);
+  EXPECT_EQ(c.tenant_usage("nobody").models, 0u);
+  EXPECT_EQ(c.tenant_usage("nobody").stored_bytes, 0u);
+}
+
+TEST(catalog, a_copy_shares_entries_and_changing_one_leaves_the_other_alone) {
+  catalog a;
+  push(a, model_id{"acme", "bot"}, "1111");
+  catalog b = a;
+  EXPECT_EQ(a.find(model_id{"acme", "bot"}), b.find(model_id{"acme", "bot"}))
+      << "a copy should share its entries";
+  push(b, model_id{"acme", "bot"}, "2222", "staging");
+  EXPECT_EQ(a.find(model_id{"acme", "bot"})->snapshots.size(), 1u);
+  EXPECT_EQ(a.find(model_id{"acme", "bot"})->labels.count("staging"), 0u);
+  EXPECT_EQ(b.find(model_id{"acme", "bot"})->snapshots.size(), 2u);
+  EXPECT_EQ(b.find(model_id{"acme", "bot"})->labels.count("staging"), 1u);
+}
+
 }  // namespace
 }  // namespace shoal

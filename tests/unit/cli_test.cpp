@@ -22,6 +22,12 @@ using namespace std::chrono_literals;
 using args = std::vector<std::string>;
 using kind = cli_command::kind;
 
+cli_env node_env(std::string node) {
+  cli_env env;
+  env.shoal_node = std::move(node);
+  return env;
+}
+
 cli_command parsed(const args& a, const cli_env& env = {}) {
   auto c = parse_cli(a, env);
   EXPECT_TRUE(c) << c.error().to_string();
@@ -126,13 +132,25 @@ TEST(cli_parse, infer) {
   EXPECT_EQ(parsed({"infer", "acme/bot", ""}).text, "");
 }
 
+TEST(cli_parse, the_key_comes_from_the_flag_then_the_environment) {
+  cli_env env;
+  env.shoal_key = "env-key-0123456789";
+  EXPECT_EQ(parsed({"models"}, env).api_key, "env-key-0123456789");
+  EXPECT_EQ(parsed({"models", "--key", "flag-key-0123456789"}, env).api_key, "flag-key-0123456789");
+  EXPECT_EQ(parsed({"snapshot", "push-dir", "acme", "d", "--key=k"}).api_key, "k");
+  EXPECT_EQ(parsed({"models"}).api_key, "");
+  auto empty = parse_cli({"models", "--key", ""}, {});
+  ASSERT_FALSE(empty);
+  EXPECT_EQ(empty.error().message(), "models: --key needs the API key (or set SHOAL_KEY)");
+}
+
 TEST(cli_parse, node_comes_from_the_flag_then_the_environment_then_the_default) {
-  cli_env env{"10.1.2.3:7000"};
+  cli_env env = node_env("10.1.2.3:7000");
   EXPECT_EQ(parsed({"models"}, env).node, "10.1.2.3:7000");
   EXPECT_EQ(parsed({"models", "--node", "[::1]:7421"}, env).node, "[::1]:7421");
   EXPECT_EQ(parsed({"models"}).node, "127.0.0.1:7421");
   // A bad environment does not matter when the flag overrides it.
-  EXPECT_EQ(parsed({"models", "--node", "h:1"}, cli_env{"junk"}).node, "h:1");
+  EXPECT_EQ(parsed({"models", "--node", "h:1"}, node_env("junk")).node, "h:1");
 }
 
 TEST(cli_parse, help_everywhere) {
@@ -282,7 +300,7 @@ TEST(cli_parse, usage_errors_say_what_is_wrong_and_where_to_look) {
     EXPECT_EQ(c.error().message(), r.message) << "shoal" << line;
     EXPECT_EQ(cli_usage_hint(r.a), r.hint) << "shoal" << line;
   }
-  auto env = parse_cli({"models"}, cli_env{"nope"});
+  auto env = parse_cli({"models"}, node_env("nope"));
   ASSERT_FALSE(env);
   EXPECT_EQ(env.error().message(),
             "models: SHOAL_NODE: invalid node address 'nope': expected HOST:PORT, e.g. "
@@ -586,7 +604,7 @@ TEST(cli_run_alone, an_absent_node_is_one_line_and_exit_1) {
     port = (*s)->port();
   }
   std::string address = "127.0.0.1:" + std::to_string(port);
-  auto r = run({"models", "--timeout", "0.2"}, cli_env{address});
+  auto r = run({"models", "--timeout", "0.2"}, node_env(address));
   EXPECT_EQ(r.code, 1);
   EXPECT_EQ(r.out, "");
   EXPECT_EQ(r.err, "shoal: no answer from node " + address +

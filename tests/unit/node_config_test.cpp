@@ -26,6 +26,37 @@ TEST(node_config, defaults_match_the_documentation) {
   EXPECT_EQ(c.keep_replaced_warm_s, 600);
 }
 
+TEST(node_config, tenants_keys_and_overload_settings) {
+  node_config cfg;
+  ASSERT_TRUE(apply_config_text("keys_file = keys\n"
+                                "tenant_limits = rate=100/s in_flight=10\n"
+                                "tenant_limits.acme = models=5 stored_mb=64   # big customer\n"
+                                "max_in_flight = 256\ndrain_timeout_ms = 0\n",
+                                "n.conf", "/etc/shoal", cfg)
+                  .is_ok());
+  EXPECT_EQ(cfg.keys_file, "/etc/shoal/keys") << "relative to the config file";
+  EXPECT_EQ(cfg.limits.defaults.rate, 100);
+  EXPECT_EQ(cfg.limits.defaults.in_flight, 10u);
+  EXPECT_EQ(cfg.limits.of("acme").models, 5u);
+  EXPECT_EQ(cfg.limits.of("acme").stored_bytes, 64ull << 20);
+  EXPECT_EQ(cfg.limits.of("acme").rate, 0) << "a tenant's line replaces the default line";
+  EXPECT_EQ(cfg.max_in_flight, 256u);
+  EXPECT_EQ(cfg.drain_timeout_ms, 0u);
+  node_config bad;
+  auto s = apply_config_text("tenant_limits.Acme = models=5\n", "n.conf", "", bad);
+  EXPECT_EQ(s.message(),
+            "n.conf line 1: tenant_limits.Acme: 'Acme' is no tenant name ([a-z0-9][a-z0-9_-]{0,63})");
+  s = apply_config_text("tenant_limits = modles=5\n", "n.conf", "", bad);
+  EXPECT_EQ(s.message(),
+            "n.conf line 1: tenant_limits: unknown limit 'modles' (known: rate, burst, in_flight, "
+            "models, stored_mb)");
+  auto flags = parse_node_args({"--data-dir", "/d", "--keys-file", "k", "--max-in-flight", "7"});
+  ASSERT_TRUE(flags.is_ok()) << flags.error().message();
+  EXPECT_EQ(flags->config.keys_file, "k");
+  EXPECT_EQ(flags->config.max_in_flight, 7u);
+  EXPECT_NE(node_usage().find("--keys-file FILE"), std::string::npos);
+}
+
 TEST(node_config, model_memory_from_flag_and_file) {
   auto cmd = parse_node_args({"--data-dir", "/tmp/d", "--model-memory-mb", "512",
                               "--keep-replaced-warm-s=30"});
