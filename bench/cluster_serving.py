@@ -23,7 +23,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,19 +30,12 @@ import tempfile
 import time
 import urllib.request
 
+from benchlib import free_ports
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHOAL = os.environ.get("SHOAL_BIN", os.path.join(ROOT, "build", "shoal"))
 INFER_LUA = os.path.join(ROOT, "bench", "infer.lua")
 
-
-def free_ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 CLUSTERS = []  # every cluster started, stopped in main()'s finally whatever happens
