@@ -103,9 +103,16 @@ status admission_check(const front_door& door) {
   return status::ok();
 }
 
+// A refusal for a limit (429) or while draining (503). The connection's next request is read
+// only 50 ms later: a client that floods over its limit is held back at its own sockets (64
+// connections then cost the node at most 1,280 refusals a second, not as many as it can parse),
+// which keeps the CPU for the tenants within their limits.
+constexpr std::chrono::milliseconds refusal_pause{50};
+
 http_reply refusal_reply(const status& s) {
   http_reply r = error_reply(s);
   r.headers.emplace_back("Retry-After", "1");
+  r.pause_reading = refusal_pause;
   return r;
 }
 

@@ -272,6 +272,7 @@ class session : public std::enable_shared_from_this<session> {
     }
     head_buf_ += "\r\n";
     body_ = std::move(reply.body);
+    pause_ = reply.pause_reading;
 
     std::array<net::const_buffer, 2> buffers{net::buffer(head_buf_),
                                             head_ ? net::const_buffer() : net::buffer(body_)};
@@ -285,6 +286,15 @@ class session : public std::enable_shared_from_this<session> {
   void on_write(error_code ec, bool close, bool linger) {
     if (core_->stopped.load()) return;
     if (ec) return stream_.close();
+    if (!close && pause_.count() > 0) {
+      if (!pause_timer_) pause_timer_.emplace(context_);
+      pause_timer_->expires_after(pause_);
+      pause_timer_->async_wait([self = shared_from_this()](error_code wait_ec) {
+        if (wait_ec || self->core_->stopped.load()) return;
+        self->do_read();
+      });
+      return;
+    }
     if (!close) return do_read();
     error_code ignored;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
@@ -311,6 +321,8 @@ class session : public std::enable_shared_from_this<session> {
   std::optional<http::request_parser<http::string_body>> parser_;
   std::string head_buf_;  // the reply's status line and headers, reused across requests
   std::string body_;      // the reply's body while it is written
+  std::chrono::milliseconds pause_{0};               // before reading the next request
+  std::optional<net::steady_timer> pause_timer_;
   bool keep_alive_ = false;
   bool http10_ = false;
   bool head_ = false;

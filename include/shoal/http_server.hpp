@@ -51,6 +51,10 @@ struct http_reply {
   std::string content_type = "application/json";
   /// Extra headers, e.g. {"Allow", "GET"}. A name or value holding CR or LF is dropped.
   std::vector<std::pair<std::string, std::string>> headers;
+  /// When > 0: after this reply, the connection's next request is read only this much later.
+  /// Backpressure for refusals: a client flooding over a limit is slowed down at the socket
+  /// instead of costing the node a parse and a refusal per request.
+  std::chrono::milliseconds pause_reading{0};
 };
 
 /// Sends the reply to one request. Call it exactly once, from any thread, at any time (also after

@@ -171,6 +171,51 @@ TEST(http_server, keeps_a_connection_alive_over_several_requests) {
   EXPECT_TRUE(c.closed_by_server());
 }
 
+// A reply with pause_reading holds the connection's next request back that long (and only that
+// connection's); the handler sees the Authorization header.
+TEST(http_server, pause_reading_delays_the_next_request_on_that_connection_only) {
+  std::atomic<int> calls{0};
+  std::mutex m;
+  std::string authorization;
+  bool had_authorization = false;
+  auto server = start_server([&](http_request&& req, http_respond respond) {
+    {
+      std::lock_guard<std::mutex> lock(m);
+      authorization = req.authorization;
+      had_authorization = req.has_authorization;
+    }
+    http_reply reply;
+    reply.status = req.target == "/slow-down" ? 429 : 200;
+    if (req.target == "/slow-down") reply.pause_reading = std::chrono::milliseconds(300);
+    ++calls;
+    respond(std::move(reply));
+  });
+  client paused(server->port());
+  client other(server->port());
+  http::request<http::string_body> req{http::verb::get, "/slow-down", 11};
+  req.set(http::field::host, "127.0.0.1");
+  req.set(http::field::authorization, "Bearer abc");
+  http::write(paused.socket(), req);
+  EXPECT_EQ(paused.receive().result_int(), 429);
+  {
+    std::lock_guard<std::mutex> lock(m);
+    EXPECT_TRUE(had_authorization);
+    EXPECT_EQ(authorization, "Bearer abc");
+  }
+  const auto sent = std::chrono::steady_clock::now();
+  paused.send(http::verb::get, "/next");
+  // Meanwhile another connection is served at once.
+  EXPECT_EQ(other.call(http::verb::get, "/other").result_int(), 200);
+  {
+    std::lock_guard<std::mutex> lock(m);
+    EXPECT_FALSE(had_authorization);
+  }
+  EXPECT_EQ(paused.receive().result_int(), 200);
+  EXPECT_GE(std::chrono::steady_clock::now() - sent, std::chrono::milliseconds(250))
+      << "the paused connection's next request was read at once";
+  EXPECT_EQ(calls.load(), 3);
+}
+
 TEST(http_server, passes_method_target_and_content_type) {
   http_request seen;
   auto server = start_server([&](http_request&& req, http_respond respond) {
