@@ -3,6 +3,7 @@
 #include <chrono>
 #include <functional>
 
+#include "actors/model_loader.hpp"
 #include "shoal/api_codec.hpp"
 #include "shoal/catalog_sync.hpp"
 #include "shoal/rendezvous.hpp"
@@ -542,6 +543,32 @@ std::string answer_peer(self_ptr self, const std::string& payload) {
   return encode_peer_reply(out);
 }
 
+// This node's copy of (id, version) was found damaged: never serve or spread it. Drop the file
+// and our holds of it, so requests go to other holders and placement fetches a good copy.
+// Checked again first: a loader's report may be late, and a good copy may have arrived since.
+void drop_damaged(self_ptr self, const model_id& id, uint32_t version) {
+  auto& st = self->state;
+  const auto* entry = st.replica->view().find(id);
+  const snapshot_info* snap = entry ? entry->find(version) : nullptr;
+  if (snap == nullptr) return;
+  auto bytes = st.store->get(snap->sha256);
+  if (bytes || bytes.error().code() != status_code::corruption) return;
+  log_error("damaged snapshot model=" + id.str() + " version=" + std::to_string(version) + ": " +
+            bytes.error().message() + "; removing it, a good copy will be fetched");
+  status removed = st.store->remove(snap->sha256);
+  if (!removed.is_ok()) log_error("cannot remove the damaged copy: " + removed.message());
+  const std::string sha = snap->sha256;
+  std::vector<catalog_change> releases;
+  for (const model_entry* m : st.replica->view().models()) {
+    for (const auto& s : m->snapshots) {
+      if (s.sha256 == sha && s.holders.count(st.replica->self_id()) > 0) {
+        releases.push_back(release_change(m->id, s.version));
+      }
+    }
+  }
+  if (!releases.empty()) (void)commit(self, std::move(releases));
+}
+
 }  // namespace
 
 catalog_actor::behavior_type catalog_behavior(catalog_actor::stateful_pointer<catalog_state> self,
@@ -685,58 +712,14 @@ catalog_actor::behavior_type catalog_behavior(catalog_actor::stateful_pointer<ca
         return rp;
       },
       [=](load_atom, const model_id& id, uint32_t version) -> caf::result<model_ptr> {
-        auto& st = self->state;
-        const auto* entry = st.replica->view().find(id);
-        const snapshot_info* snap = entry ? entry->find(version) : nullptr;
-        if (snap == nullptr) {
-          return to_error(status::not_found("model " + id.str() + " has no version " +
-                                            std::to_string(version)));
-        }
-        auto bytes = st.store->get(snap->sha256);
-        if (!bytes && bytes.error().code() == status_code::not_found) {
-          // In the catalog (replicated from the node it was pushed to) but not stored here.
-          return to_error(status::unavailable(
-              "snapshot " + id.str() + " version " + std::to_string(version) +
-              " is not stored on this node: it was pushed through another node and its bytes "
-              "have not been copied here"));
-        }
-        if (!bytes && bytes.error().code() == status_code::corruption) {
-          // Damaged on our disk: never serve or spread it. Drop the file and our holds of it,
-          // so requests go to other holders and placement fetches a good copy.
-          log_error("damaged snapshot model=" + id.str() + " version=" + std::to_string(version) +
-                    ": " + bytes.error().message() + "; removing it, a good copy will be fetched");
-          status removed = st.store->remove(snap->sha256);
-          if (!removed.is_ok()) log_error("cannot remove the damaged copy: " + removed.message());
-          std::vector<catalog_change> releases;
-          for (const model_entry* m : st.replica->view().models()) {
-            for (const auto& s : m->snapshots) {
-              if (s.sha256 == snap->sha256 && s.holders.count(st.replica->self_id()) > 0) {
-                releases.push_back(release_change(m->id, s.version));
-              }
-            }
-          }
-          if (!releases.empty()) (void)commit(self, std::move(releases));
-          return to_error(status::corruption("this node's copy of " + id.str() + " version " +
-                                             std::to_string(version) +
-                                             " was damaged (removed; a good copy is fetched)"));
-        }
-        if (!bytes) {
-          log_error("cannot read snapshot model=" + id.str() + " version=" +
-                    std::to_string(version) + ": " + bytes.error().to_string());
-          return to_error(bytes.error());
-        }
-        auto loaded = load_model(*bytes);
-        if (!loaded) {
-          log_error("cannot load snapshot model=" + id.str() + " version=" +
-                    std::to_string(version) + ": " + loaded.error().to_string());
-          return to_error(status::corruption("stored snapshot " + id.str() + " version " +
-                                             std::to_string(version) + " does not load: " +
-                                             loaded.error().message()));
-        }
-        log_info("model loaded model=" + id.str() + " version=" + std::to_string(version) +
-                 " bytes=" + std::to_string((*loaded)->memory_bytes()));
-        return model_ptr(std::move(*loaded));
+        bool damaged = false;
+        auto m = load_snapshot(*self->state.store, self->state.replica->view(), id, version,
+                               damaged);
+        if (damaged) drop_damaged(self, id, version);
+        if (!m) return to_error(m.error());
+        return std::move(*m);
       },
+      [=](damaged_atom, const model_id& id, uint32_t version) { drop_damaged(self, id, version); },
       [=](subscribe_atom, catalog_listener listener) {
         self->state.listeners.push_back(std::move(listener));
       },

@@ -11,7 +11,8 @@ infer_result run_inference(const model& m, const infer_request& req, uint32_t ve
 }
 
 model_host_actor::behavior_type model_host(model_host_actor::stateful_pointer<model_host_state> self,
-                                           catalog_actor catalog, model_id id, uint32_t version,
+                                           model_loader_actor loader, model_id id,
+                                           uint32_t version,
                                            caf::timespan load_timeout, router_actor router,
                                            uint64_t memory_budget) {
   auto fail = [=](const caf::error& err) {
@@ -21,7 +22,7 @@ model_host_actor::behavior_type model_host(model_host_actor::stateful_pointer<mo
     // down too. The router's monitor sees the host go and forgets it.
     self->quit(caf::exit_reason::normal);
   };
-  self->request(catalog, load_timeout, load_atom_v, id, version)
+  self->request(loader, load_timeout, load_atom_v, id, version)
       .then(
           [=](model_ptr& m) {
             if (m->memory_bytes() > memory_budget) {

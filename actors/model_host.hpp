@@ -1,4 +1,4 @@
-// model_host: serves one snapshot (model, version). It starts loading at once (the catalog actor
+// model_host: serves one snapshot (model, version). It starts loading at once (a model loader
 // reads and verifies the bytes on its own thread) and queues requests until the model is in
 // memory; then it tells the router, which publishes the model to the serving board.
 //
@@ -28,7 +28,8 @@ struct model_host_state {
 };
 
 model_host_actor::behavior_type model_host(model_host_actor::stateful_pointer<model_host_state> self,
-                                           catalog_actor catalog, model_id id, uint32_t version,
+                                           model_loader_actor loader, model_id id,
+                                           uint32_t version,
                                            caf::timespan load_timeout, router_actor router,
                                            uint64_t memory_budget);
 

@@ -19,6 +19,7 @@
 #include "actors/catalog_actor.hpp"
 #include "actors/gateway.hpp"
 #include "actors/membership_actor.hpp"
+#include "actors/model_loader.hpp"
 #include "actors/protocol.hpp"
 #include "actors/router.hpp"
 #include "shoal/api_codec.hpp"
@@ -445,6 +446,7 @@ int run_node(const node_config& cfg) {
     return 1;
   }
   storage.store = std::shared_ptr<snapshot_store>(std::move(*store));
+  auto shared_store = storage.store;
   storage.journal = std::shared_ptr<catalog_journal>(std::move(*journal));
   storage.max_push_bytes = cfg.max_push_bytes;
   storage.replication_factor = cfg.replication_factor;
@@ -481,7 +483,15 @@ int run_node(const node_config& cfg) {
                             ? cfg.model_memory_mb << 20
                             : default_model_memory(read_total_memory().value_or(4ull << 30));
   memory.keep_replaced_warm_ms = cfg.keep_replaced_warm_s * 1000;
-  auto rtr = sys.spawn(router, catalog, initial, load_timeout, board, memory);
+  // Loaders: cold loads side by side, one per core (at least 2), off the catalog actor. They
+  // subscribe before the router, so a loader has every catalog the router has acted on.
+  std::vector<model_loader_actor> loaders;
+  const size_t loader_count = std::max(2u, std::thread::hardware_concurrency());
+  for (size_t i = 0; i < std::min<size_t>(loader_count, 8); ++i) {
+    loaders.push_back(sys.spawn<caf::detached>(model_loader, shared_store, initial, catalog));
+    caf::anon_send(catalog, subscribe_atom_v, caf::actor_cast<catalog_listener>(loaders.back()));
+  }
+  auto rtr = sys.spawn(router, loaders, initial, load_timeout, board, memory);
   gateway_config gw_cfg;
   gw_cfg.node_name = cfg.name;
   gw_cfg.infer_timeout = std::chrono::milliseconds(cfg.request_timeout_ms);
@@ -521,6 +531,7 @@ int run_node(const node_config& cfg) {
     caf::anon_send_exit(gw, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(rtr, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(catalog, caf::exit_reason::user_shutdown);
+    for (const auto& l : loaders) caf::anon_send_exit(l, caf::exit_reason::user_shutdown);
   };
 
   // The node-to-node port: peers' membership actors send gossip to ours here (bind is blocking,

@@ -88,6 +88,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(shoal, caf::first_custom_type_id)
   CAF_ADD_ATOM(shoal, shoal, sync_atom, "sync")
   CAF_ADD_ATOM(shoal, shoal, cluster_atom, "cluster")
   CAF_ADD_ATOM(shoal, shoal, peer_atom, "peer")
+  CAF_ADD_ATOM(shoal, shoal, damaged_atom, "damaged")
 CAF_END_TYPE_ID_BLOCK(shoal)
 
 // Node-local values (see the file comment). Between nodes only atoms and strings travel: gossip is
@@ -157,7 +158,15 @@ using catalog_actor = caf::typed_actor<
     caf::reacts_to<cluster_atom, membership_actor, std::string, peer_request_sink>,
     caf::reacts_to<sync_atom, std::string>,                       // a peer's CatalogSync payload
     caf::replies_to<peer_atom, std::string>::with<std::string>,    // PeerRequest -> PeerReply
-    caf::reacts_to<tick_atom>>;                                   // anti-entropy timer
+    caf::reacts_to<tick_atom>,                                    // anti-entropy timer
+    // A loader found this node's copy of (model, version) damaged: remove it, release holds.
+    caf::reacts_to<damaged_atom, model_id, uint32_t>>;
+
+/// Reads, checks and parses snapshots for model hosts, several at once (a pool, detached:
+/// reading is blocking disk work). Keeps a catalog copy to find a version's bytes.
+using model_loader_actor =
+    caf::typed_actor<caf::replies_to<load_atom, model_id, uint32_t>::with<model_ptr>,
+                     caf::reacts_to<catalog_atom, catalog_ptr>>;
 
 /// Resolves labels to versions on its catalog copy and forwards inference to model hosts; its
 /// hosts tell it when their snapshot is in memory (it publishes that to the serving board).

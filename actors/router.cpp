@@ -30,7 +30,10 @@ model_host_actor host_for(self_ptr self, const model_id& id, uint32_t version) {
   if (it == st.hosts.end()) {
     // Linked: hosts end with the router (node shutdown); monitored: the router forgets a host
     // that quit after a failed load, so the next request loads afresh.
-    auto host = self->spawn<caf::linked>(model_host, st.catalog, id, version, st.load_timeout,
+    // The same snapshot always loads through the same loader; different ones side by side.
+    const size_t h = std::hash<std::string>{}(id.str()) * 31 + version;
+    auto host = self->spawn<caf::linked>(model_host, st.loaders[h % st.loaders.size()], id,
+                                         version, st.load_timeout,
                                          caf::actor_cast<router_actor>(self), st.memory_budget);
     self->monitor(host);
     it = st.hosts.emplace(key, host).first;
@@ -155,7 +158,8 @@ status no_live_holder(const model_id& id, uint32_t version) {
 
 }  // namespace
 
-router_actor::behavior_type router(self_ptr self, catalog_actor catalog, catalog_ptr initial,
+router_actor::behavior_type router(self_ptr self, std::vector<model_loader_actor> loaders,
+                                   catalog_ptr initial,
                                    caf::timespan load_timeout,
                                    std::shared_ptr<serving_board> board, model_memory memory) {
   self->state.memory_budget = memory.budget_bytes;
@@ -163,7 +167,7 @@ router_actor::behavior_type router(self_ptr self, catalog_actor catalog, catalog
   self->state.last_unload_log_ms = steady_now_ms() - 10000;
   self->state.current = std::move(initial);
   self->state.board = std::move(board);
-  self->state.catalog = std::move(catalog);
+  self->state.loaders = std::move(loaders);
   self->state.load_timeout = load_timeout;
   self->set_down_handler([=](caf::down_msg& msg) {
     auto& hosts = self->state.hosts;

@@ -21,6 +21,7 @@
 #include <string>
 #include <memory>
 #include <utility>
+#include <vector>
 
 #include "actors/protocol.hpp"
 #include "shoal/serving_view.hpp"
@@ -29,7 +30,7 @@ namespace shoal {
 
 struct router_state {
   catalog_ptr current;
-  catalog_actor catalog;
+  std::vector<model_loader_actor> loaders;  // hosts load through one of them (by snapshot)
   caf::timespan load_timeout{};
   // Routing to peers, once the node sends (cluster, membership, our node id).
   membership_actor members;
@@ -53,9 +54,9 @@ struct model_memory {
   int64_t keep_replaced_warm_ms = 600000;
 };
 
-/// @pre `initial` is not null
+/// @pre `initial` is not null, `loaders` is not empty
 router_actor::behavior_type router(router_actor::stateful_pointer<router_state> self,
-                                   catalog_actor catalog, catalog_ptr initial,
+                                   std::vector<model_loader_actor> loaders, catalog_ptr initial,
                                    caf::timespan load_timeout,
                                    std::shared_ptr<serving_board> board,
                                    model_memory memory = {});

@@ -10,6 +10,7 @@
 
 #include "actors/catalog_actor.hpp"
 #include "actors/gateway.hpp"
+#include "actors/model_loader.hpp"
 #include "actors/protocol.hpp"
 #include "actors/router.hpp"
 #include "support/files.hpp"
@@ -64,14 +65,17 @@ class node_actors : public ::testing::Test {
         [](const std::string&) {});
     ASSERT_TRUE(journal.is_ok()) << journal.error().to_string();
     storage.store = std::move(*store);
+    auto shared_store = storage.store;
     storage.journal = std::move(*journal);
     auto initial = std::make_shared<const catalog>(replica->view());
     board->publish_catalog(initial);
     storage.board = board;
     // Not detached here: the test scheduler must run every actor, one message at a time.
     cat = sys.spawn(catalog_behavior, std::move(storage));
-    rtr = sys.spawn(router, cat, initial, caf::timespan{std::chrono::seconds(10)},
-                    board, memory);
+    loader = sys.spawn(model_loader, shared_store, initial, cat);
+    caf::anon_send(cat, subscribe_atom_v, caf::actor_cast<catalog_listener>(loader));
+    rtr = sys.spawn(router, std::vector<model_loader_actor>{loader}, initial,
+                    caf::timespan{std::chrono::seconds(10)}, board, memory);
     gateway_config gcfg;
     gcfg.node_name = "test-node";
     gw = sys.spawn(gateway, rtr, cat, initial, membership_actor{}, gcfg);
@@ -85,6 +89,7 @@ class node_actors : public ::testing::Test {
     caf::anon_send_exit(gw, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(rtr, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(cat, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(loader, caf::exit_reason::user_shutdown);
     sched.run();
   }
 
@@ -175,6 +180,7 @@ class node_actors : public ::testing::Test {
   caf::actor_system sys;
   caf::scheduler::test_coordinator& sched;
   catalog_actor cat;
+  model_loader_actor loader;
   router_actor rtr;
   gateway_actor gw;
 };
