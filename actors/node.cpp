@@ -283,7 +283,10 @@ zmq_handler make_zmq_handler(gateway_actor gw, std::shared_ptr<const serving_boa
         return;
       }
       held = *ticket;
-      auto in = answer_inline(board->read(board_cache), *infer, inline_max_texts);
+      // A view for this call only: the ZeroMQ thread may idle for hours, and a cached view would
+      // keep unloaded models in memory all that time (one lock per call is nothing here).
+      serving_board::cache call_cache;
+      auto in = answer_inline(board->read(call_cache), *infer, inline_max_texts);
       if (in.answer) {
         respond(in.answer->is_ok() ? encode_response(id, **in.answer)
                                    : encode_error(id, in.answer->error()));
@@ -550,6 +553,10 @@ int run_node(const node_config& cfg) {
   http_opts.port = cfg.http_port;
   http_opts.threads = cfg.http_threads;
   http_opts.max_body_bytes = cfg.max_body_bytes;
+  // Each I/O thread keeps the serving view it last read; one that gets no requests would keep an
+  // old view, and with it models the cache has unloaded, for as long as it stays idle. Once a
+  // second it catches up, letting those go.
+  http_opts.on_tick = [board] { board->read(board_cache); };
   auto http = http_server::start(http_opts, make_http_handler(gw, board, door, cfg));
   if (!http) {
     log_error("cannot start HTTP: " + http.error().message());

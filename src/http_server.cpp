@@ -75,6 +75,7 @@ struct http_server::core : std::enable_shared_from_this<core> {
   std::vector<net::executor_work_guard<net::io_context::executor_type>> work;
   std::optional<tcp::acceptor> acceptor;                   // on contexts[0]
   std::optional<net::steady_timer> accept_timer;           // on contexts[0]
+  std::vector<std::unique_ptr<net::steady_timer>> tick_timers;  // one per context (on_tick)
   size_t next_context = 0;                                 // touched by the accept loop only
   uint16_t port = 0;
   std::vector<std::thread> threads;
@@ -92,6 +93,15 @@ struct http_server::core : std::enable_shared_from_this<core> {
 
   void do_accept();
   void on_accept(const error_code& ec, tcp::socket socket);
+  // Runs options.on_tick on the timer's thread every tick_interval until stop().
+  void schedule_tick(net::steady_timer& timer) {
+    timer.expires_after(options.tick_interval);
+    timer.async_wait([this, &timer](const error_code& ec) {
+      if (ec || stopped.load()) return;
+      options.on_tick();
+      schedule_tick(timer);
+    });
+  }
   void stop();
 };
 
@@ -373,6 +383,7 @@ void http_server::core::stop() {
   error_code ignored;
   if (acceptor) acceptor->close(ignored);
   if (accept_timer) accept_timer->cancel();
+  for (auto& t : tick_timers) t->cancel();
   std::vector<std::shared_ptr<session>> open;
   {
     std::lock_guard<std::mutex> sessions_lock(sessions_mutex);
@@ -445,6 +456,12 @@ result<std::unique_ptr<http_server>> http_server::start(http_server_options opti
   if (ec) return fail(ec);
 
   c->do_accept();
+  if (c->options.on_tick) {
+    for (auto& context : c->contexts) {
+      c->tick_timers.push_back(std::make_unique<net::steady_timer>(*context));
+      c->schedule_tick(*c->tick_timers.back());
+    }
+  }
   std::unique_ptr<http_server> server(new http_server(c));
   try {
     for (auto& context : c->contexts) {

@@ -71,6 +71,11 @@ struct http_server_options {
   size_t threads = 2;              // I/O threads; 0 counts as 1. One per core is plenty.
   size_t max_body_bytes = 4 << 20;                // larger bodies get 413
   std::chrono::seconds idle_timeout{60};          // per request read, and between requests
+  /// When set: called on every I/O thread each tick_interval, busy or idle (the node uses it
+  /// to let go of serving views an idle thread would otherwise keep, with their models).
+  /// Must not block.
+  std::function<void()> on_tick;
+  std::chrono::milliseconds tick_interval{1000};
 };
 
 /// A listening server. Non-copyable; owns its threads. stop() (or the destructor) returns only

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -214,6 +216,37 @@ TEST(http_server, pause_reading_delays_the_next_request_on_that_connection_only)
   EXPECT_GE(std::chrono::steady_clock::now() - sent, std::chrono::milliseconds(250))
       << "the paused connection's next request was read at once";
   EXPECT_EQ(calls.load(), 3);
+}
+
+TEST(http_server, on_tick_runs_on_every_io_thread_even_when_idle) {
+  std::mutex m;
+  std::set<std::thread::id> threads;
+  std::atomic<int> ticks{0};
+  http_server_options options;
+  options.threads = 3;
+  options.tick_interval = std::chrono::milliseconds(10);
+  options.on_tick = [&] {
+    std::lock_guard<std::mutex> lock(m);
+    threads.insert(std::this_thread::get_id());
+    ++ticks;
+  };
+  auto server = start_server(echo, options);
+  for (int i = 0; i < 500; ++i) {
+    {
+      std::lock_guard<std::mutex> lock(m);
+      if (threads.size() == 3 && ticks >= 9) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  {
+    std::lock_guard<std::mutex> lock(m);
+    EXPECT_EQ(threads.size(), 3u) << "every I/O thread ticks, with no request at all";
+    EXPECT_GE(ticks.load(), 9);
+  }
+  server->stop();
+  const int after_stop = ticks.load();
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(ticks.load(), after_stop) << "no tick after stop()";
 }
 
 TEST(http_server, passes_method_target_and_content_type) {
