@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "shoal/fasttext_model.hpp"
+#include "shoal/snapshot_store.hpp"
 
 extern char** environ;
 
@@ -228,6 +229,36 @@ void register_benchmarks(subject& s, const std::string& text_name, const std::st
                                });
 }
 
+// A cold load as a node does it (read the file, check its SHA-256, parse) against libfasttext's
+// loadModel on the same file (which reads and parses, and checks nothing).
+void register_load_benchmarks(const std::string& name, const std::string& path) {
+  benchmark::RegisterBenchmark(("shoal_load/" + name).c_str(), [path](benchmark::State& st) {
+    for (auto _ : st) {
+      const std::string bytes = read_file(path);
+      benchmark::DoNotOptimize(shoal::sha256_hex(bytes));
+      benchmark::DoNotOptimize(shoal::load_fasttext(bytes));
+    }
+  });
+  // The same split in its parts: the SHA-256 check alone, the parse alone (bytes in memory).
+  benchmark::RegisterBenchmark(("shoal_load_sha256_only/" + name).c_str(),
+                               [path](benchmark::State& st) {
+                                 const std::string bytes = read_file(path);
+                                 for (auto _ : st) benchmark::DoNotOptimize(shoal::sha256_hex(bytes));
+                               });
+  benchmark::RegisterBenchmark(("shoal_load_parse_only/" + name).c_str(),
+                               [path](benchmark::State& st) {
+                                 const std::string bytes = read_file(path);
+                                 for (auto _ : st) benchmark::DoNotOptimize(shoal::load_fasttext(bytes));
+                               });
+  benchmark::RegisterBenchmark(("libfasttext_load/" + name).c_str(), [path](benchmark::State& st) {
+    for (auto _ : st) {
+      fasttext::FastText ft;
+      ft.loadModel(path);
+      benchmark::DoNotOptimize(&ft);
+    }
+  });
+}
+
 // Keeps each benchmark's time (the mean when repeated) for the ratios.
 class recording_reporter : public benchmark::ConsoleReporter {
  public:
@@ -295,7 +326,9 @@ int main(int argc, char** argv) {
       pairs.emplace_back(name, text_name);
     }
     std::cout << name << ": " << path << ", " << s->ours->label_count() << " labels, "
-              << s->ours->memory_bytes() << " bytes in memory (shoal)\n";
+              << s->ours->memory_bytes() << " bytes in memory (shoal), "
+              << std::filesystem::file_size(path) << " bytes on disk\n";
+    register_load_benchmarks(name, path);
     subjects.push_back(std::move(s));
   }
 
@@ -312,6 +345,12 @@ int main(int argc, char** argv) {
     if (ours <= 0) continue;
     std::printf("  %-26s predictLine %.2fx   predict(pre-tokenized ids) %.2fx\n",
                 (model + "/" + text).c_str(), line / ours, pre / ours);
+  }
+  std::cout << "\nlibfasttext load / shoal load (shoal also checks the SHA-256)\n";
+  for (const auto& s : subjects) {
+    const double ours = reporter.ns("shoal_load/" + s->name);
+    const double theirs = reporter.ns("libfasttext_load/" + s->name);
+    if (ours > 0) std::printf("  %-26s %.2fx\n", s->name.c_str(), theirs / ours);
   }
   if (!dir.empty()) {
     std::error_code ec;
