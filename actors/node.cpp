@@ -231,7 +231,10 @@ http_handler make_http_handler(gateway_actor gw, std::shared_ptr<const serving_b
         call_gateway(gw, std::move(parsed->request),
                      [respond, top_k, request_id, counted, held](api_reply reply) {
                        if (auto* err = std::get_if<status>(&reply)) {
-                         respond(error_reply(*err));
+                         // A loading model's queue is full: a refusal like the others.
+                         respond(err->code() == status_code::resource_exhausted
+                                     ? refusal_reply(*err)
+                                     : error_reply(*err));
                        } else {
                          respond(json_reply(200, render_infer(std::get<infer_result>(reply),
                                                               top_k, request_id)));
