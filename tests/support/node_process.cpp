@@ -12,6 +12,8 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <random>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -19,20 +21,45 @@
 namespace shoal::testing {
 namespace fs = std::filesystem;
 
-uint16_t free_port() {
+namespace {
+
+// True if TCP `port` on loopback can be bound right now.
+bool bindable(uint16_t port) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return false;
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    ::close(fd);
-    throw std::runtime_error("bind failed");
-  }
-  socklen_t len = sizeof(addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  addr.sin_port = htons(port);
+  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
   ::close(fd);
-  return ntohs(addr.sin_port);
+  return ok;
+}
+
+// The first port of the kernel's ephemeral range (outgoing connections take their local port
+// from it): 32768 when the file cannot be read.
+int ephemeral_low() {
+  std::ifstream f("/proc/sys/net/ipv4/ip_local_port_range");
+  int low = 0, high = 0;
+  if (f >> low >> high && low > 0) return low;
+  return 32768;
+}
+
+}  // namespace
+
+uint16_t free_port() {
+  // Below the ephemeral range: a port the OS hands out for "port 0" is also what it hands to
+  // outgoing connections, and with many tests connecting at once one of them could take it
+  // between our check and the node's bind. Random, so concurrent test processes rarely meet.
+  static std::mt19937 rng(std::random_device{}() ^ static_cast<unsigned>(::getpid()));
+  const int low = 10000;
+  const int high = std::max(low + 1000, ephemeral_low()) - 1;
+  std::uniform_int_distribution<int> pick(low, high);
+  for (int i = 0; i < 1000; ++i) {
+    const auto port = static_cast<uint16_t>(pick(rng));
+    if (bindable(port)) return port;
+  }
+  throw std::runtime_error("no free loopback port below the ephemeral range");
 }
 
 std::string shoal_bin() {

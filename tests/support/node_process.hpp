@@ -16,7 +16,8 @@
 
 namespace shoal::testing {
 
-/// Returns a port on 127.0.0.1 that was free a moment ago.
+/// Returns a random port on 127.0.0.1 that was free a moment ago, below the kernel's ephemeral
+/// range (so no outgoing connection of a concurrent test can take it before the node binds it).
 uint16_t free_port();
 
 /// Returns the path of the shoal binary under test ($SHOAL_BIN).
