@@ -14,7 +14,28 @@ model_host_actor::behavior_type model_host(model_host_actor::stateful_pointer<mo
                                            model_loader_actor loader, model_id id,
                                            uint32_t version,
                                            caf::timespan load_timeout, router_actor router,
-                                           uint64_t memory_budget) {
+                                           uint64_t memory_budget, size_t micro_batch_texts) {
+  self->state.batcher = micro_batcher(micro_batch_texts);
+  // Answers `req` from the loaded model: at once without micro-batching, else with the next
+  // flush (which is sent when the batch starts, so it comes after the mailbox's requests).
+  auto serve = [=](caf::typed_response_promise<infer_result> promise, infer_request req) {
+    const size_t k = req.top_k == 0 ? 1 : req.top_k;
+    if (micro_batch_texts == 0) {
+      promise.deliver(run_inference(*self->state.loaded, req, version));
+      return;
+    }
+    infer_result base;
+    base.id = req.id;
+    base.version = version;
+    auto done = [promise, base = std::move(base)](
+                    std::vector<std::vector<prediction>> rows) mutable {
+      base.rows = std::move(rows);
+      promise.deliver(std::move(base));
+    };
+    if (self->state.batcher.add(self->state.loaded, k, std::move(req.texts), std::move(done))) {
+      self->send(self, flush_atom_v);
+    }
+  };
   auto fail = [=](const caf::error& err) {
     for (auto& entry : self->state.waiting) entry.first.deliver(err);
     self->state.waiting.clear();
@@ -35,15 +56,19 @@ model_host_actor::behavior_type model_host(model_host_actor::stateful_pointer<mo
             }
             self->state.loaded = std::move(m);
             self->send(router, loaded_atom_v, id, version, self->state.loaded);
-            for (auto& [promise, req] : self->state.waiting) {
-              promise.deliver(run_inference(*self->state.loaded, req, version));
-            }
+            auto waiting = std::move(self->state.waiting);
             self->state.waiting.clear();
+            for (auto& [promise, req] : waiting) serve(promise, std::move(req));
           },
           [=](caf::error& err) { fail(err); });
   return {
       [=](infer_atom, infer_request& req) -> caf::result<infer_result> {
-        if (self->state.loaded) return run_inference(*self->state.loaded, req, version);
+        if (self->state.loaded) {
+          if (micro_batch_texts == 0) return run_inference(*self->state.loaded, req, version);
+          auto promise = self->make_response_promise<infer_result>();
+          serve(promise, std::move(req));
+          return promise;
+        }
         if (self->state.waiting.size() >= model_host_max_waiting) {
           return to_error(status::resource_exhausted(
               id.str() + " version " + std::to_string(version) + " is loading and " +
@@ -54,7 +79,11 @@ model_host_actor::behavior_type model_host(model_host_actor::stateful_pointer<mo
         self->state.waiting.emplace_back(promise, std::move(req));
         return promise;
       },
-      [=](leave_atom) { self->quit(caf::exit_reason::normal); },
+      [=](flush_atom) { self->state.batcher.flush(); },
+      [=](leave_atom) {
+        self->state.batcher.flush();  // nothing pending is left unanswered
+        self->quit(caf::exit_reason::normal);
+      },
   };
 }
 

@@ -29,6 +29,7 @@
 #include "shoal/model_cache.hpp"
 #include "shoal/http_server.hpp"
 #include "shoal/log.hpp"
+#include "shoal/micro_batch.hpp"
 #include "shoal/serving_view.hpp"
 #include "shoal/snapshot_store.hpp"
 #include "shoal/v2_codec.hpp"
@@ -56,6 +57,30 @@ constexpr size_t inline_max_texts = 64;
 
 // Each front-end thread's cached serving view (see serving_board::read).
 thread_local serving_board::cache board_cache;
+
+// Each front-end thread's micro-batches (micro_batch.hpp). Per thread, so no lock: a request is
+// predicted and answered on the thread that read it.
+thread_local std::optional<micro_batcher> thread_batcher;
+
+// Predicts `texts` with `m` at top-k `k` and calls `done` with the rows: through this thread's
+// micro-batcher when batching is on (flushed by `schedule_flush`, which must run flush_thread_batch
+// later on this thread), else at once.
+void predict_on_front_end(size_t batch_texts, const std::shared_ptr<const model>& m, size_t k,
+                          std::vector<std::string> texts, micro_batcher::on_rows done,
+                          const std::function<bool()>& schedule_flush) {
+  if (batch_texts == 0) {
+    done(m->predict_batch(texts, k));
+    return;
+  }
+  if (!thread_batcher) thread_batcher.emplace(batch_texts);
+  if (thread_batcher->add(m, k, std::move(texts), std::move(done)) && !schedule_flush()) {
+    thread_batcher->flush();
+  }
+}
+
+void flush_thread_batch() {
+  if (thread_batcher) thread_batcher->flush();
+}
 
 // Sends one call to the gateway; `on_reply` runs on an actor thread and must not block.
 void call_gateway(const gateway_actor& gw, api_call call, api_callback on_reply) {
@@ -120,9 +145,11 @@ http_reply refusal_reply(const status& s) {
 http_handler make_http_handler(gateway_actor gw, std::shared_ptr<const serving_board> board,
                                std::shared_ptr<front_door> door, const node_config& cfg) {
   size_t max_batch = cfg.max_batch;
+  size_t batch_texts = cfg.micro_batch_texts;
   auto in_flight = door->in_flight;
   auto keys = door->keys;
-  return [gw, board, in_flight, max_batch, keys, door](http_request&& req, http_respond respond) {
+  return [gw, board, in_flight, max_batch, batch_texts, keys, door](http_request&& req,
+                                                                    http_respond respond) {
     auto route = parse_route(req.method, req.target);
     if (!route) {
       http_reply r = json_reply(route.http_status(), render_error(route.error().message()));
@@ -218,13 +245,23 @@ http_handler make_http_handler(gateway_actor gw, std::shared_ptr<const serving_b
         auto held = *ticket;
         uint32_t top_k = parsed->request.top_k;
         std::string request_id = parsed->request_id;
-        auto in = answer_inline(board->read(board_cache), parsed->request, inline_max_texts);
-        if (in.answer) {
-          if (!in.answer->is_ok()) {
-            respond(error_reply(in.answer->error()));
-          } else {
-            respond(json_reply(200, render_infer(**in.answer, top_k, request_id)));
-          }
+        auto in = find_inline(board->read(board_cache), parsed->request, inline_max_texts);
+        if (in.error) {
+          respond(error_reply(*in.error));
+          return;
+        }
+        if (in.m) {
+          infer_result base;
+          base.id = parsed->request.id;
+          base.version = in.version;
+          auto done = [respond, base = std::move(base), top_k, request_id, counted, held](
+                          std::vector<std::vector<prediction>> rows) mutable {
+            base.rows = std::move(rows);
+            respond(json_reply(200, render_infer(base, top_k, request_id)));
+          };
+          predict_on_front_end(batch_texts, in.m, top_k == 0 ? 1 : top_k,
+                               std::move(parsed->request.texts), std::move(done),
+                               [] { return http_defer(flush_thread_batch); });
           return;
         }
         parsed->request.version = in.version;
@@ -248,11 +285,12 @@ http_handler make_http_handler(gateway_actor gw, std::shared_ptr<const serving_b
   };
 }
 
+// The ZeroMQ server calls flush_thread_batch after each round of requests (after_requests).
 zmq_handler make_zmq_handler(gateway_actor gw, std::shared_ptr<const serving_board> board,
-                             std::shared_ptr<front_door> door) {
+                             std::shared_ptr<front_door> door, size_t batch_texts) {
   auto in_flight = door->in_flight;
   auto keys = door->keys;
-  return [gw, board, in_flight, keys, door](std::string bytes, zmq_respond respond) {
+  return [gw, board, in_flight, keys, door, batch_texts](std::string bytes, zmq_respond respond) {
     auto decoded = decode_request(bytes);
     if (!decoded) {
       respond(encode_error(decoded.error().request_id, decoded.error().error));
@@ -289,10 +327,23 @@ zmq_handler make_zmq_handler(gateway_actor gw, std::shared_ptr<const serving_boa
       // A view for this call only: the ZeroMQ thread may idle for hours, and a cached view would
       // keep unloaded models in memory all that time (one lock per call is nothing here).
       serving_board::cache call_cache;
-      auto in = answer_inline(board->read(call_cache), *infer, inline_max_texts);
-      if (in.answer) {
-        respond(in.answer->is_ok() ? encode_response(id, **in.answer)
-                                   : encode_error(id, in.answer->error()));
+      auto in = find_inline(board->read(call_cache), *infer, inline_max_texts);
+      if (in.error) {
+        respond(encode_error(id, *in.error));
+        return;
+      }
+      if (in.m) {
+        infer_result base;
+        base.id = infer->id;
+        base.version = in.version;
+        auto done = [id, respond, base = std::move(base), counted, held](
+                        std::vector<std::vector<prediction>> rows) mutable {
+          base.rows = std::move(rows);
+          respond(encode_response(id, base));
+        };
+        predict_on_front_end(batch_texts, in.m, infer->top_k == 0 ? 1 : infer->top_k,
+                             std::move(infer->texts), std::move(done),
+                             [] { return true; });  // after_requests flushes
         return;
       }
       infer->version = in.version;
@@ -484,11 +535,12 @@ int run_node(const node_config& cfg) {
 
   auto load_timeout = caf::timespan{std::chrono::seconds(60)};
   auto catalog = sys.spawn<caf::detached>(catalog_behavior, std::move(storage));
-  model_memory memory;
+  router_settings memory;
   memory.budget_bytes = cfg.model_memory_mb > 0
                             ? cfg.model_memory_mb << 20
                             : default_model_memory(read_total_memory().value_or(4ull << 30));
   memory.keep_replaced_warm_ms = cfg.keep_replaced_warm_s * 1000;
+  memory.micro_batch_texts = cfg.micro_batch_texts;
   // Loaders: cold loads side by side, one per core (at least 2), off the catalog actor. They
   // subscribe before the router, so a loader has every catalog the router has acted on.
   std::vector<model_loader_actor> loaders;
@@ -570,7 +622,8 @@ int run_node(const node_config& cfg) {
   zmq_opts.host = cfg.host;
   zmq_opts.port = cfg.zmq_port;
   zmq_opts.max_message_bytes = cfg.max_push_bytes + (1u << 20);
-  auto zmq = zmq_server::start(zmq_opts, make_zmq_handler(gw, board, door));
+  zmq_opts.after_requests = flush_thread_batch;
+  auto zmq = zmq_server::start(zmq_opts, make_zmq_handler(gw, board, door, cfg.micro_batch_texts));
   if (!zmq) {
     log_error("cannot start ZeroMQ: " + zmq.error().message());
     (*http)->stop();

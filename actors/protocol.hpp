@@ -89,6 +89,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(shoal, caf::first_custom_type_id)
   CAF_ADD_ATOM(shoal, shoal, cluster_atom, "cluster")
   CAF_ADD_ATOM(shoal, shoal, peer_atom, "peer")
   CAF_ADD_ATOM(shoal, shoal, damaged_atom, "damaged")
+  CAF_ADD_ATOM(shoal, shoal, flush_atom, "flush")
 CAF_END_TYPE_ID_BLOCK(shoal)
 
 // Node-local values (see the file comment). Between nodes only atoms and strings travel: gossip is
@@ -116,10 +117,10 @@ using catalog_listener = caf::typed_actor<caf::reacts_to<catalog_atom, catalog_p
 
 /// Serves inference for one snapshot (model, version). Loads it lazily through the catalog.
 /// (leave): the router unloaded it (memory budget); it answers what is already in its mailbox,
-/// then quits.
+/// then quits. (flush): sent to itself; predicts the micro-batch gathered from its mailbox.
 using model_host_actor =
     caf::typed_actor<caf::replies_to<infer_atom, infer_request>::with<infer_result>,
-                     caf::reacts_to<leave_atom>>;
+                     caf::reacts_to<leave_atom>, caf::reacts_to<flush_atom>>;
 
 /// Where the membership actor hands a peer's inference request (the router).
 using peer_request_sink =

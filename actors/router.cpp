@@ -34,7 +34,8 @@ model_host_actor host_for(self_ptr self, const model_id& id, uint32_t version) {
     const size_t h = std::hash<std::string>{}(id.str()) * 31 + version;
     auto host = self->spawn<caf::linked>(model_host, st.loaders[h % st.loaders.size()], id,
                                          version, st.load_timeout,
-                                         caf::actor_cast<router_actor>(self), st.memory_budget);
+                                         caf::actor_cast<router_actor>(self), st.memory_budget,
+                                         st.micro_batch_texts);
     self->monitor(host);
     it = st.hosts.emplace(key, host).first;
   }
@@ -161,9 +162,10 @@ status no_live_holder(const model_id& id, uint32_t version) {
 router_actor::behavior_type router(self_ptr self, std::vector<model_loader_actor> loaders,
                                    catalog_ptr initial,
                                    caf::timespan load_timeout,
-                                   std::shared_ptr<serving_board> board, model_memory memory) {
+                                   std::shared_ptr<serving_board> board, router_settings memory) {
   self->state.memory_budget = memory.budget_bytes;
   self->state.keep_replaced_warm_ms = memory.keep_replaced_warm_ms;
+  self->state.micro_batch_texts = memory.micro_batch_texts;
   self->state.last_unload_log_ms = steady_now_ms() - 10000;
   self->state.current = std::move(initial);
   self->state.board = std::move(board);

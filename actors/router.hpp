@@ -41,6 +41,7 @@ struct router_state {
   loaded_models loaded;                  // what the board shows; a subset of `hosts`
   std::shared_ptr<serving_board> board;  // may be null (then nothing is published)
   uint64_t memory_budget = 0;            // bytes of loaded models before evicting
+  size_t micro_batch_texts = 64;         // passed to each host
   int64_t keep_replaced_warm_ms = 0;     // see node_config::keep_replaced_warm_s
   // Unloads since the last log line (logged at most every 10 s, not once per unload).
   uint64_t unloaded_since_log = 0;
@@ -48,10 +49,11 @@ struct router_state {
   static inline const char* name = "router";
 };
 
-/// The model cache's settings.
-struct model_memory {
+/// The router's settings: the model cache's, and how many texts its hosts predict together.
+struct router_settings {
   uint64_t budget_bytes = UINT64_MAX;
   int64_t keep_replaced_warm_ms = 600000;
+  size_t micro_batch_texts = 64;  // see node_config::micro_batch_texts (0: each request alone)
 };
 
 /// @pre `initial` is not null, `loaders` is not empty
@@ -59,6 +61,6 @@ router_actor::behavior_type router(router_actor::stateful_pointer<router_state> 
                                    std::vector<model_loader_actor> loaders, catalog_ptr initial,
                                    caf::timespan load_timeout,
                                    std::shared_ptr<serving_board> board,
-                                   model_memory memory = {});
+                                   router_settings memory = {});
 
 }  // namespace shoal

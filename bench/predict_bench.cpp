@@ -96,12 +96,12 @@ std::string intent_corpus() {
   return out;
 }
 
-std::string many_label_corpus() {
+std::string many_label_corpus(int labels = 300) {
   const std::vector<std::string> syllables = {"ka", "lo", "mi", "zu", "ter", "van", "qui", "sol"};
   uint64_t state = 7;
   std::string out;
-  for (int line = 0; line < 1500; ++line) {
-    const int label = line % 300;
+  for (int line = 0; line < labels * 5; ++line) {
+    const int label = line % labels;
     out += "__label__topic" + std::to_string(label);
     for (int w = 0; w < 4; ++w) {
       uint64_t word_state = static_cast<uint64_t>(label) * 4 + next_random(state) % 4;
@@ -114,7 +114,8 @@ std::string many_label_corpus() {
 }
 
 // Trains `corpus` with the benchmark's options into dir/name.bin; "" on failure.
-std::string train(const std::string& dir, const std::string& name, const std::string& corpus) {
+std::string train(const std::string& dir, const std::string& name, const std::string& corpus,
+                  const std::string& dim = "32") {
   const std::string input = dir + "/" + name + ".txt";
   std::ofstream(input) << corpus;
   if (!run_tool({"supervised",
@@ -125,7 +126,7 @@ std::string train(const std::string& dir, const std::string& name, const std::st
                  "-loss",
                  "softmax",
                  "-dim",
-                 "32",
+                 dim,
                  "-bucket",
                  "20000",
                  "-wordNgrams",
@@ -229,6 +230,30 @@ void register_benchmarks(subject& s, const std::string& text_name, const std::st
                                });
 }
 
+// Micro-batching: `batch` texts predicted by one predict_batch (one sgemm for the output layer)
+// against the same texts one predict() at a time. Texts cycle through `pool`.
+void register_batch_benchmarks(subject& s, const std::vector<std::string>& pool) {
+  for (int batch : {8, 32, 64}) {
+    std::vector<std::string> texts;
+    for (int i = 0; i < batch; ++i) texts.push_back(pool[static_cast<size_t>(i) % pool.size()]);
+    const std::string suffix = "/" + s.name + "/" + std::to_string(batch);
+    benchmark::RegisterBenchmark(("shoal_batch_one_by_one" + suffix).c_str(),
+                                 [&s, texts](benchmark::State& st) {
+                                   for (auto _ : st) {
+                                     for (const auto& t : texts) {
+                                       benchmark::DoNotOptimize(s.ours->predict(t, 1));
+                                     }
+                                   }
+                                 });
+    benchmark::RegisterBenchmark(("shoal_batch_together" + suffix).c_str(),
+                                 [&s, texts](benchmark::State& st) {
+                                   for (auto _ : st) {
+                                     benchmark::DoNotOptimize(s.ours->predict_batch(texts, 1));
+                                   }
+                                 });
+  }
+}
+
 // A cold load as a node does it: snapshot_store::get (read the file, check its SHA-256) and
 // parse, against libfasttext's loadModel on the same file (read and parse, no check).
 void register_load_benchmarks(const std::string& name, const std::string& path,
@@ -306,6 +331,12 @@ int main(int argc, char** argv) {
   const std::string intents_ftz =
       given == nullptr && !dir.empty() ? quantize(dir, "intents", {}) : "";
   const std::string many_ftz = many_path.empty() ? "" : quantize(dir, "many_labels", {"-qout"});
+  // A large FAQ bot: 1000 answers, dim 100 (an output layer of 400 KB).
+  const std::string faq_path =
+      dir.empty() ? "" : train(dir, "1000_labels", many_label_corpus(1000), "100");
+  const std::vector<std::string> batch_pool = {
+      "kalomi zuter vanqui", "solka lomi", "terzu vanvan quisol kaka", "mimi zuzu",
+      "where is my order 12345?", "qui sol ter van ka", "lozu mika", "vanter solqui zumi"};
 
   const std::vector<std::pair<std::string, std::string>> texts = {
       {"short", "where is my order 12345?"},
@@ -325,13 +356,14 @@ int main(int argc, char** argv) {
        std::vector<std::pair<std::string, std::string>>{{"intents", intents_path},
                                                         {"300_labels", many_path},
                                                         {"intents_ftz", intents_ftz},
-                                                        {"300_labels_ftz_qout", many_ftz}}) {
+                                                        {"300_labels_ftz_qout", many_ftz},
+                                                        {"1000_labels_dim100", faq_path}}) {
     if (path.empty()) continue;
     auto s = std::make_unique<subject>();
     s->name = name;
     if (!load(*s, path)) return 1;
     for (const auto& [text_name, text] : texts) {
-      if (name.rfind("300_labels", 0) == 0 && text_name == "long") continue;
+      if (name.rfind("intents", 0) != 0 && text_name == "long") continue;
       if (name.rfind("intents", 0) == 0 && given == nullptr && !agree(*s, text)) return 1;
       register_benchmarks(*s, text_name, text);
       pairs.emplace_back(name, text_name);
@@ -340,6 +372,7 @@ int main(int argc, char** argv) {
               << s->ours->memory_bytes() << " bytes in memory (shoal), "
               << std::filesystem::file_size(path) << " bytes on disk\n";
     if (store) register_load_benchmarks(name, path, store);
+    if (name.find("ftz") == std::string::npos) register_batch_benchmarks(*s, batch_pool);
     subjects.push_back(std::move(s));
   }
 
@@ -356,6 +389,18 @@ int main(int argc, char** argv) {
     if (ours <= 0) continue;
     std::printf("  %-26s predictLine %.2fx   predict(pre-tokenized ids) %.2fx\n",
                 (model + "/" + text).c_str(), line / ours, pre / ours);
+  }
+  std::cout << "\nmicro-batching: one-by-one time / batch time (above 1: the batch is faster)\n";
+  for (const auto& s : subjects) {
+    for (int batch : {8, 32, 64}) {
+      const std::string suffix = "/" + s->name + "/" + std::to_string(batch);
+      const double apart = reporter.ns("shoal_batch_one_by_one" + suffix);
+      const double together = reporter.ns("shoal_batch_together" + suffix);
+      if (apart > 0 && together > 0) {
+        std::printf("  %-26s batch %2d  %.2fx  (%.0f ns per text together, %.0f apart)\n",
+                    s->name.c_str(), batch, apart / together, together / batch, apart / batch);
+      }
+    }
   }
   std::cout << "\nlibfasttext load / shoal load (shoal also checks the SHA-256)\n";
   for (const auto& s : subjects) {

@@ -46,6 +46,11 @@ constexpr int64_t k_blas_min_weights = 1024;
 // pool. For one text that hand-off costs more than it saves (300 labels x dim 32: 1.8 us threaded,
 // 0.5 us not, on 2 cores), and a server already predicts on many threads, so each call stays below.
 constexpr int64_t k_blas_max_weights_per_call = 8192;
+// The same for a batch's sgemm (texts x labels x dim): OpenBLAS runs one of at most 262144
+// (SMP_THRESHOLD_MIN 65536 x GEMM_MULTITHREAD_THRESHOLD 4) multiply-adds on the calling thread.
+constexpr int64_t k_blas_max_gemm_work = 262144;
+// A batch predicts at most this many texts' output layers in one sgemm (the rest in the next).
+constexpr size_t k_gemm_max_texts = 64;
 
 enum class loss_kind : int32_t { hs = 1, ns = 2, softmax = 3, ova = 4 };
 
@@ -652,6 +657,11 @@ struct predict_scratch {
   std::vector<float> output;
   std::vector<std::pair<float, int32_t>> heap;
   std::vector<std::pair<int32_t, float>> stack;  // hs search: node, score
+  // predict_batch: the hidden vectors of a block of texts (texts x dim), their logits (texts x
+  // labels) and which text each row belongs to
+  std::vector<float> batch_hidden;
+  std::vector<float> batch_output;
+  std::vector<size_t> batch_rows;
 };
 
 predict_scratch& local_scratch() {
@@ -664,6 +674,8 @@ class fasttext_model final : public model {
   status load(std::string_view bytes);
 
   std::vector<prediction> predict(std::string_view text, size_t k) const override;
+  std::vector<std::vector<prediction>> predict_batch(const std::vector<std::string>& texts,
+                                                     size_t k) const override;
   std::string format() const override { return "fasttext"; }
   size_t label_count() const override { return labels_.size(); }
   size_t memory_bytes() const override { return memory_bytes_; }
@@ -680,13 +692,18 @@ class fasttext_model final : public model {
   status precompute_subwords(size_t file_bytes);
   status build_tree(const std::vector<int64_t>& counts);
 
+  bool featurize(std::string_view text, predict_scratch& s) const;
   void add_token(std::string_view token, predict_scratch& s) const;
   void add_word_ngrams(predict_scratch& s) const;
   void compute_hidden(predict_scratch& s) const;
   void output_logits(const float* hidden, float* out) const;
   float output_dot(int32_t row, const float* hidden) const;
-  void find_k_best(size_t k, const std::vector<float>& output,
+  void logits_to_probs(float* out, const float* hidden) const;
+  void find_k_best(size_t k, const float* output,
                    std::vector<std::pair<float, int32_t>>& heap) const;
+  std::vector<prediction> answer(predict_scratch& s) const;
+  void batch_block(const std::vector<std::string>& texts, size_t begin, size_t end, size_t k,
+                   std::vector<std::vector<prediction>>& out, predict_scratch& s) const;
   void hs_search(size_t k, predict_scratch& s) const;
 
   // header
@@ -1157,7 +1174,7 @@ float fasttext_model::output_dot(int32_t row, const float* hidden) const {
 // log is skipped when the probabilities alone prove std_log(p) < std_log(front): a ratio of
 // (p + 1e-5) / (front + 1e-5) below 1 - 4e-6 moves the log by more than 4e-6, while rounding
 // log(x) (|log(x)| < 12) to float moves it by at most 5e-7.
-void fasttext_model::find_k_best(size_t k, const std::vector<float>& output,
+void fasttext_model::find_k_best(size_t k, const float* output,
                                  std::vector<std::pair<float, int32_t>>& heap) const {
   for (int32_t i = 0; i < nlabels_; ++i) {
     if (output[i] < 0.0f) continue;
@@ -1208,29 +1225,67 @@ void fasttext_model::hs_search(size_t k, predict_scratch& s) const {
   }
 }
 
+// Dictionary::getLine for one text: s.ids gets its input rows (words, subwords, word n-grams).
+// Returns false when there are none (FastText::predict then answers nothing).
+bool fasttext_model::featurize(std::string_view text, predict_scratch& s) const {
+  s.ids.clear();
+  s.word_hashes.clear();
+  // Dictionary::readWord + getLine: tokens up to and including "</s>", which the line's end
+  // supplies unless the text spells it out earlier.
+  bool ended = false;
+  size_t i = 0;
+  while (i < text.size() && !ended) {
+    while (i < text.size() && is_fasttext_space(text[i])) ++i;
+    if (i == text.size()) break;
+    const size_t begin = i;
+    while (i < text.size() && !is_fasttext_space(text[i])) ++i;
+    const std::string_view token = text.substr(begin, i - begin);
+    add_token(token, s);
+    ended = token == k_eos;
+  }
+  if (!ended) add_token(k_eos, s);
+  add_word_ngrams(s);
+  return !s.ids.empty();
+}
+
+// The loss's computeOutput over `out` (the logits of `hidden`), in place.
+void fasttext_model::logits_to_probs(float* out, const float* hidden) const {
+  if (loss_ == loss_kind::softmax) {
+    // SoftmaxLoss::computeOutput (its exp is the double one)
+    float max = out[0], z = 0.0f;
+    for (int32_t j = 0; j < nlabels_; ++j) max = std::max(out[j], max);
+    for (int32_t j = 0; j < nlabels_; ++j) {
+      out[j] = static_cast<float>(std::exp(static_cast<double>(out[j] - max)));
+      z += out[j];
+    }
+    for (int32_t j = 0; j < nlabels_; ++j) out[j] /= z;
+  } else {
+    // BinaryLogisticLoss::computeOutput (ns and ova)
+    const sigmoid_table& table = sigmoid_values();
+    for (int32_t j = 0; j < nlabels_; ++j) {
+      if (use_blas_ && near_table_edge(out[j])) {
+        out[j] = exact_dot(output_.data() + static_cast<size_t>(j) * dim_, dim_, hidden);
+      }
+      out[j] = table_sigmoid(table, out[j]);
+    }
+  }
+}
+
+// The heap of s, best first, as predictions. FastText::predictLine reports exp(std_log(p)), i.e.
+// p + 1e-5 in float.
+std::vector<prediction> fasttext_model::answer(predict_scratch& s) const {
+  std::sort_heap(s.heap.begin(), s.heap.end(), compare_pairs);
+  std::vector<prediction> result;
+  result.reserve(s.heap.size());
+  for (const auto& [score, label] : s.heap) result.push_back({labels_[label], std::exp(score)});
+  return result;
+}
+
 std::vector<prediction> fasttext_model::predict(std::string_view text, size_t k) const {
   if (k == 0) return {};
   try {
     predict_scratch& s = local_scratch();
-    s.ids.clear();
-    s.word_hashes.clear();
-    // Dictionary::readWord + getLine: tokens up to and including "</s>", which the line's end
-    // supplies unless the text spells it out earlier.
-    bool ended = false;
-    size_t i = 0;
-    while (i < text.size() && !ended) {
-      while (i < text.size() && is_fasttext_space(text[i])) ++i;
-      if (i == text.size()) break;
-      const size_t begin = i;
-      while (i < text.size() && !is_fasttext_space(text[i])) ++i;
-      const std::string_view token = text.substr(begin, i - begin);
-      add_token(token, s);
-      ended = token == k_eos;
-    }
-    if (!ended) add_token(k_eos, s);
-    add_word_ngrams(s);
-    if (s.ids.empty()) return {};  // FastText::predict answers nothing for an empty line
-
+    if (!featurize(text, s)) return {};
     compute_hidden(s);
     k = std::min(k, static_cast<size_t>(nlabels_));
     s.heap.clear();
@@ -1240,34 +1295,10 @@ std::vector<prediction> fasttext_model::predict(std::string_view text, size_t k)
       s.output.resize(static_cast<size_t>(nlabels_));
       float* out = s.output.data();
       output_logits(s.hidden.data(), out);
-      if (loss_ == loss_kind::softmax) {
-        // SoftmaxLoss::computeOutput (its exp is the double one)
-        float max = out[0], z = 0.0f;
-        for (int32_t j = 0; j < nlabels_; ++j) max = std::max(out[j], max);
-        for (int32_t j = 0; j < nlabels_; ++j) {
-          out[j] = static_cast<float>(std::exp(static_cast<double>(out[j] - max)));
-          z += out[j];
-        }
-        for (int32_t j = 0; j < nlabels_; ++j) out[j] /= z;
-      } else {
-        // BinaryLogisticLoss::computeOutput (ns and ova)
-        const sigmoid_table& table = sigmoid_values();
-        for (int32_t j = 0; j < nlabels_; ++j) {
-          if (use_blas_ && near_table_edge(out[j])) {
-            out[j] =
-                exact_dot(output_.data() + static_cast<size_t>(j) * dim_, dim_, s.hidden.data());
-          }
-          out[j] = table_sigmoid(table, out[j]);
-        }
-      }
-      find_k_best(k, s.output, s.heap);
+      logits_to_probs(out, s.hidden.data());
+      find_k_best(k, out, s.heap);
     }
-    std::sort_heap(s.heap.begin(), s.heap.end(), compare_pairs);
-
-    std::vector<prediction> result;
-    result.reserve(s.heap.size());
-    // FastText::predictLine reports exp(std_log(p)), i.e. p + 1e-5 in float.
-    for (const auto& [score, label] : s.heap) result.push_back({labels_[label], std::exp(score)});
+    auto result = answer(s);
     // A huge text should not pin its buffers to this thread forever.
     if (s.ids.capacity() > (size_t{1} << 20)) {
       s.ids = {};
@@ -1278,6 +1309,68 @@ std::vector<prediction> fasttext_model::predict(std::string_view text, size_t k)
   } catch (const std::bad_alloc&) {
     return {};  // predict() has no error channel; out of memory answers nothing
   }
+}
+
+// Texts [begin, end) of a batch: their hidden vectors stacked as rows, the output layer of all of
+// them in one sgemm (H x W^T: the weights are read once per block instead of once per text), then
+// each row finished as predict() does.
+void fasttext_model::batch_block(const std::vector<std::string>& texts, size_t begin, size_t end,
+                                 size_t k, std::vector<std::vector<prediction>>& out,
+                                 predict_scratch& s) const {
+  const size_t dim = static_cast<size_t>(dim_);
+  const size_t labels = static_cast<size_t>(nlabels_);
+  s.batch_rows.clear();
+  s.batch_hidden.resize((end - begin) * dim);
+  for (size_t t = begin; t < end; ++t) {
+    if (!featurize(texts[t], s)) continue;  // stays empty, as predict() answers
+    compute_hidden(s);
+    std::memcpy(s.batch_hidden.data() + s.batch_rows.size() * dim, s.hidden.data(),
+                dim * sizeof(float));
+    s.batch_rows.push_back(t);
+  }
+  const size_t rows = s.batch_rows.size();
+  if (rows == 0) return;
+  s.batch_output.resize(rows * labels);
+  const int32_t labels_per_call = static_cast<int32_t>(std::max<int64_t>(
+      1, k_blas_max_gemm_work / static_cast<int64_t>(rows * dim)));
+  for (int32_t r = 0; r < nlabels_; r += labels_per_call) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int32_t>(rows),
+                std::min(labels_per_call, nlabels_ - r), dim_, 1.0f, s.batch_hidden.data(), dim_,
+                output_.data() + static_cast<size_t>(r) * dim, dim_, 0.0f,
+                s.batch_output.data() + r, nlabels_);
+  }
+  for (size_t i = 0; i < rows; ++i) {
+    float* logits = s.batch_output.data() + i * labels;
+    logits_to_probs(logits, s.batch_hidden.data() + i * dim);
+    s.heap.clear();
+    find_k_best(k, logits, s.heap);
+    out[s.batch_rows[i]] = answer(s);
+  }
+}
+
+std::vector<std::vector<prediction>> fasttext_model::predict_batch(
+    const std::vector<std::string>& texts, size_t k) const {
+  // Only a dense output layer large enough for OpenBLAS gains from sgemm; hs walks a tree per text
+  // and a quantized output is decoded row by row.
+  if (texts.size() < 2 || k == 0 || !use_blas_ || loss_ == loss_kind::hs) {
+    return model::predict_batch(texts, k);
+  }
+  std::vector<std::vector<prediction>> out(texts.size());
+  try {
+    predict_scratch& s = local_scratch();
+    k = std::min(k, static_cast<size_t>(nlabels_));
+    for (size_t begin = 0; begin < texts.size(); begin += k_gemm_max_texts) {
+      batch_block(texts, begin, std::min(texts.size(), begin + k_gemm_max_texts), k, out, s);
+    }
+    if (s.ids.capacity() > (size_t{1} << 20)) {
+      s.ids = {};
+      s.word_hashes = {};
+      s.wrapped = {};
+    }
+  } catch (const std::bad_alloc&) {
+    // no error channel, as in predict(): what is not done answers nothing
+  }
+  return out;
 }
 
 }  // namespace

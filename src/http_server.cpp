@@ -64,6 +64,9 @@ bool is_header_safe(std::string_view s) { return s.find_first_of("\r\n") == std:
 
 class session;
 
+// The io_context of the I/O thread this is (null on any other thread), for http_defer.
+thread_local net::io_context* this_thread_context = nullptr;
+
 }  // namespace
 
 struct http_server::core : std::enable_shared_from_this<core> {
@@ -467,6 +470,7 @@ result<std::unique_ptr<http_server>> http_server::start(http_server_options opti
     for (auto& context : c->contexts) {
       net::io_context* ctx = context.get();
       c->threads.emplace_back([ctx] {
+        this_thread_context = ctx;
         // Our handlers catch what the request handler throws; this keeps a thread alive through
         // anything else (e.g. bad_alloc in the middle of a read).
         for (;;) {
@@ -483,6 +487,12 @@ result<std::unique_ptr<http_server>> http_server::start(http_server_options opti
     return status::internal(std::string("cannot start I/O threads: ") + e.what());
   }
   return server;
+}
+
+bool http_defer(std::function<void()> fn) {
+  if (this_thread_context == nullptr) return false;
+  net::post(*this_thread_context, std::move(fn));
+  return true;
 }
 
 }  // namespace shoal

@@ -99,6 +99,7 @@ status set_field(node_config& cfg, const std::string& key, const std::string& va
   if (key == "max_push_bytes") return size(cfg.max_push_bytes, 1024, 1ull << 32);
   if (key == "max_batch") return size(cfg.max_batch, 1, 100000);
   if (key == "max_in_flight") return size(cfg.max_in_flight, 1, 1u << 20);
+  if (key == "micro_batch_texts") return size(cfg.micro_batch_texts, 0, 1024);
   if (key == "drain_timeout_ms") {
     auto v = parse_uint(what, value, 0, 600000);
     if (!v) return v.error();
@@ -223,6 +224,7 @@ status set_field(node_config& cfg, const std::string& key, const std::string& va
       what + ": unknown setting '" + key +
       "' (known: data_dir, host, http_port, zmq_port, cluster_port, name, http_threads, "
       "max_body_bytes, max_push_bytes, request_timeout_ms, max_batch, max_in_flight, "
+      "micro_batch_texts, "
       "drain_timeout_ms, keys_file, tenant_limits, tenant_limits.TENANT, model_memory_mb, "
       "keep_replaced_warm_s, advertise_host, seeds, "
       "cluster_secret, "
@@ -288,6 +290,7 @@ result<node_command> parse_node_args(const std::vector<std::string>& args) {
       {"--max-body-bytes", "max_body_bytes"}, {"--max-push-bytes", "max_push_bytes"},
       {"--keys-file", "keys_file"},
       {"--max-in-flight", "max_in_flight"},
+      {"--micro-batch-texts", "micro_batch_texts"},
       {"--drain-timeout-ms", "drain_timeout_ms"},
       {"--model-memory-mb", "model_memory_mb"},
       {"--keep-replaced-warm-s", "keep_replaced_warm_s"},
@@ -386,6 +389,8 @@ options:
   --max-push-bytes N        largest snapshot a push may carry (default 268435456)
   --max-in-flight N         inference requests answered at once; more get 429 at once
                             (default 1024)
+  --micro-batch-texts N     requests for the same loaded model that arrive together are
+                            predicted together, up to N texts (default 64; 0: each alone)
   --drain-timeout-ms N      on SIGTERM, finish requests in flight for up to N ms while new
                             ones get 503, then stop (default 5000)
   --keys-file FILE          API keys, one "KEY TENANT" or "KEY admin" per line ('#' comments);

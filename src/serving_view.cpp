@@ -99,11 +99,11 @@ const serving_view& serving_board::read(cache& c) const {
   return *c.view;
 }
 
-inline_answer answer_inline(const serving_view& view, const infer_request& req, size_t max_texts) {
-  inline_answer out;
+inline_target find_inline(const serving_view& view, const infer_request& req, size_t max_texts) {
+  inline_target out;
   auto version = view.catalog_copy->resolve(req.id, req.version, req.label);
   if (!version) {
-    out.answer = result<infer_result>(version.error());
+    out.error = version.error();
     return out;
   }
   out.version = *version;
@@ -111,10 +111,23 @@ inline_answer answer_inline(const serving_view& view, const infer_request& req, 
   const resident_model* resident = view.loaded->find(std::make_pair(req.id, *version));
   if (resident == nullptr) return out;
   resident->touch(steady_now_ms());
+  out.m = resident->m;
+  return out;
+}
+
+inline_answer answer_inline(const serving_view& view, const infer_request& req, size_t max_texts) {
+  inline_answer out;
+  inline_target target = find_inline(view, req, max_texts);
+  if (target.error) {
+    out.answer = result<infer_result>(std::move(*target.error));
+    return out;
+  }
+  out.version = target.version;
+  if (!target.m) return out;
   infer_result r;
   r.id = req.id;
-  r.version = *version;
-  r.rows = resident->m->predict_batch(req.texts, req.top_k == 0 ? 1 : req.top_k);
+  r.version = target.version;
+  r.rows = target.m->predict_batch(req.texts, req.top_k == 0 ? 1 : req.top_k);
   out.answer = result<infer_result>(std::move(r));
   return out;
 }

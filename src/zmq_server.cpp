@@ -49,6 +49,7 @@ struct zmq_server::impl {
   zmq::socket_t pull;
   std::shared_ptr<reply_channel> channel = std::make_shared<reply_channel>();
   zmq_handler handler;
+  std::function<void()> after_requests;  // options.after_requests
   std::thread io;
   std::atomic<uint64_t> dropped{0};
   std::string endpoint;
@@ -71,10 +72,23 @@ struct zmq_server::impl {
       }
       // Replies first: they finish work that is already done.
       if ((items[1].revents & ZMQ_POLLIN) != 0) running = send_replies();
-      if (running && (items[0].revents & ZMQ_POLLIN) != 0) running = take_requests();
+      if (running && (items[0].revents & ZMQ_POLLIN) != 0) {
+        running = take_requests();
+        if (after_requests) run_after_requests();
+      }
     }
     router.close();
     pull.close();
+  }
+
+  void run_after_requests() {
+    try {
+      after_requests();
+    } catch (const std::exception& e) {
+      log_error(std::string("zmq server: after_requests threw: ") + e.what());
+    } catch (...) {
+      log_error("zmq server: after_requests threw");
+    }
   }
 
   // Moves queued replies from the pipe to the ROUTER. Returns false when the context is ending.
@@ -170,6 +184,7 @@ result<std::unique_ptr<zmq_server>> zmq_server::start(zmq_server_options options
 
   auto p = std::make_unique<impl>();
   p->handler = std::move(handler);
+  p->after_requests = std::move(options.after_requests);
   try {
     p->router = zmq::socket_t(p->ctx, zmq::socket_type::router);
     p->router.set(zmq::sockopt::linger, 0);

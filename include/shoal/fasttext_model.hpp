@@ -31,6 +31,12 @@
 // where it is used, in fastText's order (ProductQuantizer::addcode / mulcode, times the row's norm
 // with -qnorm), never expanded into a dense matrix and without allocating.
 //
+// predict_batch() of a model whose dense output layer is large enough for OpenBLAS (labels x dim
+// of 1024 or more; softmax, ns, ova) stacks the texts' hidden vectors and computes the output layer
+// of up to 64 texts in one sgemm, so the weights are read once per block instead of once per text;
+// each call stays small enough that OpenBLAS runs it on the calling thread. Its answers follow the
+// same rule against the fasttext tool as predict(). Other models predict a batch text by text.
+//
 // Labels are returned without their prefix. The prefix is not stored in a .bin or .ftz (fastText's
 // -label option is a training flag), so it is inferred from the labels:
 //   - if every label starts with "__label__" (fastText's default), that is stripped;

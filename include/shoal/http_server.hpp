@@ -78,6 +78,11 @@ struct http_server_options {
   std::chrono::milliseconds tick_interval{1000};
 };
 
+/// From a handler (on an I/O thread): runs `fn` later on this same thread, behind the work the
+/// thread already has (e.g. the other requests read in the same round). The node flushes its
+/// micro-batches this way. Returns false, and does nothing, on a thread that is not an I/O thread.
+bool http_defer(std::function<void()> fn);
+
 /// A listening server. Non-copyable; owns its threads. stop() (or the destructor) returns only
 /// after every I/O thread has exited; the handler is never called after that. Connections whose
 /// respond is still held elsewhere keep the I/O state (not the threads) alive until it is dropped.

@@ -32,6 +32,8 @@ struct node_config {
   size_t max_batch = 1024;            // texts in one inference request
   size_t max_in_flight = 1024;        // inference requests the node answers at once; more get
                                       // 429 at once (a bounded queue instead of a slow node)
+  size_t micro_batch_texts = 64;      // concurrent requests for one loaded model are predicted
+                                      // together, up to this many texts (0: each alone)
   uint32_t drain_timeout_ms = 5000;   // on SIGTERM: answer what is in flight (new requests get
                                       // 503) for at most this long, then stop
 

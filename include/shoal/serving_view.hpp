@@ -180,6 +180,20 @@ struct inline_answer {
   uint32_t version = 0;
 };
 
+/// What a front end can do with a request on its own thread.
+struct inline_target {
+  /// Set when the request fails as the actors would fail it too (unknown model, version, label).
+  std::optional<status> error;
+  /// When no error: the version the request resolves to.
+  uint32_t version = 0;
+  /// When no error: the loaded model to answer from (its last use stamped), or null when the
+  /// request must go to the actors with `version` (not loaded, or more than `max_texts` texts).
+  std::shared_ptr<const model> m;
+};
+
+/// Resolves `req` against `view` and finds its loaded snapshot (see inline_target).
+inline_target find_inline(const serving_view& view, const infer_request& req, size_t max_texts);
+
 /// Answers `req` from `view` when its snapshot is loaded and it holds at most `max_texts` texts.
 /// @pre req.texts is not empty (the codecs refuse empty batches)
 inline_answer answer_inline(const serving_view& view, const infer_request& req, size_t max_texts);

@@ -44,6 +44,10 @@ struct zmq_server_options {
   /// ZMQ_MAXMSGSIZE: a peer sending a larger message part is disconnected by libzmq and its message
   /// dropped. Must exceed the largest model file a push may carry. 0: no limit.
   size_t max_message_bytes = 256u << 20;
+  /// When set: called on the I/O thread after each round of requests handed to the handler (up
+  /// to 256 taken from the socket at once). The node flushes its micro-batches here. Must not
+  /// block.
+  std::function<void()> after_requests;
 };
 
 class zmq_server {

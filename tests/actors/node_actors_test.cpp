@@ -170,7 +170,7 @@ class node_actors : public ::testing::Test {
   }
 
   const model_id bot{"acme", "bot"};
-  model_memory memory;  // the router's cache settings; a derived fixture may shrink the budget
+  router_settings memory;  // the router's cache settings; a derived fixture may shrink the budget
   static temp_dir* models_;
   static std::string v1_, v2_;
   temp_dir dir;

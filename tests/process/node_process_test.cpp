@@ -14,6 +14,8 @@
 #include <nlohmann/json.hpp>
 #include <zmq.hpp>
 
+#include "shoal/api_codec.hpp"
+#include "shoal/zmq_client.hpp"
 #include "support/node_process.hpp"
 
 namespace shoal::testing {
@@ -134,6 +136,122 @@ TEST_F(node_test, batches_answer_alike_on_the_http_thread_and_through_the_actors
       EXPECT_EQ("__label__" + j["outputs"][0]["data"][i].get<std::string>(), label)
           << "batch of " << n << ", text " << i;
     }
+  }
+}
+
+// Micro-batching: many clients at once on two loaded models, over HTTP and ZeroMQ, with top-k 1
+// and 2 and one to three texts per request. Requests that arrive together are predicted together;
+// each must still get exactly its own answers (fastText's, in its order), with micro-batching on
+// (the default) and off.
+TEST_F(node_test, concurrent_requests_predicted_together_each_get_their_own_answers) {
+  for (const char* batch_texts : {"64", "0"}) {
+    SCOPED_TRACE(std::string("micro_batch_texts ") + batch_texts);
+    node_.reset();
+    data_ = std::make_unique<temp_dir>();
+    node_ = std::make_unique<node_process>(data_->path() + "/data",
+                                           std::vector<std::string>{"--micro-batch-texts", batch_texts});
+    ASSERT_EQ(node_->cli({"snapshot", "push", "acme/a", v1_}).exit_code, 0);
+    ASSERT_EQ(node_->cli({"snapshot", "push", "acme/b", v2_}).exit_code, 0);
+    const std::vector<std::string> pool = {
+        "where is my parcel", "hello there",     "i want my money back", "talk to a human",
+        "привет",             "are you open",    "cancel my order",      "unseen-wordzzz ???",
+        "my package is late", "thanks, bye now", "refund refund",        "what time do you close"};
+    // expected[model][text]: the two best labels
+    std::vector<std::vector<std::pair<std::string, std::string>>> expected(2);
+    for (int m = 0; m < 2; ++m) {
+      auto lines = fasttext_predict_prob(m == 0 ? v1_ : v2_, pool, 2);
+      ASSERT_EQ(lines.size(), pool.size());
+      for (const auto& line : lines) {
+        std::istringstream in(line);
+        std::string l1, l2;
+        float p = 0;
+        in >> l1 >> p >> l2;
+        expected[m].emplace_back(l1.substr(9), l2.substr(9));  // without "__label__"
+      }
+    }
+    std::atomic<int> checked{0}, wrong{0};
+    std::mutex first_mutex;
+    std::string first_wrong;
+    auto report = [&](const std::string& what) {
+      ++wrong;
+      std::lock_guard<std::mutex> lock(first_mutex);
+      if (first_wrong.empty()) first_wrong = what;
+    };
+    // What request (client c, number i) asks: a model, k, and texts from the pool.
+    auto ask = [&](int c, int i, int& m, int& k, std::vector<size_t>& picks) {
+      m = (c + i) % 2;
+      k = 1 + (c * 3 + i) % 2;
+      picks.clear();
+      for (int t = 0; t < 1 + (c + i * 7) % 3; ++t) picks.push_back((c * 5 + i * 3 + t * 7) % pool.size());
+    };
+    auto check = [&](int m, int k, const std::vector<size_t>& picks,
+                     const std::vector<std::string>& labels, const std::string& via) {
+      bool ok = labels.size() == picks.size() * static_cast<size_t>(k);
+      for (size_t t = 0; ok && t < picks.size(); ++t) {
+        ok = labels[t * k] == expected[m][picks[t]].first &&
+             (k == 1 || labels[t * k + 1] == expected[m][picks[t]].second);
+      }
+      ++checked;
+      if (!ok) report(via + " model " + std::to_string(m) + " k " + std::to_string(k));
+    };
+    std::vector<std::thread> clients;
+    for (int c = 0; c < 6; ++c) {
+      clients.emplace_back([&, c] {
+        int m = 0, k = 1;
+        std::vector<size_t> picks;
+        for (int i = 0; i < 40; ++i) {
+          ask(c, i, m, k, picks);
+          std::vector<std::string> texts;
+          for (size_t p : picks) texts.push_back(pool[p]);
+          auto r = http_call(node_->http_port(), "POST",
+                             std::string("/v2/models/acme/") + (m == 0 ? "a" : "b") + "/infer",
+                             infer_body(texts, k));
+          auto j = json::parse(r.body, nullptr, false);
+          if (r.status != 200 || j.is_discarded()) {
+            report("HTTP " + std::to_string(r.status) + " " + r.body);
+            continue;
+          }
+          check(m, k, picks, j["outputs"][0]["data"].get<std::vector<std::string>>(), "HTTP");
+        }
+      });
+    }
+    for (int c = 6; c < 10; ++c) {
+      clients.emplace_back([&, c] {
+        auto client = zmq_client::connect("127.0.0.1:" + std::to_string(node_->zmq_port()),
+                                          std::chrono::milliseconds(10000));
+        if (!client) {
+          report("no ZeroMQ client");
+          return;
+        }
+        int m = 0, k = 1;
+        std::vector<size_t> picks;
+        for (int i = 0; i < 40; ++i) {
+          ask(c, i, m, k, picks);
+          infer_request req;
+          req.id = model_id{"acme", m == 0 ? "a" : "b"};
+          req.top_k = static_cast<uint32_t>(k);
+          for (size_t p : picks) req.texts.push_back(pool[p]);
+          auto bytes = client->call(encode_request(static_cast<uint64_t>(c * 1000 + i + 1), req));
+          if (!bytes) {
+            report("ZeroMQ " + bytes.error().to_string());
+            continue;
+          }
+          auto got = decode_infer_response(*bytes);
+          if (!got) {
+            report("ZeroMQ " + got.error().to_string());
+            continue;
+          }
+          std::vector<std::string> labels;
+          for (const auto& row : got->rows) {
+            for (const auto& p : row) labels.push_back(p.label);
+          }
+          check(m, k, picks, labels, "ZeroMQ");
+        }
+      });
+    }
+    for (auto& t : clients) t.join();
+    EXPECT_EQ(checked.load(), 400);
+    EXPECT_EQ(wrong.load(), 0) << "first wrong answer: " << first_wrong;
   }
 }
 

@@ -219,11 +219,19 @@ void expect_parity(const std::string& path, const model& ours, const std::string
     auto expected = ts::predict_prob(path, texts, k, error);
     ASSERT_EQ(expected.size(), texts.size()) << error;
     int mismatches = 0;
+    // predict_batch takes another path for large output layers (one sgemm per block of texts):
+    // it must agree with the tool just the same.
+    auto batch = ours.predict_batch(texts, static_cast<size_t>(k));
+    ASSERT_EQ(batch.size(), texts.size());
     for (size_t i = 0; i < texts.size(); ++i) {
       auto got = ours.predict(texts[i], static_cast<size_t>(k));
       auto same = same_predictions(got, expected[i], prefix);
       if (!same) ++mismatches;
       EXPECT_TRUE(same) << "k=" << k << " text \"" << escaped(texts[i]) << "\"";
+      auto same_in_batch = same_predictions(batch[i], expected[i], prefix);
+      if (!same_in_batch) ++mismatches;
+      EXPECT_TRUE(same_in_batch) << "in a batch: k=" << k << " text \"" << escaped(texts[i])
+                                 << "\"";
       if (mismatches > 5) FAIL() << "giving up after 5 mismatches";
     }
   }

@@ -1,0 +1,77 @@
+// micro_batch: concurrent inference requests for the same loaded model, predicted together.
+//
+// A front-end thread (or a model host) that has a request for a loaded model does not predict it
+// at once: it adds it to its micro_batcher and, when the batcher was empty, arranges for flush()
+// to run on the same thread once the requests that have already arrived are read (the HTTP
+// server posts it behind them on the I/O thread; the ZeroMQ server calls it after each round of
+// messages; a model host sends itself a message, which queues behind its mailbox). flush()
+// predicts each model's pending texts with one predict_batch() (for fastText: one sgemm for the
+// output layer instead of one gemv per text) and hands each request its rows.
+//
+// The wait is bounded without a timer: at most the time the thread takes to read what arrived
+// together, and a group that reaches max_texts is predicted at once. An idle node adds nothing
+// (a lone request is flushed right after it is read). Requests with different top-k are kept in
+// separate groups (the answer of each is exactly what it would get alone).
+//
+// Not thread-safe: one batcher per thread (front ends keep a thread_local one), so no lock.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "shoal/model.hpp"
+
+namespace shoal {
+
+class micro_batcher {
+ public:
+  /// Receives one request's rows (one per text, in order).
+  using on_rows = std::function<void(std::vector<std::vector<prediction>>)>;
+
+  /// Groups predict at most `max_texts` texts together (at least 1).
+  explicit micro_batcher(size_t max_texts = 64);
+
+  /// Queues `texts` for `m` at top-k `k`; `done` runs in flush() (or here, when the group is
+  /// full). Returns true when the batcher was empty before: the caller must arrange a flush() on
+  /// this thread.
+  bool add(std::shared_ptr<const model> m, size_t k, std::vector<std::string> texts,
+           on_rows done);
+
+  /// Predicts every pending group and calls each request's `done`, in arrival order. A `done`
+  /// may add() again; those requests wait for the next flush.
+  void flush();
+
+  bool empty() const { return groups_.empty(); }
+
+  /// Batches predicted and texts in them since construction (for tests and stats).
+  size_t batches() const { return batches_; }
+  size_t texts() const { return texts_; }
+
+ private:
+  struct pending {
+    size_t first = 0;  // index of its first text in the group's texts
+    size_t count = 0;
+    on_rows done;
+  };
+  struct group {
+    std::shared_ptr<const model> m;
+    size_t k = 1;
+    std::vector<std::string> texts;
+    std::vector<pending> requests;
+  };
+  using key = std::pair<const model*, size_t>;
+
+  void run(group& g);  // predicts g and calls its requests' done
+
+  size_t max_texts_;
+  std::map<key, group> groups_;
+  size_t batches_ = 0;
+  size_t texts_ = 0;
+};
+
+}  // namespace shoal

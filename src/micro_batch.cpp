@@ -1,0 +1,62 @@
+#include "shoal/micro_batch.hpp"
+
+#include <algorithm>
+#include <exception>
+
+#include "shoal/log.hpp"
+
+namespace shoal {
+
+micro_batcher::micro_batcher(size_t max_texts) : max_texts_(std::max<size_t>(1, max_texts)) {}
+
+bool micro_batcher::add(std::shared_ptr<const model> m, size_t k, std::vector<std::string> texts,
+                        on_rows done) {
+  const bool was_empty = groups_.empty();
+  const key id{m.get(), k};
+  auto it = groups_.find(id);
+  if (it != groups_.end() && it->second.texts.size() + texts.size() > max_texts_) {
+    // Full: what is pending goes now, this request starts the next batch.
+    group full = std::move(it->second);
+    groups_.erase(it);
+    run(full);
+    it = groups_.end();
+  }
+  if (it == groups_.end()) {
+    it = groups_.emplace(id, group{}).first;
+    it->second.m = std::move(m);
+    it->second.k = k;
+  }
+  group& g = it->second;
+  g.requests.push_back({g.texts.size(), texts.size(), std::move(done)});
+  for (auto& t : texts) g.texts.push_back(std::move(t));
+  return was_empty;
+}
+
+void micro_batcher::flush() {
+  // Taken out first: a done callback may add() to this batcher again.
+  std::map<key, group> now;
+  now.swap(groups_);
+  for (auto& [id, g] : now) run(g);
+}
+
+void micro_batcher::run(group& g) {
+  auto rows = g.m->predict_batch(g.texts, g.k);
+  ++batches_;
+  texts_ += g.texts.size();
+  for (auto& r : g.requests) {
+    std::vector<std::vector<prediction>> mine;
+    mine.reserve(r.count);
+    for (size_t i = 0; i < r.count; ++i) mine.push_back(std::move(rows[r.first + i]));
+    // Flushes run from event loops (an asio handler, the ZeroMQ loop): an exception must not
+    // escape into them and stop the thread. The request whose callback threw is dropped.
+    try {
+      r.done(std::move(mine));
+    } catch (const std::exception& e) {
+      log_error(std::string("micro-batch: answering a request failed: ") + e.what());
+    } catch (...) {
+      log_error("micro-batch: answering a request failed");
+    }
+  }
+}
+
+}  // namespace shoal
