@@ -8,6 +8,7 @@
 
 #include "actors/node.hpp"
 #include "shoal/cli.hpp"
+#include "shoal/load_test.hpp"
 #include "shoal/node_config.hpp"
 
 int main(int argc, char** argv) {
@@ -24,6 +25,10 @@ int main(int argc, char** argv) {
     }
     std::signal(SIGPIPE, SIG_IGN);
     return shoal::run_node(cmd->config);
+  }
+  if (argc >= 2 && std::string(argv[1]) == "bench") {
+    std::signal(SIGPIPE, SIG_IGN);
+    return shoal::run_bench_command(std::vector<std::string>(argv + 2, argv + argc));
   }
   return shoal::run_cli(argc, argv);
 }

@@ -953,6 +953,7 @@ std::string cli_help(const std::string& name) {
          "  models              list the models and where production points\n"
          "  infer               classify a text with a model\n"
          "  cluster status      the cluster's members as this node sees them\n"
+         "  bench               open-loop HTTP load on a node (see 'shoal bench --help')\n"
          "\n"
          "options of every command:\n" +
          std::string(common_options) +
