@@ -30,6 +30,7 @@
 #include "shoal/http_server.hpp"
 #include "shoal/log.hpp"
 #include "shoal/micro_batch.hpp"
+#include "shoal/overload.hpp"
 #include "shoal/serving_view.hpp"
 #include "shoal/snapshot_store.hpp"
 #include "shoal/v2_codec.hpp"
@@ -80,6 +81,14 @@ void predict_on_front_end(size_t batch_texts, const std::shared_ptr<const model>
 
 void flush_thread_batch() {
   if (thread_batcher) thread_batcher->flush();
+}
+
+// Each HTTP thread's load shedding (overload.hpp), fed by the server's lag probe.
+thread_local std::optional<admission_control> thread_admission;
+
+admission_control& this_thread_admission(double max_queue_ms) {
+  if (!thread_admission) thread_admission.emplace(max_queue_ms);
+  return *thread_admission;
 }
 
 // Sends one call to the gateway; `on_reply` runs on an actor thread and must not block.
@@ -142,14 +151,29 @@ http_reply refusal_reply(const status& s) {
   return r;
 }
 
+// A refusal because this thread is behind (overload.hpp): 429 at once, and the connection is read
+// again at once. Pausing it would leave its next request waiting unread, which is the very delay
+// this refusal exists to prevent; the refusal itself is what keeps the thread's queue short.
+http_reply shed_reply(const admission_control& a) {
+  char why[200];
+  std::snprintf(why, sizeof(why),
+                "this node is overloaded: requests wait %.1f ms for its threads (max_queue_ms "
+                "%.1f); retry in a moment",
+                a.last_lag_ms(), a.target_ms());
+  http_reply r = error_reply(status::resource_exhausted(why));
+  r.headers.emplace_back("Retry-After", "1");
+  return r;
+}
+
 http_handler make_http_handler(gateway_actor gw, std::shared_ptr<const serving_board> board,
                                std::shared_ptr<front_door> door, const node_config& cfg) {
   size_t max_batch = cfg.max_batch;
   size_t batch_texts = cfg.micro_batch_texts;
+  double max_queue_ms = cfg.max_queue_ms;
   auto in_flight = door->in_flight;
   auto keys = door->keys;
-  return [gw, board, in_flight, max_batch, batch_texts, keys, door](http_request&& req,
-                                                                    http_respond respond) {
+  return [gw, board, in_flight, max_batch, batch_texts, max_queue_ms, keys, door](
+             http_request&& req, http_respond respond) {
     auto route = parse_route(req.method, req.target);
     if (!route) {
       http_reply r = json_reply(route.http_status(), render_error(route.error().message()));
@@ -226,6 +250,10 @@ http_handler make_http_handler(gateway_actor gw, std::shared_ptr<const serving_b
         auto counted = std::make_shared<in_flight_counter::guard>(in_flight->track());
         if (status refused = admission_check(*door); !refused) {
           respond(refusal_reply(refused));
+          return;
+        }
+        if (auto& shed = this_thread_admission(max_queue_ms); !shed.admit()) {
+          respond(shed_reply(shed));
           return;
         }
         auto parsed = parse_infer_body(*route, req.body, max_batch);
@@ -612,6 +640,17 @@ int run_node(const node_config& cfg) {
   // old view, and with it models the cache has unloaded, for as long as it stays idle. Once a
   // second it catches up, letting those go.
   http_opts.on_tick = [board] { board->read(board_cache); };
+  if (cfg.max_queue_ms > 0) {
+    const double max_queue_ms = cfg.max_queue_ms;
+    http_opts.on_lag = [max_queue_ms](double lag_ms, bool idle) {
+      auto& a = this_thread_admission(max_queue_ms);
+      if (idle) {
+        a.idle();
+      } else {
+        a.sample(lag_ms);
+      }
+    };
+  }
   auto http = http_server::start(http_opts, make_http_handler(gw, board, door, cfg));
   if (!http) {
     log_error("cannot start HTTP: " + http.error().message());

@@ -9,7 +9,7 @@ build_pkgs=(cmake make g++ pkg-config libcaf-dev libprotobuf-dev protobuf-compil
             nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev libfasttext-dev)
 test_pkgs=(fasttext openssl)     # fasttext: the test oracle; openssl: makes test certificates
 demo_pkgs=(fasttext curl)        # the demo trains its sample models with the fasttext tool
-bench_pkgs=(fasttext curl python3 wrk nginx-light python3-fastapi python3-uvicorn python3-fasttext python3-numpy)
+bench_pkgs=(fasttext curl python3 wrk nginx-light python3-fastapi python3-uvicorn python3-fasttext python3-numpy python3-matplotlib)
 
 want=("${build_pkgs[@]}")
 case "${1:-build}" in

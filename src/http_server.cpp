@@ -67,6 +67,15 @@ class session;
 // The io_context of the I/O thread this is (null on any other thread), for http_defer.
 thread_local net::io_context* this_thread_context = nullptr;
 
+// One I/O thread's lag probe (options.on_lag). Touched only on its thread.
+struct lag_probe {
+  explicit lag_probe(net::io_context& io) : timer(io) {}
+  net::steady_timer timer;
+  bool armed = false;
+  bool busy = false;  // a request was read since the timer was armed
+};
+thread_local lag_probe* this_thread_probe = nullptr;
+
 }  // namespace
 
 struct http_server::core : std::enable_shared_from_this<core> {
@@ -79,6 +88,7 @@ struct http_server::core : std::enable_shared_from_this<core> {
   std::optional<tcp::acceptor> acceptor;                   // on contexts[0]
   std::optional<net::steady_timer> accept_timer;           // on contexts[0]
   std::vector<std::unique_ptr<net::steady_timer>> tick_timers;  // one per context (on_tick)
+  std::vector<std::unique_ptr<lag_probe>> probes;              // one per context (on_lag)
   size_t next_context = 0;                                 // touched by the accept loop only
   uint16_t port = 0;
   std::vector<std::thread> threads;
@@ -103,6 +113,30 @@ struct http_server::core : std::enable_shared_from_this<core> {
       if (ec || stopped.load()) return;
       options.on_tick();
       schedule_tick(timer);
+    });
+  }
+  // A request was read on this thread: probe its lag unless a probe is under way.
+  void note_request() {
+    lag_probe* p = this_thread_probe;
+    if (p == nullptr) return;
+    p->busy = true;
+    if (!p->armed) arm(*p);
+  }
+  void arm(lag_probe& p) {
+    p.armed = true;
+    p.busy = false;
+    p.timer.expires_after(options.lag_probe_interval);
+    p.timer.async_wait([this, &p](const error_code& ec) {
+      p.armed = false;
+      if (ec || stopped.load()) return;
+      const auto late = std::chrono::steady_clock::now() - p.timer.expiry();
+      const double lag_ms = std::chrono::duration<double, std::milli>(late).count();
+      if (p.busy) {
+        options.on_lag(lag_ms, false);
+        arm(p);
+      } else {
+        options.on_lag(lag_ms, true);
+      }
     });
   }
   void stop();
@@ -221,6 +255,7 @@ class session : public std::enable_shared_from_this<session> {
     request.body = std::move(msg.body());
 
     awaiting_reply_ = true;
+    core_->note_request();
     std::string failure;
     try {
       core_->handler(std::move(request), http_respond([self = shared_from_this()](http_reply r) {
@@ -387,6 +422,7 @@ void http_server::core::stop() {
   if (acceptor) acceptor->close(ignored);
   if (accept_timer) accept_timer->cancel();
   for (auto& t : tick_timers) t->cancel();
+  for (auto& p : probes) p->timer.cancel();
   std::vector<std::shared_ptr<session>> open;
   {
     std::lock_guard<std::mutex> sessions_lock(sessions_mutex);
@@ -465,12 +501,17 @@ result<std::unique_ptr<http_server>> http_server::start(http_server_options opti
       c->schedule_tick(*c->tick_timers.back());
     }
   }
+  if (c->options.on_lag) {
+    for (auto& context : c->contexts) c->probes.push_back(std::make_unique<lag_probe>(*context));
+  }
   std::unique_ptr<http_server> server(new http_server(c));
   try {
-    for (auto& context : c->contexts) {
-      net::io_context* ctx = context.get();
-      c->threads.emplace_back([ctx] {
+    for (size_t i = 0; i < c->contexts.size(); ++i) {
+      net::io_context* ctx = c->contexts[i].get();
+      lag_probe* probe = c->probes.empty() ? nullptr : c->probes[i].get();
+      c->threads.emplace_back([ctx, probe] {
         this_thread_context = ctx;
+        this_thread_probe = probe;
         // Our handlers catch what the request handler throws; this keeps a thread alive through
         // anything else (e.g. bad_alloc in the middle of a read).
         for (;;) {

@@ -100,6 +100,16 @@ status set_field(node_config& cfg, const std::string& key, const std::string& va
   if (key == "max_batch") return size(cfg.max_batch, 1, 100000);
   if (key == "max_in_flight") return size(cfg.max_in_flight, 1, 1u << 20);
   if (key == "micro_batch_texts") return size(cfg.micro_batch_texts, 0, 1024);
+  if (key == "max_queue_ms") {
+    char* end = nullptr;
+    double v = std::strtod(value.c_str(), &end);
+    if (value.empty() || end != value.c_str() + value.size() || !(v >= 0 && v <= 60000)) {
+      return status::invalid_argument(what + " must be a number of milliseconds between 0 and "
+                                      "60000, got '" + value + "'");
+    }
+    cfg.max_queue_ms = v;
+    return status::ok();
+  }
   if (key == "drain_timeout_ms") {
     auto v = parse_uint(what, value, 0, 600000);
     if (!v) return v.error();
@@ -224,7 +234,7 @@ status set_field(node_config& cfg, const std::string& key, const std::string& va
       what + ": unknown setting '" + key +
       "' (known: data_dir, host, http_port, zmq_port, cluster_port, name, http_threads, "
       "max_body_bytes, max_push_bytes, request_timeout_ms, max_batch, max_in_flight, "
-      "micro_batch_texts, "
+      "micro_batch_texts, max_queue_ms, "
       "drain_timeout_ms, keys_file, tenant_limits, tenant_limits.TENANT, model_memory_mb, "
       "keep_replaced_warm_s, advertise_host, seeds, "
       "cluster_secret, "
@@ -291,6 +301,7 @@ result<node_command> parse_node_args(const std::vector<std::string>& args) {
       {"--keys-file", "keys_file"},
       {"--max-in-flight", "max_in_flight"},
       {"--micro-batch-texts", "micro_batch_texts"},
+      {"--max-queue-ms", "max_queue_ms"},
       {"--drain-timeout-ms", "drain_timeout_ms"},
       {"--model-memory-mb", "model_memory_mb"},
       {"--keep-replaced-warm-s", "keep_replaced_warm_s"},
@@ -389,6 +400,9 @@ options:
   --max-push-bytes N        largest snapshot a push may carry (default 268435456)
   --max-in-flight N         inference requests answered at once; more get 429 at once
                             (default 1024)
+  --max-queue-ms MS         when an HTTP thread's requests wait longer than MS for it, a share
+                            of new inference requests gets 429 at once, so the rest stay fast
+                            (default 2; 0: never)
   --micro-batch-texts N     requests for the same loaded model that arrive together are
                             predicted together, up to N texts (default 64; 0: each alone)
   --drain-timeout-ms N      on SIGTERM, finish requests in flight for up to N ms while new

@@ -76,6 +76,13 @@ struct http_server_options {
   /// Must not block.
   std::function<void()> on_tick;
   std::chrono::milliseconds tick_interval{1000};
+  /// When set: while an I/O thread is busy (it read a request since the last probe), a timer on
+  /// it fires every lag_probe_interval and this gets how late it fired in milliseconds (about how
+  /// long a request that just arrived waits for the thread), on that thread; when a probe finds
+  /// the thread was idle, it gets idle = true and probing stops until the next request. The node
+  /// sheds load with it (overload.hpp). Must not block.
+  std::function<void(double lag_ms, bool idle)> on_lag;
+  std::chrono::microseconds lag_probe_interval{1000};
 };
 
 /// From a handler (on an I/O thread): runs `fn` later on this same thread, behind the work the

@@ -790,6 +790,59 @@ TEST_F(node_test, requests_over_max_in_flight_get_429_at_once_and_the_node_recov
 
 // Per-tenant limits from the config file: one tenant over its rate, in-flight or model limit
 // gets 429 / RESOURCE_EXHAUSTED naming the limit, while another tenant is served as before.
+// Load shedding by queueing delay: with max_queue_ms far below what a busy thread can keep
+// (1 microsecond), a busy HTTP thread refuses a share of inference requests with 429 naming the
+// delay, keeps answering the rest, and takes everything again as soon as it is idle. Health and
+// metadata requests are never shed.
+TEST_F(node_test, a_thread_whose_requests_wait_too_long_sheds_some_with_429_and_recovers_at_once) {
+  node_.reset();
+  node_ = std::make_unique<node_process>(
+      data_->path() + "/data",
+      std::vector<std::string>{"--max-queue-ms", "0.001", "--http-threads", "1"});
+  ASSERT_EQ(node_->cli({"snapshot", "push", "acme/bot", v1_}).exit_code, 0);
+  ASSERT_EQ(http_top_label("where is my parcel"), "order_status");  // loaded
+  std::atomic<int> ok{0}, shed{0}, other{0}, health_failed{0};
+  std::mutex m;
+  std::string refusal, unexpected;
+  std::vector<std::thread> clients;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(1500);
+  for (int c = 0; c < 8; ++c) {
+    clients.emplace_back([&, c] {
+      while (std::chrono::steady_clock::now() < until) {
+        if (c == 0) {
+          if (http_call(node_->http_port(), "GET", "/v2/health/ready", "").status != 200) {
+            ++health_failed;
+          }
+        }
+        auto r = http_call(node_->http_port(), "POST", "/v2/models/acme/bot/infer",
+                           infer_body({"where is my parcel"}));
+        std::lock_guard<std::mutex> lock(m);
+        if (r.status == 200) {
+          ++ok;
+        } else if (r.status == 429) {
+          ++shed;
+          refusal = r.headers + r.body;
+        } else {
+          ++other;
+          unexpected = std::to_string(r.status) + " " + r.body;
+        }
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(other.load(), 0) << unexpected;
+  EXPECT_EQ(health_failed.load(), 0);
+  EXPECT_GT(ok.load(), 0) << "a shedding thread still answers a share";
+  EXPECT_GT(shed.load(), 0) << "8 busy clients never made the thread late by 1 us?";
+  EXPECT_NE(refusal.find("Retry-After: 1"), std::string::npos) << refusal;
+  EXPECT_NE(refusal.find("overloaded: requests wait"), std::string::npos) << refusal;
+  EXPECT_NE(refusal.find("max_queue_ms 0.0"), std::string::npos) << refusal;
+  // Idle for a moment (the probe sees it), then every request is answered again.
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(http_top_label("where is my parcel"), "order_status");
+  EXPECT_TRUE(node_->alive());
+}
+
 TEST_F(node_test, tenant_limits_refuse_one_tenant_and_leave_the_others_alone) {
   node_.reset();
   const std::string conf = data_->path() + "/limits.conf";

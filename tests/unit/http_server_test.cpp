@@ -4,6 +4,7 @@
 
 #include <set>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -247,6 +248,67 @@ TEST(http_server, on_tick_runs_on_every_io_thread_even_when_idle) {
   const int after_stop = ticks.load();
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   EXPECT_EQ(ticks.load(), after_stop) << "no tick after stop()";
+}
+
+// The lag probe: while requests come, a timer on the thread reports how late it fired; a handler
+// that holds the thread (here on purpose: 5 ms) makes it late by about that much; once requests
+// stop, an idle report, then silence. http_defer runs work later on the same I/O thread.
+TEST(http_server, the_lag_probe_measures_a_busy_thread_and_reports_idle_once_requests_stop) {
+  std::mutex m;
+  std::vector<double> busy_lags;
+  int idle_reports = 0;
+  std::thread::id probe_thread, handler_thread, deferred_thread;
+  http_server_options options;
+  options.threads = 1;
+  options.lag_probe_interval = std::chrono::microseconds(1000);
+  options.on_lag = [&](double lag_ms, bool idle) {
+    std::lock_guard<std::mutex> lock(m);
+    probe_thread = std::this_thread::get_id();
+    if (idle) {
+      ++idle_reports;
+    } else {
+      busy_lags.push_back(lag_ms);
+    }
+  };
+  auto server = start_server(
+      [&](http_request&& req, http_respond respond) {
+        {
+          std::lock_guard<std::mutex> lock(m);
+          handler_thread = std::this_thread::get_id();
+        }
+        if (req.target == "/slow") std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        EXPECT_TRUE(http_defer([&m, &deferred_thread, respond] {
+          {
+            std::lock_guard<std::mutex> lock(m);
+            deferred_thread = std::this_thread::get_id();
+          }
+          http_reply r;
+          r.body = "deferred";
+          respond(std::move(r));
+        }));
+      },
+      options);
+  EXPECT_FALSE(http_defer([] {})) << "not an I/O thread";
+  client c(server->port());
+  for (int i = 0; i < 20; ++i) {
+    auto res = c.call(http::verb::get, i % 2 == 0 ? "/slow" : "/fast", "");
+    EXPECT_EQ(res.body(), "deferred");
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  {
+    std::lock_guard<std::mutex> lock(m);
+    ASSERT_FALSE(busy_lags.empty());
+    // a probe armed before a 5 ms hold fires at least 4 ms late
+    EXPECT_GE(*std::max_element(busy_lags.begin(), busy_lags.end()), 4.0);
+    EXPECT_GE(idle_reports, 1) << "an idle report after the last request";
+    EXPECT_EQ(probe_thread, handler_thread);
+    EXPECT_EQ(deferred_thread, handler_thread);
+  }
+  const size_t reports = busy_lags.size() + static_cast<size_t>(idle_reports);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  std::lock_guard<std::mutex> lock(m);
+  EXPECT_EQ(busy_lags.size() + static_cast<size_t>(idle_reports), reports)
+      << "an idle thread is not probed";
 }
 
 TEST(http_server, passes_method_target_and_content_type) {

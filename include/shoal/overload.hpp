@@ -1,0 +1,76 @@
+// overload: keeps a front-end thread's queueing delay near a target by refusing a share of new
+// inference requests when the thread falls behind.
+//
+// An HTTP I/O thread answers loaded models on its own; under more load than it can take, the
+// requests wait unread in its sockets and every one of them gets slower (an open-loop storm makes
+// the wait grow without bound). The HTTP server measures how late a timer on the thread fires
+// (about how long a request that just arrived waits for the thread) every millisecond while the
+// thread is busy, and feeds it here. While that delay is above the target (two samples in a row:
+// one late timer is a hiccup, not a queue), the share of requests admitted falls (times 0.8 per
+// late sample, never below 2%); while it is below, the share climbs
+// back (+5% per sample), and an idle thread admits everything at once. The rest get 429 at once,
+// which costs the thread a fraction of an answer, so accepted requests keep a latency near the
+// target even at several times the node's capacity, and the node recovers as soon as the storm
+// ends. Short bursts barely move the share (one late sample refuses at most a fifth, for a few
+// milliseconds).
+//
+// Admission is spread evenly (a credit counter, not a coin): with share 0.25 exactly every fourth
+// request is admitted.
+//
+// Not thread-safe: one per thread (front ends keep a thread_local one).
+#pragma once
+
+namespace shoal {
+
+class admission_control {
+ public:
+  /// target_ms <= 0 turns it off (every request admitted).
+  explicit admission_control(double target_ms) : target_ms_(target_ms) {}
+
+  /// One queueing-delay measurement (milliseconds).
+  void sample(double lag_ms) {
+    last_lag_ms_ = lag_ms;
+    if (target_ms_ <= 0) return;
+    const bool late = lag_ms > target_ms_;
+    const bool was_late = previous_late_;
+    previous_late_ = late;
+    if (late) {
+      if (was_late) share_ = share_ * 0.8 < min_share ? min_share : share_ * 0.8;
+    } else {
+      share_ = share_ + 0.05 > 1.0 ? 1.0 : share_ + 0.05;
+    }
+  }
+
+  /// The thread had nothing to do: admit everything again.
+  void idle() {
+    share_ = 1.0;
+    previous_late_ = false;
+    last_lag_ms_ = 0;
+  }
+
+  /// Whether to take the next request.
+  bool admit() {
+    if (share_ >= 1.0) return true;
+    credit_ += share_;
+    if (credit_ >= 1.0) {
+      credit_ -= 1.0;
+      return true;
+    }
+    return false;
+  }
+
+  double share() const { return share_; }
+  double last_lag_ms() const { return last_lag_ms_; }
+  double target_ms() const { return target_ms_; }
+
+  static constexpr double min_share = 0.02;
+
+ private:
+  double target_ms_;
+  double share_ = 1.0;
+  double credit_ = 0;
+  double last_lag_ms_ = 0;
+  bool previous_late_ = false;
+};
+
+}  // namespace shoal
