@@ -79,6 +79,16 @@ void predict_on_front_end(size_t batch_texts, const std::shared_ptr<const model>
   }
 }
 
+// Whether this thread's current round already holds as much prediction work as one round may
+// (half of max_queue_ms: every request of the round waits for all of it, and for the round
+// before). A round with nothing pending always takes its first request.
+bool round_is_full(double max_queue_ms, size_t more_texts) {
+  if (max_queue_ms <= 0 || !thread_batcher || thread_batcher->pending_texts() == 0) return false;
+  const double cost = thread_batcher->pending_cost_ms() +
+                      static_cast<double>(more_texts) * thread_batcher->ms_per_text();
+  return cost > max_queue_ms / 2;
+}
+
 void flush_thread_batch() {
   if (thread_batcher) thread_batcher->flush();
 }
@@ -154,15 +164,19 @@ http_reply refusal_reply(const status& s) {
 // A refusal because this thread is behind (overload.hpp): 429 at once, and the connection is read
 // again at once. Pausing it would leave its next request waiting unread, which is the very delay
 // this refusal exists to prevent; the refusal itself is what keeps the thread's queue short.
-http_reply shed_reply(const admission_control& a) {
+http_reply shed_reply(const std::string& why) {
+  http_reply r = error_reply(status::resource_exhausted(why));
+  r.headers.emplace_back("Retry-After", "1");
+  return r;
+}
+
+std::string lag_refusal(const admission_control& a) {
   char why[200];
   std::snprintf(why, sizeof(why),
                 "this node is overloaded: requests wait %.1f ms for its threads (max_queue_ms "
                 "%.1f); retry in a moment",
                 a.last_lag_ms(), a.target_ms());
-  http_reply r = error_reply(status::resource_exhausted(why));
-  r.headers.emplace_back("Retry-After", "1");
-  return r;
+  return why;
 }
 
 http_handler make_http_handler(gateway_actor gw, std::shared_ptr<const serving_board> board,
@@ -253,7 +267,7 @@ http_handler make_http_handler(gateway_actor gw, std::shared_ptr<const serving_b
           return;
         }
         if (auto& shed = this_thread_admission(max_queue_ms); !shed.admit()) {
-          respond(shed_reply(shed));
+          respond(shed_reply(lag_refusal(shed)));
           return;
         }
         auto parsed = parse_infer_body(*route, req.body, max_batch);
@@ -279,6 +293,15 @@ http_handler make_http_handler(gateway_actor gw, std::shared_ptr<const serving_b
           return;
         }
         if (in.m) {
+          if (batch_texts > 0 && round_is_full(max_queue_ms, parsed->request.texts.size())) {
+            char why[220];
+            std::snprintf(why, sizeof(why),
+                          "this node is overloaded: the requests its thread is answering now "
+                          "take %.1f ms (max_queue_ms %.1f); retry in a moment",
+                          thread_batcher->pending_cost_ms(), max_queue_ms);
+            respond(shed_reply(why));
+            return;
+          }
           infer_result base;
           base.id = parsed->request.id;
           base.version = in.version;
@@ -315,10 +338,12 @@ http_handler make_http_handler(gateway_actor gw, std::shared_ptr<const serving_b
 
 // The ZeroMQ server calls flush_thread_batch after each round of requests (after_requests).
 zmq_handler make_zmq_handler(gateway_actor gw, std::shared_ptr<const serving_board> board,
-                             std::shared_ptr<front_door> door, size_t batch_texts) {
+                             std::shared_ptr<front_door> door, size_t batch_texts,
+                             double max_queue_ms) {
   auto in_flight = door->in_flight;
   auto keys = door->keys;
-  return [gw, board, in_flight, keys, door, batch_texts](std::string bytes, zmq_respond respond) {
+  return [gw, board, in_flight, keys, door, batch_texts, max_queue_ms](std::string bytes,
+                                                                       zmq_respond respond) {
     auto decoded = decode_request(bytes);
     if (!decoded) {
       respond(encode_error(decoded.error().request_id, decoded.error().error));
@@ -361,6 +386,15 @@ zmq_handler make_zmq_handler(gateway_actor gw, std::shared_ptr<const serving_boa
         return;
       }
       if (in.m) {
+        if (batch_texts > 0 && round_is_full(max_queue_ms, infer->texts.size())) {
+          char why[220];
+          std::snprintf(why, sizeof(why),
+                        "this node is overloaded: the requests its ZeroMQ thread is answering "
+                        "now take %.1f ms (max_queue_ms %.1f); retry in a moment",
+                        thread_batcher->pending_cost_ms(), max_queue_ms);
+          respond(encode_error(id, status::resource_exhausted(why)));
+          return;
+        }
         infer_result base;
         base.id = infer->id;
         base.version = in.version;
@@ -662,7 +696,8 @@ int run_node(const node_config& cfg) {
   zmq_opts.port = cfg.zmq_port;
   zmq_opts.max_message_bytes = cfg.max_push_bytes + (1u << 20);
   zmq_opts.after_requests = flush_thread_batch;
-  auto zmq = zmq_server::start(zmq_opts, make_zmq_handler(gw, board, door, cfg.micro_batch_texts));
+  auto zmq = zmq_server::start(
+      zmq_opts, make_zmq_handler(gw, board, door, cfg.micro_batch_texts, cfg.max_queue_ms));
   if (!zmq) {
     log_error("cannot start ZeroMQ: " + zmq.error().message());
     (*http)->stop();

@@ -14,8 +14,8 @@ can take. Steps, all open loop (latency from the time each request was due):
 
 with --connections 64 --drop-when-busy (64 keep-alive client connections, a request due while all
 64 are busy is shed by the client and counted). Capacity is measured with shedding off; the
-storm runs on a node with the default max_queue_ms (2), with 0.5, and with 0 (no shedding: the
-baseline). Prints a markdown report (and --json).
+storm runs on a node with the default max_queue_ms (2), with 1 and 0.5, and with 0 (no
+shedding: the baseline). Prints a markdown report (and --json).
 
 Targets: the node stays up; accepted p99 in the storm within 5x of the unloaded p99; refusals
 fast; recovery at once (the recovery p99 near the unloaded one).
@@ -34,6 +34,7 @@ from benchlib import SHOAL, Node, faq_corpus, log, train_fasttext
 GENERATOR_MAX = 55000  # what one core of `shoal bench` offers reliably here
 # (name, node flags): the default, a tighter queue target, and no shedding (the baseline)
 RUNS = [("max_queue_ms 2 (default)", []),
+        ("max_queue_ms 1", ["--max-queue-ms", "1"]),
         ("max_queue_ms 0.5", ["--max-queue-ms", "0.5"]),
         ("max_queue_ms 0 (no shedding)", ["--max-queue-ms", "0"])]
 

@@ -1,6 +1,7 @@
 #include "shoal/micro_batch.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <exception>
 
 #include "shoal/log.hpp"
@@ -27,6 +28,7 @@ bool micro_batcher::add(std::shared_ptr<const model> m, size_t k, std::vector<st
     it->second.k = k;
   }
   group& g = it->second;
+  pending_texts_ += texts.size();
   g.requests.push_back({g.texts.size(), texts.size(), std::move(done)});
   for (auto& t : texts) g.texts.push_back(std::move(t));
   return was_empty;
@@ -40,7 +42,15 @@ void micro_batcher::flush() {
 }
 
 void micro_batcher::run(group& g) {
+  pending_texts_ -= std::min(pending_texts_, g.texts.size());
+  const auto start = std::chrono::steady_clock::now();
   auto rows = g.m->predict_batch(g.texts, g.k);
+  const double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  if (!g.texts.empty()) {
+    const double per_text = ms / static_cast<double>(g.texts.size());
+    ms_per_text_ = batches_ == 0 ? per_text : ms_per_text_ + (per_text - ms_per_text_) / 8;
+  }
   ++batches_;
   texts_ += g.texts.size();
   for (auto& r : g.requests) {

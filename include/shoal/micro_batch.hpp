@@ -48,6 +48,17 @@ class micro_batcher {
 
   bool empty() const { return groups_.empty(); }
 
+  /// Texts waiting for the next flush.
+  size_t pending_texts() const { return pending_texts_; }
+
+  /// What predicting the pending texts will take, in milliseconds: pending_texts() times the
+  /// average cost of a text in the batches this batcher predicted (a moving average over all its
+  /// models; 0 before the first batch). The node bounds a round's work with it (max_queue_ms).
+  double pending_cost_ms() const { return static_cast<double>(pending_texts_) * ms_per_text_; }
+
+  /// The average cost of one text so far, in milliseconds.
+  double ms_per_text() const { return ms_per_text_; }
+
   /// Batches predicted and texts in them since construction (for tests and stats).
   size_t batches() const { return batches_; }
   size_t texts() const { return texts_; }
@@ -72,6 +83,8 @@ class micro_batcher {
   std::map<key, group> groups_;
   size_t batches_ = 0;
   size_t texts_ = 0;
+  size_t pending_texts_ = 0;
+  double ms_per_text_ = 0;  // moving average (1/8 per batch)
 };
 
 }  // namespace shoal

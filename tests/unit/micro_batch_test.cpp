@@ -131,6 +131,24 @@ TEST_F(micro_batch_test, a_full_group_is_predicted_at_once_and_the_next_request_
   expect_same(*got[2], {many_->predict(topical[5], 1)}, "third");
 }
 
+TEST_F(micro_batch_test, knows_what_its_pending_texts_will_cost) {
+  ASSERT_TRUE(many_);
+  micro_batcher batcher(64);
+  const auto topical = ts::many_label_probes(4, 300);
+  EXPECT_EQ(batcher.pending_texts(), 0u);
+  EXPECT_EQ(batcher.pending_cost_ms(), 0.0) << "nothing measured yet";
+  batcher.add(many_, 1, {topical[0], topical[1], topical[2]}, [](rows) {});
+  batcher.add(many_, 2, {topical[3]}, [](rows) {});
+  EXPECT_EQ(batcher.pending_texts(), 4u);
+  batcher.flush();
+  EXPECT_EQ(batcher.pending_texts(), 0u);
+  EXPECT_GT(batcher.ms_per_text(), 0.0) << "two batches were timed";
+  batcher.add(many_, 1, {topical[4], topical[5]}, [](rows) {});
+  EXPECT_EQ(batcher.pending_texts(), 2u);
+  EXPECT_DOUBLE_EQ(batcher.pending_cost_ms(), 2 * batcher.ms_per_text());
+  batcher.flush();
+}
+
 TEST_F(micro_batch_test, a_callback_may_add_again_and_one_that_throws_stops_no_other) {
   ASSERT_TRUE(intents_);
   micro_batcher batcher(64);
