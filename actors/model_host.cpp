@@ -64,7 +64,6 @@ model_host_actor::behavior_type model_host(model_host_actor::stateful_pointer<mo
   return {
       [=](infer_atom, infer_request& req) -> caf::result<infer_result> {
         if (self->state.loaded) {
-          if (micro_batch_texts == 0) return run_inference(*self->state.loaded, req, version);
           auto promise = self->make_response_promise<infer_result>();
           serve(promise, std::move(req));
           return promise;

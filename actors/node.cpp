@@ -79,14 +79,24 @@ void predict_on_front_end(size_t batch_texts, const std::shared_ptr<const model>
   }
 }
 
-// Whether this thread's current round already holds as much prediction work as one round may
-// (half of max_queue_ms: every request of the round waits for all of it, and for the round
-// before). A round with nothing pending always takes its first request.
-bool round_is_full(double max_queue_ms, size_t more_texts) {
-  if (max_queue_ms <= 0 || !thread_batcher || thread_batcher->pending_texts() == 0) return false;
+// Why this thread's current round takes no more micro-batched work, or ok: it already holds as
+// much prediction work as one round may (half of max_queue_ms: every request of the round waits
+// for all of it, and for the round before). A round with nothing pending always takes its first
+// request; without micro-batching (no batcher on this thread) there are no rounds to bound.
+// `thread_name` says which front end refuses ("thread", "ZeroMQ thread").
+status round_refusal(double max_queue_ms, size_t more_texts, const char* thread_name) {
+  if (max_queue_ms <= 0 || !thread_batcher || thread_batcher->pending_texts() == 0) {
+    return status::ok();
+  }
   const double cost = thread_batcher->pending_cost_ms() +
                       static_cast<double>(more_texts) * thread_batcher->ms_per_text();
-  return cost > max_queue_ms / 2;
+  if (cost <= max_queue_ms / 2) return status::ok();
+  char why[220];
+  std::snprintf(why, sizeof(why),
+                "this node is overloaded: the requests its %s is answering now take %.1f ms "
+                "(max_queue_ms %.1f); retry in a moment",
+                thread_name, thread_batcher->pending_cost_ms(), max_queue_ms);
+  return status::resource_exhausted(why);
 }
 
 void flush_thread_batch() {
@@ -164,19 +174,19 @@ http_reply refusal_reply(const status& s) {
 // A refusal because this thread is behind (overload.hpp): 429 at once, and the connection is read
 // again at once. Pausing it would leave its next request waiting unread, which is the very delay
 // this refusal exists to prevent; the refusal itself is what keeps the thread's queue short.
-http_reply shed_reply(const std::string& why) {
-  http_reply r = error_reply(status::resource_exhausted(why));
+http_reply shed_reply(const status& s) {
+  http_reply r = error_reply(s);
   r.headers.emplace_back("Retry-After", "1");
   return r;
 }
 
-std::string lag_refusal(const admission_control& a) {
+status lag_refusal(const admission_control& a) {
   char why[200];
   std::snprintf(why, sizeof(why),
                 "this node is overloaded: requests wait %.1f ms for its threads (max_queue_ms "
                 "%.1f); retry in a moment",
                 a.last_lag_ms(), a.target_ms());
-  return why;
+  return status::resource_exhausted(why);
 }
 
 http_handler make_http_handler(gateway_actor gw, std::shared_ptr<const serving_board> board,
@@ -293,13 +303,9 @@ http_handler make_http_handler(gateway_actor gw, std::shared_ptr<const serving_b
           return;
         }
         if (in.m) {
-          if (batch_texts > 0 && round_is_full(max_queue_ms, parsed->request.texts.size())) {
-            char why[220];
-            std::snprintf(why, sizeof(why),
-                          "this node is overloaded: the requests its thread is answering now "
-                          "take %.1f ms (max_queue_ms %.1f); retry in a moment",
-                          thread_batcher->pending_cost_ms(), max_queue_ms);
-            respond(shed_reply(why));
+          if (status full = round_refusal(max_queue_ms, parsed->request.texts.size(), "thread");
+              !full) {
+            respond(shed_reply(full));
             return;
           }
           infer_result base;
@@ -386,13 +392,9 @@ zmq_handler make_zmq_handler(gateway_actor gw, std::shared_ptr<const serving_boa
         return;
       }
       if (in.m) {
-        if (batch_texts > 0 && round_is_full(max_queue_ms, infer->texts.size())) {
-          char why[220];
-          std::snprintf(why, sizeof(why),
-                        "this node is overloaded: the requests its ZeroMQ thread is answering "
-                        "now take %.1f ms (max_queue_ms %.1f); retry in a moment",
-                        thread_batcher->pending_cost_ms(), max_queue_ms);
-          respond(encode_error(id, status::resource_exhausted(why)));
+        if (status full = round_refusal(max_queue_ms, infer->texts.size(), "ZeroMQ thread");
+            !full) {
+          respond(encode_error(id, full));
           return;
         }
         infer_result base;

@@ -149,7 +149,8 @@ class generator {
   }
 
   // Runs one step (a rate for some seconds); requests still in flight from earlier steps go on.
-  void run_step(double rate, double seconds) {
+  // Returns the step's figures so far (answers still in flight count once they arrive).
+  step_report run_step(double rate, double seconds) {
     const size_t index = steps_.size();
     steps_.emplace_back();
     steps_.back().report.rate = rate;
@@ -174,6 +175,9 @@ class generator {
       r.node_rss_mb = after.rss_mb;
     }
     r.connections = open_;
+    step_report so_far = summary(steps_[index]);
+    report_progress(so_far);
+    return so_far;
   }
 
   // After the last step: answers still in flight get up to the timeout; what still waits for a
@@ -193,15 +197,20 @@ class generator {
     io_.run_for(std::chrono::milliseconds(100));
   }
 
-  std::vector<step_report> reports() {
+  std::vector<step_report> reports() const {
     std::vector<step_report> out;
-    for (auto& s : steps_) {
-      s.report.ok_latency = summarize(s.ok);
-      s.report.ok_wire = summarize(s.ok_wire);
-      s.report.refused_latency = summarize(s.refused);
-      out.push_back(s.report);
-    }
+    for (const auto& s : steps_) out.push_back(summary(s));
     return out;
+  }
+
+ private:
+  // A step's report with its latency percentiles (the samples are copied: a step still running
+  // keeps collecting).
+  static step_report summary(step_samples s) {
+    s.report.ok_latency = summarize(s.ok);
+    s.report.ok_wire = summarize(s.ok_wire);
+    s.report.refused_latency = summarize(s.refused);
+    return s.report;
   }
 
   void report_progress(const step_report& r) {
@@ -214,15 +223,6 @@ class generator {
     progress_(line);
   }
 
-  // The summary of step i so far (the ramp decides on it).
-  step_report peek(size_t i) {
-    auto copy = steps_[i];
-    copy.report.ok_latency = summarize(copy.ok);
-    copy.report.refused_latency = summarize(copy.refused);
-    return copy.report;
-  }
-
- private:
   struct connection {
     explicit connection(net::io_context& io) : stream(io) {}
     beast::tcp_stream stream;
@@ -230,7 +230,6 @@ class generator {
     std::optional<http::response_parser<http::string_body>> parser;
     request_slot slot;
     clock_type::time_point written;
-    bool connected = false;
   };
 
   void schedule() {
@@ -274,8 +273,8 @@ class generator {
         fail(c);
         return;
       }
-      c->stream.socket().set_option(tcp::no_delay(true));
-      c->connected = true;
+      boost::system::error_code ignored;
+      c->stream.socket().set_option(tcp::no_delay(true), ignored);
       --busy_;
       send(c, c->slot);
     });
@@ -324,16 +323,11 @@ class generator {
     }
     c->parser.reset();
     --busy_;
-    if (!keep) {
-      close(c);
-      if (!waiting_.empty()) {
-        auto next = waiting_.front();
-        waiting_.pop_front();
-        open(next);
-      }
-      return;
+    if (keep) {
+      release(c);
+    } else {
+      retire(c);
     }
-    release(c);
   }
 
   void release(const std::shared_ptr<connection>& c) {
@@ -349,6 +343,11 @@ class generator {
   void fail(const std::shared_ptr<connection>& c) {
     ++steps_[c->slot.step].report.errors;
     --busy_;
+    retire(c);
+  }
+
+  // Closes `c`; the oldest request waiting for a connection gets a new one.
+  void retire(const std::shared_ptr<connection>& c) {
     close(c);
     if (!waiting_.empty()) {
       auto next = waiting_.front();
@@ -431,18 +430,10 @@ result<load_test_report> run_load_test(const load_test_options& o,
   SHOAL_RETURN_IF_ERROR(g.resolve());
   load_test_report report;
   if (!o.steps.empty()) {
-    for (const auto& s : o.steps) {
-      g.run_step(s.rate, s.seconds);
-      g.report_progress(g.peek(report.steps.size()));
-      report.steps.emplace_back();  // placeholder; filled below
-    }
+    for (const auto& s : o.steps) g.run_step(s.rate, s.seconds);
   } else {
-    size_t i = 0;
-    for (double rate = o.ramp_start; rate <= o.ramp_max + 1e-9; rate += o.ramp_step, ++i) {
-      g.run_step(rate, o.ramp_seconds);
-      const step_report r = g.peek(i);
-      g.report_progress(r);
-      report.steps.emplace_back();
+    for (double rate = o.ramp_start; rate <= o.ramp_max + 1e-9; rate += o.ramp_step) {
+      const step_report r = g.run_step(rate, o.ramp_seconds);
       const bool kept = r.ok > 0 && (o.slo_ms <= 0 || r.ok_latency.p99 <= o.slo_ms) &&
                         r.refused + r.unavailable + r.errors == 0 &&
                         static_cast<double>(r.ok) >= 0.9 * static_cast<double>(r.due);

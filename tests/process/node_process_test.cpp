@@ -39,6 +39,27 @@ std::string infer_body(const std::vector<std::string>& texts, int top_k = 1) {
   return body.dump();
 }
 
+// Counts inference answers from many client threads: 200s, 429s (keeping the last refusal's
+// headers and body) and anything else (keeping the last one).
+struct answer_tally {
+  std::mutex m;
+  int ok = 0, refused = 0, other = 0;
+  std::string refusal, unexpected;
+
+  void record(const http_response& r) {
+    std::lock_guard<std::mutex> lock(m);
+    if (r.status == 200) {
+      ++ok;
+    } else if (r.status == 429) {
+      ++refused;
+      refusal = r.headers + r.body;
+    } else {
+      ++other;
+      unexpected = std::to_string(r.status) + " " + r.body;
+    }
+  }
+};
+
 // Models trained once for the whole suite from the demo's sample data.
 class node_test : public ::testing::Test {
  protected:
@@ -756,33 +777,21 @@ TEST_F(node_test, requests_over_max_in_flight_get_429_at_once_and_the_node_recov
   // Batches over the inline limit go through the actors, so requests overlap in the node.
   std::vector<std::string> batch(1000, "where is my parcel please, it has not arrived yet");
   const std::string body = infer_body(batch);
-  std::atomic<int> ok{0}, refused{0}, other{0};
-  std::mutex m;
-  std::string refusal, unexpected;
+  answer_tally answers;
   std::vector<std::thread> clients;
   for (int c = 0; c < 12; ++c) {
     clients.emplace_back([&] {
       for (int i = 0; i < 15; ++i) {
-        auto r = http_call(node_->http_port(), "POST", "/v2/models/acme/bot/infer", body);
-        std::lock_guard<std::mutex> lock(m);
-        if (r.status == 200) {
-          ++ok;
-        } else if (r.status == 429) {
-          ++refused;
-          refusal = r.headers + r.body;
-        } else {
-          ++other;
-          unexpected = std::to_string(r.status) + " " + r.body;
-        }
+        answers.record(http_call(node_->http_port(), "POST", "/v2/models/acme/bot/infer", body));
       }
     });
   }
   for (auto& t : clients) t.join();
-  EXPECT_EQ(other.load(), 0) << unexpected;
-  EXPECT_GT(ok.load(), 0);
-  EXPECT_GT(refused.load(), 0) << "12 clients never had more than 2 requests in flight?";
-  EXPECT_NE(refusal.find("Retry-After: 1"), std::string::npos) << refusal;
-  EXPECT_NE(refusal.find("at capacity"), std::string::npos) << refusal;
+  EXPECT_EQ(answers.other, 0) << answers.unexpected;
+  EXPECT_GT(answers.ok, 0);
+  EXPECT_GT(answers.refused, 0) << "12 clients never had more than 2 requests in flight?";
+  EXPECT_NE(answers.refusal.find("Retry-After: 1"), std::string::npos) << answers.refusal;
+  EXPECT_NE(answers.refusal.find("at capacity"), std::string::npos) << answers.refusal;
   // At once back to normal.
   EXPECT_EQ(http_top_label("where is my parcel"), "order_status");
   EXPECT_TRUE(node_->alive());
@@ -801,9 +810,8 @@ TEST_F(node_test, a_thread_whose_requests_wait_too_long_sheds_some_with_429_and_
       std::vector<std::string>{"--max-queue-ms", "0.001", "--http-threads", "1"});
   ASSERT_EQ(node_->cli({"snapshot", "push", "acme/bot", v1_}).exit_code, 0);
   ASSERT_EQ(http_top_label("where is my parcel"), "order_status");  // loaded
-  std::atomic<int> ok{0}, shed{0}, other{0}, health_failed{0};
-  std::mutex m;
-  std::string refusal, unexpected;
+  answer_tally answers;
+  std::atomic<int> health_failed{0};
   std::vector<std::thread> clients;
   const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(1500);
   for (int c = 0; c < 8; ++c) {
@@ -814,29 +822,20 @@ TEST_F(node_test, a_thread_whose_requests_wait_too_long_sheds_some_with_429_and_
             ++health_failed;
           }
         }
-        auto r = http_call(node_->http_port(), "POST", "/v2/models/acme/bot/infer",
-                           infer_body({"where is my parcel"}));
-        std::lock_guard<std::mutex> lock(m);
-        if (r.status == 200) {
-          ++ok;
-        } else if (r.status == 429) {
-          ++shed;
-          refusal = r.headers + r.body;
-        } else {
-          ++other;
-          unexpected = std::to_string(r.status) + " " + r.body;
-        }
+        answers.record(http_call(node_->http_port(), "POST", "/v2/models/acme/bot/infer",
+                                 infer_body({"where is my parcel"})));
       }
     });
   }
   for (auto& t : clients) t.join();
-  EXPECT_EQ(other.load(), 0) << unexpected;
+  EXPECT_EQ(answers.other, 0) << answers.unexpected;
   EXPECT_EQ(health_failed.load(), 0);
-  EXPECT_GT(ok.load(), 0) << "a shedding thread still answers a share";
-  EXPECT_GT(shed.load(), 0) << "8 busy clients never made the thread late by 1 us?";
-  EXPECT_NE(refusal.find("Retry-After: 1"), std::string::npos) << refusal;
-  EXPECT_NE(refusal.find("this node is overloaded"), std::string::npos) << refusal;
-  EXPECT_NE(refusal.find("max_queue_ms 0.0"), std::string::npos) << refusal;
+  EXPECT_GT(answers.ok, 0) << "a shedding thread still answers a share";
+  EXPECT_GT(answers.refused, 0) << "8 busy clients never made the thread late by 1 us?";
+  EXPECT_NE(answers.refusal.find("Retry-After: 1"), std::string::npos) << answers.refusal;
+  EXPECT_NE(answers.refusal.find("this node is overloaded"), std::string::npos)
+      << answers.refusal;
+  EXPECT_NE(answers.refusal.find("max_queue_ms 0.0"), std::string::npos) << answers.refusal;
   // Idle for a moment (the probe sees it), then every request is answered again.
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   for (int i = 0; i < 3; ++i) EXPECT_EQ(http_top_label("where is my parcel"), "order_status");
