@@ -15,6 +15,7 @@ def free_ports(n):
 
 # ---- shared by the newer benches (micro_batch.py, overload.py, run.sh's report) ----------------
 
+import json
 import os
 import re
 import subprocess
@@ -86,10 +87,9 @@ class Node:
 
     @staticmethod
     def kill_all():
+        """Stops every node still running (SIGTERM, then SIGKILL after 15 s)."""
         for n in list(Node.running):
-            if n.proc.poll() is None:
-                n.proc.kill()
-        Node.running.clear()
+            n.stop()
 
 
 def train_fasttext(tmp, name, input_path, args):
@@ -129,16 +129,36 @@ def wrk(url, seconds, threads=2, connections=32, script=INFER_LUA, env=None):
                        env=dict(os.environ, **(env or {})), check=True)
     out = r.stdout
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
     return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
             "requests": int(re.search(r"(\d+) requests in", out).group(1)),
             "p50_ms": parse_latency(out, 50), "p90_ms": parse_latency(out, 90),
             "p99_ms": parse_latency(out, 99),
-            "non2xx": int(non2xx.group(1)) if non2xx else 0}
+            "non2xx": int(non2xx.group(1)) if non2xx else 0,
+            "socket_errors": errors.group(1) if errors else "none"}
 
 
-def rss_mb(pid):
+def shoal_bench(port, model, args, pid=None, prefix=()):
+    """Runs `shoal bench --json` against 127.0.0.1:port (and the node's pid for its CPU and
+    memory); returns the parsed report."""
+    r = subprocess.run(list(prefix) + [SHOAL, "bench", "--http", "127.0.0.1:%d" % port,
+                                       "--model", model, "--json"] + list(args) +
+                       (["--pid", str(pid)] if pid else []), capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit("shoal bench failed: " + r.stderr)
+    return json.loads(r.stdout)
+
+
+def pct(values, p):
+    """The p-th percentile of values (nearest rank)."""
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
+
+
+def rss_bytes(pid):
+    """The resident memory of process pid."""
     with open("/proc/%d/status" % pid) as f:
         for line in f:
             if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+                return int(line.split()[1]) * 1024
+    return 0

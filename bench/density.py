@@ -27,37 +27,19 @@ import http.client
 import json
 import os
 import random
-import re
 import shutil
-import signal
-import statistics
 import struct
 import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 
-from benchlib import free_ports
+from benchlib import ROOT, SHOAL, Node, log, pct, rss_bytes, train_fasttext, wrk
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHOAL = os.environ.get("SHOAL_BIN", os.path.join(ROOT, "build", "shoal"))
-FASTTEXT = os.environ.get("FASTTEXT_BIN", "fasttext")
 ZIPF_LUA = os.path.join(ROOT, "bench", "zipf.lua")
-PROCS = []  # every process started, stopped in main()'s finally whatever happens
-
-
-
-def log(msg):
-    print(msg, file=sys.stderr, flush=True)
 
 
 def train(tmp, name, args):
-    out = os.path.join(tmp, name)
-    subprocess.run([FASTTEXT, "supervised", "-input",
-                    os.path.join(ROOT, "examples", "intents-v1.txt"), "-output", out,
-                    "-verbose", "0", "-thread", "1", "-seed", "1", *args], check=True)
-    return out + ".bin"
+    return train_fasttext(tmp, name, os.path.join(ROOT, "examples", "intents-v1.txt"), args)
 
 
 def variants(base, directory, prefix, n, seed):
@@ -73,34 +55,8 @@ def variants(base, directory, prefix, n, seed):
     return len(data)
 
 
-def rss_bytes(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
 def mb(b):
     return b / (1 << 20)
-
-
-def start_node(tmp, budget_mb):
-    http, zmq, cluster = free_ports(3)
-    log_file = open(os.path.join(tmp, "node.log"), "ab")
-    proc = subprocess.Popen(
-        [SHOAL, "node", "--name", "density", "--data-dir", os.path.join(tmp, "data"),
-         "--http-port", str(http), "--zmq-port", str(zmq), "--cluster-port", str(cluster),
-         "--replication-factor", "1", "--model-memory-mb", str(budget_mb)],
-        stdout=log_file, stderr=log_file)
-    PROCS.append(proc)
-    for _ in range(200):
-        try:
-            urllib.request.urlopen("http://127.0.0.1:%d/v2/health/ready" % http, timeout=1)
-            return proc, http, zmq
-        except Exception:
-            time.sleep(0.05)
-    raise SystemExit("the node did not start: see " + os.path.join(tmp, "node.log"))
 
 
 def push_dir(zmq, tenant, directory):
@@ -122,26 +78,8 @@ def node_load(zmq):
 
 
 def wrk_zipf(http, models, duration, zipf_s):
-    env = dict(os.environ, MODELS=str(models), TENANT="t", PREFIX="m", ZIPF_S=str(zipf_s))
-    r = subprocess.run(["wrk", "-t2", "-c32", "-d%ds" % duration, "--latency", "-s", ZIPF_LUA,
-                        "http://127.0.0.1:%d/" % http], capture_output=True, text=True, env=env,
-                       check=True)
-    out = r.stdout
-
-    def latency(p):
-        m = re.search(r"^\s+%s%%\s+([\d.]+)(us|ms|s)" % p, out, re.M)
-        if not m:
-            return None
-        v = float(m.group(1))
-        return v / 1000 if m.group(2) == "us" else v * 1000 if m.group(2) == "s" else v
-
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    total = int(re.search(r"(\d+) requests in", out).group(1))
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    errors = re.search(r"Socket errors: (.*)", out)
-    return {"rps": rps, "requests": total, "p50_ms": latency(50), "p90_ms": latency(90),
-            "p99_ms": latency(99), "non2xx": int(non2xx.group(1)) if non2xx else 0,
-            "socket_errors": errors.group(1) if errors else "none", "raw": out}
+    return wrk("http://127.0.0.1:%d/" % http, duration, script=ZIPF_LUA,
+               env={"MODELS": str(models), "TENANT": "t", "PREFIX": "m", "ZIPF_S": str(zipf_s)})
 
 
 def infer_once(conn, path):
@@ -155,11 +93,6 @@ def infer_once(conn, path):
     if resp.status != 200:
         raise SystemExit("%s answered %d: %s" % (path, resp.status, data[:300]))
     return ms
-
-
-def pct(values, p):
-    s = sorted(values)
-    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
 
 
 def main():
@@ -181,7 +114,8 @@ def main():
         log("writing %d small and %d 1 MB model files ..." % (args.models, args.cold))
         small_bytes = variants(small, os.path.join(tmp, "small"), "m", args.models, 1)
         big_bytes = variants(big, os.path.join(tmp, "big"), "c", args.cold, 2)
-        proc, http_port, zmq = start_node(tmp, args.budget_mb)
+        node = Node(tmp, "density", ["--model-memory-mb", str(args.budget_mb)])
+        proc, http_port, zmq = node.proc, node.http, node.zmq
         time.sleep(2)
         idle = rss_bytes(proc.pid)
         log("pushing %d models with push-dir ..." % args.models)
@@ -211,8 +145,8 @@ def main():
             "small_model_file_bytes": small_bytes, "big_model_file_bytes": big_bytes,
             "pushed": pushed, "push_files_per_s": pushed / push_secs,
             "rss_idle_mb": mb(idle), "rss_after_push_mb": mb(idle_after_push),
-            "zipf": {k: v for k, v in z.items() if k != "raw"},
-            "zipf_warm_top1000": {k: v for k, v in warm_run.items() if k != "raw"},
+            "zipf": z,
+            "zipf_warm_top1000": warm_run,
             "loaded_after_zipf": load["loaded_models"],
             "free_model_memory_mb": mb(load["free_model_memory"]),
             "rss_after_zipf_mb": mb(rss_after), "rss_end_mb": mb(rss_end),
@@ -234,13 +168,7 @@ def main():
             with open(args.json, "w") as f:
                 json.dump(res, f, indent=1)
     finally:
-        for p in PROCS:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+        Node.kill_all()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

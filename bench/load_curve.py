@@ -15,26 +15,20 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
 
-from benchlib import ROOT, SHOAL, Node, free_ports, log, train_fasttext
+from benchlib import ROOT, Node, free_ports, log, shoal_bench, train_fasttext
 
 RATES = [250, 500, 1000, 2000, 4000, 8000, 16000, 32000, 48000]
 PYTHON = os.environ.get("PYTHON", "/usr/bin/python3")
 
 
 def step(port, model, rate, seconds, pid):
-    r = subprocess.run([SHOAL, "bench", "--http", "127.0.0.1:%d" % port, "--model", model,
-                        "--rate", str(rate), "--seconds", str(seconds), "--connections", "256",
-                        "--drop-when-busy", "--timeout-ms", "5000", "--json"] +
-                       (["--pid", str(pid)] if pid else []),
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        raise SystemExit("shoal bench failed: " + r.stderr)
-    return json.loads(r.stdout)["steps"][0]
+    return shoal_bench(port, model, ["--rate", str(rate), "--seconds", str(seconds),
+                                     "--connections", "256", "--drop-when-busy",
+                                     "--timeout-ms", "5000"], pid=pid)["steps"][0]
 
 
 def curve(name, port, model, pid, seconds, stop_ms):

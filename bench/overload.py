@@ -26,10 +26,9 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 
-from benchlib import SHOAL, Node, faq_corpus, log, train_fasttext
+from benchlib import Node, faq_corpus, log, shoal_bench, train_fasttext
 
 GENERATOR_MAX = 55000  # what one core of `shoal bench` offers reliably here
 # (name, node flags): the default, a tighter queue target, and no shedding (the baseline)
@@ -39,14 +38,10 @@ RUNS = [("max_queue_ms 2 (default)", []),
         ("max_queue_ms 0 (no shedding)", ["--max-queue-ms", "0"])]
 
 
-def bench(node, args, json_out=True):
-    cmd = ["taskset", "-c", "1", SHOAL, "bench", "--http", "127.0.0.1:%d" % node.http,
-           "--model", "bench/faq", "--connections", "64", "--drop-when-busy",
-           "--pid", str(node.proc.pid)] + args + (["--json"] if json_out else [])
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    if r.returncode != 0:
-        raise SystemExit("shoal bench failed: " + r.stderr)
-    return json.loads(r.stdout)
+def bench(node, args):
+    # the generator on CPU 1, the node on CPU 0
+    return shoal_bench(node.http, "bench/faq", ["--connections", "64", "--drop-when-busy"] + args,
+                       pid=node.proc.pid, prefix=["taskset", "-c", "1"])
 
 
 def start(tmp, name, model, extra):

@@ -20,61 +20,24 @@ import argparse
 import http.client
 import json
 import os
-import re
 import shutil
-import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
-import urllib.request
 
-from benchlib import free_ports
+from benchlib import FASTTEXT, INFER_LUA, ROOT, Node, log, pct, wrk
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHOAL = os.environ.get("SHOAL_BIN", os.path.join(ROOT, "build", "shoal"))
-FASTTEXT = os.environ.get("FASTTEXT_BIN", "fasttext")
-INFER_LUA = os.path.join(ROOT, "bench", "infer.lua")
-PROCS = []
 FLOOD_KEY = "flood-key-0123456789abcdef"
 QUIET_KEY = "quiet-key-0123456789abcdef"
 ADMIN_KEY = "admin-key-0123456789abcdef"
 
 
-def log(msg):
-    print(msg, file=sys.stderr, flush=True)
-
-
 def start_node(tmp, name, limits):
-    http, zmq, cluster = free_ports(3)
     keys = os.path.join(tmp, "keys")
     with open(keys, "w") as f:
         f.write("%s flood\n%s quiet\n%s admin\n" % (FLOOD_KEY, QUIET_KEY, ADMIN_KEY))
-    conf = os.path.join(tmp, name + ".conf")
-    with open(conf, "w") as f:
-        f.write("keys_file = %s\n%s\n" % (keys, limits))
-    log_file = open(os.path.join(tmp, name + ".log"), "ab")
-    proc = subprocess.Popen(
-        [SHOAL, "node", "--config", conf, "--name", name, "--data-dir",
-         os.path.join(tmp, name), "--http-port", str(http), "--zmq-port", str(zmq),
-         "--cluster-port", str(cluster), "--replication-factor", "1"],
-        stdout=log_file, stderr=log_file)
-    PROCS.append(proc)
-    for _ in range(200):
-        try:
-            urllib.request.urlopen("http://127.0.0.1:%d/v2/health/ready" % http, timeout=1)
-            return proc, http, zmq
-        except Exception:
-            time.sleep(0.05)
-    raise SystemExit("the node did not start: see " + os.path.join(tmp, name + ".log"))
-
-
-def push(zmq, key, model, path):
-    r = subprocess.run([SHOAL, "snapshot", "push", model, path, "--node", "127.0.0.1:%d" % zmq,
-                        "--key", key], capture_output=True, text=True)
-    if r.returncode != 0:
-        raise SystemExit("push failed: " + r.stderr)
+    return Node(tmp, name, conf="keys_file = %s\n%s\n" % (keys, limits))
 
 
 def quiet_client(port, n):
@@ -95,11 +58,6 @@ def quiet_client(port, n):
     return out
 
 
-def pct(values, p):
-    s = sorted(values)
-    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
-
-
 def flood(port, seconds, result):
     # wrk counts non-2xx answers; the flood's 429s are what the limit is for.
     script = os.path.join(tempfile.gettempdir(), "shoal-flood-%d.lua" % os.getpid())
@@ -108,14 +66,12 @@ def flood(port, seconds, result):
             'wrk.headers["Content-Type"] = "application/json"',
             'wrk.headers["Content-Type"] = "application/json"\n'
             'wrk.headers["Authorization"] = "Bearer %s"' % FLOOD_KEY))
-    r = subprocess.run(["wrk", "-t2", "-c64", "-d%ds" % seconds, "-s", script,
-                        "http://127.0.0.1:%d/v2/models/flood/bot/infer" % port],
-                       capture_output=True, text=True)
-    os.remove(script)
-    total = int(re.search(r"(\d+) requests in", r.stdout).group(1))
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", r.stdout)
-    result.update(total=total, refused=int(non2xx.group(1)) if non2xx else 0,
-                  rps=float(re.search(r"Requests/sec:\s+([\d.]+)", r.stdout).group(1)))
+    try:
+        r = wrk("http://127.0.0.1:%d/v2/models/flood/bot/infer" % port, seconds, connections=64,
+                script=script)
+    finally:
+        os.remove(script)
+    result.update(total=r["requests"], refused=r["non2xx"], rps=r["rps"])
 
 
 def measure(port, n, flood_seconds):
@@ -147,25 +103,23 @@ def main():
         results = {}
         for name, limits in (("limited", "tenant_limits.flood = rate=%d/s in_flight=16" %
                               args.rate), ("unlimited", "")):
-            proc, http_port, zmq = start_node(tmp, name, limits)
-            push(zmq, FLOOD_KEY, "flood/bot", model + ".bin")
-            push(zmq, QUIET_KEY, "quiet/bot", model + ".bin")
+            node = start_node(tmp, name, limits)
+            http_port = node.http
+            node.push("flood/bot", model + ".bin", key=FLOOD_KEY)
+            node.push("quiet/bot", model + ".bin", key=QUIET_KEY)
             quiet_client(http_port, 200)  # load the model, warm the connection path
             log("%s: quiet tenant alone, then under the flood ..." % name)
             # The flood lasts as long as the quiet client needs, plus a margin.
             results[name] = measure(http_port, args.requests,
                                     max(10, int(args.requests * 0.002) + 5))
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=15)
+            node.stop()
         results["rate"] = args.rate
         print(report(results))
         if args.json:
             with open(args.json, "w") as f:
                 json.dump(results, f, indent=1)
     finally:
-        for p in PROCS:
-            if p.poll() is None:
-                p.kill()
+        Node.kill_all()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
