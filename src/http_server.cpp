@@ -1,5 +1,7 @@
 #include "shoal/http_server.hpp"
 
+#include "shoal/overload.hpp"
+
 #include <array>
 #include <atomic>
 #include <charconv>
@@ -73,6 +75,8 @@ struct lag_probe {
   net::steady_timer timer;
   bool armed = false;
   bool busy = false;  // a request was read since the timer was armed
+  std::chrono::steady_clock::time_point armed_at;
+  double cpu_at_arm = 0;  // thread_cpu_ms() when armed
 };
 thread_local lag_probe* this_thread_probe = nullptr;
 
@@ -125,12 +129,17 @@ struct http_server::core : std::enable_shared_from_this<core> {
   void arm(lag_probe& p) {
     p.armed = true;
     p.busy = false;
+    p.armed_at = std::chrono::steady_clock::now();
+    p.cpu_at_arm = thread_cpu_ms();
     p.timer.expires_after(options.lag_probe_interval);
     p.timer.async_wait([this, &p](const error_code& ec) {
       p.armed = false;
       if (ec || stopped.load()) return;
-      const auto late = std::chrono::steady_clock::now() - p.timer.expiry();
-      const double lag_ms = std::chrono::duration<double, std::milli>(late).count();
+      const auto now = std::chrono::steady_clock::now();
+      const double lag_ms = own_lag_ms(
+          std::chrono::duration<double, std::milli>(now - p.timer.expiry()).count(),
+          std::chrono::duration<double, std::milli>(now - p.armed_at).count(),
+          thread_cpu_ms() - p.cpu_at_arm);
       if (p.busy) {
         options.on_lag(lag_ms, false);
         arm(p);

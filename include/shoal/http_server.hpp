@@ -78,7 +78,9 @@ struct http_server_options {
   std::chrono::milliseconds tick_interval{1000};
   /// When set: while an I/O thread is busy (it read a request since the last probe), a timer on
   /// it fires every lag_probe_interval and this gets how late it fired in milliseconds (about how
-  /// long a request that just arrived waits for the thread), on that thread; when a probe finds
+  /// long a request that just arrived waits for the thread), on that thread. Only the share of the
+  /// interval the thread was running counts (own_lag_ms in overload.hpp): time the machine kept
+  /// it off the CPU, or a handler spent blocked, is not the thread's backlog. When a probe finds
   /// the thread was idle, it gets idle = true and probing stops until the next request. The node
   /// sheds load with it (overload.hpp). Must not block.
   std::function<void(double lag_ms, bool idle)> on_lag;

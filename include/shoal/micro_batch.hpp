@@ -52,11 +52,12 @@ class micro_batcher {
   size_t pending_texts() const { return pending_texts_; }
 
   /// What predicting the pending texts will take, in milliseconds: pending_texts() times the
-  /// average cost of a text in the batches this batcher predicted (a moving average over all its
-  /// models; 0 before the first batch). The node bounds a round's work with it (max_queue_ms).
+  /// average CPU time of a text in the batches this batcher predicted (a moving average over all
+  /// its models; 0 before the first batch). The node bounds a round's work with it
+  /// (max_queue_ms).
   double pending_cost_ms() const { return static_cast<double>(pending_texts_) * ms_per_text_; }
 
-  /// The average cost of one text so far, in milliseconds.
+  /// The average CPU time of one text so far, in milliseconds.
   double ms_per_text() const { return ms_per_text_; }
 
   /// Batches predicted and texts in them since construction (for tests and stats).

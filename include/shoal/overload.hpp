@@ -17,10 +17,36 @@
 // Admission is spread evenly (a credit counter, not a coin): with share 0.25 exactly every fourth
 // request is admitted.
 //
+// Only the thread's own backlog counts (thread_cpu_ms, own_lag_ms): a thread that is late because
+// the machine kept it off the CPU (other processes, a paused VM) would not get that time back by
+// refusing requests, so that part of the delay is not a reason to shed.
+//
 // Not thread-safe: one per thread (front ends keep a thread_local one).
 #pragma once
 
+#include <time.h>
+
 namespace shoal {
+
+/// CPU time the calling thread has used, in milliseconds (CLOCK_THREAD_CPUTIME_ID): unlike the
+/// wall clock, it does not advance while the thread waits for the CPU or is stopped.
+inline double thread_cpu_ms() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
+}
+
+/// The part of a probe's lateness the thread owes to its own work: `lag_ms` scaled by the share of
+/// the probe's interval (`wall_ms` from arming to firing) the thread spent running (`cpu_ms`).
+/// A thread busy all along keeps the whole lag; one that was waiting for the CPU or stopped
+/// (cpu_ms near 0) keeps next to none of it.
+inline double own_lag_ms(double lag_ms, double wall_ms, double cpu_ms) {
+  if (lag_ms <= 0 || wall_ms <= 0) return 0;
+  double running = cpu_ms / wall_ms;
+  if (running < 0) running = 0;
+  if (running > 1) running = 1;
+  return lag_ms * running;
+}
 
 class admission_control {
  public:

@@ -842,6 +842,40 @@ TEST_F(node_test, a_thread_whose_requests_wait_too_long_sheds_some_with_429_and_
   EXPECT_TRUE(node_->alive());
 }
 
+// The other side of shedding: a node whose threads are held off the CPU by the machine (other
+// processes; here SIGSTOP for 4 ms out of every 5) answers late, but it is not behind on its own
+// work, and refusing requests would not win the CPU back. One client, one request at a time,
+// default max_queue_ms: every request is answered, none refused.
+TEST_F(node_test, a_node_the_machine_keeps_off_the_cpu_does_not_refuse_a_lone_client) {
+  node_.reset();
+  node_ = std::make_unique<node_process>(data_->path() + "/data",
+                                         std::vector<std::string>{"--http-threads", "1"});
+  ASSERT_EQ(node_->cli({"snapshot", "push", "acme/bot", v1_}).exit_code, 0);
+  ASSERT_EQ(http_top_label("where is my parcel"), "order_status");  // loaded
+  std::atomic<bool> done{false};
+  std::thread machine([&] {
+    while (!done) {
+      node_->send_signal(SIGSTOP);
+      std::this_thread::sleep_for(std::chrono::milliseconds(4));
+      node_->send_signal(SIGCONT);
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  });
+  answer_tally answers;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(2000);
+  while (std::chrono::steady_clock::now() < until) {
+    answers.record(http_call(node_->http_port(), "POST", "/v2/models/acme/bot/infer",
+                             infer_body({"where is my parcel"})));
+  }
+  done = true;
+  machine.join();
+  node_->send_signal(SIGCONT);
+  EXPECT_GT(answers.ok, 50);
+  EXPECT_EQ(answers.refused, 0) << answers.refusal;
+  EXPECT_EQ(answers.other, 0) << answers.unexpected;
+  EXPECT_TRUE(node_->alive());
+}
+
 TEST_F(node_test, tenant_limits_refuse_one_tenant_and_leave_the_others_alone) {
   node_.reset();
   const std::string conf = data_->path() + "/limits.conf";

@@ -251,8 +251,9 @@ TEST(http_server, on_tick_runs_on_every_io_thread_even_when_idle) {
 }
 
 // The lag probe: while requests come, a timer on the thread reports how late it fired; a handler
-// that holds the thread (here on purpose: 5 ms) makes it late by about that much; once requests
-// stop, an idle report, then silence. http_defer runs work later on the same I/O thread.
+// that keeps the thread working (here on purpose: 5 ms) makes it late by about that much, one
+// that holds it blocked as long does not (that is not the thread's backlog); once requests stop,
+// an idle report, then silence. http_defer runs work later on the same I/O thread.
 TEST(http_server, the_lag_probe_measures_a_busy_thread_and_reports_idle_once_requests_stop) {
   std::mutex m;
   std::vector<double> busy_lags;
@@ -276,7 +277,14 @@ TEST(http_server, the_lag_probe_measures_a_busy_thread_and_reports_idle_once_req
           std::lock_guard<std::mutex> lock(m);
           handler_thread = std::this_thread::get_id();
         }
-        if (req.target == "/slow") std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        if (req.target == "/slow") {  // holds the thread with 5 ms of work
+          const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(5);
+          volatile unsigned spin = 0;
+          while (std::chrono::steady_clock::now() < until) spin = spin + 1;
+        }
+        // Holds it blocked for 5 ms: like a thread the machine keeps off the CPU, not its own
+        // backlog (the probe leaves this out).
+        if (req.target == "/blocked") std::this_thread::sleep_for(std::chrono::milliseconds(5));
         EXPECT_TRUE(http_defer([&m, &deferred_thread, respond] {
           {
             std::lock_guard<std::mutex> lock(m);
@@ -300,6 +308,18 @@ TEST(http_server, the_lag_probe_measures_a_busy_thread_and_reports_idle_once_req
     ASSERT_FALSE(busy_lags.empty());
     // a probe armed before a 5 ms hold fires at least 4 ms late
     EXPECT_GE(*std::max_element(busy_lags.begin(), busy_lags.end()), 4.0);
+    busy_lags.clear();
+  }
+  for (int i = 0; i < 20; ++i) {
+    auto res = c.call(http::verb::get, i % 2 == 0 ? "/blocked" : "/fast", "");
+    EXPECT_EQ(res.body(), "deferred");
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  {
+    std::lock_guard<std::mutex> lock(m);
+    ASSERT_FALSE(busy_lags.empty());
+    // the same 5 ms holds, blocked rather than working: not the thread's own backlog
+    EXPECT_LT(*std::max_element(busy_lags.begin(), busy_lags.end()), 2.0);
     EXPECT_GE(idle_reports, 1) << "an idle report after the last request";
     EXPECT_EQ(probe_thread, handler_thread);
     EXPECT_EQ(deferred_thread, handler_thread);

@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <thread>
+
 namespace shoal {
 namespace {
 
@@ -12,6 +15,28 @@ int admitted(admission_control& a, int n) {
   int yes = 0;
   for (int i = 0; i < n; ++i) yes += a.admit() ? 1 : 0;
   return yes;
+}
+
+// A probe's lateness counts in the share of its interval the thread was running.
+TEST(own_lag_ms, keeps_the_lag_of_a_running_thread_and_drops_that_of_one_kept_off_the_cpu) {
+  EXPECT_DOUBLE_EQ(own_lag_ms(4.0, 5.0, 5.0), 4.0);   // busy all along: its own backlog
+  EXPECT_DOUBLE_EQ(own_lag_ms(4.0, 5.0, 2.5), 2.0);   // ran half the time
+  EXPECT_DOUBLE_EQ(own_lag_ms(4.0, 5.0, 0.05), 0.04); // stopped or waiting for the CPU
+  EXPECT_DOUBLE_EQ(own_lag_ms(4.0, 5.0, 6.0), 4.0);   // clock granularity: never more than lag
+  EXPECT_DOUBLE_EQ(own_lag_ms(-0.1, 1.0, 1.0), 0.0);
+  EXPECT_DOUBLE_EQ(own_lag_ms(1.0, 0.0, 0.0), 0.0);
+}
+
+// thread_cpu_ms advances with the thread's own work, not with the wall clock.
+TEST(thread_cpu_ms, advances_while_the_thread_works_and_not_while_it_sleeps) {
+  double start = thread_cpu_ms();
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_LT(thread_cpu_ms() - start, 5.0) << "sleeping used CPU?";
+  start = thread_cpu_ms();
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(20);
+  volatile unsigned spin = 0;
+  while (std::chrono::steady_clock::now() < until) spin = spin + 1;
+  EXPECT_GT(thread_cpu_ms() - start, 1.0) << "20 ms of spinning used no CPU?";
 }
 
 TEST(admission_control, admits_everything_while_the_delay_stays_under_the_target) {
