@@ -377,6 +377,10 @@ zmq_handler make_zmq_handler(gateway_actor gw, std::shared_ptr<const serving_boa
         respond(encode_error(id, refused));
         return;
       }
+      if (auto& shed = this_thread_admission(max_queue_ms); !shed.admit()) {
+        respond(encode_error(id, lag_refusal(shed)));
+        return;
+      }
       auto ticket = admit_tenant(*door, infer->id.tenant);
       if (!ticket) {
         respond(encode_error(id, ticket.error()));
@@ -676,9 +680,11 @@ int run_node(const node_config& cfg) {
   // old view, and with it models the cache has unloaded, for as long as it stays idle. Once a
   // second it catches up, letting those go.
   http_opts.on_tick = [board] { board->read(board_cache); };
+  // Each front-end thread (every HTTP thread, the ZeroMQ thread) sheds by its own lag.
+  std::function<void(double, bool)> shed_by_lag;
   if (cfg.max_queue_ms > 0) {
     const double max_queue_ms = cfg.max_queue_ms;
-    http_opts.on_lag = [max_queue_ms](double lag_ms, bool idle) {
+    shed_by_lag = [max_queue_ms](double lag_ms, bool idle) {
       auto& a = this_thread_admission(max_queue_ms);
       if (idle) {
         a.idle();
@@ -687,6 +693,7 @@ int run_node(const node_config& cfg) {
       }
     };
   }
+  http_opts.on_lag = shed_by_lag;
   auto http = http_server::start(http_opts, make_http_handler(gw, board, door, cfg));
   if (!http) {
     log_error("cannot start HTTP: " + http.error().message());
@@ -698,6 +705,7 @@ int run_node(const node_config& cfg) {
   zmq_opts.port = cfg.zmq_port;
   zmq_opts.max_message_bytes = cfg.max_push_bytes + (1u << 20);
   zmq_opts.after_requests = flush_thread_batch;
+  zmq_opts.on_lag = shed_by_lag;
   auto zmq = zmq_server::start(
       zmq_opts, make_zmq_handler(gw, board, door, cfg.micro_batch_texts, cfg.max_queue_ms));
   if (!zmq) {

@@ -400,7 +400,7 @@ options:
   --max-push-bytes N        largest snapshot a push may carry (default 268435456)
   --max-in-flight N         inference requests answered at once; more get 429 at once
                             (default 1024)
-  --max-queue-ms MS         when an HTTP thread's requests wait longer than MS for it, a share
+  --max-queue-ms MS         when a front-end thread's requests wait longer than MS for it, a share
                             of new inference requests gets 429 at once, so the rest stay fast
                             (default 2; 0: never)
   --micro-batch-texts N     requests for the same loaded model that arrive together are

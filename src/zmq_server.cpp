@@ -15,6 +15,7 @@
 #include <zmq_addon.hpp>
 
 #include "shoal/log.hpp"
+#include "shoal/overload.hpp"
 
 namespace shoal {
 namespace {
@@ -50,6 +51,16 @@ struct zmq_server::impl {
   std::shared_ptr<reply_channel> channel = std::make_shared<reply_channel>();
   zmq_handler handler;
   std::function<void()> after_requests;  // options.after_requests
+  std::function<void(double, bool)> on_lag;  // options.on_lag
+  std::chrono::steady_clock::duration lag_probe_interval;
+
+  // The lag probe (on_lag); touched by the I/O thread only.
+  struct lag_probe {
+    bool armed = false;
+    bool busy = false;  // a request was taken since the probe was armed
+    std::chrono::steady_clock::time_point armed_at, due;
+    double cpu_at_arm = 0;
+  } probe;
   std::thread io;
   std::atomic<uint64_t> dropped{0};
   std::string endpoint;
@@ -64,12 +75,13 @@ struct zmq_server::impl {
     bool running = true;
     while (running) {
       try {
-        zmq::poll(items, 2, std::chrono::milliseconds(-1));
+        zmq::poll(items, 2, poll_timeout());
       } catch (const zmq::error_t& e) {
         if (e.num() == EINTR) continue;
         if (e.num() != ETERM) log_error("zmq server: poll failed: " + error_text(e));
         break;  // ETERM: stop() shut the context down
       }
+      if (probe.armed && std::chrono::steady_clock::now() >= probe.due) fire_probe();
       // Replies first: they finish work that is already done.
       if ((items[1].revents & ZMQ_POLLIN) != 0) running = send_replies();
       if (running && (items[0].revents & ZMQ_POLLIN) != 0) {
@@ -79,6 +91,45 @@ struct zmq_server::impl {
     }
     router.close();
     pull.close();
+  }
+
+  // Until the probe is due (rounded up to poll's milliseconds), or forever when none is armed.
+  std::chrono::milliseconds poll_timeout() const {
+    if (!probe.armed) return std::chrono::milliseconds(-1);
+    auto left = probe.due - std::chrono::steady_clock::now();
+    if (left <= std::chrono::steady_clock::duration::zero()) return std::chrono::milliseconds(0);
+    return std::chrono::ceil<std::chrono::milliseconds>(left);
+  }
+
+  // A request was taken: probe the thread's lag unless a probe is under way.
+  void note_request() {
+    if (!on_lag) return;
+    probe.busy = true;
+    if (!probe.armed) arm_probe();
+  }
+
+  void arm_probe() {
+    probe.armed = true;
+    probe.busy = false;
+    probe.armed_at = std::chrono::steady_clock::now();
+    probe.due = probe.armed_at + lag_probe_interval;
+    probe.cpu_at_arm = thread_cpu_ms();
+  }
+
+  void fire_probe() {
+    probe.armed = false;
+    const auto now = std::chrono::steady_clock::now();
+    const double lag_ms =
+        own_lag_ms(std::chrono::duration<double, std::milli>(now - probe.due).count(),
+                   std::chrono::duration<double, std::milli>(now - probe.armed_at).count(),
+                   thread_cpu_ms() - probe.cpu_at_arm);
+    const bool idle = !probe.busy;
+    try {
+      on_lag(lag_ms, idle);
+    } catch (...) {
+      log_error("zmq server: on_lag threw");
+    }
+    if (!idle) arm_probe();
   }
 
   void run_after_requests() {
@@ -140,6 +191,7 @@ struct zmq_server::impl {
       for (size_t i = 0; i + 1 < frames.size(); ++i) envelope.push_back(frames[i].to_string());
       std::string body = frames.back().to_string();
       frames.clear();
+      note_request();
       dispatch(std::move(envelope), std::move(body));
     }
     return true;
@@ -185,6 +237,8 @@ result<std::unique_ptr<zmq_server>> zmq_server::start(zmq_server_options options
   auto p = std::make_unique<impl>();
   p->handler = std::move(handler);
   p->after_requests = std::move(options.after_requests);
+  p->on_lag = std::move(options.on_lag);
+  p->lag_probe_interval = options.lag_probe_interval;
   try {
     p->router = zmq::socket_t(p->ctx, zmq::socket_type::router);
     p->router.set(zmq::sockopt::linger, 0);

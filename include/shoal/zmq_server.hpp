@@ -17,6 +17,7 @@
 // instead of ZMTP): the server keeps serving.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -48,6 +49,13 @@ struct zmq_server_options {
   /// to 256 taken from the socket at once). The node flushes its micro-batches here. Must not
   /// block.
   std::function<void()> after_requests;
+  /// When set: the lag probe, as in http_server_options::on_lag. While the I/O thread is busy (it
+  /// took a request since the last probe), it is due every lag_probe_interval and this gets how
+  /// late the loop came back to it in milliseconds (the share of that time the thread was running:
+  /// own_lag_ms in overload.hpp), on the I/O thread; once a probe finds the thread was idle, it
+  /// gets idle = true and probing stops until the next request. Must not block.
+  std::function<void(double lag_ms, bool idle)> on_lag;
+  std::chrono::microseconds lag_probe_interval{1000};
 };
 
 class zmq_server {

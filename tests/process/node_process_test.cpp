@@ -801,7 +801,8 @@ TEST_F(node_test, requests_over_max_in_flight_get_429_at_once_and_the_node_recov
 // gets 429 / RESOURCE_EXHAUSTED naming the limit, while another tenant is served as before.
 // Load shedding by queueing delay: with max_queue_ms far below what a busy thread can keep
 // (1 microsecond), a busy HTTP thread refuses a share of inference requests with 429 naming the
-// delay, keeps answering the rest, and takes everything again as soon as it is idle. Health and
+// delay, keeps answering the rest, and takes everything again as soon as it is idle; so does the
+// ZeroMQ thread (RESOURCE_EXHAUSTED). Health and
 // metadata requests are never shed.
 TEST_F(node_test, a_thread_whose_requests_wait_too_long_sheds_some_with_429_and_recovers_at_once) {
   node_.reset();
@@ -814,6 +815,42 @@ TEST_F(node_test, a_thread_whose_requests_wait_too_long_sheds_some_with_429_and_
   std::atomic<int> health_failed{0};
   std::vector<std::thread> clients;
   const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(1500);
+  // The ZeroMQ thread sheds by its own lag the same way.
+  std::atomic<int> zmq_ok{0}, zmq_refused{0}, zmq_other{0};
+  std::mutex zmq_mutex;
+  std::string zmq_refusal, zmq_unexpected;
+  for (int c = 0; c < 6; ++c) {
+    clients.emplace_back([&] {
+      auto client = zmq_client::connect("127.0.0.1:" + std::to_string(node_->zmq_port()),
+                                        std::chrono::milliseconds(10000));
+      if (!client) {
+        ++zmq_other;
+        return;
+      }
+      infer_request req;
+      req.id = model_id{"acme", "bot"};
+      req.top_k = 1;
+      req.texts = {"where is my parcel"};
+      for (uint64_t i = 1; std::chrono::steady_clock::now() < until; ++i) {
+        auto bytes = client->call(encode_request(i, req));
+        auto got = bytes ? decode_infer_response(*bytes) : result<infer_result>(bytes.error());
+        std::lock_guard<std::mutex> lock(zmq_mutex);
+        if (got && got->rows.size() == 1 && !got->rows[0].empty() &&
+            got->rows[0][0].label == "order_status") {
+          ++zmq_ok;
+        } else if (!got && got.error().code() == status_code::resource_exhausted) {
+          ++zmq_refused;
+          // by the thread's lag (the round budget's refusals name the work in hand instead)
+          if (got.error().message().find("requests wait") != std::string::npos) {
+            zmq_refusal = got.error().message();
+          }
+        } else {
+          ++zmq_other;
+          zmq_unexpected = got ? "a wrong answer" : got.error().to_string();
+        }
+      }
+    });
+  }
   for (int c = 0; c < 8; ++c) {
     clients.emplace_back([&, c] {
       while (std::chrono::steady_clock::now() < until) {
@@ -836,6 +873,11 @@ TEST_F(node_test, a_thread_whose_requests_wait_too_long_sheds_some_with_429_and_
   EXPECT_NE(answers.refusal.find("this node is overloaded"), std::string::npos)
       << answers.refusal;
   EXPECT_NE(answers.refusal.find("max_queue_ms 0.0"), std::string::npos) << answers.refusal;
+  EXPECT_EQ(zmq_other.load(), 0) << zmq_unexpected;
+  EXPECT_GT(zmq_ok.load(), 0);
+  EXPECT_GT(zmq_refused.load(), 0) << "6 busy ZeroMQ clients never made its thread late by 1 us?";
+  EXPECT_NE(zmq_refusal.find("this node is overloaded: requests wait"), std::string::npos)
+      << "no ZeroMQ refusal by the thread's lag";
   // Idle for a moment (the probe sees it), then every request is answered again.
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   for (int i = 0; i < 3; ++i) EXPECT_EQ(http_top_label("where is my parcel"), "order_status");

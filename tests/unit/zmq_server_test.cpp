@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -112,6 +113,73 @@ std::vector<std::string> send_and_receive(zmq::socket_t& sock,
   std::vector<std::string> out;
   for (auto& m : reply) out.push_back(m.to_string());
   return out;
+}
+
+// The lag probe, as on the HTTP threads: while requests come, the loop reports how late it came
+// back to a probe due every millisecond; a handler that keeps the thread working for 5 ms makes it
+// late by about that much, one that holds it blocked as long does not (not the thread's own
+// backlog); once requests stop, one idle report, then silence. Reports run on the I/O thread.
+TEST(zmq_server, the_lag_probe_measures_a_busy_thread_and_reports_idle_once_requests_stop) {
+  std::mutex m;
+  std::vector<double> busy_lags;
+  int idle_reports = 0;
+  std::thread::id probe_thread, handler_thread;
+  zmq_server_options o;
+  o.port = 0;
+  o.lag_probe_interval = 1ms;
+  o.on_lag = [&](double lag_ms, bool idle) {
+    std::lock_guard<std::mutex> lock(m);
+    probe_thread = std::this_thread::get_id();
+    if (idle) {
+      ++idle_reports;
+    } else {
+      busy_lags.push_back(lag_ms);
+    }
+  };
+  auto started = zmq_server::start(o, [&](std::string bytes, zmq_respond respond) {
+    {
+      std::lock_guard<std::mutex> lock(m);
+      handler_thread = std::this_thread::get_id();
+    }
+    if (bytes == "work") {
+      const auto until = std::chrono::steady_clock::now() + 5ms;
+      volatile unsigned spin = 0;
+      while (std::chrono::steady_clock::now() < until) spin = spin + 1;
+    }
+    if (bytes == "blocked") std::this_thread::sleep_for(5ms);
+    respond("re:" + bytes);
+  });
+  ASSERT_TRUE(started) << started.error().to_string();
+  auto server = std::move(started).value();
+  zmq::context_t ctx;
+  auto req = raw_socket(ctx, zmq::socket_type::req, *server);
+  auto max_lag_of = [&](const char* slow) {
+    {
+      std::lock_guard<std::mutex> lock(m);
+      busy_lags.clear();
+    }
+    for (int i = 0; i < 20; ++i) {
+      const std::string what = i % 2 == 0 ? slow : "fast";
+      EXPECT_EQ(send_and_receive(req, {what}), std::vector<std::string>{"re:" + what});
+    }
+    std::this_thread::sleep_for(30ms);
+    std::lock_guard<std::mutex> lock(m);
+    EXPECT_FALSE(busy_lags.empty());
+    return busy_lags.empty() ? -1.0 : *std::max_element(busy_lags.begin(), busy_lags.end());
+  };
+  EXPECT_GE(max_lag_of("work"), 4.0) << "a probe due during 5 ms of work comes 4+ ms late";
+  EXPECT_LT(max_lag_of("blocked"), 2.0) << "a blocked thread is not behind on its own work";
+  size_t reports = 0;
+  {
+    std::lock_guard<std::mutex> lock(m);
+    EXPECT_GE(idle_reports, 1) << "an idle report after the last request";
+    EXPECT_EQ(probe_thread, handler_thread);
+    reports = busy_lags.size() + static_cast<size_t>(idle_reports);
+  }
+  std::this_thread::sleep_for(20ms);
+  std::lock_guard<std::mutex> lock(m);
+  EXPECT_EQ(busy_lags.size() + static_cast<size_t>(idle_reports), reports)
+      << "an idle thread is not probed";
 }
 
 TEST(zmq_server, picks_a_port_and_reports_it) {
