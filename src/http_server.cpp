@@ -219,6 +219,18 @@ class session : public std::enable_shared_from_this<session> {
   }
 
   void read_body() {
+    // The body usually came in with the header and waits in buffer_: parse it here and answer in
+    // this same turn of the event loop. (http::async_read would post its completion behind every
+    // other handler the thread has, delaying each request by a whole round under load.)
+    while (!parser_->is_done() && buffer_.size() > 0) {
+      error_code ec;
+      const size_t used = parser_->put(buffer_.data(), ec);
+      buffer_.consume(used);
+      if (ec == http::error::need_more) break;
+      if (ec) return on_read_error(ec);
+      if (used == 0) break;
+    }
+    if (parser_->is_done()) return on_request();
     stream_.expires_after(core_->options.idle_timeout);
     http::async_read(stream_, buffer_, *parser_, [self = shared_from_this()](error_code ec, size_t) {
       if (self->core_->stopped.load()) return;
@@ -333,6 +345,24 @@ class session : public std::enable_shared_from_this<session> {
 
     std::array<net::const_buffer, 2> buffers{net::buffer(head_buf_),
                                             head_ ? net::const_buffer() : net::buffer(body_)};
+    // Sent at once when the socket takes it all (a reply nearly always fits its send buffer):
+    // the connection then waits for its next request in this same turn of the event loop.
+    // (async_write would post its completion behind every other handler the thread has: under
+    // load, a whole round later, and the client's next request would wait that long unread.)
+    error_code ec;
+    stream_.socket().non_blocking(true, ec);
+    const size_t sent = ec ? 0 : stream_.socket().write_some(buffers, ec);
+    if (ec && ec != net::error::would_block && ec != net::error::try_again) {
+      return on_write(ec, close, linger);
+    }
+    if (!ec && sent == net::buffer_size(buffers)) return on_write({}, close, linger);
+    // The rest, when the socket can take it.
+    if (sent < buffers[0].size()) {
+      buffers[0] += sent;
+    } else {
+      buffers[1] += sent - buffers[0].size();
+      buffers[0] = net::const_buffer();
+    }
     stream_.expires_after(core_->options.idle_timeout);
     net::async_write(stream_, buffers,
                      [self = shared_from_this(), close, linger](error_code ec, size_t) {

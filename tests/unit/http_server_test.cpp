@@ -385,6 +385,44 @@ TEST(http_server, refuses_a_body_over_the_limit_with_413_and_keeps_serving) {
   EXPECT_EQ(next.call(http::verb::get, "/after").body(), "GET /after ");
 }
 
+// The server parses a body that came in with its header at once and writes a reply at once when
+// the socket takes it; these check the other cases: a body in pieces, a chunked body, two
+// requests in one packet (pipelined), and a reply far larger than the socket's buffer, sent to a
+// client that reads it only later (written in parts, whole and in order).
+TEST(http_server, bodies_in_pieces_pipelined_requests_and_replies_larger_than_the_socket_buffer) {
+  std::string big(16 << 20, '\0');
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>('a' + (i * 7 + i / 4096) % 26);
+  auto server = start_server([&big](http_request&& req, http_respond respond) {
+    if (req.target == "/big") {
+      http_reply reply;
+      reply.content_type = "text/plain";
+      reply.body = big;
+      respond(std::move(reply));
+      return;
+    }
+    echo(std::move(req), std::move(respond));
+  });
+  client c(server->port());
+  c.write_raw("POST /split HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\nhello");
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  c.write_raw(" world");
+  EXPECT_EQ(c.receive().body(), "POST /split hello world");
+  c.write_raw("POST /chunked HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+              "3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n");
+  EXPECT_EQ(c.receive().body(), "POST /chunked abcde");
+  c.write_raw("POST /one HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\n\r\n1"
+              "POST /two HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\n\r\n2");
+  EXPECT_EQ(c.receive().body(), "POST /one 1");
+  EXPECT_EQ(c.receive().body(), "POST /two 2");
+  c.send(http::verb::get, "/big");
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the server's send buffer fills
+  auto res = c.receive();
+  EXPECT_EQ(res.result_int(), 200);
+  EXPECT_EQ(res.body().size(), big.size());
+  EXPECT_TRUE(res.body() == big) << "the large reply came back changed";
+  EXPECT_EQ(c.call(http::verb::post, "/after", "x").body(), "POST /after x");
+}
+
 TEST(http_server, refuses_a_chunked_body_over_the_limit) {
   http_server_options options;
   options.max_body_bytes = 100;
