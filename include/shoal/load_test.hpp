@@ -78,7 +78,7 @@ struct step_report {
 struct load_test_report {
   std::vector<step_report> steps;
   double sustainable_rate = 0;  // with an SLO: the highest step rate whose p99 kept it
-  std::string stopped_because;  // why a ramp stopped ("" when every step ran)
+  std::string stopped_because;  // the first step that missed the SLO, and how ("" if none)
 };
 
 /// Runs the steps; `progress` (if set) gets one line per finished step. Errors: unreachable

@@ -918,6 +918,61 @@ TEST_F(node_test, a_node_the_machine_keeps_off_the_cpu_does_not_refuse_a_lone_cl
   EXPECT_TRUE(node_->alive());
 }
 
+// `shoal bench` against a real node: open-loop steps at the rates asked (every due request
+// answered, latency percentiles present, the node's CPU and memory read by pid), a ramp with an
+// SLO the node keeps, a model the node lacks (404s counted, the ramp says why it missed), and
+// bad arguments (a clear error, exit 2, no load sent).
+TEST_F(node_test, shoal_bench_offers_the_rates_asked_and_reports_what_came_back) {
+  ASSERT_EQ(node_->cli({"snapshot", "push", "acme/bot", v1_}).exit_code, 0);
+  const std::string http = "127.0.0.1:" + std::to_string(node_->http_port());
+  const std::string pid = std::to_string(node_->pid());
+  auto steps = run_shoal({"bench", "--http", http, "--model", "acme/bot", "--rates", "200,400",
+                          "--seconds", "1", "--pid", pid, "--json"});
+  ASSERT_EQ(steps.exit_code, 0) << steps.err;
+  auto j = json::parse(steps.out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << steps.out;
+  ASSERT_EQ(j["steps"].size(), 2u) << steps.out;
+  for (int i = 0; i < 2; ++i) {
+    const auto& st = j["steps"][i];
+    const double rate = i == 0 ? 200 : 400;
+    EXPECT_EQ(st["rate"].get<double>(), rate);
+    EXPECT_NEAR(st["due"].get<double>(), rate, rate * 0.05) << st.dump();
+    EXPECT_EQ(st["ok"], st["due"]) << st.dump();
+    EXPECT_EQ(st["errors"], 0) << st.dump();
+    EXPECT_EQ(st["other_status"], 0) << st.dump();
+    EXPECT_GT(st["ok_latency"]["p99_ms"].get<double>(), 0.0);
+    EXPECT_GE(st["ok_latency"]["p99_ms"].get<double>(), st["ok_latency"]["p50_ms"].get<double>());
+    EXPECT_GT(st["node_rss_mb"].get<double>(), 1.0) << "the node's memory, read by --pid";
+  }
+  EXPECT_NE(steps.err.find("step 2: 400 req/s"), std::string::npos) << "progress on stderr";
+
+  auto ramp = run_shoal({"bench", "--http", http, "--model", "acme/bot", "--ramp", "100,100,300",
+                         "--seconds", "1", "--slo-ms", "1000", "--json"});
+  ASSERT_EQ(ramp.exit_code, 0) << ramp.err;
+  j = json::parse(ramp.out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << ramp.out;
+  EXPECT_EQ(j["steps"].size(), 3u);
+  EXPECT_EQ(j["sustainable_rate"].get<double>(), 300.0) << ramp.out;
+  EXPECT_EQ(j["stopped_because"], "") << ramp.out;
+
+  auto missing = run_shoal({"bench", "--http", http, "--model", "acme/nope", "--ramp",
+                            "100,100,300", "--seconds", "1", "--slo-ms", "1000"});
+  ASSERT_EQ(missing.exit_code, 0) << missing.err;
+  EXPECT_NE(missing.out.find("sustainable: 0 req/s"), std::string::npos) << missing.out;
+  EXPECT_NE(missing.out.find("missed at 100 req/s"), std::string::npos) << missing.out;
+
+  for (const auto& bad : std::vector<std::vector<std::string>>{
+           {"bench", "--http", http, "--rate", "100"},
+           {"bench", "--http", http, "--model", "acme/bot", "--rate", "0"},
+           {"bench", "--http", http, "--model", "acme/bot", "--rate", "100", "--seconds", "x"},
+           {"bench", "--http", "127.0.0.1:notaport", "--model", "acme/bot", "--rate", "100"}}) {
+    auto r = run_shoal(bad);
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find("shoal: bench: "), std::string::npos) << r.err;
+    EXPECT_EQ(r.out, "");
+  }
+}
+
 TEST_F(node_test, tenant_limits_refuse_one_tenant_and_leave_the_others_alone) {
   node_.reset();
   const std::string conf = data_->path() + "/limits.conf";

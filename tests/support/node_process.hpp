@@ -63,6 +63,8 @@ class node_process {
   std::string log() const;
   /// Returns true while the process runs.
   bool alive();
+  /// Returns the node's process id.
+  pid_t pid() const { return pid_; }
 
   /// Sends `sig` without waiting.
   void send_signal(int sig);
