@@ -115,21 +115,4 @@ inline_target find_inline(const serving_view& view, const infer_request& req, si
   return out;
 }
 
-inline_answer answer_inline(const serving_view& view, const infer_request& req, size_t max_texts) {
-  inline_answer out;
-  inline_target target = find_inline(view, req, max_texts);
-  if (target.error) {
-    out.answer = result<infer_result>(std::move(*target.error));
-    return out;
-  }
-  out.version = target.version;
-  if (!target.m) return out;
-  infer_result r;
-  r.id = req.id;
-  r.version = target.version;
-  r.rows = target.m->predict_batch(req.texts, req.top_k == 0 ? 1 : req.top_k);
-  out.answer = result<infer_result>(std::move(r));
-  return out;
-}
-
 }  // namespace shoal

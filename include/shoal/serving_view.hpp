@@ -170,16 +170,6 @@ class in_flight_counter {
   std::atomic<uint32_t> n_{0};
 };
 
-/// How a front end can answer an inference from a view.
-struct inline_answer {
-  /// Set when the view answered: the result, or the error the actors would give too (unknown
-  /// model, version or label).
-  std::optional<result<infer_result>> answer;
-  /// When `answer` is empty: the version the request resolved to; the request must go to the
-  /// actors with this exact version (the snapshot is not loaded, or the batch is too large).
-  uint32_t version = 0;
-};
-
 /// What a front end can do with a request on its own thread.
 struct inline_target {
   /// Set when the request fails as the actors would fail it too (unknown model, version, label).
@@ -193,9 +183,5 @@ struct inline_target {
 
 /// Resolves `req` against `view` and finds its loaded snapshot (see inline_target).
 inline_target find_inline(const serving_view& view, const infer_request& req, size_t max_texts);
-
-/// Answers `req` from `view` when its snapshot is loaded and it holds at most `max_texts` texts.
-/// @pre req.texts is not empty (the codecs refuse empty batches)
-inline_answer answer_inline(const serving_view& view, const infer_request& req, size_t max_texts);
 
 }  // namespace shoal

@@ -14,11 +14,13 @@
 #include "actors/protocol.hpp"
 #include "actors/router.hpp"
 #include "support/files.hpp"
+#include "support/inline_answer.hpp"
 #include "support/node_process.hpp"
 
 namespace shoal {
 namespace {
 
+using shoal::testing::answer_inline;
 using shoal::testing::temp_dir;
 
 caf::actor_system_config& deterministic(caf::actor_system_config& cfg) {

@@ -7,8 +7,12 @@
 #include <atomic>
 #include <thread>
 
+#include "support/inline_answer.hpp"
+
 namespace shoal {
 namespace {
+
+using shoal::testing::answer_inline;
 
 const model_id bot{"acme", "bot"};
 
