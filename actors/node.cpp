@@ -79,13 +79,23 @@ void predict_on_front_end(size_t batch_texts, const std::shared_ptr<const model>
   }
 }
 
-// Why this thread's current round takes no more micro-batched work, or ok: it already holds as
-// much prediction work as one round may (half of max_queue_ms: every request of the round waits
-// for all of it, and for the round before). A round with nothing pending always takes its first
-// request; without micro-batching (no batcher on this thread) there are no rounds to bound.
+// Each front-end thread's load shedding (overload.hpp), fed by the server's lag probe.
+thread_local std::optional<admission_control> thread_admission;
+
+admission_control& this_thread_admission(double max_queue_ms) {
+  if (!thread_admission) thread_admission.emplace(max_queue_ms);
+  return *thread_admission;
+}
+
+// Why this thread's current round takes no more micro-batched work, or ok: while the thread is
+// shedding (it is behind), a round takes no more prediction work than half of max_queue_ms (every
+// request of the round waits for all of it, and for the round before). A round with nothing
+// pending always takes its first request; a thread that keeps up takes whole rounds (a burst is
+// not a queue); without micro-batching (no batcher on this thread) there are no rounds to bound.
 // `thread_name` says which front end refuses ("thread", "ZeroMQ thread").
 status round_refusal(double max_queue_ms, size_t more_texts, const char* thread_name) {
-  if (max_queue_ms <= 0 || !thread_batcher || thread_batcher->pending_texts() == 0) {
+  if (max_queue_ms <= 0 || !thread_batcher || thread_batcher->pending_texts() == 0 ||
+      !this_thread_admission(max_queue_ms).shedding()) {
     return status::ok();
   }
   const double cost = thread_batcher->pending_cost_ms() +
@@ -101,14 +111,6 @@ status round_refusal(double max_queue_ms, size_t more_texts, const char* thread_
 
 void flush_thread_batch() {
   if (thread_batcher) thread_batcher->flush();
-}
-
-// Each HTTP thread's load shedding (overload.hpp), fed by the server's lag probe.
-thread_local std::optional<admission_control> thread_admission;
-
-admission_control& this_thread_admission(double max_queue_ms) {
-  if (!thread_admission) thread_admission.emplace(max_queue_ms);
-  return *thread_admission;
 }
 
 // Sends one call to the gateway; `on_reply` runs on an actor thread and must not block.

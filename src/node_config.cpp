@@ -402,7 +402,7 @@ options:
                             (default 1024)
   --max-queue-ms MS         when a front-end thread's requests wait longer than MS for it, a share
                             of new inference requests gets 429 at once, so the rest stay fast
-                            (default 2; 0: never)
+                            (default 1; 0: never)
   --micro-batch-texts N     requests for the same loaded model that arrive together are
                             predicted together, up to N texts (default 64; 0: each alone)
   --drain-timeout-ms N      on SIGTERM, finish requests in flight for up to N ms while new

@@ -32,7 +32,7 @@ struct node_config {
   size_t max_batch = 1024;            // texts in one inference request
   size_t max_in_flight = 1024;        // inference requests the node answers at once; more get
                                       // 429 at once (a bounded queue instead of a slow node)
-  double max_queue_ms = 2;            // a front-end thread whose requests wait longer than this
+  double max_queue_ms = 1;            // a front-end thread whose requests wait longer than this
                                       // refuses a share of new ones with 429 (0: never)
   size_t micro_batch_texts = 64;      // concurrent requests for one loaded model are predicted
                                       // together, up to this many texts (0: each alone)

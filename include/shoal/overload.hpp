@@ -5,14 +5,15 @@
 // requests wait unread in its sockets and every one of them gets slower (an open-loop storm makes
 // the wait grow without bound). The HTTP server measures how late a timer on the thread fires
 // (about how long a request that just arrived waits for the thread) every millisecond while the
-// thread is busy, and feeds it here. While that delay is above the target (two samples in a row:
-// one late timer is a hiccup, not a queue), the share of requests admitted falls (times 0.8 per
-// late sample, never below 2%); while it is below, the share climbs
-// back (+5% per sample), and an idle thread admits everything at once. The rest get 429 at once,
+// thread is busy, and feeds it here. Once that delay is above the target three samples in a row
+// (a late timer or two is a burst or a big batch, not a queue), the thread sheds: the share of
+// requests admitted falls (times 0.8 per sample above the target, which tightens to half as the
+// share falls; never below 2%) and climbs back (+5% per sample below it) until it is whole again;
+// an idle thread admits everything at once. The rest get 429 at once,
 // which costs the thread a fraction of an answer, so accepted requests keep a latency near the
 // target even at several times the node's capacity, and the node recovers as soon as the storm
-// ends. Short bursts barely move the share (one late sample refuses at most a fifth, for a few
-// milliseconds).
+// ends. Bursts below capacity do not start it (bench: at most about one refusal in a thousand up
+// to just over the node's capacity).
 //
 // Admission is spread evenly (a credit counter, not a coin): with share 0.25 exactly every fourth
 // request is admitted.
@@ -57,20 +58,30 @@ class admission_control {
   void sample(double lag_ms) {
     last_lag_ms_ = lag_ms;
     if (target_ms_ <= 0) return;
-    const bool late = lag_ms > target_ms_;
-    const bool was_late = previous_late_;
-    previous_late_ = late;
-    if (late) {
-      if (was_late) share_ = share_ * 0.8 < min_share ? min_share : share_ * 0.8;
-    } else {
-      share_ = share_ + 0.05 > 1.0 ? 1.0 : share_ + 0.05;
+    if (shedding()) {
+      // Behind for certain: hold the delay below the target, down to half of it as the share
+      // falls. Just over capacity (share near 1) the target itself, so a peak costs few
+      // refusals; in a storm (share near the floor) half, because a request taken then waits
+      // for about two probes' worth of work, refusals included.
+      if (lag_ms > target_ms_ * (0.5 + 0.5 * share_)) {
+        share_ = share_ * 0.8 < min_share ? min_share : share_ * 0.8;
+      } else {
+        share_ = share_ + 0.05 >= 1.0 ? 1.0 : share_ + 0.05;
+        if (share_ >= 1.0) late_in_a_row_ = 0;
+      }
+      return;
+    }
+    if (lag_ms <= target_ms_) {
+      late_in_a_row_ = 0;
+    } else if (++late_in_a_row_ >= late_samples_to_shed) {
+      share_ = 0.8;
     }
   }
 
   /// The thread had nothing to do: admit everything again.
   void idle() {
     share_ = 1.0;
-    previous_late_ = false;
+    late_in_a_row_ = 0;
     last_lag_ms_ = 0;
   }
 
@@ -86,17 +97,20 @@ class admission_control {
   }
 
   double share() const { return share_; }
+  /// Whether the thread refuses some requests now (its share is below 1).
+  bool shedding() const { return share_ < 1.0; }
   double last_lag_ms() const { return last_lag_ms_; }
   double target_ms() const { return target_ms_; }
 
   static constexpr double min_share = 0.02;
+  static constexpr int late_samples_to_shed = 3;
 
  private:
   double target_ms_;
   double share_ = 1.0;
   double credit_ = 0;
   double last_lag_ms_ = 0;
-  bool previous_late_ = false;
+  int late_in_a_row_ = 0;
 };
 
 }  // namespace shoal
