@@ -6,7 +6,8 @@
 // server posts it behind them on the I/O thread; the ZeroMQ server calls it after each round of
 // messages; a model host sends itself a message, which queues behind its mailbox). flush()
 // predicts each model's pending texts with one predict_batch() (for fastText: one sgemm for the
-// output layer instead of one gemv per text) and hands each request its rows.
+// output layer instead of one gemv per text) and hands each request its rows, smallest group
+// first (the shortest mean wait; a lone request is not held behind another model's burst).
 //
 // The wait is bounded without a timer: at most the time the thread takes to read what arrived
 // together, and a group that reaches max_texts is predicted at once. An idle node adds nothing

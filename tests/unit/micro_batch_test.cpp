@@ -149,6 +149,20 @@ TEST_F(micro_batch_test, knows_what_its_pending_texts_will_cost) {
   batcher.flush();
 }
 
+// A flush answers its smallest group first: a lone request (another tenant's, say) is not held
+// behind a burst for another model or top-k that was read in the same round.
+TEST_F(micro_batch_test, a_flush_answers_the_smallest_group_first) {
+  ASSERT_TRUE(many_);
+  micro_batcher batcher(64);
+  const auto topical = ts::many_label_probes(21, 300);
+  std::vector<std::string> burst(topical.begin(), topical.begin() + 20);
+  std::vector<std::string> order;
+  batcher.add(many_, 1, burst, [&](rows r) { order.push_back("burst " + std::to_string(r.size())); });
+  batcher.add(many_, 2, {topical[20]}, [&](rows r) { order.push_back("lone " + std::to_string(r.size())); });
+  batcher.flush();
+  EXPECT_EQ(order, (std::vector<std::string>{"lone 1", "burst 20"}));
+}
+
 TEST_F(micro_batch_test, a_callback_may_add_again_and_one_that_throws_stops_no_other) {
   ASSERT_TRUE(intents_);
   micro_batcher batcher(64);
