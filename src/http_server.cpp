@@ -73,10 +73,7 @@ thread_local net::io_context* this_thread_context = nullptr;
 struct lag_probe {
   explicit lag_probe(net::io_context& io) : timer(io) {}
   net::steady_timer timer;
-  bool armed = false;
-  bool busy = false;  // a request was read since the timer was armed
-  std::chrono::steady_clock::time_point armed_at;
-  double cpu_at_arm = 0;  // thread_cpu_ms() when armed
+  lag_probe_state state;
 };
 thread_local lag_probe* this_thread_probe = nullptr;
 
@@ -122,30 +119,18 @@ struct http_server::core : std::enable_shared_from_this<core> {
   // A request was read on this thread: probe its lag unless a probe is under way.
   void note_request() {
     lag_probe* p = this_thread_probe;
-    if (p == nullptr) return;
-    p->busy = true;
-    if (!p->armed) arm(*p);
+    if (p != nullptr && p->state.note_request()) arm(*p);
   }
   void arm(lag_probe& p) {
-    p.armed = true;
-    p.busy = false;
-    p.armed_at = std::chrono::steady_clock::now();
-    p.cpu_at_arm = thread_cpu_ms();
-    p.timer.expires_after(options.lag_probe_interval);
+    p.timer.expires_at(p.state.arm(options.lag_probe_interval));
     p.timer.async_wait([this, &p](const error_code& ec) {
-      p.armed = false;
-      if (ec || stopped.load()) return;
-      const auto now = std::chrono::steady_clock::now();
-      const double lag_ms = own_lag_ms(
-          std::chrono::duration<double, std::milli>(now - p.timer.expiry()).count(),
-          std::chrono::duration<double, std::milli>(now - p.armed_at).count(),
-          thread_cpu_ms() - p.cpu_at_arm);
-      if (p.busy) {
-        options.on_lag(lag_ms, false);
-        arm(p);
-      } else {
-        options.on_lag(lag_ms, true);
+      if (ec || stopped.load()) {
+        p.state.disarm();
+        return;
       }
+      const auto reading = p.state.fire();
+      options.on_lag(reading.lag_ms, reading.idle);
+      if (!reading.idle) arm(p);
     });
   }
   void stop();
@@ -170,6 +155,10 @@ class session : public std::enable_shared_from_this<session> {
 
   void start() {
     if (core_->stopped.load()) return;
+    // Replies are first tried with a plain write (see write()): the socket must not block.
+    error_code ec;
+    stream_.socket().non_blocking(true, ec);
+    if (ec) return stream_.close();
     {
       std::lock_guard<std::mutex> lock(core_->sessions_mutex);
       core_->sessions.insert(this);
@@ -350,8 +339,7 @@ class session : public std::enable_shared_from_this<session> {
     // (async_write would post its completion behind every other handler the thread has: under
     // load, a whole round later, and the client's next request would wait that long unread.)
     error_code ec;
-    stream_.socket().non_blocking(true, ec);
-    const size_t sent = ec ? 0 : stream_.socket().write_some(buffers, ec);
+    const size_t sent = stream_.socket().write_some(buffers, ec);
     if (ec && ec != net::error::would_block && ec != net::error::try_again) {
       return on_write(ec, close, linger);
     }

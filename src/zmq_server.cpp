@@ -54,13 +54,7 @@ struct zmq_server::impl {
   std::function<void(double, bool)> on_lag;  // options.on_lag
   std::chrono::steady_clock::duration lag_probe_interval;
 
-  // The lag probe (on_lag); touched by the I/O thread only.
-  struct lag_probe {
-    bool armed = false;
-    bool busy = false;  // a request was taken since the probe was armed
-    std::chrono::steady_clock::time_point armed_at, due;
-    double cpu_at_arm = 0;
-  } probe;
+  lag_probe_state probe;  // on_lag's; touched by the I/O thread only
   std::thread io;
   std::atomic<uint64_t> dropped{0};
   std::string endpoint;
@@ -81,7 +75,7 @@ struct zmq_server::impl {
         if (e.num() != ETERM) log_error("zmq server: poll failed: " + error_text(e));
         break;  // ETERM: stop() shut the context down
       }
-      if (probe.armed && std::chrono::steady_clock::now() >= probe.due) fire_probe();
+      if (probe.armed() && std::chrono::steady_clock::now() >= probe.due()) fire_probe();
       // Replies first: they finish work that is already done.
       if ((items[1].revents & ZMQ_POLLIN) != 0) running = send_replies();
       if (running && (items[0].revents & ZMQ_POLLIN) != 0) {
@@ -95,41 +89,25 @@ struct zmq_server::impl {
 
   // Until the probe is due (rounded up to poll's milliseconds), or forever when none is armed.
   std::chrono::milliseconds poll_timeout() const {
-    if (!probe.armed) return std::chrono::milliseconds(-1);
-    auto left = probe.due - std::chrono::steady_clock::now();
+    if (!probe.armed()) return std::chrono::milliseconds(-1);
+    auto left = probe.due() - std::chrono::steady_clock::now();
     if (left <= std::chrono::steady_clock::duration::zero()) return std::chrono::milliseconds(0);
     return std::chrono::ceil<std::chrono::milliseconds>(left);
   }
 
   // A request was taken: probe the thread's lag unless a probe is under way.
   void note_request() {
-    if (!on_lag) return;
-    probe.busy = true;
-    if (!probe.armed) arm_probe();
-  }
-
-  void arm_probe() {
-    probe.armed = true;
-    probe.busy = false;
-    probe.armed_at = std::chrono::steady_clock::now();
-    probe.due = probe.armed_at + lag_probe_interval;
-    probe.cpu_at_arm = thread_cpu_ms();
+    if (on_lag && probe.note_request()) probe.arm(lag_probe_interval);
   }
 
   void fire_probe() {
-    probe.armed = false;
-    const auto now = std::chrono::steady_clock::now();
-    const double lag_ms =
-        own_lag_ms(std::chrono::duration<double, std::milli>(now - probe.due).count(),
-                   std::chrono::duration<double, std::milli>(now - probe.armed_at).count(),
-                   thread_cpu_ms() - probe.cpu_at_arm);
-    const bool idle = !probe.busy;
+    const auto reading = probe.fire();
     try {
-      on_lag(lag_ms, idle);
+      on_lag(reading.lag_ms, reading.idle);
     } catch (...) {
       log_error("zmq server: on_lag threw");
     }
-    if (!idle) arm_probe();
+    if (!reading.idle) probe.arm(lag_probe_interval);
   }
 
   void run_after_requests() {

@@ -27,6 +27,8 @@
 
 #include <time.h>
 
+#include <chrono>
+
 namespace shoal {
 
 /// CPU time the calling thread has used, in milliseconds (CLOCK_THREAD_CPUTIME_ID): unlike the
@@ -48,6 +50,58 @@ inline double own_lag_ms(double lag_ms, double wall_ms, double cpu_ms) {
   if (running > 1) running = 1;
   return lag_ms * running;
 }
+
+/// The bookkeeping of one front-end thread's lag probe; the HTTP and ZeroMQ servers each drive
+/// one with their own timer. Armed when the thread takes a request and none is under way; when
+/// it fires, it reads how late it came (own_lag_ms) and whether the thread took any request since
+/// it was armed (if not, the thread is idle and the probe stays unarmed until the next request).
+class lag_probe_state {
+ public:
+  using clock = std::chrono::steady_clock;
+
+  /// A request was taken. Returns true when the probe must be armed now (none is under way).
+  bool note_request() {
+    busy_ = true;
+    return !armed_;
+  }
+
+  /// Arms the probe `interval` from now; returns when it is due.
+  clock::time_point arm(clock::duration interval) {
+    armed_ = true;
+    busy_ = false;
+    armed_at_ = clock::now();
+    due_ = armed_at_ + interval;
+    cpu_at_arm_ = thread_cpu_ms();
+    return due_;
+  }
+
+  struct reading {
+    double lag_ms;  // own_lag_ms of how late it fired
+    bool idle;      // no request since it was armed: re-arm only when not idle
+  };
+
+  /// The probe fired (on the thread it measures); it is unarmed afterwards.
+  reading fire() {
+    armed_ = false;
+    using ms = std::chrono::duration<double, std::milli>;
+    const auto now = clock::now();
+    const double lag = own_lag_ms(ms(now - due_).count(), ms(now - armed_at_).count(),
+                                  thread_cpu_ms() - cpu_at_arm_);
+    return {lag, !busy_};
+  }
+
+  /// Forgets an armed probe whose timer was cancelled.
+  void disarm() { armed_ = false; }
+
+  bool armed() const { return armed_; }
+  clock::time_point due() const { return due_; }
+
+ private:
+  bool armed_ = false;
+  bool busy_ = false;  // a request was taken since the probe was armed
+  clock::time_point armed_at_, due_;
+  double cpu_at_arm_ = 0;  // thread_cpu_ms() when armed
+};
 
 class admission_control {
  public:

@@ -23,6 +23,8 @@
 #include <boost/beast/http/write.hpp>
 #include <nlohmann/json.hpp>
 
+#include "support/busy.hpp"
+
 namespace shoal {
 namespace {
 
@@ -277,11 +279,8 @@ TEST(http_server, the_lag_probe_measures_a_busy_thread_and_reports_idle_once_req
           std::lock_guard<std::mutex> lock(m);
           handler_thread = std::this_thread::get_id();
         }
-        if (req.target == "/slow") {  // holds the thread with 5 ms of work
-          const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(5);
-          volatile unsigned spin = 0;
-          while (std::chrono::steady_clock::now() < until) spin = spin + 1;
-        }
+        // holds the thread with 5 ms of work
+        if (req.target == "/slow") testing::busy_for(std::chrono::milliseconds(5));
         // Holds it blocked for 5 ms: like a thread the machine keeps off the CPU, not its own
         // backlog (the probe leaves this out).
         if (req.target == "/blocked") std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -452,7 +451,7 @@ TEST(http_server, refuses_garbage_with_400_or_a_close_and_keeps_serving) {
       "GET /x HTTP/1.1\r\nBad Header Line\r\n\r\n",
   };
   for (const auto& bytes : garbage) {
-    SCOPED_TRACE(testing::PrintToString(bytes));
+    SCOPED_TRACE(::testing::PrintToString(bytes));
     client c(server->port());
     c.write_raw(bytes);
     auto reply = c.read_until_closed();

@@ -7,6 +7,8 @@
 #include <chrono>
 #include <thread>
 
+#include "support/busy.hpp"
+
 namespace shoal {
 namespace {
 
@@ -33,9 +35,7 @@ TEST(thread_cpu_ms, advances_while_the_thread_works_and_not_while_it_sleeps) {
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   EXPECT_LT(thread_cpu_ms() - start, 5.0) << "sleeping used CPU?";
   start = thread_cpu_ms();
-  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(20);
-  volatile unsigned spin = 0;
-  while (std::chrono::steady_clock::now() < until) spin = spin + 1;
+  testing::busy_for(std::chrono::milliseconds(20));
   EXPECT_GT(thread_cpu_ms() - start, 1.0) << "20 ms of spinning used no CPU?";
 }
 

@@ -23,6 +23,7 @@
 #include <zmq_addon.hpp>
 
 #include "shoal/zmq_client.hpp"
+#include "support/busy.hpp"
 
 namespace shoal {
 namespace {
@@ -141,11 +142,7 @@ TEST(zmq_server, the_lag_probe_measures_a_busy_thread_and_reports_idle_once_requ
       std::lock_guard<std::mutex> lock(m);
       handler_thread = std::this_thread::get_id();
     }
-    if (bytes == "work") {
-      const auto until = std::chrono::steady_clock::now() + 5ms;
-      volatile unsigned spin = 0;
-      while (std::chrono::steady_clock::now() < until) spin = spin + 1;
-    }
+    if (bytes == "work") testing::busy_for(5ms);
     if (bytes == "blocked") std::this_thread::sleep_for(5ms);
     respond("re:" + bytes);
   });
