@@ -113,6 +113,20 @@ void flush_thread_batch() {
   if (thread_batcher) thread_batcher->flush();
 }
 
+// A shed refusal on an HTTP thread: sent after the round's answers (micro_batcher::after_flush),
+// or at once without micro-batching. A 429 a round later is still fast (about a millisecond in a
+// storm); an accepted request that waited for every refusal of its round was not.
+void refuse_after_round(size_t batch_texts, const http_respond& respond, http_reply reply) {
+  if (batch_texts == 0) return respond(std::move(reply));
+  if (!thread_batcher) thread_batcher.emplace(batch_texts);
+  if (thread_batcher->after_flush([respond, reply = std::move(reply)]() mutable {
+        respond(std::move(reply));
+      }) &&
+      !http_defer(flush_thread_batch)) {
+    thread_batcher->flush();
+  }
+}
+
 // Sends one call to the gateway; `on_reply` runs on an actor thread and must not block.
 void call_gateway(const gateway_actor& gw, api_call call, api_callback on_reply) {
   caf::anon_send(gw, call_atom_v, std::move(call), std::move(on_reply));
@@ -173,8 +187,8 @@ http_reply refusal_reply(const status& s) {
   return r;
 }
 
-// A refusal because this thread is behind (overload.hpp): 429 at once, and the connection is read
-// again at once. Pausing it would leave its next request waiting unread, which is the very delay
+// A refusal because this thread is behind (overload.hpp): 429 at the end of the round
+// (refuse_after_round), and the connection is read again at once. Pausing it would leave its next request waiting unread, which is the very delay
 // this refusal exists to prevent; the refusal itself is what keeps the thread's queue short.
 http_reply shed_reply(const status& s) {
   http_reply r = error_reply(s);
@@ -279,7 +293,7 @@ http_handler make_http_handler(gateway_actor gw, std::shared_ptr<const serving_b
           return;
         }
         if (auto& shed = this_thread_admission(max_queue_ms); !shed.admit()) {
-          respond(shed_reply(lag_refusal(shed)));
+          refuse_after_round(batch_texts, respond, shed_reply(lag_refusal(shed)));
           return;
         }
         auto parsed = parse_infer_body(*route, req.body, max_batch);
@@ -307,7 +321,7 @@ http_handler make_http_handler(gateway_actor gw, std::shared_ptr<const serving_b
         if (in.m) {
           if (status full = round_refusal(max_queue_ms, parsed->request.texts.size(), "thread");
               !full) {
-            respond(shed_reply(full));
+            refuse_after_round(batch_texts, respond, shed_reply(full));
             return;
           }
           infer_result base;

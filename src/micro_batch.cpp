@@ -12,7 +12,7 @@ micro_batcher::micro_batcher(size_t max_texts) : max_texts_(std::max<size_t>(1, 
 
 bool micro_batcher::add(std::shared_ptr<const model> m, size_t k, std::vector<std::string> texts,
                         on_rows done) {
-  const bool was_empty = groups_.empty();
+  const bool was_empty = empty();
   const key id{m.get(), k};
   auto it = groups_.find(id);
   if (it != groups_.end() && it->second.texts.size() + texts.size() > max_texts_) {
@@ -34,10 +34,18 @@ bool micro_batcher::add(std::shared_ptr<const model> m, size_t k, std::vector<st
   return was_empty;
 }
 
+bool micro_batcher::after_flush(std::function<void()> fn) {
+  const bool was_empty = empty();
+  after_.push_back(std::move(fn));
+  return was_empty;
+}
+
 void micro_batcher::flush() {
   // Taken out first: a done callback may add() to this batcher again.
   std::map<key, group> now;
   now.swap(groups_);
+  std::vector<std::function<void()>> after;
+  after.swap(after_);
   // Smallest group first: every request of a round waits for the groups before its own, so
   // this makes the round's mean wait the shortest, and a tenant's lone request is not held
   // behind another tenant's burst on the same thread.
@@ -48,6 +56,15 @@ void micro_batcher::flush() {
     return a->texts.size() < b->texts.size();
   });
   for (group* g : order) run(*g);
+  for (auto& fn : after) {
+    try {
+      fn();
+    } catch (const std::exception& e) {
+      log_error(std::string("micro-batch: a call after the flush failed: ") + e.what());
+    } catch (...) {
+      log_error("micro-batch: a call after the flush failed");
+    }
+  }
 }
 
 void micro_batcher::run(group& g) {

@@ -9,6 +9,11 @@
 // output layer instead of one gemv per text) and hands each request its rows, smallest group
 // first (the shortest mean wait; a lone request is not held behind another model's burst).
 //
+// A front end's refusals of a round can wait for it too (after_flush): in a storm most requests
+// of a round are refused, and each 429 costs the thread a socket write; sent after the round's
+// few answers rather than as each was read, they no longer delay every accepted request of the
+// round.
+//
 // The wait is bounded without a timer: at most the time the thread takes to read what arrived
 // together, and a group that reaches max_texts is predicted at once. An idle node adds nothing
 // (a lone request is flushed right after it is read). Requests with different top-k are kept in
@@ -43,11 +48,16 @@ class micro_batcher {
   bool add(std::shared_ptr<const model> m, size_t k, std::vector<std::string> texts,
            on_rows done);
 
-  /// Predicts every pending group and calls each request's `done`, in arrival order. A `done`
-  /// may add() again; those requests wait for the next flush.
+  /// Runs `fn` in the next flush(), after every group is answered (a refusal the thread need not
+  /// send before its answers). Returns true when the batcher was empty before, as add() does.
+  bool after_flush(std::function<void()> fn);
+
+  /// Predicts every pending group and calls each request's `done` (smallest group first, each
+  /// group's requests in arrival order), then runs the after_flush() calls in their order. A
+  /// `done` or an after_flush() call may add() again; that waits for the next flush.
   void flush();
 
-  bool empty() const { return groups_.empty(); }
+  bool empty() const { return groups_.empty() && after_.empty(); }
 
   /// Texts waiting for the next flush.
   size_t pending_texts() const { return pending_texts_; }
@@ -83,6 +93,7 @@ class micro_batcher {
 
   size_t max_texts_;
   std::map<key, group> groups_;
+  std::vector<std::function<void()>> after_;  // after_flush(), in order
   size_t batches_ = 0;
   size_t texts_ = 0;
   size_t pending_texts_ = 0;

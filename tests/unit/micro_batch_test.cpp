@@ -184,5 +184,39 @@ TEST_F(micro_batch_test, a_callback_may_add_again_and_one_that_throws_stops_no_o
   expect_same(*later, {intents_->predict("thanks", 1)}, "added in a callback");
 }
 
+// A front end's refusals of a round go out after the round's answers (after_flush): an accepted
+// request does not wait for the 429s read with it. after_flush() on an empty batcher asks for a
+// flush like add(), and one that throws stops no other.
+TEST_F(micro_batch_test, calls_after_the_flush_run_after_every_answer_in_their_order) {
+  ASSERT_TRUE(intents_ && many_);
+  micro_batcher batcher(64);
+  std::vector<std::string> order;
+  EXPECT_TRUE(batcher.after_flush([&] { order.push_back("refusal 1"); }));
+  EXPECT_FALSE(batcher.empty());
+  EXPECT_FALSE(batcher.add(intents_, 1, {"hello"}, [&](rows r) {
+    order.push_back("intents " + std::to_string(r.size()));
+  }));
+  EXPECT_FALSE(batcher.after_flush([&] { throw std::runtime_error("client gone"); }));
+  EXPECT_FALSE(batcher.after_flush([&] { order.push_back("refusal 3"); }));
+  EXPECT_FALSE(batcher.add(many_, 1, {"a", "b"}, [&](rows r) {
+    order.push_back("many " + std::to_string(r.size()));
+  }));
+  batcher.flush();
+  EXPECT_EQ(order, (std::vector<std::string>{"intents 1", "many 2", "refusal 1", "refusal 3"}));
+  EXPECT_TRUE(batcher.empty());
+
+  // Alone (nothing to predict), and added from within a flush: waits for the next one.
+  order.clear();
+  EXPECT_TRUE(batcher.after_flush([&] {
+    order.push_back("first");
+    EXPECT_TRUE(batcher.after_flush([&] { order.push_back("second"); }));
+  }));
+  batcher.flush();
+  EXPECT_EQ(order, (std::vector<std::string>{"first"}));
+  batcher.flush();
+  EXPECT_EQ(order, (std::vector<std::string>{"first", "second"}));
+  EXPECT_TRUE(batcher.empty());
+}
+
 }  // namespace
 }  // namespace shoal
