@@ -165,8 +165,16 @@ class generator {
     step_end_ = end;
     interval_ = interval;
     current_step_ = index;
-    schedule();
-    io_.run_until(end);
+    if (o_.spin) {
+      // Never sleeps: sends what is due and handles what is ready, over and over.
+      for (auto now = clock_type::now(); now < end; now = clock_type::now()) {
+        send_due(now);
+        io_.poll();
+      }
+    } else {
+      schedule();
+      io_.run_until(end);
+    }
     proc_sample after = sample_process(o_.pid);
     auto& r = steps_[index].report;
     if (before.ok && after.ok) {
@@ -237,12 +245,17 @@ class generator {
     timer_.async_wait([this](const boost::system::error_code& ec) {
       if (ec) return;
       const auto now = clock_type::now();
-      while (next_due_ <= now && next_due_ < step_end_) {
-        dispatch({current_step_, next_due_});
-        next_due_ += interval_;
-      }
+      send_due(now);
       if (next_due_ < step_end_) schedule(now + min_tick);
     });
+  }
+
+  // Dispatches every request of the step due by `now`.
+  void send_due(clock_type::time_point now) {
+    while (next_due_ <= now && next_due_ < step_end_) {
+      dispatch({current_step_, next_due_});
+      next_due_ += interval_;
+    }
   }
 
   void dispatch(request_slot slot) {
@@ -548,7 +561,7 @@ std::string render_load_json(const load_test_report& r, const load_test_options&
 std::string bench_usage() {
   return R"(usage: shoal bench --model TENANT/MODEL (--rate R | --rates R1,R2,... | --ramp START,STEP,MAX)
                    [--http HOST:PORT] [--seconds S[,S2,...]] [--slo-ms MS] [--connections N]
-                   [--drop-when-busy] [--texts FILE] [--k K] [--key KEY] [--pid PID]
+                   [--drop-when-busy] [--spin] [--texts FILE] [--k K] [--key KEY] [--pid PID]
                    [--timeout-ms MS] [--json]
 
 Open-loop HTTP load on a node: requests are due at a fixed rate whether or not earlier ones were
@@ -567,6 +580,10 @@ answered, and latency is measured from the time each was due, so queueing shows 
                       due requests wait in the generator (and that wait counts)
   --drop-when-busy    instead, a request due while every connection is busy is not sent and
                       counted as shed by the client (a pool that fails fast)
+  --spin              never sleep: the generator polls its sockets in a loop and takes a whole
+                      core, so its own wake-ups (tens of microseconds each, more on a busy
+                      machine) stay out of the latencies it measures; for benches that pin it
+                      to a core of its own (taskset)
   --texts FILE        one text per line (default: eight short chatbot texts)
   --k K               top_k of each request (default 1)
   --key KEY           API key (or $SHOAL_KEY)
@@ -608,6 +625,10 @@ int run_bench_command(const std::vector<std::string>& args) {
     }
     if (a == "--drop-when-busy") {
       o.drop_when_busy = true;
+      continue;
+    }
+    if (a == "--spin") {
+      o.spin = true;
       continue;
     }
     if (i + 1 >= args.size()) return usage(a + " needs a value");
