@@ -9,6 +9,7 @@
 #include <sstream>
 #include <thread>
 
+#include "shoal/log.hpp"
 #include "shoal/model_id.hpp"
 #include "shoal/zmq_client.hpp"
 
@@ -108,6 +109,13 @@ status set_field(node_config& cfg, const std::string& key, const std::string& va
                                       "60000, got '" + value + "'");
     }
     cfg.max_queue_ms = v;
+    return status::ok();
+  }
+  if (key == "log_format") {
+    if (!parse_log_format(value)) {
+      return status::invalid_argument(what + " must be human or json, got '" + value + "'");
+    }
+    cfg.log_format = value;
     return status::ok();
   }
   if (key == "drain_timeout_ms") {
@@ -234,7 +242,7 @@ status set_field(node_config& cfg, const std::string& key, const std::string& va
       what + ": unknown setting '" + key +
       "' (known: data_dir, host, http_port, zmq_port, cluster_port, name, http_threads, "
       "max_body_bytes, max_push_bytes, request_timeout_ms, max_batch, max_in_flight, "
-      "micro_batch_texts, max_queue_ms, "
+      "micro_batch_texts, max_queue_ms, log_format, "
       "drain_timeout_ms, keys_file, tenant_limits, tenant_limits.TENANT, model_memory_mb, "
       "keep_replaced_warm_s, advertise_host, seeds, "
       "cluster_secret, "
@@ -303,6 +311,7 @@ result<node_command> parse_node_args(const std::vector<std::string>& args) {
       {"--micro-batch-texts", "micro_batch_texts"},
       {"--max-queue-ms", "max_queue_ms"},
       {"--drain-timeout-ms", "drain_timeout_ms"},
+      {"--log-format", "log_format"},
       {"--model-memory-mb", "model_memory_mb"},
       {"--keep-replaced-warm-s", "keep_replaced_warm_s"},
       {"--seeds", "seeds"},               {"--cluster-secret-file", "cluster_secret_file"},
@@ -414,6 +423,9 @@ options:
                             Default: half of this machine's RAM
   --keep-replaced-warm-s N  after a label moves, its previous version is unloaded last for N
                             seconds, so a rollback finds it in memory (default 600)
+  --log-format FMT          human (default): one readable line per event on stderr; json: one
+                            JSON object per line (time, level, msg, and each key=value of the
+                            message as a field), for log collectors
   -h, --help                show this help
 
 cluster:

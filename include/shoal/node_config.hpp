@@ -36,6 +36,7 @@ struct node_config {
                                       // refuses a share of new ones with 429 (0: never)
   size_t micro_batch_texts = 64;      // concurrent requests for one loaded model are predicted
                                       // together, up to this many texts (0: each alone)
+  std::string log_format = "human";   // "human" (one readable line per event) or "json"
   uint32_t drain_timeout_ms = 5000;   // on SIGTERM: answer what is in flight (new requests get
                                       // 503) for at most this long, then stop
 

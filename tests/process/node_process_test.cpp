@@ -993,6 +993,37 @@ TEST_F(node_test, shoal_bench_offers_the_rates_asked_and_reports_what_came_back)
   }
 }
 
+// --log-format json: every line the node writes is one JSON object a collector can read, with
+// the key=value words of the message as fields.
+TEST_F(node_test, json_logs_are_one_object_per_line) {
+  node_.reset();
+  node_ = std::make_unique<node_process>(data_->path() + "/data",
+                                         std::vector<std::string>{"--log-format", "json"});
+  ASSERT_EQ(node_->cli({"snapshot", "push", "acme/bot", v1_}).exit_code, 0);
+  node_->stop(SIGTERM);
+  std::istringstream lines(node_->log());
+  std::string line;
+  int parsed = 0;
+  bool started = false, stored = false, stopped = false;
+  while (std::getline(lines, line)) {
+    auto j = json::parse(line, nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << "not JSON: " << line;
+    ASSERT_TRUE(j.contains("time") && j.contains("level") && j.contains("msg")) << line;
+    EXPECT_TRUE(j["level"] == "info" || j["level"] == "warn" || j["level"] == "error") << line;
+    const std::string msg = j["msg"];
+    if (msg.rfind("node started", 0) == 0) started = j.value("data_dir", "") != "";
+    if (msg.rfind("snapshot stored", 0) == 0) {
+      stored = j.value("model", "") == "acme/bot" && j.value("version", "") == "1";
+    }
+    if (msg.rfind("node stopped", 0) == 0) stopped = true;
+    ++parsed;
+  }
+  EXPECT_GE(parsed, 4) << node_->log();
+  EXPECT_TRUE(started) << node_->log();
+  EXPECT_TRUE(stored) << node_->log();
+  EXPECT_TRUE(stopped) << node_->log();
+}
+
 TEST_F(node_test, tenant_limits_refuse_one_tenant_and_leave_the_others_alone) {
   node_.reset();
   const std::string conf = data_->path() + "/limits.conf";

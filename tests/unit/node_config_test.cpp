@@ -117,6 +117,22 @@ TEST(node_config, bad_input_names_the_problem) {
   EXPECT_FALSE(apply_config_text("just words\n", "n.conf", "", cfg).is_ok());
 }
 
+TEST(node_config, log_format_from_flag_and_file) {
+  auto cmd = parse_node_args({"--data-dir", "/d"});
+  ASSERT_TRUE(cmd.is_ok());
+  EXPECT_EQ(cmd->config.log_format, "human");
+  cmd = parse_node_args({"--data-dir", "/d", "--log-format", "json"});
+  ASSERT_TRUE(cmd.is_ok()) << cmd.error().message();
+  EXPECT_EQ(cmd->config.log_format, "json");
+  node_config cfg;
+  ASSERT_TRUE(apply_config_text("log_format = json\n", "n.conf", "", cfg).is_ok());
+  EXPECT_EQ(cfg.log_format, "json");
+  auto bad = parse_node_args({"--data-dir", "/d", "--log-format", "xml"});
+  ASSERT_FALSE(bad.is_ok());
+  EXPECT_EQ(bad.error().message(), "--log-format must be human or json, got 'xml'");
+  EXPECT_NE(node_usage().find("--log-format FMT"), std::string::npos);
+}
+
 TEST(node_config, help_is_recognised_anywhere) {
   auto cmd = parse_node_args({"--data-dir", "/d", "--help"});
   ASSERT_TRUE(cmd.is_ok());
