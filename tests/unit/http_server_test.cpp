@@ -280,7 +280,7 @@ TEST(http_server, the_lag_probe_measures_a_busy_thread_and_reports_idle_once_req
           handler_thread = std::this_thread::get_id();
         }
         // holds the thread with 5 ms of work
-        if (req.target == "/slow") testing::busy_for(std::chrono::milliseconds(5));
+        if (req.target == "/slow") testing::busy_for_cpu(std::chrono::milliseconds(5));
         // Holds it blocked for 5 ms: like a thread the machine keeps off the CPU, not its own
         // backlog (the probe leaves this out).
         if (req.target == "/blocked") std::this_thread::sleep_for(std::chrono::milliseconds(5));

@@ -142,7 +142,7 @@ TEST(zmq_server, the_lag_probe_measures_a_busy_thread_and_reports_idle_once_requ
       std::lock_guard<std::mutex> lock(m);
       handler_thread = std::this_thread::get_id();
     }
-    if (bytes == "work") testing::busy_for(5ms);
+    if (bytes == "work") testing::busy_for_cpu(5ms);
     if (bytes == "blocked") std::this_thread::sleep_for(5ms);
     respond("re:" + bytes);
   });
