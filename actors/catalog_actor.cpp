@@ -230,6 +230,23 @@ void fetch_copy(self_ptr self, const model_id& id, const snapshot_info& snap) {
           });
 }
 
+// Publishes how many copies placement wants here that are missing, and for how long the oldest
+// has been (the replication lag in /metrics).
+void note_missing(self_ptr self, const std::set<std::string>& missing) {
+  auto& st = self->state;
+  const int64_t now = steady_now_ms();
+  for (auto it = st.missing_since.begin(); it != st.missing_since.end();) {
+    it = missing.count(it->first) > 0 ? std::next(it) : st.missing_since.erase(it);
+  }
+  int64_t oldest = now;
+  for (const auto& sha : missing) {
+    oldest = std::min(oldest, st.missing_since.emplace(sha, now).first->second);
+  }
+  if (st.metrics) {
+    st.metrics->set_replication(missing.size(), static_cast<double>(now - oldest) / 1000.0);
+  }
+}
+
 // Makes this node hold what placement says it should: copies missing versions, and records
 // holds for bytes it has but never recorded.
 void place(self_ptr self) {
@@ -237,6 +254,7 @@ void place(self_ptr self) {
   const std::string& me = st.replica->self_id();
   std::vector<catalog_change> changes;
   std::set<std::string> keep, drop;  // sha256s still needed here / copies no longer needed
+  std::set<std::string> missing;     // wanted here, not stored yet
   for (const model_entry* m : st.replica->view().models()) {
     auto want = placement(self, m->id);
     const bool mine = std::find(want.begin(), want.end(), me) != want.end();
@@ -246,8 +264,9 @@ void place(self_ptr self) {
         if (st.store->contains(snap.sha256)) {
           changes.push_back(hold_change(m->id, snap.version));
           keep.insert(snap.sha256);
-        } else if (st.fetching.size() < 4) {
-          fetch_copy(self, m->id, snap);
+        } else {
+          missing.insert(snap.sha256);
+          if (st.fetching.size() < 4) fetch_copy(self, m->id, snap);
         }
         continue;
       }
@@ -264,6 +283,7 @@ void place(self_ptr self) {
       }
     }
   }
+  note_missing(self, missing);
   if (changes.empty()) return;
   if (!commit(self, std::move(changes)).is_ok()) return;
   for (const auto& sha : drop) {
@@ -578,6 +598,7 @@ catalog_actor::behavior_type catalog_behavior(catalog_actor::stateful_pointer<ca
   self->state.replica = std::move(storage.replica);
   self->state.max_push_bytes = storage.max_push_bytes;
   self->state.limits = std::move(storage.limits);
+  self->state.metrics = std::move(storage.metrics);
   self->state.board = std::move(storage.board);
   self->state.replication_factor = std::max<size_t>(1, storage.replication_factor);
   return {

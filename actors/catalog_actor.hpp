@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "actors/protocol.hpp"
+#include "shoal/metrics.hpp"
 #include "shoal/tenants.hpp"
 #include "shoal/catalog.hpp"
 #include "shoal/catalog_journal.hpp"
@@ -51,10 +52,15 @@ struct catalog_storage {
   std::shared_ptr<serving_board> board;  // may be null (then only the listeners hear of changes)
   size_t replication_factor = 2;         // nodes that keep each snapshot's bytes
   limits_config limits;                  // per-tenant models and stored bytes (pushes)
+  std::shared_ptr<node_metrics> metrics;  // replication figures for /metrics (may be null)
 };
 
 struct catalog_state {
   limits_config limits;
+  std::shared_ptr<node_metrics> metrics;  // may be null
+  // Copies placement wants here that are not here yet: sha256 -> when first seen missing
+  // (steady ms), for the replication lag in /metrics.
+  std::map<std::string, int64_t> missing_since;
   std::shared_ptr<snapshot_store> store;
   std::shared_ptr<catalog_journal> journal;
   std::shared_ptr<replicated_catalog> replica;

@@ -29,6 +29,7 @@
 #include "shoal/model_cache.hpp"
 #include "shoal/http_server.hpp"
 #include "shoal/log.hpp"
+#include "shoal/metrics.hpp"
 #include "shoal/micro_batch.hpp"
 #include "shoal/overload.hpp"
 #include "shoal/serving_view.hpp"
@@ -147,7 +148,29 @@ struct front_door {
   size_t max_in_flight = 1024;
   std::atomic<bool> draining{false};
   std::shared_ptr<tenant_admission> admission;  // null: no tenant has a rate or in-flight limit
+  std::shared_ptr<node_metrics> metrics;         // GET /metrics
 };
+
+// Counts a refusal under its reason (from what admission_check, a tenant limit or the gateway
+// said).
+void count_refusal(const front_door& door, const status& s) {
+  if (s.code() == status_code::unavailable) {
+    door.metrics->count_refusal(refusal_reason::draining);
+  } else if (s.message().rfind("this node is at capacity", 0) == 0) {
+    door.metrics->count_refusal(refusal_reason::node_in_flight);
+  } else if (s.message().rfind("tenant ", 0) == 0) {
+    door.metrics->count_refusal(s.message().find("in flight") != std::string::npos
+                                    ? refusal_reason::tenant_in_flight
+                                    : refusal_reason::tenant_rate);
+  } else {
+    door.metrics->count_refusal(refusal_reason::model_queue);
+  }
+}
+
+// The time since `start`, in seconds.
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
 
 // Admits one inference of `tenant` under its limits; a null ticket when nobody has limits.
 result<std::shared_ptr<tenant_admission::ticket>> admit_tenant(const front_door& door,
@@ -235,9 +258,6 @@ http_handler make_http_handler(gateway_actor gw, std::shared_ptr<const serving_b
       case http_route::kind::server_meta:
         respond(json_reply(200, render_server_meta()));
         return;
-      case http_route::kind::metrics:
-        respond(json_reply(404, render_error("/metrics is not served by this release")));
-        return;
       default:
         break;
     }
@@ -258,6 +278,24 @@ http_handler make_http_handler(gateway_actor gw, std::shared_ptr<const serving_b
       return;
     }
     switch (route->what) {
+      case http_route::kind::metrics: {
+        // Tenant and model names of every tenant: operators only when the node has keys.
+        if (!who->admin) {
+          respond(json_reply(403, render_error(
+                                      "/metrics needs an admin key: it shows every tenant's "
+                                      "models")));
+          return;
+        }
+        node_metrics::gauges now;
+        now.in_flight = in_flight->now();
+        now.max_in_flight = door->max_in_flight;
+        http_reply r;
+        r.status = 200;
+        r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+        r.body = door->metrics->render(now);
+        respond(std::move(r));
+        return;
+      }
       case http_route::kind::model_meta:
       case http_route::kind::model_ready: {
         auto r = *route;
@@ -287,12 +325,15 @@ http_handler make_http_handler(gateway_actor gw, std::shared_ptr<const serving_b
         return;
       }
       case http_route::kind::infer: {
+        const auto start = std::chrono::steady_clock::now();
         auto counted = std::make_shared<in_flight_counter::guard>(in_flight->track());
         if (status refused = admission_check(*door); !refused) {
+          count_refusal(*door, refused);
           respond(refusal_reply(refused));
           return;
         }
         if (auto& shed = this_thread_admission(max_queue_ms); !shed.admit()) {
+          door->metrics->count_refusal(refusal_reason::overload);
           refuse_after_round(batch_texts, respond, shed_reply(lag_refusal(shed)));
           return;
         }
@@ -301,12 +342,24 @@ http_handler make_http_handler(gateway_actor gw, std::shared_ptr<const serving_b
           respond(error_reply(parsed.error()));
           return;
         }
+        // From here every answer is counted for the model (a 404, for a model that does not
+        // exist, under _other: clients' typos must not make series).
+        respond = [respond = std::move(respond), metrics = door->metrics,
+                   id = parsed->request.id, start](http_reply r) {
+          if (r.status == 404) {
+            metrics->observe_unattributed(r.status, seconds_since(start));
+          } else {
+            metrics->observe_inference(id.tenant, id.model, r.status, seconds_since(start));
+          }
+          respond(std::move(r));
+        };
         if (status allowed = authorize(*who, parsed->request); !allowed) {
           respond(error_reply(allowed));
           return;
         }
         auto ticket = admit_tenant(*door, parsed->request.id.tenant);
         if (!ticket) {
+          count_refusal(*door, ticket.error());
           respond(refusal_reply(ticket.error()));
           return;
         }
@@ -321,9 +374,11 @@ http_handler make_http_handler(gateway_actor gw, std::shared_ptr<const serving_b
         if (in.m) {
           if (status full = round_refusal(max_queue_ms, parsed->request.texts.size(), "thread");
               !full) {
+            door->metrics->count_refusal(refusal_reason::overload);
             refuse_after_round(batch_texts, respond, shed_reply(full));
             return;
           }
+          door->metrics->cache_hits.fetch_add(1, std::memory_order_relaxed);
           infer_result base;
           base.id = parsed->request.id;
           base.version = in.version;
@@ -339,9 +394,12 @@ http_handler make_http_handler(gateway_actor gw, std::shared_ptr<const serving_b
         }
         parsed->request.version = in.version;
         call_gateway(gw, std::move(parsed->request),
-                     [respond, top_k, request_id, counted, held](api_reply reply) {
+                     [respond, top_k, request_id, counted, held, door](api_reply reply) {
                        if (auto* err = std::get_if<status>(&reply)) {
                          // A loading model's queue is full: a refusal like the others.
+                         if (err->code() == status_code::resource_exhausted) {
+                           count_refusal(*door, *err);
+                         }
                          respond(err->code() == status_code::resource_exhausted
                                      ? refusal_reply(*err)
                                      : error_reply(*err));
@@ -387,18 +445,32 @@ zmq_handler make_zmq_handler(gateway_actor gw, std::shared_ptr<const serving_boa
     const principal caller = *who;
     std::shared_ptr<in_flight_counter::guard> counted;
     std::shared_ptr<tenant_admission::ticket> held;
+    // An inference's answer, counted for its model (HTTP-equivalent status; 404 under _other).
+    std::function<void(int)> observe;
     if (auto* infer = std::get_if<infer_request>(&decoded->call)) {
+      const auto start = std::chrono::steady_clock::now();
+      observe = [metrics = door->metrics, mid = infer->id, start](int code) {
+        if (code == 404) {
+          metrics->observe_unattributed(code, seconds_since(start));
+        } else {
+          metrics->observe_inference(mid.tenant, mid.model, code, seconds_since(start));
+        }
+      };
       counted = std::make_shared<in_flight_counter::guard>(in_flight->track());
       if (status refused = admission_check(*door); !refused) {
+        count_refusal(*door, refused);
         respond(encode_error(id, refused));
         return;
       }
       if (auto& shed = this_thread_admission(max_queue_ms); !shed.admit()) {
+        door->metrics->count_refusal(refusal_reason::overload);
         respond(encode_error(id, lag_refusal(shed)));
         return;
       }
       auto ticket = admit_tenant(*door, infer->id.tenant);
       if (!ticket) {
+        count_refusal(*door, ticket.error());
+        observe(http_status(ticket.error().code()));
         respond(encode_error(id, ticket.error()));
         return;
       }
@@ -408,21 +480,26 @@ zmq_handler make_zmq_handler(gateway_actor gw, std::shared_ptr<const serving_boa
       serving_board::cache call_cache;
       auto in = find_inline(board->read(call_cache), *infer, inline_max_texts);
       if (in.error) {
+        observe(http_status(in.error->code()));
         respond(encode_error(id, *in.error));
         return;
       }
       if (in.m) {
         if (status full = round_refusal(max_queue_ms, infer->texts.size(), "ZeroMQ thread");
             !full) {
+          door->metrics->count_refusal(refusal_reason::overload);
+          observe(429);
           respond(encode_error(id, full));
           return;
         }
+        door->metrics->cache_hits.fetch_add(1, std::memory_order_relaxed);
         infer_result base;
         base.id = infer->id;
         base.version = in.version;
-        auto done = [id, respond, base = std::move(base), counted, held](
+        auto done = [id, respond, base = std::move(base), counted, held, observe](
                         std::vector<std::vector<prediction>> rows) mutable {
           base.rows = std::move(rows);
+          observe(200);
           respond(encode_response(id, base));
         };
         predict_on_front_end(batch_texts, in.m, infer->top_k == 0 ? 1 : infer->top_k,
@@ -433,7 +510,14 @@ zmq_handler make_zmq_handler(gateway_actor gw, std::shared_ptr<const serving_boa
       infer->version = in.version;
     }
     call_gateway(gw, std::move(decoded->call),
-                 [id, respond, counted, held, caller](api_reply reply) {
+                 [id, respond, counted, held, caller, observe, door](api_reply reply) {
+      if (observe) {
+        const status* err = std::get_if<status>(&reply);
+        if (err != nullptr && err->code() == status_code::resource_exhausted) {
+          count_refusal(*door, *err);
+        }
+        observe(err != nullptr ? http_status(err->code()) : 200);
+      }
       respond(std::visit(
           [id, &caller](auto& value) -> std::string {
             using T = std::decay_t<decltype(value)>;
@@ -593,6 +677,8 @@ int run_node(const node_config& cfg) {
   storage.max_push_bytes = cfg.max_push_bytes;
   storage.replication_factor = cfg.replication_factor;
   storage.limits = cfg.limits;
+  auto metrics = std::make_shared<node_metrics>();
+  storage.metrics = metrics;
   auto initial = std::make_shared<const catalog>(replica->view());
   auto board = std::make_shared<serving_board>();
   board->publish_catalog(initial);
@@ -632,6 +718,7 @@ int run_node(const node_config& cfg) {
                             : default_model_memory(read_total_memory().value_or(4ull << 30));
   memory.keep_replaced_warm_ms = cfg.keep_replaced_warm_s * 1000;
   memory.micro_batch_texts = cfg.micro_batch_texts;
+  memory.metrics = metrics;
   // Loaders: cold loads side by side, one per core (at least 2), off the catalog actor. They
   // subscribe before the router, so a loader has every catalog the router has acted on.
   std::vector<model_loader_actor> loaders;
@@ -657,6 +744,7 @@ int run_node(const node_config& cfg) {
   door->keys = keys;
   door->in_flight = in_flight;
   door->max_in_flight = cfg.max_in_flight;
+  door->metrics = metrics;
   bool rate_or_in_flight = cfg.limits.defaults.rate > 0 || cfg.limits.defaults.in_flight > 0;
   for (const auto& [tenant, l] : cfg.limits.by_tenant) {
     rate_or_in_flight = rate_or_in_flight || l.rate > 0 || l.in_flight > 0;

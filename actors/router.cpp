@@ -17,6 +17,10 @@ namespace {
 using self_ptr = router_actor::stateful_pointer<router_state>;
 
 void publish_loaded(self_ptr self) {
+  if (auto& m = self->state.metrics) {
+    m->loaded_bytes.store(self->state.loaded.bytes(), std::memory_order_relaxed);
+    m->loaded_models.store(self->state.loaded.size(), std::memory_order_relaxed);
+  }
   if (self->state.board) {
     self->state.board->publish_loaded(std::make_shared<const loaded_models>(self->state.loaded));
   }
@@ -76,6 +80,7 @@ void enforce_budget(self_ptr self, const snapshot_key& keep) {
     }
   }
   st.unloaded_since_log += victims.size();
+  if (st.metrics) st.metrics->evictions.fetch_add(victims.size(), std::memory_order_relaxed);
   const int64_t now = steady_now_ms();
   if (now - st.last_unload_log_ms >= 10000) {
     log_info("unloaded " + std::to_string(st.unloaded_since_log) +
@@ -134,6 +139,14 @@ void try_replica(self_ptr self, caf::typed_response_promise<infer_result> rp,
 }
 
 void update_live(self_ptr self, const std::vector<member_view>& views) {
+  if (auto& m = self->state.metrics) {
+    std::vector<node_metrics::member_sample> samples;
+    samples.reserve(views.size());
+    for (const auto& v : views) {
+      samples.push_back({v.entry.name, to_string(v.entry.status), v.phi, v.is_self});
+    }
+    m->set_members(std::move(samples));
+  }
   auto& live = self->state.live;
   live.clear();
   for (const auto& v : views) {
@@ -166,6 +179,8 @@ router_actor::behavior_type router(self_ptr self, std::vector<model_loader_actor
   self->state.memory_budget = memory.budget_bytes;
   self->state.keep_replaced_warm_ms = memory.keep_replaced_warm_ms;
   self->state.micro_batch_texts = memory.micro_batch_texts;
+  self->state.metrics = memory.metrics;
+  if (memory.metrics) memory.metrics->budget_bytes.store(memory.budget_bytes);
   self->state.last_unload_log_ms = steady_now_ms() - 10000;
   self->state.current = std::move(initial);
   self->state.board = std::move(board);
@@ -193,6 +208,12 @@ router_actor::behavior_type router(self_ptr self, std::vector<model_loader_actor
         const snapshot_info* snap = st.current->find(req.id)->find(*version);
         const resident_model* resident = st.loaded.find({req.id, *version});
         if (resident != nullptr) resident->touch(steady_now_ms());
+        if (st.metrics) {
+          // In memory here: a hit (a batch too big for the front end, or the board's copy was
+          // a moment old); else this request waits for a load (here or at a holder).
+          (resident != nullptr ? st.metrics->cache_hits : st.metrics->cache_misses)
+              .fetch_add(1, std::memory_order_relaxed);
+        }
         // Here when this node holds the bytes (or nobody is known to: a node without a cluster,
         // or a catalog from before replication); else at a live holder.
         const bool local = !st.members || snap->holders.empty() ||
@@ -327,6 +348,9 @@ router_actor::behavior_type router(self_ptr self, std::vector<model_loader_actor
         self->state.loaded =
             self->state.loaded.with(key, std::make_shared<const resident_model>(std::move(m),
                                                                                 steady_now_ms()));
+        if (self->state.metrics) {
+          self->state.metrics->model_loads.fetch_add(1, std::memory_order_relaxed);
+        }
         enforce_budget(self, key);
         publish_loaded(self);
       },

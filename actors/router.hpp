@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "actors/protocol.hpp"
+#include "shoal/metrics.hpp"
 #include "shoal/serving_view.hpp"
 
 namespace shoal {
@@ -43,6 +44,7 @@ struct router_state {
   uint64_t memory_budget = 0;            // bytes of loaded models before evicting
   size_t micro_batch_texts = 64;         // passed to each host
   int64_t keep_replaced_warm_ms = 0;     // see node_config::keep_replaced_warm_s
+  std::shared_ptr<node_metrics> metrics;  // may be null
   // Unloads since the last log line (logged at most every 10 s, not once per unload).
   uint64_t unloaded_since_log = 0;
   int64_t last_unload_log_ms = 0;
@@ -54,6 +56,7 @@ struct router_settings {
   uint64_t budget_bytes = UINT64_MAX;
   int64_t keep_replaced_warm_ms = 600000;
   size_t micro_batch_texts = 64;  // see node_config::micro_batch_texts (0: each request alone)
+  std::shared_ptr<node_metrics> metrics;  // cache and member figures for /metrics (may be null)
 };
 
 /// @pre `initial` is not null, `loaders` is not empty

@@ -7,7 +7,8 @@ set -euo pipefail
 build_pkgs=(cmake make g++ pkg-config libcaf-dev libprotobuf-dev protobuf-compiler libzmq3-dev
             cppzmq-dev libboost-dev libboost-system-dev libopenblas-dev libssl-dev zlib1g-dev
             nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev libfasttext-dev)
-test_pkgs=(fasttext openssl)     # fasttext: the test oracle; openssl: makes test certificates
+test_pkgs=(fasttext openssl prometheus)  # fasttext: the test oracle; openssl: makes test
+                                      # certificates; prometheus: scrapes a node in a test
 demo_pkgs=(fasttext curl)        # the demo trains its sample models with the fasttext tool
 bench_pkgs=(fasttext curl python3 wrk nginx-light python3-fastapi python3-uvicorn python3-fasttext python3-numpy python3-matplotlib)
 

@@ -11,7 +11,7 @@
 //   GET  /v2/models/TENANT/MODEL[/versions/N]         model metadata
 //   GET  /v2/models/TENANT/MODEL[/versions/N]/ready   {"name":"TENANT/MODEL","ready":true}
 //   POST /v2/models/TENANT/MODEL[/versions/N]/infer   inference
-//   GET  /metrics                                     Prometheus text (route only, for later)
+//   GET  /metrics                                     Prometheus text (metrics.hpp)
 // Path rules:
 // - Each '/'-separated segment is percent-decoded on its own; an invalid escape ("%zz", "%4") is
 //   400. So TENANT%2FMODEL (what V2 clients send for a name holding a slash) is the same model as

@@ -5,9 +5,11 @@
 #include <sys/wait.h>
 
 #include <atomic>
+#include <cctype>
 #include <cstdlib>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -991,6 +993,112 @@ TEST_F(node_test, shoal_bench_offers_the_rates_asked_and_reports_what_came_back)
     EXPECT_NE(r.err.find("shoal: bench: "), std::string::npos) << r.err;
     EXPECT_EQ(r.out, "");
   }
+}
+
+// Percent-encodes a Prometheus query for a URL.
+std::string url_encode(const std::string& s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '_' || c == '.' || c == '-' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      char buf[4];
+      std::snprintf(buf, sizeof buf, "%%%02X", c);
+      out += buf;
+    }
+  }
+  return out;
+}
+
+// GET /metrics scraped by a real Prometheus server (Debian's package) with an admin key, and a
+// metric read back through Prometheus' query API. Tenant keys and no key get no metrics.
+TEST_F(node_test, prometheus_scrapes_metrics_and_answers_queries_about_them) {
+  node_.reset();
+  const std::string keys = data_->path() + "/keys";
+  const std::string admin = "adminkey-0123456789abcdef";
+  const std::string tenant = "acmekey-0123456789abcdef";
+  ASSERT_TRUE(write_file(keys, admin + " admin\n" + tenant + " acme\n"));
+  node_ = std::make_unique<node_process>(data_->path() + "/data",
+                                         std::vector<std::string>{"--keys-file", keys});
+  auto pushed = node_->cli({"snapshot", "push", "acme/bot", v1_, "--key", admin});
+  ASSERT_EQ(pushed.exit_code, 0) << pushed.err;
+  for (int i = 0; i < 7; ++i) {
+    auto r = http_call(node_->http_port(), "POST", "/v2/models/acme/bot/infer",
+                       infer_body({"hello there"}), "Authorization: Bearer " + tenant + "\r\n");
+    ASSERT_EQ(r.status, 200) << r.body;
+  }
+  auto missing = http_call(node_->http_port(), "POST", "/v2/models/acme/nope/infer",
+                           infer_body({"hi"}), "Authorization: Bearer " + tenant + "\r\n");
+  ASSERT_EQ(missing.status, 404);
+
+  EXPECT_EQ(http_call(node_->http_port(), "GET", "/metrics").status, 401);
+  EXPECT_EQ(http_call(node_->http_port(), "GET", "/metrics", "",
+                      "Authorization: Bearer " + tenant + "\r\n").status, 403);
+  auto direct = http_call(node_->http_port(), "GET", "/metrics", "",
+                          "Authorization: Bearer " + admin + "\r\n");
+  ASSERT_EQ(direct.status, 200) << direct.body;
+  EXPECT_NE(direct.headers.find("text/plain; version=0.0.4"), std::string::npos) << direct.headers;
+  EXPECT_NE(direct.body.find("shoal_inference_requests_total{tenant=\"acme\",model=\"bot\"} 7\n"),
+            std::string::npos) << direct.body;
+  EXPECT_NE(direct.body.find("shoal_inference_requests_total{tenant=\"_other\",model=\"_other\"} 1\n"),
+            std::string::npos) << "the 404 is counted, but makes no series";
+  EXPECT_NE(direct.body.find("shoal_models_loaded 1\n"), std::string::npos);
+  EXPECT_NE(direct.body.find("shoal_cluster_members{status=\"alive\"} 1\n"), std::string::npos);
+
+  // A real Prometheus server on a free port, scraping every second with the admin key.
+  temp_dir prom;
+  const uint16_t prom_port = free_port();
+  ASSERT_TRUE(write_file(prom.path() + "/prometheus.yml",
+                         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+                         "scrape_configs:\n  - job_name: shoal\n    authorization:\n"
+                         "      credentials: " + admin + "\n    static_configs:\n"
+                         "      - targets: ['127.0.0.1:" + std::to_string(node_->http_port()) +
+                         "']\n"));
+  pid_t pid = -1;
+  try {
+    pid = spawn_program("prometheus",
+                        {"--config.file=" + prom.path() + "/prometheus.yml",
+                         "--storage.tsdb.path=" + prom.path() + "/data",
+                         "--web.listen-address=127.0.0.1:" + std::to_string(prom_port)},
+                        "/dev/null", prom.path() + "/out.log", prom.path() + "/err.log");
+  } catch (const std::exception& e) {
+    FAIL() << "cannot start prometheus (scripts/deps.sh test installs it): " << e.what();
+  }
+  struct stop_prometheus {
+    pid_t pid;
+    ~stop_prometheus() {
+      ::kill(pid, SIGTERM);
+      wait_for(pid, std::chrono::seconds(10));
+    }
+  } stopper{pid};
+
+  auto query = [&](const std::string& q) -> std::optional<double> {
+    auto r = http_call(prom_port, "GET", "/api/v1/query?query=" + url_encode(q));
+    if (r.status != 200) return std::nullopt;
+    auto j = json::parse(r.body, nullptr, false);
+    if (j.is_discarded() || j["status"] != "success" || j["data"]["result"].empty()) {
+      return std::nullopt;
+    }
+    return std::stod(j["data"]["result"][0]["value"][1].get<std::string>());
+  };
+  std::optional<double> requests, up, loads;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline) {
+    up = query("up{job=\"shoal\"}");
+    requests = query("shoal_inference_requests_total{tenant=\"acme\",model=\"bot\"}");
+    loads = query("shoal_model_loads_total");
+    if (up && *up == 1 && requests) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+  ASSERT_TRUE(up) << "Prometheus never scraped the node: " << read_file(prom.path() + "/err.log");
+  EXPECT_EQ(*up, 1) << read_file(prom.path() + "/err.log");
+  ASSERT_TRUE(requests) << read_file(prom.path() + "/err.log");
+  EXPECT_EQ(*requests, 7);
+  ASSERT_TRUE(loads);
+  EXPECT_EQ(*loads, 1);
+  auto hist = query("sum(shoal_inference_duration_seconds_count{tenant=\"acme\"})");
+  ASSERT_TRUE(hist);
+  EXPECT_EQ(*hist, 7) << "the histogram counts every answer";
 }
 
 // --log-format json: every line the node writes is one JSON object a collector can read, with
