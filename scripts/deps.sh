@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Shoal needs that are missing; silent and fast when all are present.
-# usage: scripts/deps.sh build|test|demo|bench
+# usage: scripts/deps.sh build|test|demo|bench|bundle|root
 # Sourced or run by scripts/test.sh, scripts/demo.sh and bench/run_http.sh.
 set -euo pipefail
 
 build_pkgs=(cmake make g++ pkg-config libcaf-dev libprotobuf-dev protobuf-compiler libzmq3-dev
             cppzmq-dev libboost-dev libboost-system-dev libopenblas-dev libssl-dev zlib1g-dev
             nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev libfasttext-dev)
-test_pkgs=(fasttext openssl prometheus)  # fasttext: the test oracle; openssl: makes test
-                                      # certificates; prometheus: scrapes a node in a test
+test_pkgs=(fasttext openssl prometheus patchelf binutils debootstrap)  # fasttext: the test oracle;
+            # openssl: test certificates; prometheus: scrapes a node; patchelf, binutils,
+            # debootstrap: the bundle test (scripts/bundle.sh in a minimal Debian root)
 demo_pkgs=(fasttext curl)        # the demo trains its sample models with the fasttext tool
+bundle_pkgs=(patchelf binutils)  # scripts/bundle.sh: rpaths, strip
+root_pkgs=(debootstrap)            # scripts/debian-root.sh: a minimal Debian root for the bundle test
 bench_pkgs=(fasttext curl python3 wrk nginx-light python3-fastapi python3-uvicorn python3-fasttext python3-numpy python3-matplotlib)
 
 want=("${build_pkgs[@]}")
@@ -18,7 +21,9 @@ case "${1:-build}" in
   test) want+=("${test_pkgs[@]}") ;;
   demo) want+=("${demo_pkgs[@]}") ;;
   bench) want+=("${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
-  *) echo "usage: scripts/deps.sh build|test|demo|bench" >&2; exit 2 ;;
+  bundle) want+=("${bundle_pkgs[@]}") ;;
+  root) want+=("${root_pkgs[@]}") ;;
+  *) echo "usage: scripts/deps.sh build|test|demo|bench|bundle|root" >&2; exit 2 ;;
 esac
 
 missing=()

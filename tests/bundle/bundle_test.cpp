@@ -1,0 +1,195 @@
+// The on-premise bundle (scripts/bundle.sh) on a system that has none of Shoal's build
+// dependencies: a minimal Debian 12 root (debootstrap minbase, cached between runs by
+// scripts/debian-root.sh). Inside it (chroot), `ldd` resolves every library but glibc's from the
+// bundle, and a 3-node cluster started from the bundle's binary and config examples takes a
+// pushed model and serves it from every node. Needs root (chroot, mounting /proc in the root).
+#include <signal.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <memory>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "support/node_process.hpp"
+
+namespace shoal::testing {
+namespace {
+
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+std::string env_or(const char* name, const std::string& fallback) {
+  const char* v = std::getenv(name);
+  return v != nullptr ? v : fallback;
+}
+
+// /proc mounted in the root while the test runs (glibc reads /proc/self/exe to resolve the
+// binary's $ORIGIN rpath, as on any real system); unmounted before the root is removed.
+struct proc_mount {
+  std::string at;
+  bool mounted = false;
+  explicit proc_mount(std::string path) : at(std::move(path)) {
+    mounted = ::mount("proc", at.c_str(), "proc", 0, nullptr) == 0;
+  }
+  ~proc_mount() {
+    if (mounted && ::umount(at.c_str()) != 0) ::umount2(at.c_str(), MNT_DETACH);
+  }
+};
+
+// A node started from the bundle inside the root; SIGTERM and wait on destruction.
+struct bundled_node {
+  pid_t pid = -1;
+  uint16_t http = 0, zmq = 0, cluster = 0;
+  std::string log;
+  ~bundled_node() {
+    if (pid > 0) {
+      ::kill(pid, SIGTERM);
+      wait_for(pid, 15s);
+    }
+  }
+};
+
+TEST(bundle, runs_a_cluster_in_a_minimal_debian_root_with_nothing_but_glibc_from_outside) {
+  ASSERT_EQ(::geteuid(), 0u) << "this test needs root: chroot and mount /proc in the test root";
+  const std::string source = env_or("SHOAL_SOURCE_DIR", ".");
+  temp_dir work;
+
+  // The bundle, from the binary under test.
+  auto bundled = run_program(source + "/scripts/bundle.sh",
+                             {"--binary", shoal_bin(), "--out", work.path()}, {}, 600s);
+  ASSERT_EQ(bundled.exit_code, 0) << bundled.out << bundled.err;
+  const std::string tarball = work.path() + "/shoal-" SHOAL_VERSION "-linux-x86_64.tar.gz";
+  ASSERT_FALSE(read_file(tarball).empty()) << bundled.out;
+
+  // A scratch copy of the cached minimal root, with the bundle unpacked at /opt/shoal.
+  auto cached = run_program(source + "/scripts/debian-root.sh", {}, {}, 900s);
+  ASSERT_EQ(cached.exit_code, 0) << cached.err;
+  const std::string cache = cached.out.substr(0, cached.out.find('\n'));
+  const std::string root = work.path() + "/root";
+  ASSERT_EQ(run_program("cp", {"-a", cache, root}).exit_code, 0);
+  ASSERT_EQ(run_program("tar", {"-xzf", tarball, "-C", root + "/opt"}).exit_code, 0);
+  ASSERT_EQ(::rename((root + "/opt/shoal-" SHOAL_VERSION "-linux-x86_64").c_str(),
+                     (root + "/opt/shoal").c_str()),
+            0);
+
+  // None of the build dependencies is in the root.
+  auto found = run_program("find", {root + "/usr", root + "/lib", "-name", "libzmq.so*", "-o",
+                                    "-name", "libcaf_core*", "-o", "-name", "libprotobuf.so*",
+                                    "-o", "-name", "libopenblas*", "-o", "-name", "libssl.so*"});
+  ASSERT_EQ(found.exit_code, 0) << found.err;
+  EXPECT_EQ(found.out, "") << "the test root should not have these";
+
+  proc_mount proc(root + "/proc");
+  ASSERT_TRUE(proc.mounted) << "cannot mount /proc in the test root";
+
+  // ldd inside the root: every library from /opt/shoal/lib except glibc's own.
+  auto ldd = run_program("chroot", {root, "ldd", "/opt/shoal/bin/shoal"});
+  ASSERT_EQ(ldd.exit_code, 0) << ldd.out << ldd.err;
+  EXPECT_EQ(ldd.out.find("not found"), std::string::npos) << ldd.out;
+  const std::regex glibc(R"(^(libc|libm|libpthread|libdl|librt|libresolv)\.so\.)");
+  std::istringstream lines(ldd.out);
+  std::string line;
+  int from_bundle = 0;
+  while (std::getline(lines, line)) {
+    std::istringstream words(line);
+    std::string soname, arrow, path;
+    words >> soname >> arrow >> path;
+    if (arrow != "=>") continue;  // the vdso and the loader
+    if (path.rfind("/opt/shoal/bin/../lib/", 0) == 0) {
+      ++from_bundle;
+    } else {
+      EXPECT_TRUE(std::regex_search(soname, glibc)) << "resolved outside the bundle: " << line;
+    }
+  }
+  EXPECT_GE(from_bundle, 10) << ldd.out;
+
+  // A 3-node cluster from the bundle's own config examples (ports and data dirs overridden:
+  // free loopback ports, data inside the root).
+  ASSERT_TRUE(write_file(root + "/opt/shoal/etc/local-3/secret.txt", "bundle-test-secret-0123456789\n"));
+  std::vector<std::unique_ptr<bundled_node>> nodes;
+  for (int i = 0; i < 3; ++i) {
+    auto n = std::make_unique<bundled_node>();
+    n->http = free_port();
+    n->zmq = free_port();
+    n->cluster = free_port();
+    nodes.push_back(std::move(n));
+  }
+  const std::string seeds = "127.0.0.1:" + std::to_string(nodes[0]->cluster);
+  for (int i = 0; i < 3; ++i) {
+    auto& n = *nodes[i];
+    const std::string name = "n" + std::to_string(i + 1);
+    n.log = work.path() + "/" + name + ".log";
+    n.pid = spawn_program(
+        "chroot",
+        {root, "/opt/shoal/bin/shoal", "node", "--config", "/opt/shoal/etc/local-3/" + name + ".conf",
+         "--data-dir", "/var/lib/shoal/" + name, "--http-port", std::to_string(n.http),
+         "--zmq-port", std::to_string(n.zmq), "--cluster-port", std::to_string(n.cluster),
+         "--seeds", seeds, "--model-memory-mb", "256", "--http-threads", "2"},
+        "/dev/null", work.path() + "/" + name + ".out", n.log);
+  }
+  for (auto& n : nodes) {
+    bool ready = false;
+    for (int tries = 0; tries < 100 && !ready; ++tries) {
+      ready = http_call(n->http, "GET", "/v2/health/ready").status == 200;
+      if (!ready) std::this_thread::sleep_for(100ms);
+    }
+    ASSERT_TRUE(ready) << read_file(n->log);
+  }
+  auto cli = [&](std::vector<std::string> args, uint16_t zmq) {
+    std::vector<std::string> full = {root, "/opt/shoal/bin/shoal"};
+    full.insert(full.end(), args.begin(), args.end());
+    full.push_back("--node");
+    full.push_back("127.0.0.1:" + std::to_string(zmq));
+    return run_program("chroot", full);
+  };
+  // All three see each other.
+  bool all_alive = false;
+  run_result status;
+  for (int tries = 0; tries < 100 && !all_alive; ++tries) {
+    status = cli({"cluster", "status"}, nodes[2]->zmq);
+    size_t alive = 0;
+    for (size_t at = status.out.find(" alive"); at != std::string::npos;
+         at = status.out.find(" alive", at + 1)) {
+      ++alive;
+    }
+    all_alive = status.exit_code == 0 && alive >= 3;
+    if (!all_alive) std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_TRUE(all_alive) << status.out << status.err;
+
+  // A model trained here, pushed with the bundle's CLI inside the root, served by every node.
+  temp_dir models;
+  const std::string model = train_fasttext(
+      models.path(), "bot", read_file(source + "/examples/intents-v1.txt"),
+      {"-epoch", "25", "-lr", "0.5", "-dim", "16", "-bucket", "20000", "-wordNgrams", "2"});
+  ASSERT_FALSE(model.empty());
+  ASSERT_TRUE(write_file(root + "/tmp/bot.bin", read_file(model)));
+  auto pushed = cli({"snapshot", "push", "acme/bot", "/tmp/bot.bin"}, nodes[1]->zmq);
+  ASSERT_EQ(pushed.exit_code, 0) << pushed.out << pushed.err;
+  const std::string body =
+      R"({"inputs":[{"name":"text","shape":[1],"datatype":"BYTES","data":["where is my parcel"]}]})";
+  for (auto& n : nodes) {
+    http_response r;
+    for (int tries = 0; tries < 50; ++tries) {  // the catalog reaches every node within a moment
+      r = http_call(n->http, "POST", "/v2/models/acme/bot/infer", body);
+      if (r.status == 200) break;
+      std::this_thread::sleep_for(100ms);
+    }
+    ASSERT_EQ(r.status, 200) << r.body << read_file(n->log);
+    auto j = json::parse(r.body, nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << r.body;
+    EXPECT_EQ(j["model_name"], "acme/bot");
+    EXPECT_FALSE(j["outputs"][0]["data"][0].get<std::string>().empty()) << r.body;
+  }
+}
+
+}  // namespace
+}  // namespace shoal::testing
