@@ -57,7 +57,9 @@ patchelf --force-rpath --set-rpath '$ORIGIN/../lib' "$dir/bin/shoal"
 echo "== config examples, systemd unit, INSTALL.md" >&2
 cp -r "$root/cluster-config/." "$dir/etc/"
 rm -f "$dir/etc/local-3/secret.txt"
-cp "$root/packaging/shoal.service" "$dir/etc/systemd/shoal.service"
+sed -e 's#@SHOAL_BIN@#/opt/shoal/bin/shoal#' -e 's#@SHOAL_CONF@#/opt/shoal/etc/node.conf#' \
+    -e 's#@SHOAL_DOC@#file:///opt/shoal/INSTALL.md#' \
+    "$root/packaging/shoal.service.in" > "$dir/etc/systemd/shoal.service"
 cp "$root/packaging/INSTALL.md" "$dir/INSTALL.md"
 sed -i "s/@VERSION@/$version/g" "$dir/INSTALL.md"
 

@@ -1,4 +1,4 @@
-// The on-premise bundle (scripts/bundle.sh) on a system that has none of Shoal's build
+// Packaging. The on-premise bundle (scripts/bundle.sh) on a system that has none of Shoal's build
 // dependencies: a minimal Debian 12 root (debootstrap minbase, cached between runs by
 // scripts/debian-root.sh). Inside it (chroot), `ldd` resolves every library but glibc's from the
 // bundle, and a 3-node cluster started from the bundle's binary and config examples takes a
@@ -189,6 +189,67 @@ TEST(bundle, runs_a_cluster_in_a_minimal_debian_root_with_nothing_but_glibc_from
     EXPECT_EQ(j["model_name"], "acme/bot");
     EXPECT_FALSE(j["outputs"][0]["data"][0].get<std::string>().empty()) << r.body;
   }
+}
+
+// The .deb (CPack, from this build directory): lintian finds no errors; it holds the binary, a
+// conffile config, the systemd unit; installed into a minimal Debian root (dependencies forced:
+// this tests the package's own files and scripts) it makes the shoal system user and
+// /var/lib/shoal, and a purge removes them again.
+TEST(deb, passes_lintian_and_installs_a_user_a_config_and_a_unit_and_purges_clean) {
+  ASSERT_EQ(::geteuid(), 0u) << "this test needs root: chroot into the test root";
+  const std::string source = env_or("SHOAL_SOURCE_DIR", ".");
+  const std::string build = env_or("SHOAL_BUILD_DIR", "");
+  ASSERT_FALSE(build.empty()) << "run through ctest (SHOAL_BUILD_DIR)";
+  temp_dir work;
+  auto packed = run_program("cpack", {"-G", "DEB", "--config", build + "/CPackConfig.cmake", "-B",
+                                      work.path()},
+                            {}, 600s);
+  ASSERT_EQ(packed.exit_code, 0) << packed.out << packed.err;
+  const std::string deb = work.path() + "/shoal_" SHOAL_VERSION "_amd64.deb";
+  ASSERT_FALSE(read_file(deb).empty()) << packed.out;
+
+  auto lint = run_program("lintian", {"--no-tag-display-limit", deb}, {}, 300s);
+  ASSERT_NE(lint.exit_code, -1) << "lintian: " << lint.err << " (scripts/deps.sh test installs it)";
+  std::istringstream tags(lint.out);
+  std::string tag;
+  while (std::getline(tags, tag)) EXPECT_NE(tag.rfind("E: ", 0), 0u) << tag;
+
+  auto contents = run_program("dpkg-deb", {"-c", deb});
+  ASSERT_EQ(contents.exit_code, 0) << contents.err;
+  for (const char* path : {"./usr/bin/shoal", "./etc/shoal/node.conf",
+                           "./lib/systemd/system/shoal.service",
+                           "./usr/share/doc/shoal/copyright"}) {
+    EXPECT_NE(contents.out.find(std::string(path) + "\n"), std::string::npos) << path;
+  }
+  auto conffiles = run_program("dpkg-deb", {"-I", deb, "conffiles"});
+  EXPECT_EQ(conffiles.out, "/etc/shoal/node.conf\n");
+
+  auto cached = run_program(source + "/scripts/debian-root.sh", {}, {}, 900s);
+  ASSERT_EQ(cached.exit_code, 0) << cached.err;
+  const std::string root = work.path() + "/root";
+  ASSERT_EQ(run_program("cp", {"-a", cached.out.substr(0, cached.out.find('\n')), root}).exit_code,
+            0);
+  ASSERT_TRUE(write_file(root + "/tmp/shoal.deb", read_file(deb)));
+  auto installed = run_program("chroot", {root, "dpkg", "--force-depends", "-i", "/tmp/shoal.deb"});
+  ASSERT_EQ(installed.exit_code, 0) << installed.out << installed.err;
+  auto user = run_program("chroot", {root, "getent", "passwd", "shoal"});
+  EXPECT_EQ(user.exit_code, 0) << "no shoal user";
+  EXPECT_NE(user.out.find(":/var/lib/shoal:/usr/sbin/nologin"), std::string::npos) << user.out;
+  auto owner = run_program("chroot", {root, "stat", "-c", "%U:%G %a", "/var/lib/shoal"});
+  EXPECT_EQ(owner.out, "shoal:shoal 750\n") << owner.err;
+  const std::string conf = read_file(root + "/etc/shoal/node.conf");
+  EXPECT_NE(conf.find("\ndata_dir = /var/lib/shoal\n"), std::string::npos) << conf;
+  const std::string unit = read_file(root + "/lib/systemd/system/shoal.service");
+  EXPECT_NE(unit.find("ExecStart=/usr/bin/shoal node --config /etc/shoal/node.conf\n"),
+            std::string::npos)
+      << unit;
+  EXPECT_NE(unit.find("User=shoal\n"), std::string::npos) << unit;
+
+  auto purged = run_program("chroot", {root, "dpkg", "--purge", "shoal"});
+  ASSERT_EQ(purged.exit_code, 0) << purged.out << purged.err;
+  EXPECT_NE(run_program("chroot", {root, "getent", "passwd", "shoal"}).exit_code, 0);
+  EXPECT_NE(run_program("chroot", {root, "test", "-e", "/var/lib/shoal"}).exit_code, 0);
+  EXPECT_NE(run_program("chroot", {root, "test", "-e", "/usr/bin/shoal"}).exit_code, 0);
 }
 
 }  // namespace
