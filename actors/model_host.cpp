@@ -14,8 +14,13 @@ model_host_actor::behavior_type model_host(model_host_actor::stateful_pointer<mo
                                            model_loader_actor loader, model_id id,
                                            uint32_t version,
                                            caf::timespan load_timeout, router_actor router,
-                                           uint64_t memory_budget, size_t micro_batch_texts) {
+                                           uint64_t memory_budget, size_t micro_batch_texts,
+                                           std::shared_ptr<node_metrics> metrics) {
   self->state.batcher = micro_batcher(micro_batch_texts);
+  // The node's count of requests waiting for a load (/metrics), moved by this host's queue.
+  auto queued = [metrics](int64_t n) {
+    if (metrics) metrics->load_queue.fetch_add(n, std::memory_order_relaxed);
+  };
   // Answers `req` from the loaded model: at once without micro-batching, else with the next
   // flush (which is sent when the batch starts, so it comes after the mailbox's requests).
   auto serve = [=](caf::typed_response_promise<infer_result> promise, infer_request req) {
@@ -37,6 +42,7 @@ model_host_actor::behavior_type model_host(model_host_actor::stateful_pointer<mo
     }
   };
   auto fail = [=](const caf::error& err) {
+    queued(-static_cast<int64_t>(self->state.waiting.size()));
     for (auto& entry : self->state.waiting) entry.first.deliver(err);
     self->state.waiting.clear();
     // A normal exit: the router is linked to its hosts, and an error exit would take it
@@ -58,6 +64,7 @@ model_host_actor::behavior_type model_host(model_host_actor::stateful_pointer<mo
             self->send(router, loaded_atom_v, id, version, self->state.loaded);
             auto waiting = std::move(self->state.waiting);
             self->state.waiting.clear();
+            queued(-static_cast<int64_t>(waiting.size()));
             for (auto& [promise, req] : waiting) serve(promise, std::move(req));
           },
           [=](caf::error& err) { fail(err); });
@@ -76,6 +83,7 @@ model_host_actor::behavior_type model_host(model_host_actor::stateful_pointer<mo
         }
         auto promise = self->make_response_promise<infer_result>();
         self->state.waiting.emplace_back(promise, std::move(req));
+        queued(1);
         return promise;
       },
       [=](flush_atom) { self->state.batcher.flush(); },

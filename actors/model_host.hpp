@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "actors/protocol.hpp"
+#include "shoal/metrics.hpp"
 #include "shoal/micro_batch.hpp"
 
 namespace shoal {
@@ -38,7 +39,8 @@ model_host_actor::behavior_type model_host(model_host_actor::stateful_pointer<mo
                                            model_loader_actor loader, model_id id,
                                            uint32_t version,
                                            caf::timespan load_timeout, router_actor router,
-                                           uint64_t memory_budget, size_t micro_batch_texts);
+                                           uint64_t memory_budget, size_t micro_batch_texts,
+                                           std::shared_ptr<node_metrics> metrics);
 
 /// Returns the predictions `m` makes for `req` (the pure part of a host's work).
 infer_result run_inference(const model& m, const infer_request& req, uint32_t version);

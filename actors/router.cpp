@@ -39,7 +39,7 @@ model_host_actor host_for(self_ptr self, const model_id& id, uint32_t version) {
     auto host = self->spawn<caf::linked>(model_host, st.loaders[h % st.loaders.size()], id,
                                          version, st.load_timeout,
                                          caf::actor_cast<router_actor>(self), st.memory_budget,
-                                         st.micro_batch_texts);
+                                         st.micro_batch_texts, st.metrics);
     self->monitor(host);
     it = st.hosts.emplace(key, host).first;
   }

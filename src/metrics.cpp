@@ -326,6 +326,11 @@ std::string node_metrics::render(const gauges& now) {
   counter("shoal_model_memory_budget_bytes", "The model memory budget (model_memory_mb).",
           budget_bytes, "gauge");
   counter("shoal_models_loaded", "Snapshots in memory now.", loaded_models, "gauge");
+  header(out, "shoal_model_load_queue_requests", "gauge",
+         "Inference requests waiting for their model to load (at most 256 per model; more are "
+         "refused with reason model_queue).");
+  sample(out, "shoal_model_load_queue_requests", "",
+         static_cast<double>(std::max<int64_t>(0, load_queue.load(std::memory_order_relaxed))));
 
   // ---- cluster ----
   std::vector<member_sample> members;

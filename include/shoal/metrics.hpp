@@ -75,6 +75,7 @@ class node_metrics {
   std::atomic<uint64_t> loaded_bytes{0};   // memory of the loaded snapshots
   std::atomic<uint64_t> loaded_models{0};  // snapshots loaded now
   std::atomic<uint64_t> budget_bytes{0};   // model_memory_mb
+  std::atomic<int64_t> load_queue{0};      // requests waiting for their model to load
 
   // ---- cluster (the router and the catalog actor update these) ----
   struct member_sample {

@@ -1043,6 +1043,11 @@ TEST_F(node_test, prometheus_scrapes_metrics_and_answers_queries_about_them) {
   EXPECT_NE(direct.body.find("shoal_inference_requests_total{tenant=\"_other\",model=\"_other\"} 1\n"),
             std::string::npos) << "the 404 is counted, but makes no series";
   EXPECT_NE(direct.body.find("shoal_models_loaded 1\n"), std::string::npos);
+  EXPECT_NE(direct.body.find("shoal_model_loads_total 1\n"), std::string::npos);
+  EXPECT_NE(direct.body.find("shoal_model_cache_misses_total 1\n"), std::string::npos)
+      << "the first request waited for the load";
+  EXPECT_NE(direct.body.find("shoal_model_load_queue_requests 0\n"), std::string::npos)
+      << "the request that waited for the load left the queue";
   EXPECT_NE(direct.body.find("shoal_cluster_members{status=\"alive\"} 1\n"), std::string::npos);
 
   // A real Prometheus server on a free port, scraping every second with the admin key.

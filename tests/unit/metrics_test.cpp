@@ -124,6 +124,7 @@ TEST(metrics, label_values_are_escaped_and_threads_count_without_losing_any) {
   m.set_members({{"node \"a\"\\1", "alive", 0.5, false}, {"me", "alive", 0, true},
                  {"gone", "dead", 12.25, false}});
   m.set_replication(3, 4.5);
+  m.load_queue.store(5);
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&m, t] {
@@ -140,6 +141,7 @@ TEST(metrics, label_values_are_escaped_and_threads_count_without_losing_any) {
   EXPECT_EQ(s["shoal_cluster_members{status=\"dead\"}"], 1);
   EXPECT_EQ(s["shoal_replication_pending_snapshots"], 3);
   EXPECT_EQ(s["shoal_replication_lag_seconds"], 4.5);
+  EXPECT_EQ(s["shoal_model_load_queue_requests"], 5);
 }
 
 }  // namespace
