@@ -133,17 +133,23 @@ class generator {
   }
 
   status resolve() {
-    boost::system::error_code ec;
-    tcp::resolver resolver(io_);
-    auto found = resolver.resolve(o_.host, std::to_string(o_.port), ec);
-    if (ec) return status::invalid_argument("cannot resolve " + o_.host + ": " + ec.message());
-    endpoints_.assign(found.begin(), found.end());
-    // A first connection, synchronously: an unreachable node is an error, not a table of errors.
-    tcp::socket probe(io_);
-    net::connect(probe, endpoints_, ec);
-    if (ec) {
-      return status::unavailable("cannot connect to " + o_.host + ":" + std::to_string(o_.port) +
-                                 ": " + ec.message() + " (is `shoal node` running there?)");
+    std::vector<std::pair<std::string, uint16_t>> targets = {{o_.host, o_.port}};
+    targets.insert(targets.end(), o_.more_targets.begin(), o_.more_targets.end());
+    for (const auto& [host, port] : targets) {
+      boost::system::error_code ec;
+      tcp::resolver resolver(io_);
+      auto found = resolver.resolve(host, std::to_string(port), ec);
+      if (ec) return status::invalid_argument("cannot resolve " + host + ": " + ec.message());
+      endpoints_.emplace_back(found.begin(), found.end());
+      idle_.emplace_back();
+      // A first connection, synchronously: an unreachable node is an error, not a table of
+      // errors.
+      tcp::socket probe(io_);
+      net::connect(probe, endpoints_.back(), ec);
+      if (ec) {
+        return status::unavailable("cannot connect to " + host + ":" + std::to_string(port) +
+                                   ": " + ec.message() + " (is `shoal node` running there?)");
+      }
     }
     return status::ok();
   }
@@ -238,6 +244,7 @@ class generator {
     std::optional<http::response_parser<http::string_body>> parser;
     request_slot slot;
     clock_type::time_point written;
+    size_t target = 0;  // index into endpoints_
   };
 
   void schedule(clock_type::time_point not_before = clock_type::time_point()) {
@@ -260,12 +267,18 @@ class generator {
 
   void dispatch(request_slot slot) {
     ++steps_[slot.step].report.due;
-    if (!idle_.empty()) {
-      auto c = idle_.back();
-      idle_.pop_back();
+    // Requests go round robin over the targets (one node, or the front ends of a cluster): an
+    // idle connection to this request's target, else a new one, else any idle connection.
+    const size_t target = next_target_++ % endpoints_.size();
+    auto& idle = idle_[target];
+    if (!idle.empty()) {
+      auto c = idle.back();
+      idle.pop_back();
       send(c, slot);
     } else if (open_ < o_.connections) {
-      open(slot);
+      open(slot, target);
+    } else if (auto c = take_any_idle()) {
+      send(c, slot);
     } else if (o_.drop_when_busy) {
       ++steps_[slot.step].report.client_shed;
     } else {
@@ -273,14 +286,25 @@ class generator {
     }
   }
 
-  void open(request_slot slot) {
+  std::shared_ptr<connection> take_any_idle() {
+    for (auto& idle : idle_) {
+      if (idle.empty()) continue;
+      auto c = idle.back();
+      idle.pop_back();
+      return c;
+    }
+    return nullptr;
+  }
+
+  void open(request_slot slot, size_t target) {
     auto c = std::make_shared<connection>(io_);
     conns_.push_back(c);
     ++open_;
     ++busy_;
     c->slot = slot;
+    c->target = target;
     c->stream.expires_after(std::chrono::milliseconds(o_.timeout_ms));
-    c->stream.async_connect(endpoints_, [this, c](const boost::system::error_code& ec,
+    c->stream.async_connect(endpoints_[target], [this, c](const boost::system::error_code& ec,
                                                   const tcp::endpoint&) {
       if (ec) {
         fail(c);
@@ -349,7 +373,7 @@ class generator {
       waiting_.pop_front();
       send(c, next);
     } else {
-      idle_.push_back(c);
+      idle_[c->target].push_back(c);
     }
   }
 
@@ -365,7 +389,7 @@ class generator {
     if (!waiting_.empty()) {
       auto next = waiting_.front();
       waiting_.pop_front();
-      open(next);
+      open(next, c->target);
     }
   }
 
@@ -384,12 +408,13 @@ class generator {
   net::steady_timer timer_;
   // Keeps run_until() running to the step's end even when nothing is due or in flight.
   net::executor_work_guard<net::io_context::executor_type> work_;
-  std::vector<tcp::endpoint> endpoints_;
+  std::vector<std::vector<tcp::endpoint>> endpoints_;  // per target
+  size_t next_target_ = 0;                              // the next connection's target
   std::vector<std::string> requests_;
   size_t next_request_ = 0;
   std::vector<step_samples> steps_;
   std::vector<std::shared_ptr<connection>> conns_;
-  std::vector<std::shared_ptr<connection>> idle_;
+  std::vector<std::vector<std::shared_ptr<connection>>> idle_;  // per target
   std::deque<request_slot> waiting_;
   size_t open_ = 0;
   size_t busy_ = 0;  // connections connecting or with a request out
@@ -546,7 +571,9 @@ std::string render_load_json(const load_test_report& r, const load_test_options&
     if (s.node_rss_mb >= 0) j["node_rss_mb"] = s.node_rss_mb;
     steps.push_back(std::move(j));
   }
-  json out = {{"target", o.host + ":" + std::to_string(o.port)},
+  std::string targets = o.host + ":" + std::to_string(o.port);
+  for (const auto& [host, port] : o.more_targets) targets += "," + host + ":" + std::to_string(port);
+  json out = {{"target", targets},
               {"models", o.models},
               {"connections", o.connections},
               {"steps", steps}};
@@ -560,14 +587,16 @@ std::string render_load_json(const load_test_report& r, const load_test_options&
 
 std::string bench_usage() {
   return R"(usage: shoal bench --model TENANT/MODEL (--rate R | --rates R1,R2,... | --ramp START,STEP,MAX)
-                   [--http HOST:PORT] [--seconds S[,S2,...]] [--slo-ms MS] [--connections N]
+                   [--http HOST:PORT[,...]] [--seconds S[,S2,...]] [--slo-ms MS] [--connections N]
                    [--drop-when-busy] [--spin] [--texts FILE] [--k K] [--key KEY] [--pid PID]
                    [--timeout-ms MS] [--json]
 
-Open-loop HTTP load on a node: requests are due at a fixed rate whether or not earlier ones were
+Open-loop HTTP load on a node or a cluster: requests are due at a fixed rate whether or not earlier ones were
 answered, and latency is measured from the time each was due, so queueing shows up honestly.
 
-  --http HOST:PORT    the node's HTTP address (default 127.0.0.1:7422, or $SHOAL_HTTP)
+  --http HOST:PORT    the node's HTTP address (default 127.0.0.1:7422, or $SHOAL_HTTP); a
+                      list HOST:PORT,HOST:PORT,... loads a cluster through all of those nodes
+                      (requests round robin over them)
   --model T/M         the model to infer with; repeat to rotate over several
   --rate R            one step at R requests/s
   --rates R1,R2,...   steps back to back, no pause between them (e.g. 1000,20000,2000 shows
@@ -698,13 +727,21 @@ int run_bench_command(const std::vector<std::string>& args) {
     }
   }
   if (!http.empty()) {
-    auto colon = http.rfind(':');
-    auto port = colon == std::string::npos ? std::nullopt : parse_number(http.substr(colon + 1));
-    if (!port || *port < 1 || *port > 65535 || std::floor(*port) != *port) {
-      return usage("--http must be HOST:PORT, got '" + http + "'");
+    bool first = true;
+    for (const auto& one : split(http, ',')) {
+      auto colon = one.rfind(':');
+      auto port = colon == std::string::npos ? std::nullopt : parse_number(one.substr(colon + 1));
+      if (!port || *port < 1 || *port > 65535 || std::floor(*port) != *port || colon == 0) {
+        return usage("--http must be HOST:PORT[,HOST:PORT...], got '" + one + "'");
+      }
+      if (first) {
+        o.host = one.substr(0, colon);
+        o.port = static_cast<uint16_t>(*port);
+        first = false;
+      } else {
+        o.more_targets.emplace_back(one.substr(0, colon), static_cast<uint16_t>(*port));
+      }
     }
-    o.host = http.substr(0, colon);
-    o.port = static_cast<uint16_t>(*port);
   }
   if (o.models.empty()) return usage("give the model to load with --model TENANT/MODEL");
   if (!rates.empty() && o.ramp_step > 0) return usage("give either --rate/--rates or --ramp");

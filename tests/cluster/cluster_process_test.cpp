@@ -283,6 +283,45 @@ TEST_F(cluster, any_node_answers_any_model_with_the_same_answers) {
   }
 }
 
+// `shoal bench --http A,B` loads a cluster through two front ends: every request answered, and
+// each node's /metrics counts its share (requests go round robin over the targets).
+TEST_F(cluster, shoal_bench_loads_a_cluster_through_several_nodes) {
+  start("n1", {});
+  start("n2", {"n1"});
+  expect_all_alive({"n1", "n2"}, 10s);
+  auto push = node("n1").cli({"snapshot", "push", "acme/bot", model(1)});
+  ASSERT_EQ(push.exit_code, 0) << push.err;
+  ASSERT_TRUE(wait_until([&] { return served_version("n2", "acme/bot") == "1"; }, 5s));
+  const std::string targets = "127.0.0.1:" + std::to_string(node("n1").http_port()) +
+                              ",127.0.0.1:" + std::to_string(node("n2").http_port());
+  auto r = testing::run_shoal({"bench", "--http", targets, "--model", "acme/bot", "--rate", "400",
+                               "--seconds", "2", "--connections", "8", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << r.out;
+  EXPECT_EQ(j["target"], targets);
+  const auto& step = j["steps"][0];
+  EXPECT_NEAR(step["due"].get<double>(), 800, 40) << step.dump();
+  EXPECT_EQ(step["ok"], step["due"]) << step.dump();
+  auto answered_by = [&](const std::string& n) {
+    auto m = testing::http_call(node(n).http_port(), "GET", "/metrics");
+    const std::string key = "shoal_inference_requests_total{tenant=\"acme\",model=\"bot\"} ";
+    auto at = m.body.find(key);
+    return at == std::string::npos ? 0.0 : std::stod(m.body.substr(at + key.size()));
+  };
+  const double n1 = answered_by("n1"), n2 = answered_by("n2");
+  EXPECT_GT(n1, 200) << "n1's share of 800";
+  EXPECT_GT(n2, 200) << "n2's share of 800";
+  EXPECT_GE(n1 + n2, step["ok"].get<double>());
+
+  auto bad = testing::run_shoal({"bench", "--http", targets + ",nohost", "--model", "acme/bot",
+                                 "--rate", "10"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("--http must be HOST:PORT[,HOST:PORT...], got 'nohost'"),
+            std::string::npos)
+      << bad.err;
+}
+
 // Issue 4, routing: steady load through a node, kill -9 of a node holding the model: no request
 // fails; the cluster restores two live copies.
 TEST_F(cluster, killing_a_replica_holder_under_load_fails_no_request) {
