@@ -1,7 +1,7 @@
 # The Debian package (CPack): `cpack -G DEB` in the build directory, or scripts/deb.sh.
 #   /usr/bin/shoal, /etc/shoal/node.conf (a conffile: the embedded example with
 #   data_dir = /var/lib/shoal), /lib/systemd/system/shoal.service, the config examples and
-#   README.Debian under /usr/share/doc/shoal; postinst makes the `shoal` system user and
+#   README.Debian under /usr/share/doc/shoal, a manual page; postinst makes the `shoal` system user and
 #   /var/lib/shoal. Depends are computed by dpkg-shlibdeps from the binary.
 include(GNUInstallDirs)
 
@@ -38,6 +38,12 @@ add_custom_command(OUTPUT ${PROJECT_BINARY_DIR}/packaging/changelog.gz
                    DEPENDS ${PROJECT_BINARY_DIR}/packaging/changelog)
 add_custom_target(shoal_changelog ALL DEPENDS ${PROJECT_BINARY_DIR}/packaging/changelog.gz)
 install(FILES ${PROJECT_BINARY_DIR}/packaging/changelog.gz DESTINATION share/doc/shoal)
+add_custom_command(OUTPUT ${PROJECT_BINARY_DIR}/packaging/shoal.1.gz
+                   COMMAND gzip -9nc ${PROJECT_SOURCE_DIR}/packaging/deb/shoal.1
+                           > ${PROJECT_BINARY_DIR}/packaging/shoal.1.gz
+                   DEPENDS ${PROJECT_SOURCE_DIR}/packaging/deb/shoal.1)
+add_custom_target(shoal_manpage ALL DEPENDS ${PROJECT_BINARY_DIR}/packaging/shoal.1.gz)
+install(FILES ${PROJECT_BINARY_DIR}/packaging/shoal.1.gz DESTINATION share/man/man1)
 
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME shoal)

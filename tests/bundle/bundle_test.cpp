@@ -218,7 +218,8 @@ TEST(deb, passes_lintian_and_installs_a_user_a_config_and_a_unit_and_purges_clea
   ASSERT_EQ(contents.exit_code, 0) << contents.err;
   for (const char* path : {"./usr/bin/shoal", "./etc/shoal/node.conf",
                            "./lib/systemd/system/shoal.service",
-                           "./usr/share/doc/shoal/copyright"}) {
+                           "./usr/share/doc/shoal/copyright",
+                           "./usr/share/man/man1/shoal.1.gz"}) {
     EXPECT_NE(contents.out.find(std::string(path) + "\n"), std::string::npos) << path;
   }
   auto conffiles = run_program("dpkg-deb", {"-I", deb, "conffiles"});
