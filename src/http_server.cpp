@@ -1,5 +1,6 @@
 #include "shoal/http_server.hpp"
 
+#include "shoal/json_string.hpp"
 #include "shoal/overload.hpp"
 
 #include <array>
@@ -46,20 +47,11 @@ constexpr std::chrono::milliseconds accept_backoff{50};
 
 constexpr std::string_view continue_100 = "HTTP/1.1 100 Continue\r\n\r\n";
 
-// Server-generated errors: plain ASCII messages, so a small escaper does.
+// {"error": message}, for the errors the server itself answers.
 std::string json_error(std::string_view message) {
-  std::string out = "{\"error\":\"";
-  for (char c : message) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      out += ' ';
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"}";
+  std::string out = "{\"error\":";
+  append_json_string(out, message);
+  return out + "}";
 }
 
 bool is_header_safe(std::string_view s) { return s.find_first_of("\r\n") == std::string_view::npos; }

@@ -6,7 +6,7 @@
 #include <ctime>
 #include <mutex>
 
-#include "shoal/utf8.hpp"
+#include "shoal/json_string.hpp"
 
 namespace shoal {
 namespace {
@@ -20,29 +20,6 @@ std::atomic<log_format> current_format{log_format::human};
 
 const char* level_name(log_level level) {
   return level == log_level::info ? "info" : level == log_level::warn ? "warn" : "error";
-}
-
-void append_json_string(std::string& out, std::string_view raw) {
-  const std::string text = utf8::to_valid_utf8(raw);
-  out += '"';
-  for (char c : text) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char esc[8];
-          std::snprintf(esc, sizeof esc, "\\u%04x", static_cast<unsigned>(c));
-          out += esc;
-        } else {
-          out += c;
-        }
-    }
-  }
-  out += '"';
 }
 
 bool is_key_char(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'; }
