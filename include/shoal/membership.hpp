@@ -59,7 +59,8 @@ const char* to_string(member_status s);
 struct member_load {
   uint32_t in_flight = 0;           // inference requests being answered now
   uint32_t loaded_models = 0;       // snapshots in memory
-  uint64_t free_model_memory = 0;   // bytes left for models (for now: the host's MemAvailable)
+  uint64_t free_model_memory = 0;   // bytes left for models: the rest of the model memory budget
+                                    // (never above the host's MemAvailable)
   friend bool operator==(const member_load& a, const member_load& b) {
     return a.in_flight == b.in_flight && a.loaded_models == b.loaded_models &&
            a.free_model_memory == b.free_model_memory;
