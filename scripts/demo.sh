@@ -103,6 +103,8 @@ cat <<TRY
   curl -s http://127.0.0.1:$http_port/v2/models/demo/shop-assistant
   curl -s http://127.0.0.1:$http_port/v2/models/demo/shop-assistant/infer \\
     -d '{"inputs":[{"name":"text","shape":[1],"datatype":"BYTES","data":["hello"]}]}'
+  curl -s http://127.0.0.1:$http_port/metrics | grep -v '^#'
+  $shoal bench --http 127.0.0.1:$http_port --model demo/shop-assistant --ramp 1000,1000,10000 --slo-ms 5 --seconds 2
   tail -f $demo/node.log
 
 Press Ctrl-C to stop the node.
