@@ -6,7 +6,7 @@
 #   scripts/debian-root.sh      # -> ~/.cache/shoal/debian-12-minbase (or $SHOAL_DEBIAN_ROOT)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-cache="${SHOAL_DEBIAN_ROOT:-${XDG_CACHE_HOME:-$HOME/.cache}/shoal/debian-12-minbase}"
+cache="${SHOAL_DEBIAN_ROOT:-${XDG_CACHE_HOME:-${HOME:-/var/tmp}/.cache}/shoal/debian-12-minbase}"
 if [ -x "$cache/bin/sh" ] && [ -f "$cache/.shoal-complete" ]; then
   echo "$cache"
   exit 0
