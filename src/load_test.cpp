@@ -122,7 +122,8 @@ class generator {
         std::string body = "{\"inputs\":[{\"name\":\"text\",\"shape\":[1],\"datatype\":\"BYTES\","
                            "\"data\":[" + json_string(text) + "]}],\"parameters\":{\"top_k\":" +
                            std::to_string(o_.top_k) + "}}";
-        std::string req = "POST /v2/models/" + model + "/infer HTTP/1.1\r\nHost: " + o_.host +
+        std::string req = "POST /v2/models/" + model + "/infer HTTP/1.1\r\nHost: " +
+                          o_.targets.front().first +
                           "\r\nContent-Type: application/json\r\nContent-Length: " +
                           std::to_string(body.size()) + "\r\n";
         if (!o_.key.empty()) req += "Authorization: Bearer " + o_.key + "\r\n";
@@ -133,9 +134,7 @@ class generator {
   }
 
   status resolve() {
-    std::vector<std::pair<std::string, uint16_t>> targets = {{o_.host, o_.port}};
-    targets.insert(targets.end(), o_.more_targets.begin(), o_.more_targets.end());
-    for (const auto& [host, port] : targets) {
+    for (const auto& [host, port] : o_.targets) {
       boost::system::error_code ec;
       tcp::resolver resolver(io_);
       auto found = resolver.resolve(host, std::to_string(port), ec);
@@ -409,7 +408,7 @@ class generator {
   // Keeps run_until() running to the step's end even when nothing is due or in flight.
   net::executor_work_guard<net::io_context::executor_type> work_;
   std::vector<std::vector<tcp::endpoint>> endpoints_;  // per target
-  size_t next_target_ = 0;                              // the next connection's target
+  size_t next_target_ = 0;                              // the next request's target
   std::vector<std::string> requests_;
   size_t next_request_ = 0;
   std::vector<step_samples> steps_;
@@ -571,8 +570,10 @@ std::string render_load_json(const load_test_report& r, const load_test_options&
     if (s.node_rss_mb >= 0) j["node_rss_mb"] = s.node_rss_mb;
     steps.push_back(std::move(j));
   }
-  std::string targets = o.host + ":" + std::to_string(o.port);
-  for (const auto& [host, port] : o.more_targets) targets += "," + host + ":" + std::to_string(port);
+  std::string targets;
+  for (const auto& [host, port] : o.targets) {
+    targets += (targets.empty() ? "" : ",") + host + ":" + std::to_string(port);
+  }
   json out = {{"target", targets},
               {"models", o.models},
               {"connections", o.connections},
@@ -727,20 +728,14 @@ int run_bench_command(const std::vector<std::string>& args) {
     }
   }
   if (!http.empty()) {
-    bool first = true;
+    o.targets.clear();
     for (const auto& one : split(http, ',')) {
       auto colon = one.rfind(':');
       auto port = colon == std::string::npos ? std::nullopt : parse_number(one.substr(colon + 1));
       if (!port || *port < 1 || *port > 65535 || std::floor(*port) != *port || colon == 0) {
         return usage("--http must be HOST:PORT[,HOST:PORT...], got '" + one + "'");
       }
-      if (first) {
-        o.host = one.substr(0, colon);
-        o.port = static_cast<uint16_t>(*port);
-        first = false;
-      } else {
-        o.more_targets.emplace_back(one.substr(0, colon), static_cast<uint16_t>(*port));
-      }
+      o.targets.emplace_back(one.substr(0, colon), static_cast<uint16_t>(*port));
     }
   }
   if (o.models.empty()) return usage("give the model to load with --model TENANT/MODEL");

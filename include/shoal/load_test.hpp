@@ -40,11 +40,9 @@ struct load_step {
 };
 
 struct load_test_options {
-  std::string host = "127.0.0.1";
-  uint16_t port = 7422;              // the node's HTTP port
-  // More nodes of the same cluster: requests go round robin over host:port and these (each on
-  // a connection to its node), so a cluster is loaded through all its front ends.
-  std::vector<std::pair<std::string, uint16_t>> more_targets;
+  // The nodes' HTTP addresses (host, port): one node, or several front ends of a cluster, which
+  // requests go to round robin (each on a connection to its node). Never empty.
+  std::vector<std::pair<std::string, uint16_t>> targets = {{"127.0.0.1", 7422}};
   std::vector<std::string> models;   // TENANT/MODEL, rotated request by request
   std::vector<std::string> texts;    // rotated; empty: a built-in set of chatbot texts
   std::string key;                   // Bearer key; empty: none
