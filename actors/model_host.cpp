@@ -76,6 +76,7 @@ model_host_actor::behavior_type model_host(model_host_actor::stateful_pointer<mo
           return promise;
         }
         if (self->state.waiting.size() >= model_host_max_waiting) {
+          if (metrics) metrics->count_refusal(refusal_reason::model_queue);
           return to_error(status::resource_exhausted(
               id.str() + " version " + std::to_string(version) + " is loading and " +
               std::to_string(model_host_max_waiting) +

@@ -151,44 +151,37 @@ struct front_door {
   std::shared_ptr<node_metrics> metrics;         // GET /metrics
 };
 
-// Counts a refusal under its reason (from what admission_check, a tenant limit or the gateway
-// said).
-void count_refusal(const front_door& door, const status& s) {
-  if (s.code() == status_code::unavailable) {
-    door.metrics->count_refusal(refusal_reason::draining);
-  } else if (s.message().rfind("this node is at capacity", 0) == 0) {
-    door.metrics->count_refusal(refusal_reason::node_in_flight);
-  } else if (s.message().rfind("tenant ", 0) == 0) {
-    door.metrics->count_refusal(s.message().find("in flight") != std::string::npos
-                                    ? refusal_reason::tenant_in_flight
-                                    : refusal_reason::tenant_rate);
-  } else {
-    door.metrics->count_refusal(refusal_reason::model_queue);
-  }
-}
-
 // The time since `start`, in seconds.
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-// Admits one inference of `tenant` under its limits; a null ticket when nobody has limits.
+// Admits one inference of `tenant` under its limits; a null ticket when nobody has limits. A
+// refusal is counted in /metrics under the limit that made it.
 result<std::shared_ptr<tenant_admission::ticket>> admit_tenant(const front_door& door,
                                                                const std::string& tenant) {
   if (!door.admission) return std::shared_ptr<tenant_admission::ticket>();
-  auto t = door.admission->admit(tenant, steady_now_ms());
-  if (!t) return t.error();
+  tenant_admission::limit over = tenant_admission::limit::rate;
+  auto t = door.admission->admit(tenant, steady_now_ms(), &over);
+  if (!t) {
+    door.metrics->count_refusal(over == tenant_admission::limit::in_flight
+                                    ? refusal_reason::tenant_in_flight
+                                    : refusal_reason::tenant_rate);
+    return t.error();
+  }
   return std::make_shared<tenant_admission::ticket>(std::move(*t));
 }
 
-// Why an inference cannot be taken now, or ok: 503 while draining, 429 over max_in_flight.
-// Called with the request already counted.
+// Why an inference cannot be taken now, or ok: 503 while draining, 429 over max_in_flight (each
+// counted in /metrics). Called with the request already counted.
 status admission_check(const front_door& door) {
   if (door.draining.load(std::memory_order_relaxed)) {
+    door.metrics->count_refusal(refusal_reason::draining);
     return status::unavailable("this node is stopping; send the request to another node");
   }
   const uint32_t now = door.in_flight->now();
   if (now > door.max_in_flight) {
+    door.metrics->count_refusal(refusal_reason::node_in_flight);
     return status::resource_exhausted("this node is at capacity (" + std::to_string(now - 1) +
                                       " inference requests in flight, max_in_flight " +
                                       std::to_string(door.max_in_flight) +
@@ -328,7 +321,6 @@ http_handler make_http_handler(gateway_actor gw, std::shared_ptr<const serving_b
         const auto start = std::chrono::steady_clock::now();
         auto counted = std::make_shared<in_flight_counter::guard>(in_flight->track());
         if (status refused = admission_check(*door); !refused) {
-          count_refusal(*door, refused);
           respond(refusal_reply(refused));
           return;
         }
@@ -342,15 +334,10 @@ http_handler make_http_handler(gateway_actor gw, std::shared_ptr<const serving_b
           respond(error_reply(parsed.error()));
           return;
         }
-        // From here every answer is counted for the model (a 404, for a model that does not
-        // exist, under _other: clients' typos must not make series).
+        // From here every answer is counted for the model.
         respond = [respond = std::move(respond), metrics = door->metrics,
                    id = parsed->request.id, start](http_reply r) {
-          if (r.status == 404) {
-            metrics->observe_unattributed(r.status, seconds_since(start));
-          } else {
-            metrics->observe_inference(id.tenant, id.model, r.status, seconds_since(start));
-          }
+          metrics->observe_inference(id.tenant, id.model, r.status, seconds_since(start));
           respond(std::move(r));
         };
         if (status allowed = authorize(*who, parsed->request); !allowed) {
@@ -359,7 +346,6 @@ http_handler make_http_handler(gateway_actor gw, std::shared_ptr<const serving_b
         }
         auto ticket = admit_tenant(*door, parsed->request.id.tenant);
         if (!ticket) {
-          count_refusal(*door, ticket.error());
           respond(refusal_reply(ticket.error()));
           return;
         }
@@ -394,12 +380,9 @@ http_handler make_http_handler(gateway_actor gw, std::shared_ptr<const serving_b
         }
         parsed->request.version = in.version;
         call_gateway(gw, std::move(parsed->request),
-                     [respond, top_k, request_id, counted, held, door](api_reply reply) {
+                     [respond, top_k, request_id, counted, held](api_reply reply) {
                        if (auto* err = std::get_if<status>(&reply)) {
                          // A loading model's queue is full: a refusal like the others.
-                         if (err->code() == status_code::resource_exhausted) {
-                           count_refusal(*door, *err);
-                         }
                          respond(err->code() == status_code::resource_exhausted
                                      ? refusal_reply(*err)
                                      : error_reply(*err));
@@ -445,20 +428,15 @@ zmq_handler make_zmq_handler(gateway_actor gw, std::shared_ptr<const serving_boa
     const principal caller = *who;
     std::shared_ptr<in_flight_counter::guard> counted;
     std::shared_ptr<tenant_admission::ticket> held;
-    // An inference's answer, counted for its model (HTTP-equivalent status; 404 under _other).
+    // An inference's answer, counted for its model (HTTP-equivalent status).
     std::function<void(int)> observe;
     if (auto* infer = std::get_if<infer_request>(&decoded->call)) {
       const auto start = std::chrono::steady_clock::now();
       observe = [metrics = door->metrics, mid = infer->id, start](int code) {
-        if (code == 404) {
-          metrics->observe_unattributed(code, seconds_since(start));
-        } else {
-          metrics->observe_inference(mid.tenant, mid.model, code, seconds_since(start));
-        }
+        metrics->observe_inference(mid.tenant, mid.model, code, seconds_since(start));
       };
       counted = std::make_shared<in_flight_counter::guard>(in_flight->track());
       if (status refused = admission_check(*door); !refused) {
-        count_refusal(*door, refused);
         respond(encode_error(id, refused));
         return;
       }
@@ -469,7 +447,6 @@ zmq_handler make_zmq_handler(gateway_actor gw, std::shared_ptr<const serving_boa
       }
       auto ticket = admit_tenant(*door, infer->id.tenant);
       if (!ticket) {
-        count_refusal(*door, ticket.error());
         observe(http_status(ticket.error().code()));
         respond(encode_error(id, ticket.error()));
         return;
@@ -510,12 +487,9 @@ zmq_handler make_zmq_handler(gateway_actor gw, std::shared_ptr<const serving_boa
       infer->version = in.version;
     }
     call_gateway(gw, std::move(decoded->call),
-                 [id, respond, counted, held, caller, observe, door](api_reply reply) {
+                 [id, respond, counted, held, caller, observe](api_reply reply) {
       if (observe) {
         const status* err = std::get_if<status>(&reply);
-        if (err != nullptr && err->code() == status_code::resource_exhausted) {
-          count_refusal(*door, *err);
-        }
         observe(err != nullptr ? http_status(err->code()) : 200);
       }
       respond(std::visit(

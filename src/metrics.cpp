@@ -163,12 +163,12 @@ node_metrics::counters* node_metrics::find_or_add(std::string_view tenant, std::
   return c;
 }
 
-void node_metrics::observe_unattributed(int status, double seconds) {
-  record(untracked_, status, seconds);
-}
-
 void node_metrics::observe_inference(std::string_view tenant, std::string_view model, int status,
                                      double seconds) {
+  if (status == 404) {
+    record(untracked_, status, seconds);
+    return;
+  }
   thread_cache& cache = this_thread_cache;
   if (cache.generation != generation_ || cache.counters.size() >= max_thread_cache) {
     cache.counters.clear();
@@ -301,35 +301,38 @@ std::string node_metrics::render(const gauges& now) {
            std::string("reason=\"") + reason_name(static_cast<refusal_reason>(i)) + "\"",
            static_cast<double>(refusals_[i].load(std::memory_order_relaxed)));
   }
-  header(out, "shoal_in_flight_requests", "gauge", "Inference requests being answered now.");
-  sample(out, "shoal_in_flight_requests", "", static_cast<double>(now.in_flight));
-  header(out, "shoal_max_in_flight_requests", "gauge",
-         "Inference requests the node answers at once (max_in_flight); more are refused.");
-  sample(out, "shoal_max_in_flight_requests", "", static_cast<double>(now.max_in_flight));
+  // A metric with one sample and no labels.
+  auto single = [&](const char* name, const char* type, const char* help, double value) {
+    header(out, name, type, help);
+    sample(out, name, "", value);
+  };
+  auto read_u = [](const std::atomic<uint64_t>& v) {
+    return static_cast<double>(v.load(std::memory_order_relaxed));
+  };
+  single("shoal_in_flight_requests", "gauge", "Inference requests being answered now.",
+         static_cast<double>(now.in_flight));
+  single("shoal_max_in_flight_requests", "gauge",
+         "Inference requests the node answers at once (max_in_flight); more are refused.",
+         static_cast<double>(now.max_in_flight));
 
   // ---- model cache ----
-  auto counter = [&](const char* name, const char* help, const std::atomic<uint64_t>& v,
-                     const char* type = "counter") {
-    header(out, name, type, help);
-    sample(out, name, "", static_cast<double>(v.load(std::memory_order_relaxed)));
-  };
-  counter("shoal_model_cache_hits_total",
-          "Inference requests whose snapshot was in memory.", cache_hits);
-  counter("shoal_model_cache_misses_total",
-          "Inference requests that waited for their snapshot to load.", cache_misses);
-  counter("shoal_model_loads_total", "Snapshots loaded into memory.", model_loads);
-  counter("shoal_model_evictions_total",
-          "Snapshots unloaded (least recently used) to stay within the model memory budget.",
-          evictions);
-  counter("shoal_model_memory_bytes", "Memory of the snapshots loaded now.", loaded_bytes,
-          "gauge");
-  counter("shoal_model_memory_budget_bytes", "The model memory budget (model_memory_mb).",
-          budget_bytes, "gauge");
-  counter("shoal_models_loaded", "Snapshots in memory now.", loaded_models, "gauge");
-  header(out, "shoal_model_load_queue_requests", "gauge",
+  single("shoal_model_cache_hits_total", "counter",
+         "Inference requests whose snapshot was in memory.", read_u(cache_hits));
+  single("shoal_model_cache_misses_total", "counter",
+         "Inference requests that waited for their snapshot to load.", read_u(cache_misses));
+  single("shoal_model_loads_total", "counter", "Snapshots loaded into memory.",
+         read_u(model_loads));
+  single("shoal_model_evictions_total", "counter",
+         "Snapshots unloaded (least recently used) to stay within the model memory budget.",
+         read_u(evictions));
+  single("shoal_model_memory_bytes", "gauge", "Memory of the snapshots loaded now.",
+         read_u(loaded_bytes));
+  single("shoal_model_memory_budget_bytes", "gauge", "The model memory budget (model_memory_mb).",
+         read_u(budget_bytes));
+  single("shoal_models_loaded", "gauge", "Snapshots in memory now.", read_u(loaded_models));
+  single("shoal_model_load_queue_requests", "gauge",
          "Inference requests waiting for their model to load (at most 256 per model; more are "
-         "refused with reason model_queue).");
-  sample(out, "shoal_model_load_queue_requests", "",
+         "refused with reason model_queue).",
          static_cast<double>(std::max<int64_t>(0, load_queue.load(std::memory_order_relaxed))));
 
   // ---- cluster ----
@@ -357,15 +360,13 @@ std::string node_metrics::render(const gauges& now) {
            "member=\"" + label(m.name) + "\",status=\"" + label(m.status) + "\"",
            m.is_self ? 0.0 : m.phi);
   }
-  header(out, "shoal_replication_pending_snapshots", "gauge",
-         "Snapshot versions this node should hold (placement) but has not copied yet.");
-  sample(out, "shoal_replication_pending_snapshots", "", static_cast<double>(pending));
-  header(out, "shoal_replication_lag_seconds", "gauge",
-         "How long the oldest pending copy has been waiting (0 when none is).");
-  sample(out, "shoal_replication_lag_seconds", "", wait_s);
-
-  header(out, "process_resident_memory_bytes", "gauge", "Resident memory of the node process.");
-  sample(out, "process_resident_memory_bytes", "", static_cast<double>(resident_bytes()));
+  single("shoal_replication_pending_snapshots", "gauge",
+         "Snapshot versions this node should hold (placement) but has not copied yet.",
+         static_cast<double>(pending));
+  single("shoal_replication_lag_seconds", "gauge",
+         "How long the oldest pending copy has been waiting (0 when none is).", wait_s);
+  single("process_resident_memory_bytes", "gauge", "Resident memory of the node process.",
+         static_cast<double>(resident_bytes()));
   return out;
 }
 

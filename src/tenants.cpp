@@ -394,16 +394,18 @@ void tenant_admission::reconfigure(limits_config cfg, int64_t now_ms) {
 }
 
 result<tenant_admission::ticket> tenant_admission::admit(const std::string& tenant,
-                                                         int64_t now_ms) {
+                                                         int64_t now_ms, limit* refused_by) {
   auto s = state_of(tenant, now_ms);
   std::lock_guard<std::mutex> lock(s->mutex);
   const tenant_limits& l = s->limits;
   if (l.in_flight > 0 && s->in_flight >= l.in_flight) {
+    if (refused_by != nullptr) *refused_by = limit::in_flight;
     return status::resource_exhausted("tenant " + tenant + " has " + std::to_string(s->in_flight) +
                                       " requests in flight, its limit (in_flight=" +
                                       std::to_string(l.in_flight) + ")");
   }
   if (s->bucket && !s->bucket->try_take(now_ms)) {
+    if (refused_by != nullptr) *refused_by = limit::rate;
     return status::resource_exhausted(
         "tenant " + tenant + " is over its request rate (" + number_text(l.rate) +
         "/s, burst " + number_text(burst_of(l)) + "); retry in " +

@@ -58,12 +58,10 @@ class node_metrics {
   node_metrics& operator=(const node_metrics&) = delete;
 
   /// One answered inference request: its HTTP-equivalent status (200, 4xx, 5xx) and how long the
-  /// node took, from reading it to answering it. Statuses >= 400 count as errors.
+  /// node took, from reading it to answering it. Statuses >= 400 count as errors; a 404 (a model
+  /// that does not exist, such as a client's typo) counts under _other and makes no series.
   void observe_inference(std::string_view tenant, std::string_view model, int status,
                          double seconds);
-
-  /// An answered inference not counted for a model (one that does not exist: a 404).
-  void observe_unattributed(int status, double seconds);
 
   void count_refusal(refusal_reason why);
 

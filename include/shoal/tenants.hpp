@@ -163,10 +163,12 @@ class tenant_admission {
   /// Replaces the limits at `now_ms`; tenants keep their tokens (up to the new burst) and
   /// in-flight counts, and take the new rate, burst and in_flight limit from now on.
   void reconfigure(limits_config cfg, int64_t now_ms);
+  /// Which limit refused a request.
+  enum class limit { in_flight, rate };
   /// Admits one inference request of `tenant` at `now_ms` and returns its ticket, or
-  /// resource_exhausted naming the limit it is over (in_flight first, then rate). A refused
-  /// request takes no token.
-  result<ticket> admit(const std::string& tenant, int64_t now_ms);
+  /// resource_exhausted naming the limit it is over (in_flight first, then rate; also in
+  /// `*refused_by` when given). A refused request takes no token.
+  result<ticket> admit(const std::string& tenant, int64_t now_ms, limit* refused_by = nullptr);
   /// Returns the tenant's requests in flight now.
   uint32_t in_flight(const std::string& tenant) const;
   /// Returns how many tenants have state now (for tests and metrics).

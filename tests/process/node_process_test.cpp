@@ -885,6 +885,14 @@ TEST_F(node_test, a_thread_whose_requests_wait_too_long_sheds_some_with_429_and_
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   for (int i = 0; i < 3; ++i) EXPECT_EQ(http_top_label("where is my parcel"), "order_status");
   EXPECT_TRUE(node_->alive());
+  // /metrics counts those refusals (HTTP and ZeroMQ) as overload: at least every one the
+  // clients read (a client that stopped may not have read its last answer).
+  const std::string metrics = http_call(node_->http_port(), "GET", "/metrics").body;
+  const std::string key = "shoal_refusals_total{reason=\"overload\"} ";
+  const auto at = metrics.find(key);
+  ASSERT_NE(at, std::string::npos) << metrics;
+  EXPECT_GE(std::stod(metrics.substr(at + key.size())), answers.refused + zmq_refused.load())
+      << metrics;
 }
 
 // The other side of shedding: a node whose threads are held off the CPU by the machine (other
@@ -1188,6 +1196,14 @@ TEST_F(node_test, tenant_limits_refuse_one_tenant_and_leave_the_others_alone) {
   auto cli = node_->cli({"infer", "acme/a", "hello"});
   EXPECT_EQ(cli.exit_code, 1);
   EXPECT_NE(cli.err.find("over its request rate"), std::string::npos) << cli.err;
+  // /metrics counts each refusal under the limit that made it (HTTP and the CLI's ZeroMQ).
+  const std::string metrics = http_call(node_->http_port(), "GET", "/metrics").body;
+  EXPECT_NE(metrics.find("shoal_refusals_total{reason=\"tenant_rate\"} " +
+                         std::to_string(acme_429 + 1) + "\n"),
+            std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("shoal_refusals_total{reason=\"tenant_in_flight\"} 0\n"),
+            std::string::npos);
 }
 
 }  // namespace

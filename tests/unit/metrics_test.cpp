@@ -86,12 +86,13 @@ TEST(metrics, series_are_bounded_and_no_counter_ever_goes_backwards) {
   for (int i = 0; i < 3; ++i) m.observe_inference("acme", "a", 200, 0.001);
   m.observe_inference("acme", "b", 200, 0.001);
   m.observe_inference("globex", "c", 200, 0.001);  // no room: _other
-  m.observe_unattributed(404, 0.0001);              // a model that does not exist: _other
+  m.observe_inference("acme", "typo", 404, 0.0001);  // a model that does not exist: _other
   auto s1 = samples(m.render({}));
   EXPECT_EQ(s1[requests_of("acme", "a")], 3);
   EXPECT_EQ(s1[requests_of("acme", "b")], 1);
   EXPECT_EQ(s1.count(requests_of("globex", "c")), 0u);
   EXPECT_EQ(s1[requests_of("_other", "_other")], 2);
+  EXPECT_EQ(s1.count(requests_of("acme", "typo")), 0u) << "a 404 makes no series";
 
   // c becomes busier than twice b: it takes b's series from zero; b's count joins _other.
   for (int i = 0; i < 20; ++i) m.observe_inference("globex", "c", 200, 0.001);

@@ -375,7 +375,9 @@ TEST(tenant_admission, rate_limit_refuses_with_the_reason_and_recovers) {
             "tenant acme is over its request rate (2/s, burst 2); retry in 5 ms");
   EXPECT_TRUE(a.admit("globex", 0).is_ok()) << "another tenant has its own bucket";
   EXPECT_TRUE(a.admit("acme", 500).is_ok());
-  EXPECT_FALSE(a.admit("acme", 500).is_ok()) << "refusals took no tokens, and none are saved up";
+  auto which = tenant_admission::limit::in_flight;
+  EXPECT_FALSE(a.admit("acme", 500, &which).is_ok()) << "refusals took no tokens, and none are saved up";
+  EXPECT_EQ(which, tenant_admission::limit::rate) << "the limit that refused it";
 }
 
 TEST(tenant_admission, an_unset_burst_is_one_seconds_worth) {
@@ -396,8 +398,10 @@ TEST(tenant_admission, in_flight_limit_counts_tickets_until_they_are_dropped) {
   auto t2 = a.admit("acme", 0);
   ASSERT_TRUE(t1.is_ok() && t2.is_ok());
   EXPECT_EQ(a.in_flight("acme"), 2u);
-  auto t3 = a.admit("acme", 0);
+  auto which = tenant_admission::limit::rate;
+  auto t3 = a.admit("acme", 0, &which);
   ASSERT_FALSE(t3.is_ok());
+  EXPECT_EQ(which, tenant_admission::limit::in_flight);
   EXPECT_EQ(t3.error().code(), status_code::resource_exhausted);
   EXPECT_EQ(t3.error().message(), "tenant acme has 2 requests in flight, its limit (in_flight=2)");
   std::vector<tenant_admission::ticket> globex;
