@@ -594,7 +594,7 @@ membership_config membership_settings(const node_config& cfg, const std::string&
 }  // namespace
 
 int run_node(const node_config& cfg) {
-  set_log_format(parse_log_format(cfg.log_format).value_or(log_format::human));
+  set_log_format(cfg.log_format);
   install_stop_handlers();
   // Models come and go all day (the model cache loads and unloads them), so their memory must
   // go back to the system when they are unloaded, or resident memory drifts far above the model

@@ -9,7 +9,6 @@
 #include <sstream>
 #include <thread>
 
-#include "shoal/log.hpp"
 #include "shoal/model_id.hpp"
 #include "shoal/zmq_client.hpp"
 
@@ -112,10 +111,11 @@ status set_field(node_config& cfg, const std::string& key, const std::string& va
     return status::ok();
   }
   if (key == "log_format") {
-    if (!parse_log_format(value)) {
+    auto format = parse_log_format(value);
+    if (!format) {
       return status::invalid_argument(what + " must be human or json, got '" + value + "'");
     }
-    cfg.log_format = value;
+    cfg.log_format = *format;
     return status::ok();
   }
   if (key == "drain_timeout_ms") {

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "shoal/log.hpp"
 #include "shoal/status.hpp"
 #include "shoal/tenants.hpp"
 
@@ -36,7 +37,7 @@ struct node_config {
                                       // refuses a share of new ones with 429 (0: never)
   size_t micro_batch_texts = 64;      // concurrent requests for one loaded model are predicted
                                       // together, up to this many texts (0: each alone)
-  std::string log_format = "human";   // "human" (one readable line per event) or "json"
+  shoal::log_format log_format = shoal::log_format::human;  // human, or json for collectors
   uint32_t drain_timeout_ms = 5000;   // on SIGTERM: answer what is in flight (new requests get
                                       // 503) for at most this long, then stop
 

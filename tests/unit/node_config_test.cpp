@@ -120,13 +120,13 @@ TEST(node_config, bad_input_names_the_problem) {
 TEST(node_config, log_format_from_flag_and_file) {
   auto cmd = parse_node_args({"--data-dir", "/d"});
   ASSERT_TRUE(cmd.is_ok());
-  EXPECT_EQ(cmd->config.log_format, "human");
+  EXPECT_EQ(cmd->config.log_format, log_format::human);
   cmd = parse_node_args({"--data-dir", "/d", "--log-format", "json"});
   ASSERT_TRUE(cmd.is_ok()) << cmd.error().message();
-  EXPECT_EQ(cmd->config.log_format, "json");
+  EXPECT_EQ(cmd->config.log_format, log_format::json);
   node_config cfg;
   ASSERT_TRUE(apply_config_text("log_format = json\n", "n.conf", "", cfg).is_ok());
-  EXPECT_EQ(cfg.log_format, "json");
+  EXPECT_EQ(cfg.log_format, log_format::json);
   auto bad = parse_node_args({"--data-dir", "/d", "--log-format", "xml"});
   ASSERT_FALSE(bad.is_ok());
   EXPECT_EQ(bad.error().message(), "--log-format must be human or json, got 'xml'");
