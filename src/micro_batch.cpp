@@ -7,6 +7,22 @@
 #include "shoal/overload.hpp"
 
 namespace shoal {
+namespace {
+
+// Runs a callback of a flush. Flushes run from event loops (an asio handler, the ZeroMQ loop):
+// an exception must not escape into them and stop the thread; it is logged as `what` failing.
+template <typename F>
+void call_guarded(const char* what, F&& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    log_error(std::string("micro-batch: ") + what + " failed: " + e.what());
+  } catch (...) {
+    log_error(std::string("micro-batch: ") + what + " failed");
+  }
+}
+
+}  // namespace
 
 micro_batcher::micro_batcher(size_t max_texts) : max_texts_(std::max<size_t>(1, max_texts)) {}
 
@@ -56,15 +72,7 @@ void micro_batcher::flush() {
     return a->texts.size() < b->texts.size();
   });
   for (group* g : order) run(*g);
-  for (auto& fn : after) {
-    try {
-      fn();
-    } catch (const std::exception& e) {
-      log_error(std::string("micro-batch: a call after the flush failed: ") + e.what());
-    } catch (...) {
-      log_error("micro-batch: a call after the flush failed");
-    }
-  }
+  for (auto& fn : after) call_guarded("a call after the flush", fn);
 }
 
 void micro_batcher::run(group& g) {
@@ -84,15 +92,8 @@ void micro_batcher::run(group& g) {
     std::vector<std::vector<prediction>> mine;
     mine.reserve(r.count);
     for (size_t i = 0; i < r.count; ++i) mine.push_back(std::move(rows[r.first + i]));
-    // Flushes run from event loops (an asio handler, the ZeroMQ loop): an exception must not
-    // escape into them and stop the thread. The request whose callback threw is dropped.
-    try {
-      r.done(std::move(mine));
-    } catch (const std::exception& e) {
-      log_error(std::string("micro-batch: answering a request failed: ") + e.what());
-    } catch (...) {
-      log_error("micro-batch: answering a request failed");
-    }
+    // The request whose callback threw is dropped.
+    call_guarded("answering a request", [&] { r.done(std::move(mine)); });
   }
 }
 
