@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <ctime>
 #include <mutex>
+#include <set>
 
 #include "shoal/json_string.hpp"
 
@@ -56,7 +57,7 @@ std::string format_log_line(log_format format, const std::string& stamp, log_lev
   // Each word `key=value` (key: [a-z0-9_]+ starting with a letter, not one of the fields above)
   // becomes a field; a trailing ':' or ',' is punctuation of the sentence, not of the value. The
   // first occurrence of a key wins (JSON objects should not repeat names).
-  std::string seen = " time level msg ";
+  std::set<std::string_view> seen = {"time", "level", "msg"};
   size_t i = 0;
   while (i < message.size()) {
     while (i < message.size() && message[i] == ' ') ++i;
@@ -70,9 +71,7 @@ std::string format_log_line(log_format format, const std::string& stamp, log_lev
     for (char c : key) plain = plain && is_key_char(c);
     if (!plain) continue;
     while (!value.empty() && (value.back() == ':' || value.back() == ',')) value.remove_suffix(1);
-    const std::string marker = " " + std::string(key) + " ";
-    if (seen.find(marker) != std::string::npos) continue;
-    seen += std::string(key) + " ";
+    if (!seen.insert(key).second) continue;
     out += ',';
     append_json_string(out, key);
     out += ':';
