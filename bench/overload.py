@@ -15,8 +15,8 @@ can take. Steps, all open loop (latency from the time each request was due):
 with --connections 64 --drop-when-busy (64 keep-alive client connections, a request due while all
 64 are busy is shed by the client and counted) and --spin (the generator busy-polls its core: a
 sleeping generator's own wake-ups were more than half of the accepted p99 it measured in the
-storm: 4.2-4.6 ms sleeping, 1.8-2.0 ms spinning, against the same node). Capacity is measured with shedding off; the
-storm runs on a node with the default max_queue_ms (1), with 2 and 0.5, and with 0 (no
+storm: 4.2-4.6 ms sleeping, 1.8-2.0 ms spinning, against the same node). Capacity is measured
+with shedding off; the storm runs on a node with the default max_queue_ms (1), with 2 and 0.5, and with 0 (no
 shedding: the baseline). Prints a markdown report (and --json).
 
 Targets: the node stays up; accepted p99 in the storm within 5x of the unloaded p99; refusals
@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import tempfile
 
 from benchlib import Node, faq_corpus, log, shoal_bench, train_fasttext
@@ -119,9 +120,8 @@ def report(results, seconds):
     # The unloaded p99 is the same node at 0.1x in every run (shedding does not engage there), and
     # one run's 10 s of it is noisy on a shared machine: the ratio is taken against the median of
     # all runs' unloaded p99s (each run's own is in the table too).
-    unloaded_p99 = sorted(r["steps"][0]["ok_latency"]["p99_ms"] for r in results["runs"].values())
-    base = unloaded_p99[len(unloaded_p99) // 2] if len(unloaded_p99) % 2 else \
-        (unloaded_p99[len(unloaded_p99) // 2 - 1] + unloaded_p99[len(unloaded_p99) // 2]) / 2
+    base = statistics.median(r["steps"][0]["ok_latency"]["p99_ms"]
+                             for r in results["runs"].values())
     lines = ["### Overload: 5x capacity for %d s on a one-core node (open loop, 64 connections)"
              % seconds, "",
              "Capacity (highest rate with p99 <= SLO and nothing refused, no shedding): "
