@@ -31,6 +31,18 @@ std::string env_or(const char* name, const std::string& fallback) {
   return v != nullptr ? v : fallback;
 }
 
+// A scratch copy at `root` of the cached minimal Debian root (scripts/debian-root.sh makes it on
+// first use): the tests change what they install into it.
+::testing::AssertionResult copy_minimal_root(const std::string& source, const std::string& root) {
+  auto cached = run_program(source + "/scripts/debian-root.sh", {}, {}, 900s);
+  if (cached.exit_code != 0) {
+    return ::testing::AssertionFailure() << "scripts/debian-root.sh: " << cached.err;
+  }
+  auto copied = run_program("cp", {"-a", cached.out.substr(0, cached.out.find('\n')), root});
+  if (copied.exit_code != 0) return ::testing::AssertionFailure() << "cp -a: " << copied.err;
+  return ::testing::AssertionSuccess();
+}
+
 // /proc mounted in the root while the test runs (glibc reads /proc/self/exe to resolve the
 // binary's $ORIGIN rpath, as on any real system); unmounted before the root is removed.
 struct proc_mount {
@@ -70,11 +82,8 @@ TEST(bundle, runs_a_cluster_in_a_minimal_debian_root_with_nothing_but_glibc_from
   ASSERT_FALSE(read_file(tarball).empty()) << bundled.out;
 
   // A scratch copy of the cached minimal root, with the bundle unpacked at /opt/shoal.
-  auto cached = run_program(source + "/scripts/debian-root.sh", {}, {}, 900s);
-  ASSERT_EQ(cached.exit_code, 0) << cached.err;
-  const std::string cache = cached.out.substr(0, cached.out.find('\n'));
   const std::string root = work.path() + "/root";
-  ASSERT_EQ(run_program("cp", {"-a", cache, root}).exit_code, 0);
+  ASSERT_TRUE(copy_minimal_root(source, root));
   ASSERT_EQ(run_program("tar", {"-xzf", tarball, "-C", root + "/opt"}).exit_code, 0);
   ASSERT_EQ(::rename((root + "/opt/shoal-" SHOAL_VERSION "-linux-x86_64").c_str(),
                      (root + "/opt/shoal").c_str()),
@@ -225,11 +234,8 @@ TEST(deb, passes_lintian_and_installs_a_user_a_config_and_a_unit_and_purges_clea
   auto conffiles = run_program("dpkg-deb", {"-I", deb, "conffiles"});
   EXPECT_EQ(conffiles.out, "/etc/shoal/node.conf\n");
 
-  auto cached = run_program(source + "/scripts/debian-root.sh", {}, {}, 900s);
-  ASSERT_EQ(cached.exit_code, 0) << cached.err;
   const std::string root = work.path() + "/root";
-  ASSERT_EQ(run_program("cp", {"-a", cached.out.substr(0, cached.out.find('\n')), root}).exit_code,
-            0);
+  ASSERT_TRUE(copy_minimal_root(source, root));
   ASSERT_TRUE(write_file(root + "/tmp/shoal.deb", read_file(deb)));
   auto installed = run_program("chroot", {root, "dpkg", "--force-depends", "-i", "/tmp/shoal.deb"});
   ASSERT_EQ(installed.exit_code, 0) << installed.out << installed.err;
