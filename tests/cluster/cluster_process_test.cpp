@@ -305,9 +305,9 @@ TEST_F(cluster, shoal_bench_loads_a_cluster_through_several_nodes) {
   EXPECT_EQ(step["ok"], step["due"]) << step.dump();
   auto answered_by = [&](const std::string& n) {
     auto m = testing::http_call(node(n).http_port(), "GET", "/metrics");
-    const std::string key = "shoal_inference_requests_total{tenant=\"acme\",model=\"bot\"} ";
-    auto at = m.body.find(key);
-    return at == std::string::npos ? 0.0 : std::stod(m.body.substr(at + key.size()));
+    return testing::metric_value(
+               m.body, "shoal_inference_requests_total{tenant=\"acme\",model=\"bot\"}")
+        .value_or(0.0);
   };
   const double n1 = answered_by("n1"), n2 = answered_by("n2");
   EXPECT_GT(n1, 200) << "n1's share of 800";

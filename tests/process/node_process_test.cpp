@@ -888,11 +888,9 @@ TEST_F(node_test, a_thread_whose_requests_wait_too_long_sheds_some_with_429_and_
   // /metrics counts those refusals (HTTP and ZeroMQ) as overload: at least every one the
   // clients read (a client that stopped may not have read its last answer).
   const std::string metrics = http_call(node_->http_port(), "GET", "/metrics").body;
-  const std::string key = "shoal_refusals_total{reason=\"overload\"} ";
-  const auto at = metrics.find(key);
-  ASSERT_NE(at, std::string::npos) << metrics;
-  EXPECT_GE(std::stod(metrics.substr(at + key.size())), answers.refused + zmq_refused.load())
-      << metrics;
+  auto overload = metric_value(metrics, "shoal_refusals_total{reason=\"overload\"}");
+  ASSERT_TRUE(overload) << metrics;
+  EXPECT_GE(*overload, answers.refused + zmq_refused.load()) << metrics;
 }
 
 // The other side of shedding: a node whose threads are held off the CPU by the machine (other

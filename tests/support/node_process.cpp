@@ -115,6 +115,17 @@ run_result run_shoal(const std::vector<std::string>& args, std::chrono::seconds 
   return run_program(shoal_bin(), args, "", timeout);
 }
 
+std::optional<double> metric_value(const std::string& exposition, const std::string& series) {
+  const std::string line_start = series + " ";
+  for (size_t at = exposition.find(line_start); at != std::string::npos;
+       at = exposition.find(line_start, at + 1)) {
+    if (at == 0 || exposition[at - 1] == '\n') {
+      return std::stod(exposition.substr(at + line_start.size()));
+    }
+  }
+  return std::nullopt;
+}
+
 http_response http_call(uint16_t port, const std::string& method, const std::string& target,
                         const std::string& body, const std::string& extra_headers) {
   std::string req = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";

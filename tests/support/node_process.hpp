@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,10 @@ struct http_response {
 /// Sends one request with Connection: close and reads the whole answer.
 http_response http_call(uint16_t port, const std::string& method, const std::string& target,
                         const std::string& body = "", const std::string& extra_headers = "");
+
+/// The value of the sample `series` (a metric name with its labels, e.g.
+/// `shoal_refusals_total{reason="overload"}`) in Prometheus text `exposition`; nullopt if absent.
+std::optional<double> metric_value(const std::string& exposition, const std::string& series);
 
 /// Writes raw bytes to 127.0.0.1:port, then reads whatever comes back until close or timeout.
 std::string raw_exchange(uint16_t port, const std::string& bytes,
