@@ -108,21 +108,11 @@ class Client:
 
     def promote(self, model, version, label="production"):
         """Points `label` at `version`; returns the LabelResponse (label, from, to)."""
-        req = pb.Request()
-        req.label.model = model
-        req.label.label = label
-        req.label.action = pb.LabelRequest.PROMOTE
-        req.label.version = version
-        return self._call(req, "label").label
+        return self._move_label(model, label, pb.LabelRequest.PROMOTE, version)
 
     def rollback(self, model, label="production", to=0):
         """Moves `label` back to its previous version (or to version `to`)."""
-        req = pb.Request()
-        req.label.model = model
-        req.label.label = label
-        req.label.action = pb.LabelRequest.ROLLBACK
-        req.label.version = to
-        return self._call(req, "label").label
+        return self._move_label(model, label, pb.LabelRequest.ROLLBACK, to)
 
     def status(self):
         """The node's name, version and counts (StatusResponse)."""
@@ -140,6 +130,14 @@ class Client:
                        v.member.cluster_address, v.snapshots_held) for v in r.members]
 
     # ---- wire ----
+
+    def _move_label(self, model, label, action, version):
+        req = pb.Request()
+        req.label.model = model
+        req.label.label = label
+        req.label.action = action
+        req.label.version = version
+        return self._call(req, "label").label
 
     def _connect(self):
         if self._socket is None:
