@@ -208,16 +208,17 @@ router_actor::behavior_type router(self_ptr self, std::vector<model_loader_actor
         const snapshot_info* snap = st.current->find(req.id)->find(*version);
         const resident_model* resident = st.loaded.find({req.id, *version});
         if (resident != nullptr) resident->touch(steady_now_ms());
-        if (st.metrics) {
-          // In memory here: a hit (a batch too big for the front end, or the board's copy was
-          // a moment old); else this request waits for a load (here or at a holder).
-          (resident != nullptr ? st.metrics->cache_hits : st.metrics->cache_misses)
-              .fetch_add(1, std::memory_order_relaxed);
-        }
         // Here when this node holds the bytes (or nobody is known to: a node without a cluster,
         // or a catalog from before replication); else at a live holder.
         const bool local = !st.members || snap->holders.empty() ||
                            snap->holders.count(st.self_id) > 0 || resident != nullptr;
+        if (st.metrics && local) {
+          // In memory here: a hit (a batch too big for the front end, or the board's copy was
+          // a moment old); else this request waits for a load here. (One routed to a holder
+          // is counted there, in the peer handler below.)
+          (resident != nullptr ? st.metrics->cache_hits : st.metrics->cache_misses)
+              .fetch_add(1, std::memory_order_relaxed);
+        }
         if (local && !st.members) {
           return self->delegate(host_for(self, req.id, *version), infer_atom_v, std::move(req));
         }
@@ -308,8 +309,11 @@ router_actor::behavior_type router(self_ptr self, std::vector<model_loader_actor
           out.response = encode_error(0, version.error());
           return encode_peer_reply(out);
         }
-        if (const auto* resident = self->state.loaded.find({inf.id, *version})) {
-          resident->touch(steady_now_ms());
+        const resident_model* resident = self->state.loaded.find({inf.id, *version});
+        if (resident != nullptr) resident->touch(steady_now_ms());
+        if (auto& m = self->state.metrics) {
+          (resident != nullptr ? m->cache_hits : m->cache_misses)
+              .fetch_add(1, std::memory_order_relaxed);
         }
         auto rp = self->make_response_promise<std::string>();
         self->request(host_for(self, inf.id, *version), self->state.load_timeout, infer_atom_v,
