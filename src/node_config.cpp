@@ -254,6 +254,61 @@ status set_field(node_config& cfg, const std::string& key, const std::string& va
 
 }  // namespace
 
+namespace {
+
+// One config line as key and value, or nullopt for a blank or comment line. A value in double
+// quotes is taken as written ('#' and spaces inside are part of it; \" and \\ stand for " and \);
+// elsewhere '#' starts a comment. A quote that is not closed, text after the closing quote, or a
+// quote inside an unquoted value is an error, so a secret is never cut short without a word.
+result<std::optional<std::pair<std::string, std::string>>> split_config_line(
+    const std::string& line, const std::string& where) {
+  const size_t eq = line.find('=');
+  const size_t hash = line.find('#');
+  if (eq == std::string::npos || (hash != std::string::npos && hash < eq)) {
+    const std::string text = trim(line.substr(0, hash));
+    if (text.empty()) return std::optional<std::pair<std::string, std::string>>();
+    return status::invalid_argument(where + ": expected 'key = value', got '" + text + "'");
+  }
+  std::string key = trim(line.substr(0, eq));
+  std::string rest = trim(line.substr(eq + 1));
+  std::string value;
+  if (!rest.empty() && rest.front() == '"') {
+    size_t i = 1;
+    bool closed = false;
+    for (; i < rest.size(); ++i) {
+      const char c = rest[i];
+      if (c == '\\' && i + 1 < rest.size() && (rest[i + 1] == '"' || rest[i + 1] == '\\')) {
+        value += rest[++i];
+      } else if (c == '"') {
+        closed = true;
+        break;
+      } else {
+        value += c;
+      }
+    }
+    if (!closed) {
+      return status::invalid_argument(where + ": " + key +
+                                      ": the value's opening quote is never closed (write "
+                                      "key = \"value\", with \\\" for a quote inside)");
+    }
+    const std::string after = trim(rest.substr(i + 1));
+    if (!after.empty() && after.front() != '#') {
+      return status::invalid_argument(where + ": " + key + ": unexpected text after the closing "
+                                      "quote: '" + after + "' (only a # comment may follow)");
+    }
+  } else {
+    value = trim(rest.substr(0, rest.find('#')));
+    if (value.find('"') != std::string::npos) {
+      return status::invalid_argument(where + ": " + key + ": a quote inside an unquoted value: '" +
+                                      value + "' (quote the whole value: key = \"value\")");
+    }
+  }
+  return std::optional<std::pair<std::string, std::string>>(
+      std::make_pair(std::move(key), std::move(value)));
+}
+
+}  // namespace
+
 status apply_config_text(const std::string& text, const std::string& origin,
                          const std::string& base_dir, node_config& cfg) {
   std::istringstream in(text);
@@ -261,20 +316,11 @@ status apply_config_text(const std::string& text, const std::string& origin,
   int number = 0;
   while (std::getline(in, line)) {
     ++number;
-    auto hash = line.find('#');
-    if (hash != std::string::npos) line.erase(hash);
-    line = trim(line);
-    if (line.empty()) continue;
-    std::string where = origin + " line " + std::to_string(number);
-    auto eq = line.find('=');
-    if (eq == std::string::npos) {
-      return status::invalid_argument(where + ": expected 'key = value', got '" + line + "'");
-    }
-    auto key = trim(line.substr(0, eq));
-    auto value = trim(line.substr(eq + 1));
-    if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
-      value = value.substr(1, value.size() - 2);
-    }
+    const std::string where = origin + " line " + std::to_string(number);
+    auto entry = split_config_line(line, where);
+    if (!entry) return entry.error();
+    if (!*entry) continue;
+    const auto& [key, value] = **entry;
     SHOAL_RETURN_IF_ERROR(set_field(cfg, key, value, where + ": " + key, base_dir));
   }
   return status::ok();
@@ -424,8 +470,8 @@ options:
   --keep-replaced-warm-s N  after a label moves, its previous version is unloaded last for N
                             seconds, so a rollback finds it in memory (default 600)
   --log-format FMT          human (default): one readable line per event on stderr; json: one
-                            JSON object per line (time, level, msg, and each key=value of the
-                            message as a field), for log collectors
+                            JSON object per line (time, level, msg, and the event's fields
+                            such as model and version), for log collectors
   -h, --help                show this help
 
 cluster:

@@ -79,8 +79,10 @@ struct node_config {
 };
 
 /// Applies `key = value` lines from `text` to `cfg`; `origin` names the file in messages
-/// ("node.conf line 3: unknown key 'htp_port'"). A relative data_dir is taken relative to
-/// `base_dir` (the config file's directory).
+/// ("node.conf line 3: unknown key 'htp_port'"). '#' starts a comment, except inside a value in
+/// double quotes (`cluster_secret = "ab#cd"`; \" and \\ inside stand for " and \); an unclosed
+/// quote, text after the closing quote or a quote inside an unquoted value is refused, naming the
+/// line. A relative data_dir is taken relative to `base_dir` (the config file's directory).
 status apply_config_text(const std::string& text, const std::string& origin,
                          const std::string& base_dir, node_config& cfg);
 

@@ -227,6 +227,42 @@ TEST(node_config, the_cluster_secret_comes_from_the_file_or_a_secret_file_never_
   EXPECT_NE(cmd.error().message().find("cannot read"), std::string::npos);
 }
 
+// Regression: '#' was taken for a comment before quotes were looked at, so
+// `cluster_secret = "ab#cd"` became the secret `"ab` (quote included) without a word.
+TEST(node_config, a_quoted_value_keeps_its_hash_and_spaces) {
+  node_config cfg;
+  ASSERT_TRUE(apply_config_text("cluster_secret = \"ab#cd\"  # the secret\n", "n.conf", "", cfg)
+                  .is_ok());
+  EXPECT_EQ(cfg.cluster_secret, "ab#cd");
+  cfg = {};
+  ASSERT_TRUE(apply_config_text("name = \" shop \\\"one\\\" \\\\ # x\"\n", "n.conf", "", cfg).is_ok());
+  EXPECT_EQ(cfg.name, " shop \"one\" \\ # x") << "\\\" and \\\\ stand for a quote and a backslash";
+  cfg = {};
+  ASSERT_TRUE(apply_config_text("name = plain # comment\n# name = ignored\n", "n.conf", "", cfg)
+                  .is_ok());
+  EXPECT_EQ(cfg.name, "plain") << "unquoted: '#' starts a comment, as before";
+  cfg = {};
+  ASSERT_TRUE(apply_config_text("name = \"\"\n", "n.conf", "", cfg).is_ok());
+  EXPECT_EQ(cfg.name, "");
+}
+
+TEST(node_config, an_unbalanced_or_stray_quote_is_refused_naming_the_line) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"cluster_secret = \"ab#cd\n", "n.conf line 2: cluster_secret: the value's opening quote is never closed"},
+      {"cluster_secret = \"ab\\\"\n", "n.conf line 2: cluster_secret: the value's opening quote is never closed"},
+      {"name = \"a\" b\n", "n.conf line 2: name: unexpected text after the closing quote: 'b'"},
+      {"name = ab\"cd\n", "n.conf line 2: name: a quote inside an unquoted value"},
+      {"name = ab\"\n", "n.conf line 2: name: a quote inside an unquoted value"},
+  };
+  for (const auto& [line, message] : cases) {
+    node_config cfg;
+    auto s = apply_config_text(std::string("http_port = 1\n") + line, "n.conf", "", cfg);
+    ASSERT_FALSE(s.is_ok()) << line;
+    EXPECT_EQ(s.code(), status_code::invalid_argument);
+    EXPECT_EQ(s.message().rfind(message, 0), 0u) << line << " -> " << s.message();
+  }
+}
+
 TEST(node_config, bad_cluster_settings_name_the_problem) {
   struct row {
     std::vector<std::string> args;
