@@ -83,7 +83,7 @@ void receive_sync(self_ptr self, const catalog_sync_msg& m) {
   for (const auto& c : m.changes) {
     auto shape = st.replica->check_shape(c);
     if (!shape.is_ok()) {
-      log_warn("refused a catalog change from " + m.from_address + ": " + shape.message());
+      log_warn("refused a catalog change", {{"from", m.from_address}, {"error", shape.message()}});
       continue;
     }
     uint64_t held = st.replica->frontier().count(c.origin) ? st.replica->frontier().at(c.origin) : 0;
@@ -100,26 +100,30 @@ void receive_sync(self_ptr self, const catalog_sync_msg& m) {
     status durable = st.journal->append(fresh);
     if (!durable.is_ok()) {
       // Not added: the peer's next anti-entropy round offers them again.
-      log_error("cannot journal " + std::to_string(fresh.size()) + " catalog changes from " +
-                m.from_address + ": " + durable.to_string());
+      log_error("cannot journal catalog changes",
+                {{"changes", fresh.size()}, {"from", m.from_address}, {"error", durable.to_string()}});
       return;
     }
     for (const auto& c : fresh) {
       auto added = st.replica->add(c, now);
       if (!added.is_ok()) {
-        log_error("catalog add failed after journal write: " + added.error().to_string());
+        log_error("catalog add failed after journal write", {{"error", added.error().to_string()}});
         continue;
       }
       if (c.what == catalog_change::kind::move_label) {
-        log_info("label moved model=" + c.id.str() + " label=" + c.label + " to=" +
-                 std::to_string(c.to) + " action=" + action_name(c.action) + " origin=" + c.origin);
+        log_info("label moved", {{"model", c.id.str()},
+                                 {"label", c.label},
+                                 {"to", c.to},
+                                 {"action", action_name(c.action)},
+                                 {"origin", c.origin}});
       } else if (c.what == catalog_change::kind::add_snapshot) {
-        log_info("snapshot known model=" + c.id.str() + " version=" +
-                 std::to_string(c.snapshot.version) + " sha256=" + c.snapshot.sha256 +
-                 " origin=" + c.origin);
+        log_info("snapshot known", {{"model", c.id.str()},
+                                    {"version", c.snapshot.version},
+                                    {"sha256", c.snapshot.sha256},
+                                    {"origin", c.origin}});
       }
     }
-    for (const auto& line : st.replica->conflicts()) log_warn("catalog conflict: " + line);
+    for (const auto& line : st.replica->conflicts()) log_warn("catalog conflict", {{"detail", line}});
     publish(self);
   }
   if (auto reply = sync_reply(*st.replica, m, gap, st.self_address)) {
@@ -138,7 +142,7 @@ status commit(self_ptr self, std::vector<catalog_change> changes) {
   for (const auto& change : changes) {
     auto added = st.replica->add(change, now);
     if (!added.is_ok()) {
-      log_error("catalog add failed after journal write: " + added.error().to_string());
+      log_error("catalog add failed after journal write", {{"error", added.error().to_string()}});
       return status::internal("catalog add failed: " + added.error().message());
     }
   }
@@ -202,31 +206,38 @@ void fetch_copy(self_ptr self, const model_id& id, const snapshot_info& snap) {
             s.fetching.erase(sha);
             auto reply = decode_peer_reply(payload);
             if (!reply || !reply->error.empty()) {
-              log_warn("cannot copy " + id.str() + " version " + std::to_string(version) +
-                       " from " + from + ": " +
-                       (reply ? reply->error : reply.error().message()));
+              log_warn("cannot copy a snapshot",
+                       {{"model", id.str()},
+                        {"version", version},
+                        {"from", from},
+                        {"error", reply ? reply->error : reply.error().message()}});
               return;
             }
             if (sha256_hex(reply->snapshot) != sha) {
-              log_error("copy of " + id.str() + " version " + std::to_string(version) + " from " +
-                        from + " does not match its sha256: dropped");
+              log_error("a snapshot copy does not match its sha256: dropped",
+                        {{"model", id.str()}, {"version", version}, {"from", from}});
               return;
             }
             auto stored = s.store->put(reply->snapshot);
             if (!stored) {
-              log_error("cannot store a copy of " + id.str() + ": " + stored.error().to_string());
+              log_error("cannot store a snapshot copy",
+                        {{"model", id.str()}, {"error", stored.error().to_string()}});
               return;
             }
             auto done = commit(self, {hold_change(id, version)});
             if (done.is_ok()) {
-              log_info("snapshot copied model=" + id.str() + " version=" + std::to_string(version) +
-                       " from=" + from + " bytes=" + std::to_string(reply->snapshot.size()));
+              log_info("snapshot copied", {{"model", id.str()},
+                                           {"version", version},
+                                           {"from", from},
+                                           {"bytes", reply->snapshot.size()}});
             }
           },
           [=](const caf::error& err) {
             self->state.fetching.erase(sha);
-            log_warn("cannot copy " + id.str() + " version " + std::to_string(version) + " from " +
-                     from + ": " + self->system().render(err));
+            log_warn("cannot copy a snapshot", {{"model", id.str()},
+                                                {"version", version},
+                                                {"from", from},
+                                                {"error", self->system().render(err)}});
           });
 }
 
@@ -290,9 +301,9 @@ void place(self_ptr self) {
     if (keep.count(sha) > 0) continue;  // the same bytes serve another version we keep
     status removed = st.store->remove(sha);
     if (removed.is_ok()) {
-      log_info("snapshot copy released sha256=" + sha + ": the nodes placement names hold it");
+      log_info("snapshot copy released: the nodes placement names hold it", {{"sha256", sha}});
     } else {
-      log_warn("cannot remove a released copy: " + removed.message());
+      log_warn("cannot remove a released copy", {{"error", removed.message()}});
     }
   }
 }
@@ -330,7 +341,7 @@ void send_copies(self_ptr self, caf::typed_response_promise<push_result> rp, pus
       if (failure.empty()) {
         ++t->out.copies;
       } else {
-        log_warn("copy of " + what + " to " + target + " failed: " + failure);
+        log_warn("snapshot copy failed", {{"snapshot", what}, {"to", target}, {"error", failure}});
         t->out.replication_note = "the copy to " + target + " failed (" + failure +
                                   "); it is retried in the background";
       }
@@ -484,7 +495,7 @@ void finish_push(self_ptr self, std::shared_ptr<push_job> job, uint32_t number,
   changes.push_back(hold_change(job->id, number));
   auto committed = commit(self, changes);
   if (!committed.is_ok()) {
-    log_error("push failed model=" + job->id.str() + ": " + committed.to_string());
+    log_error("push failed", {{"model", job->id.str()}, {"error", committed.to_string()}});
     rp.deliver(to_error(committed));
     return;
   }
@@ -493,12 +504,14 @@ void finish_push(self_ptr self, std::shared_ptr<push_job> job, uint32_t number,
   out.version = number;
   for (const auto& c : changes) {
     if (c.what == catalog_change::kind::add_snapshot) {
-      log_info("snapshot stored model=" + job->id.str() + " version=" + std::to_string(number) +
-               " sha256=" + job->snap.sha256 + " size=" + std::to_string(job->bytes.size()));
+      log_info("snapshot stored", {{"model", job->id.str()},
+                                   {"version", number},
+                                   {"sha256", job->snap.sha256},
+                                   {"size", job->bytes.size()}});
     } else if (c.what == catalog_change::kind::move_label) {
       out.labels.push_back(c.label);
-      log_info("label moved model=" + job->id.str() + " label=" + c.label + " to=" +
-               std::to_string(c.to) + " action=push");
+      log_info("label moved",
+               {{"model", job->id.str()}, {"label", c.label}, {"to", c.to}, {"action", "push"}});
     }
   }
   // Copies on the members placement names (we hold one already).
@@ -573,10 +586,10 @@ void drop_damaged(self_ptr self, const model_id& id, uint32_t version) {
   if (snap == nullptr) return;
   auto bytes = st.store->get(snap->sha256);
   if (bytes || bytes.error().code() != status_code::corruption) return;
-  log_error("damaged snapshot model=" + id.str() + " version=" + std::to_string(version) + ": " +
-            bytes.error().message() + "; removing it, a good copy will be fetched");
+  log_error("damaged snapshot: removing it, a good copy will be fetched",
+            {{"model", id.str()}, {"version", version}, {"error", bytes.error().message()}});
   status removed = st.store->remove(snap->sha256);
-  if (!removed.is_ok()) log_error("cannot remove the damaged copy: " + removed.message());
+  if (!removed.is_ok()) log_error("cannot remove the damaged copy", {{"error", removed.message()}});
   const std::string sha = snap->sha256;
   std::vector<catalog_change> releases;
   for (const model_entry* m : st.replica->view().models()) {
@@ -620,19 +633,19 @@ catalog_actor::behavior_type catalog_behavior(catalog_actor::stateful_pointer<ca
                                             new_model, usage.models, usage.stored_bytes,
                                             req.bytes.size());
             !over) {
-          log_warn("push refused model=" + req.id.str() + ": " + over.message());
+          log_warn("push refused", {{"model", req.id.str()}, {"error", over.message()}});
           return to_error(over);
         }
         // Refuse what we could not serve before anything is stored or numbered.
         auto loaded = load_model(req.bytes);
         if (!loaded) {
-          log_warn("push refused model=" + req.id.str() + ": " + loaded.error().message());
+          log_warn("push refused", {{"model", req.id.str()}, {"error", loaded.error().message()}});
           return to_error(status::invalid_argument("refused " + req.id.str() + ": " +
                                                    loaded.error().message()));
         }
         auto sha = st.store->put(req.bytes);
         if (!sha) {
-          log_error("snapshot store failed: " + sha.error().to_string());
+          log_error("snapshot store failed", {{"error", sha.error().to_string()}});
           return to_error(sha.error());
         }
         auto job = std::make_shared<push_job>();
@@ -663,12 +676,15 @@ catalog_actor::behavior_type catalog_behavior(catalog_actor::stateful_pointer<ca
         auto finish = [=]() -> result<label_result> {
           auto committed = commit(self, {change});
           if (!committed.is_ok()) {
-            log_error("label move failed model=" + change.id.str() + ": " + committed.to_string());
+            log_error("label move failed",
+                      {{"model", change.id.str()}, {"error", committed.to_string()}});
             return committed;
           }
-          log_info("label moved model=" + change.id.str() + " label=" + label + " from=" +
-                   std::to_string(from) + " to=" + std::to_string(change.to) +
-                   " action=" + action_name(action));
+          log_info("label moved", {{"model", change.id.str()},
+                                   {"label", label},
+                                   {"from", from},
+                                   {"to", change.to},
+                                   {"action", action_name(action)}});
           return label_result{label, from, change.to};
         };
         // Warm the target on its live holders first (see the header).
@@ -697,9 +713,11 @@ catalog_actor::behavior_type catalog_behavior(catalog_actor::stateful_pointer<ca
         auto pending = std::make_shared<size_t>(warm_at.size());
         auto done = [=](const std::string& where, const std::string& failure) mutable {
           if (!failure.empty()) {
-            log_warn("warming " + change.id.str() + " version " + std::to_string(change.to) +
-                     " on " + (where.empty() ? std::string("this node") : where) +
-                     " failed (moving the label anyway): " + failure);
+            log_warn("warming a snapshot failed (moving the label anyway)",
+                     {{"model", change.id.str()},
+                      {"version", change.to},
+                      {"on", where.empty() ? std::string("this node") : where},
+                      {"error", failure}});
           }
           if (--*pending > 0) return;
           auto moved = finish();
@@ -780,7 +798,7 @@ catalog_actor::behavior_type catalog_behavior(catalog_actor::stateful_pointer<ca
           int64_t now = now_ms();
           if (now - st.last_refusal_log_ms > 10000) {
             st.last_refusal_log_ms = now;
-            log_warn("refused a catalog sync message: " + m.error().message());
+            log_warn("refused a catalog sync message", {{"error", m.error().message()}});
           }
           return;
         }

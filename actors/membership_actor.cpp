@@ -18,9 +18,9 @@ void log_events(self_ptr self) {
   for (const auto& e : self->state.core->take_events()) {
     if (e.what == membership_event::kind::status_changed || e.what == membership_event::kind::refuted ||
         e.what == membership_event::kind::resumed) {
-      log_warn(describe(e));
+      log_warn(describe(e), {{"member", e.entry.name}});
     } else {
-      log_info(describe(e));
+      log_info(describe(e), {{"member", e.entry.name}});
     }
   }
 }
@@ -88,7 +88,8 @@ void connect_link(self_ptr self, const std::string& address) {
             auto& last = self->state.last_refusal_log_ms["connect:" + address];
             if (last == 0 || now - last > 30000) {
               last = now;
-              log_warn("cannot connect to cluster node " + address + ": " + self->system().render(err));
+              log_warn("cannot connect to a cluster node",
+                       {{"address", address}, {"error", self->system().render(err)}});
             }
             report_unreachable(self, address);
           });
@@ -207,10 +208,10 @@ membership_actor::behavior_type membership_behavior(self_ptr self, membership_ac
           auto& last = st.last_refusal_log_ms[decoded.sender_address];
           if (last == 0 || now - last > 10000) {
             last = now;
-            log_warn("refused gossip from " +
-                     (decoded.sender_address.empty() ? std::string("an unknown sender")
-                                                     : decoded.sender_address) +
-                     ": " + decoded.msg.error().message());
+            log_warn("refused gossip", {{"from", decoded.sender_address.empty()
+                                                     ? std::string("an unknown sender")
+                                                     : decoded.sender_address},
+                                        {"error", decoded.msg.error().message()}});
           }
           if (auto sender = caf::actor_cast<membership_actor>(self->current_sender())) {
             self->send(sender, refused_atom_v, st.cfg.core.cluster_address,
@@ -229,7 +230,7 @@ membership_actor::behavior_type membership_behavior(self_ptr self, membership_ac
         auto& last = st.last_refusal_log_ms["refused-by:" + by];
         if (last == 0 || now - last > 10000) {
           last = now;
-          log_error("cluster node " + by + " refused our gossip: " + reason);
+          log_error("a cluster node refused our gossip", {{"by", by}, {"error", reason}});
         }
       },
       [=](replicate_atom, const std::string& address, std::string& payload) {
@@ -249,10 +250,10 @@ membership_actor::behavior_type membership_behavior(self_ptr self, membership_ac
           auto& last = st.last_refusal_log_ms["request:" + env.sender_address];
           if (last == 0 || now - last > 10000) {
             last = now;
-            log_warn("refused a request from " +
-                     (env.sender_address.empty() ? std::string("an unknown sender")
-                                                 : env.sender_address) +
-                     ": " + why);
+            log_warn("refused a request", {{"from", env.sender_address.empty()
+                                                        ? std::string("an unknown sender")
+                                                        : env.sender_address},
+                                           {"error", why}});
           }
           return to_error(status::invalid_argument("refused: " + why));
         }

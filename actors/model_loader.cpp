@@ -26,14 +26,14 @@ result<model_ptr> load_snapshot(const snapshot_store& store, const catalog& view
                               " was damaged (removed; a good copy is fetched)");
   }
   if (!bytes) {
-    log_error("cannot read snapshot model=" + id.str() + " version=" + std::to_string(version) +
-              ": " + bytes.error().to_string());
+    log_error("cannot read snapshot",
+              {{"model", id.str()}, {"version", version}, {"error", bytes.error().to_string()}});
     return bytes.error();
   }
   auto loaded = load_model(*bytes);
   if (!loaded) {
-    log_error("cannot load snapshot model=" + id.str() + " version=" + std::to_string(version) +
-              ": " + loaded.error().to_string());
+    log_error("cannot load snapshot",
+              {{"model", id.str()}, {"version", version}, {"error", loaded.error().to_string()}});
     return status::corruption("stored snapshot " + id.str() + " version " +
                               std::to_string(version) +
                               " does not load: " + loaded.error().message());

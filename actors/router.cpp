@@ -83,10 +83,11 @@ void enforce_budget(self_ptr self, const snapshot_key& keep) {
   if (st.metrics) st.metrics->evictions.fetch_add(victims.size(), std::memory_order_relaxed);
   const int64_t now = steady_now_ms();
   if (now - st.last_unload_log_ms >= 10000) {
-    log_info("unloaded " + std::to_string(st.unloaded_since_log) +
-             " least recently used snapshot(s) to stay within the model memory budget: " +
-             bytes_text(st.loaded.bytes()) + " of " + bytes_text(st.memory_budget) + " in use, " +
-             std::to_string(st.loaded.size()) + " loaded");
+    log_info("unloaded least recently used snapshots to stay within the model memory budget",
+             {{"unloaded", st.unloaded_since_log},
+              {"in_use", bytes_text(st.loaded.bytes())},
+              {"budget", bytes_text(st.memory_budget)},
+              {"loaded", st.loaded.size()}});
     st.unloaded_since_log = 0;
     st.last_unload_log_ms = now;
   }

@@ -23,7 +23,15 @@ const char* level_name(log_level level) {
   return level == log_level::info ? "info" : level == log_level::warn ? "warn" : "error";
 }
 
-bool is_key_char(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'; }
+// Whether a human-format value must be quoted to read back as one value.
+bool needs_quotes(std::string_view v) {
+  if (v.empty()) return true;
+  for (char c : v) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u == 0x7f || c == '"' || c == '=') return true;
+  }
+  return false;
+}
 
 }  // namespace
 
@@ -36,8 +44,9 @@ std::optional<log_format> parse_log_format(std::string_view name) {
 }
 
 std::string format_log_line(log_format format, const std::string& stamp, log_level level,
-                            const std::string& message) {
+                            std::string_view message, log_fields fields) {
   std::string out;
+  std::set<std::string_view> seen = {"time", "level", "msg"};
   if (format == log_format::human) {
     out = stamp;
     out += ' ';
@@ -46,6 +55,17 @@ std::string format_log_line(log_format format, const std::string& stamp, log_lev
     out += name;
     out += ' ';
     out += message;
+    for (const log_field& f : fields) {
+      if (!seen.insert(f.key).second) continue;
+      out += ' ';
+      out += f.key;
+      out += '=';
+      if (needs_quotes(f.value)) {
+        append_json_string(out, f.value);
+      } else {
+        out += f.value;
+      }
+    }
     return out;
   }
   out = "{\"time\":";
@@ -54,34 +74,18 @@ std::string format_log_line(log_format format, const std::string& stamp, log_lev
   append_json_string(out, level_name(level));
   out += ",\"msg\":";
   append_json_string(out, message);
-  // Each word `key=value` (key: [a-z0-9_]+ starting with a letter, not one of the fields above)
-  // becomes a field; a trailing ':' or ',' is punctuation of the sentence, not of the value. The
-  // first occurrence of a key wins (JSON objects should not repeat names).
-  std::set<std::string_view> seen = {"time", "level", "msg"};
-  size_t i = 0;
-  while (i < message.size()) {
-    while (i < message.size() && message[i] == ' ') ++i;
-    const size_t start = i;
-    while (i < message.size() && message[i] != ' ') ++i;
-    std::string_view word(message.data() + start, i - start);
-    const size_t eq = word.find('=');
-    if (eq == 0 || eq == std::string_view::npos || !(word[0] >= 'a' && word[0] <= 'z')) continue;
-    std::string_view key = word.substr(0, eq), value = word.substr(eq + 1);
-    bool plain = true;
-    for (char c : key) plain = plain && is_key_char(c);
-    if (!plain) continue;
-    while (!value.empty() && (value.back() == ':' || value.back() == ',')) value.remove_suffix(1);
-    if (!seen.insert(key).second) continue;
+  for (const log_field& f : fields) {
+    if (!seen.insert(f.key).second) continue;
     out += ',';
-    append_json_string(out, key);
+    append_json_string(out, f.key);
     out += ':';
-    append_json_string(out, value);
+    append_json_string(out, f.value);
   }
   out += '}';
   return out;
 }
 
-void log_line(log_level level, const std::string& message) {
+void log_line(log_level level, std::string_view message, log_fields fields) {
   using namespace std::chrono;
   auto now = system_clock::now();
   auto ms = duration_cast<milliseconds>(now.time_since_epoch()).count();
@@ -91,7 +95,7 @@ void log_line(log_level level, const std::string& message) {
   char stamp[40];
   const size_t n = std::strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
   std::snprintf(stamp + n, sizeof(stamp) - n, ".%03dZ", static_cast<int>(ms % 1000));
-  const std::string line = format_log_line(current_format.load(), stamp, level, message) + "\n";
+  const std::string line = format_log_line(current_format.load(), stamp, level, message, fields) + "\n";
   std::lock_guard<std::mutex> guard(log_mutex);
   std::fwrite(line.data(), 1, line.size(), stderr);
   std::fflush(stderr);

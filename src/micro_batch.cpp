@@ -16,9 +16,9 @@ void call_guarded(const char* what, F&& f) {
   try {
     f();
   } catch (const std::exception& e) {
-    log_error(std::string("micro-batch: ") + what + " failed: " + e.what());
+    log_error("micro-batch: a call failed", {{"call", what}, {"error", e.what()}});
   } catch (...) {
-    log_error(std::string("micro-batch: ") + what + " failed");
+    log_error("micro-batch: a call failed", {{"call", what}});
   }
 }
 

@@ -72,7 +72,7 @@ struct zmq_server::impl {
         zmq::poll(items, 2, poll_timeout());
       } catch (const zmq::error_t& e) {
         if (e.num() == EINTR) continue;
-        if (e.num() != ETERM) log_error("zmq server: poll failed: " + error_text(e));
+        if (e.num() != ETERM) log_error("zmq server: poll failed", {{"error", error_text(e)}});
         break;  // ETERM: stop() shut the context down
       }
       if (probe.armed() && std::chrono::steady_clock::now() >= probe.due()) fire_probe();
@@ -114,7 +114,7 @@ struct zmq_server::impl {
     try {
       after_requests();
     } catch (const std::exception& e) {
-      log_error(std::string("zmq server: after_requests threw: ") + e.what());
+      log_error("zmq server: after_requests threw", {{"error", e.what()}});
     } catch (...) {
       log_error("zmq server: after_requests threw");
     }
@@ -139,7 +139,7 @@ struct zmq_server::impl {
           (void)router.send(frames[i], more | zmq::send_flags::dontwait);
         } catch (const zmq::error_t& e) {
           if (e.num() == ETERM) return false;
-          log_warn("zmq server: reply dropped: " + error_text(e));
+          log_warn("zmq server: reply dropped", {{"error", error_text(e)}});
           break;
         }
       }
@@ -194,7 +194,7 @@ struct zmq_server::impl {
     try {
       handler(std::move(body), std::move(respond));
     } catch (const std::exception& e) {
-      log_error(std::string("zmq server: the request handler threw: ") + e.what());
+      log_error("zmq server: the request handler threw", {{"error", e.what()}});
     } catch (...) {
       log_error("zmq server: the request handler threw");
     }
