@@ -241,13 +241,11 @@ http_handler make_http_handler(gateway_actor gw, std::shared_ptr<const serving_b
       case http_route::kind::live:
         respond(json_reply(200, render_live(true)));
         return;
-      case http_route::kind::ready:
-        if (door->draining.load(std::memory_order_relaxed)) {
-          respond(json_reply(503, render_ready(false)));
-        } else {
-          respond(json_reply(200, render_ready(true)));
-        }
+      case http_route::kind::ready: {
+        auto ready = answer_server_ready(door->draining.load(std::memory_order_relaxed));
+        respond(json_reply(ready.status, std::move(ready.body)));
         return;
+      }
       case http_route::kind::server_meta:
         respond(json_reply(200, render_server_meta()));
         return;
@@ -296,7 +294,7 @@ http_handler make_http_handler(gateway_actor gw, std::shared_ptr<const serving_b
           respond(error_reply(allowed));
           return;
         }
-        call_gateway(gw, list_request{r.id}, [r, respond](api_reply reply) {
+        call_gateway(gw, list_request{r.id}, [r, respond, door](api_reply reply) {
           if (auto* err = std::get_if<status>(&reply)) {
             respond(error_reply(*err));
             return;
@@ -312,8 +310,9 @@ http_handler make_http_handler(gateway_actor gw, std::shared_ptr<const serving_b
             respond(json_reply(200, render_model_meta(entry, r.version)));
             return;
           }
-          bool ready = r.version.has_value() || entry.labels.count(default_label) > 0;
-          respond(json_reply(200, render_model_ready(entry.id, ready)));
+          auto ready = answer_model_ready(entry, r.version,
+                                          door->draining.load(std::memory_order_relaxed));
+          respond(json_reply(ready.status, std::move(ready.body)));
         });
         return;
       }
@@ -352,6 +351,7 @@ http_handler make_http_handler(gateway_actor gw, std::shared_ptr<const serving_b
         auto held = *ticket;
         uint32_t top_k = parsed->request.top_k;
         std::string request_id = parsed->request_id;
+        v2_outputs outputs = parsed->outputs;
         auto in = find_inline(board->read(board_cache), parsed->request, inline_max_texts);
         if (in.error) {
           respond(error_reply(*in.error));
@@ -368,10 +368,10 @@ http_handler make_http_handler(gateway_actor gw, std::shared_ptr<const serving_b
           infer_result base;
           base.id = parsed->request.id;
           base.version = in.version;
-          auto done = [respond, base = std::move(base), top_k, request_id, counted, held](
+          auto done = [respond, base = std::move(base), top_k, request_id, outputs, counted, held](
                           std::vector<std::vector<prediction>> rows) mutable {
             base.rows = std::move(rows);
-            respond(json_reply(200, render_infer(base, top_k, request_id)));
+            respond(json_reply(200, render_infer(base, top_k, request_id, outputs)));
           };
           predict_on_front_end(batch_texts, in.m, top_k == 0 ? 1 : top_k,
                                std::move(parsed->request.texts), std::move(done),
@@ -380,7 +380,7 @@ http_handler make_http_handler(gateway_actor gw, std::shared_ptr<const serving_b
         }
         parsed->request.version = in.version;
         call_gateway(gw, std::move(parsed->request),
-                     [respond, top_k, request_id, counted, held](api_reply reply) {
+                     [respond, top_k, request_id, outputs, counted, held](api_reply reply) {
                        if (auto* err = std::get_if<status>(&reply)) {
                          // A loading model's queue is full: a refusal like the others.
                          respond(err->code() == status_code::resource_exhausted
@@ -388,7 +388,7 @@ http_handler make_http_handler(gateway_actor gw, std::shared_ptr<const serving_b
                                      : error_reply(*err));
                        } else {
                          respond(json_reply(200, render_infer(std::get<infer_result>(reply),
-                                                              top_k, request_id)));
+                                                              top_k, request_id, outputs)));
                        }
                      });
         return;
@@ -549,9 +549,10 @@ result<std::shared_ptr<const key_table>> read_keys(const node_config& cfg) {
   if (cfg.keys_file.empty()) return std::shared_ptr<const key_table>();
   auto keys = key_table::load_file(cfg.keys_file);
   if (!keys) return keys.error();
-  log_info("keys file " + cfg.keys_file + ": " + std::to_string(keys->size()) + " keys, " +
-           std::to_string(keys->tenant_count()) + " tenants, " +
-           std::to_string(keys->admin_count()) + " admin keys");
+  log_info("keys file read", {{"file", cfg.keys_file},
+                              {"keys", keys->size()},
+                              {"tenants", keys->tenant_count()},
+                              {"admin_keys", keys->admin_count()}});
   return std::shared_ptr<const key_table>(std::make_shared<const key_table>(std::move(*keys)));
 }
 
@@ -610,25 +611,27 @@ int run_node(const node_config& cfg) {
     // on the first connection.
     for (const auto* path : {&cfg.tls_certificate, &cfg.tls_key, &cfg.tls_ca}) {
       if (::access(path->c_str(), R_OK) != 0) {
-        log_error("cannot read TLS file " + *path + ": " + std::strerror(errno));
+        log_error("cannot read a TLS file", {{"file", *path}, {"error", std::strerror(errno)}});
         return 1;
       }
     }
   }
   auto initial_keys = read_keys(cfg);
   if (!initial_keys) {
-    log_error("cannot start: " + initial_keys.error().message());
+    log_error("cannot start", {{"error", initial_keys.error().message()}});
     return 1;
   }
   auto keys = std::make_shared<key_board>(*initial_keys);
   auto store = snapshot_store::open(cfg.data_dir);
   if (!store) {
-    log_error("cannot open data dir " + cfg.data_dir + ": " + store.error().message());
+    log_error("cannot open the data dir",
+              {{"data_dir", cfg.data_dir}, {"error", store.error().message()}});
     return 1;
   }
   auto node_id = (*store)->node_id();
   if (!node_id) {
-    log_error("cannot get this node's id in " + cfg.data_dir + ": " + node_id.error().message());
+    log_error("cannot get this node's id",
+              {{"data_dir", cfg.data_dir}, {"error", node_id.error().message()}});
     return 1;
   }
   catalog_storage storage;
@@ -642,7 +645,8 @@ int run_node(const node_config& cfg) {
       [&](const catalog_change& c) { return replica->add(c, start_ms).error(); },
       [](const std::string& w) { log_warn(w); });
   if (!journal) {
-    log_error("cannot open catalog journal in " + cfg.data_dir + ": " + journal.error().message());
+    log_error("cannot open the catalog journal",
+              {{"data_dir", cfg.data_dir}, {"error", journal.error().message()}});
     return 1;
   }
   storage.store = std::shared_ptr<snapshot_store>(std::move(*store));
@@ -722,9 +726,9 @@ int run_node(const node_config& cfg) {
   bool rate_or_in_flight = cfg.limits.defaults.rate > 0 || cfg.limits.defaults.in_flight > 0;
   for (const auto& [tenant, l] : cfg.limits.by_tenant) {
     rate_or_in_flight = rate_or_in_flight || l.rate > 0 || l.in_flight > 0;
-    log_info("limits of tenant " + tenant + ": " + to_string(l));
+    log_info("tenant limits", {{"tenant", tenant}, {"limits", to_string(l)}});
   }
-  log_info("limits of every other tenant: " + to_string(cfg.limits.defaults));
+  log_info("tenant limits of every other tenant", {{"limits", to_string(cfg.limits.defaults)}});
   if (rate_or_in_flight) door->admission = std::make_shared<tenant_admission>(cfg.limits);
   mem_cfg.catalog = caf::actor_cast<catalog_sync_sink>(catalog);
   mem_cfg.router = caf::actor_cast<peer_request_sink>(rtr);
@@ -750,8 +754,9 @@ int run_node(const node_config& cfg) {
   auto published = tls ? caf::openssl::publish(members, cfg.cluster_port, cfg.host.c_str(), true)
                        : sys.middleman().publish(members, cfg.cluster_port, cfg.host.c_str(), true);
   if (!published) {
-    log_error("cannot listen on the cluster port " + cfg.host + ":" +
-              std::to_string(cfg.cluster_port) + ": " + sys.render(published.error()));
+    log_error("cannot listen on the cluster port",
+              {{"address", cfg.host + ":" + std::to_string(cfg.cluster_port)},
+               {"error", sys.render(published.error())}});
     stop_actors();
     return 1;
   }
@@ -781,7 +786,7 @@ int run_node(const node_config& cfg) {
   http_opts.on_lag = shed_by_lag;
   auto http = http_server::start(http_opts, make_http_handler(gw, board, door, cfg));
   if (!http) {
-    log_error("cannot start HTTP: " + http.error().message());
+    log_error("cannot start HTTP", {{"error", http.error().message()}});
     stop_actors();
     return 1;
   }
@@ -794,21 +799,24 @@ int run_node(const node_config& cfg) {
   auto zmq = zmq_server::start(
       zmq_opts, make_zmq_handler(gw, board, door, cfg.micro_batch_texts, cfg.max_queue_ms));
   if (!zmq) {
-    log_error("cannot start ZeroMQ: " + zmq.error().message());
+    log_error("cannot start ZeroMQ", {{"error", zmq.error().message()}});
     (*http)->stop();
     stop_actors();
     return 1;
   }
 
-  log_info("node started name=" + cfg.name + " data_dir=" + cfg.data_dir +
-           " models=" + std::to_string(initial->models().size()) +
-           " snapshots=" + std::to_string(snapshots) + " model_memory=" +
-           bytes_text(memory.budget_bytes) +
-           (cfg.model_memory_mb > 0 ? "" : " (half of RAM; set model_memory_mb to change)") +
-           " version=" SHOAL_VERSION);
-  log_info("listening http=" + cfg.host + ":" + std::to_string((*http)->port()) +
-           " zmq=" + cfg.host + ":" + std::to_string((*zmq)->port()) + " cluster=" + cfg.host +
-           ":" + std::to_string(*published));
+  log_info(cfg.model_memory_mb > 0 ? "node started"
+                                   : "node started (model_memory is half of RAM; set "
+                                     "model_memory_mb to change)",
+           {{"name", cfg.name},
+            {"data_dir", cfg.data_dir},
+            {"models", initial->models().size()},
+            {"snapshots", snapshots},
+            {"model_memory", bytes_text(memory.budget_bytes)},
+            {"version", SHOAL_VERSION}});
+  log_info("listening", {{"http", cfg.host + ":" + std::to_string((*http)->port())},
+                         {"zmq", cfg.host + ":" + std::to_string((*zmq)->port())},
+                         {"cluster", cfg.host + ":" + std::to_string(*published)}});
   log_info("cluster: node id " + *node_id + (cfg.seeds.empty() ? ", no seeds: a one-node cluster others can join"
                                                            : ", joining through " + join(cfg.seeds)) +
            (cfg.cluster_secret.empty() ? "" : ", gossip authenticated with the cluster secret") +
@@ -825,13 +833,13 @@ int run_node(const node_config& cfg) {
     }
     auto reread = read_keys(cfg);
     if (!reread) {
-      log_error("SIGHUP: keeping the keys in force: " + reread.error().message());
+      log_error("SIGHUP: keeping the keys in force", {{"error", reread.error().message()}});
       return;
     }
     keys->replace(*reread);
   });
-  log_info(std::string("stopping on ") + (received == SIGINT ? "SIGINT" : "SIGTERM") +
-           ": draining " + std::to_string(in_flight->now()) + " inference requests in flight");
+  log_info("stopping: draining the inference requests in flight",
+           {{"signal", received == SIGINT ? "SIGINT" : "SIGTERM"}, {"in_flight", in_flight->now()}});
   {
     // New inference gets 503 and readiness turns false (load balancers stop sending); what is
     // in flight is answered, for at most drain_timeout_ms. The main thread may wait here: it
@@ -843,8 +851,8 @@ int run_node(const node_config& cfg) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     if (in_flight->now() > 0) {
-      log_warn("stopping with " + std::to_string(in_flight->now()) +
-               " inference requests still in flight after drain_timeout_ms");
+      log_warn("stopping with inference requests still in flight after drain_timeout_ms",
+               {{"in_flight", in_flight->now()}});
     }
   }
   {
@@ -859,7 +867,7 @@ int run_node(const node_config& cfg) {
   (*zmq)->stop();
   stop_actors();
   sys.await_all_actors_done();
-  log_info("node stopped name=" + cfg.name);
+  log_info("node stopped", {{"name", cfg.name}});
   return 0;
 }
 

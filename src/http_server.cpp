@@ -4,6 +4,8 @@
 #include "shoal/overload.hpp"
 
 #include <array>
+#include <cstdio>
+#include <ctime>
 #include <atomic>
 #include <charconv>
 #include <exception>
@@ -55,6 +57,27 @@ std::string json_error(std::string_view message) {
 }
 
 bool is_header_safe(std::string_view s) { return s.find_first_of("\r\n") == std::string_view::npos; }
+
+// The Date header's value (RFC 9110 5.6.7 IMF-fixdate, e.g. "Sun, 06 Nov 1994 08:49:37 GMT"):
+// formatted once a second per thread, so a reply costs a clock read. Names spelled out rather
+// than strftime's %a/%b, which follow the locale.
+std::string_view http_date() {
+  static constexpr const char* days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+  static constexpr const char* months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                           "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  thread_local std::time_t formatted = -1;
+  thread_local char text[32];
+  const std::time_t now = std::time(nullptr);
+  if (now != formatted) {
+    std::tm t{};
+    gmtime_r(&now, &t);
+    std::snprintf(text, sizeof text, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[t.tm_wday % 7],
+                  t.tm_mday, months[t.tm_mon % 12], t.tm_year + 1900, t.tm_hour, t.tm_min,
+                  t.tm_sec);
+    formatted = now;
+  }
+  return text;
+}
 
 class session;
 
@@ -302,7 +325,9 @@ class session : public std::enable_shared_from_this<session> {
     head_buf_.append(num, std::to_chars(num, num + sizeof num, code).ptr);
     head_buf_ += ' ';
     head_buf_.append(reason.data(), reason.size());
-    head_buf_ += "\r\nServer: shoal\r\nContent-Type: ";
+    head_buf_ += "\r\nServer: shoal\r\nDate: ";
+    head_buf_ += http_date();
+    head_buf_ += "\r\nContent-Type: ";
     head_buf_ += is_header_safe(reply.content_type) ? std::string_view(reply.content_type)
                                                     : std::string_view("application/octet-stream");
     head_buf_ += "\r\nContent-Length: ";

@@ -94,12 +94,16 @@ route_result not_found(std::string_view path) {
       "[/ready|/infer]");
 }
 
+// HEAD is GET without the body (RFC 9110 9.3.2): every GET route takes it, and the server writes
+// the GET answer's headers only.
 route_result with_method(std::string_view method, std::string_view path, http_route route) {
   const char* allow = allowed_method(route.what);
   if (method == allow) return route;
+  const bool get_route = std::string_view(allow) == "GET";
+  if (get_route && method == "HEAD") return route;
   return route_result::method_not_allowed(
       "method " + excerpt(method) + " is not allowed on " + excerpt(path) + ": use " + allow,
-      allow);
+      get_route ? "GET, HEAD" : allow);
 }
 
 }  // namespace
@@ -234,6 +238,67 @@ route_result parse_route(std::string_view method, std::string_view target) {
 
 // ---- infer body --------------------------------------------------------------------------------
 
+namespace {
+
+// Reads the request's "outputs": which of labels and scores to answer (both when absent or empty),
+// and Triton's classification parameter of an output (`class_count` in tritonclient), which
+// asks for the top N classes: Shoal's outputs are already the top-k labels and their scores, so
+// it sets top_k. binary_data is accepted; the answer is JSON either way (V2 clients read both).
+status parse_outputs(const json& doc, v2_outputs& wanted, std::optional<uint32_t>& class_count) {
+  auto it = doc.find("outputs");
+  if (it == doc.end()) return status::ok();
+  const json& outputs = *it;
+  const char* const example = "e.g. \"outputs\":[{\"name\":\"labels\"},{\"name\":\"scores\"}]";
+  if (!outputs.is_array()) {
+    return bad_body("\"outputs\" must be an array of {\"name\":...} objects, " +
+                    std::string(example) + ", not " + json_type(outputs));
+  }
+  if (outputs.empty()) return status::ok();
+  v2_outputs named{false, false};
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    const json& o = outputs[i];
+    const std::string where = "outputs[" + std::to_string(i) + "]";
+    auto name_it = o.is_object() ? o.find("name") : o.end();
+    if (!o.is_object() || name_it == o.end() || !name_it->is_string()) {
+      return bad_body(where + " must be an object with a \"name\", " + example);
+    }
+    const std::string& name = name_it->get_ref<const std::string&>();
+    bool* slot = name == "labels" ? &named.labels : name == "scores" ? &named.scores : nullptr;
+    if (slot == nullptr) {
+      return bad_body("unknown output '" + excerpt(name) +
+                      "': this model's outputs are labels (BYTES) and scores (FP32)");
+    }
+    if (*slot) return bad_body("output '" + name + "' is asked for twice");
+    *slot = true;
+    auto params_it = o.find("parameters");
+    if (params_it == o.end()) continue;
+    if (!params_it->is_object()) {
+      return bad_body(where + ".parameters must be an object, not " + json_type(*params_it));
+    }
+    if (auto b = params_it->find("binary_data"); b != params_it->end() && !b->is_boolean()) {
+      return bad_body(where + ".parameters.binary_data must be true or false, not " + json_type(*b));
+    }
+    auto c = params_it->find("classification");
+    if (c == params_it->end()) continue;
+    const std::string range = "an integer from 1 to " + std::to_string(v2_max_top_k);
+    if (!c->is_number_unsigned() || c->get<uint64_t>() < 1 || c->get<uint64_t>() > v2_max_top_k) {
+      return bad_body(where + ".parameters.classification must be " + range + ", not " +
+                      excerpt(dump(*c)));
+    }
+    const auto count = static_cast<uint32_t>(c->get<uint64_t>());
+    if (class_count && *class_count != count) {
+      return bad_body("the outputs ask for classification " + std::to_string(*class_count) +
+                      " and " + std::to_string(count) + ": give the same number");
+    }
+    class_count = count;
+  }
+  wanted = named;
+  return status::ok();
+}
+
+}  // namespace
+
+
 result<v2_infer> parse_infer_body(const http_route& route, std::string_view body, size_t max_batch) {
   if (body.empty()) return bad_body("the request body is empty");
   if (auto bad = utf8::first_invalid_byte(body); bad != std::string_view::npos) {
@@ -299,14 +364,32 @@ result<v2_infer> parse_infer_body(const http_route& route, std::string_view body
                                     " texts is over the limit of " + std::to_string(max_batch) +
                                     ": split it into several requests");
   }
+  // The protocol lets data be flat (row-major) or nested like the shape: for texts of shape [B,1]
+  // clients send ["a","b"] or [["a"],["b"]]. Nested data must be nested all the way.
+  const bool nested = data[0].is_array();
+  for (size_t i = 0; i < data.size(); ++i) {
+    const json& item = data[i];
+    if (!nested && !item.is_string()) {
+      return bad_body("inputs[0].data[" + std::to_string(i) + "] is " + json_type(item) +
+                      ": every item must be a string (one text)");
+    }
+    if (nested && !(item.is_array() && item.size() == 1 && item[0].is_string())) {
+      const std::string what =
+          !item.is_array()     ? json_type(item)
+          : item.size() == 1 ? "an array holding " + json_type(item[0])
+                             : "an array of " + std::to_string(item.size()) + " items";
+      return bad_body("inputs[0].data[" + std::to_string(i) + "] is " + what +
+                      ": nested data holds one text per row, e.g. [[\"a\"],[\"b\"]]");
+    }
+  }
 
   auto shape_it = input.find("shape");
   if (shape_it == input.end()) {
     return bad_body("inputs[0] has no \"shape\": give [" + std::to_string(data.size()) + "]");
   }
   const json& shape = *shape_it;
-  const std::string expect_shape = "[" + std::to_string(data.size()) + "] or [" +
-                                   std::to_string(data.size()) + ",1]";
+  const std::string rows = std::to_string(data.size());
+  const std::string expect_shape = nested ? "[" + rows + ",1]" : "[" + rows + "] or [" + rows + ",1]";
   if (!shape.is_array() || shape.empty() ||
       !std::all_of(shape.begin(), shape.end(), [](const json& d) { return d.is_number_unsigned(); })) {
     return bad_body("inputs[0].shape " + excerpt(dump(shape)) +
@@ -316,27 +399,25 @@ result<v2_infer> parse_infer_body(const http_route& route, std::string_view body
     return bad_body("inputs[0].shape " + excerpt(dump(shape)) +
                     " is not supported: texts are one-dimensional, give " + expect_shape);
   }
+  if (nested && shape.size() != 2) {
+    return bad_body("inputs[0].data[0] is an array, so data is nested two deep, but shape " +
+                    excerpt(dump(shape)) + " has one dimension: give " + expect_shape +
+                    " or flat data [\"a\",\"b\"]");
+  }
   if (shape[0].get<uint64_t>() != data.size()) {
-    return bad_body("inputs[0].shape " + excerpt(dump(shape)) + " does not match the " +
-                    std::to_string(data.size()) + " texts in data: give " + expect_shape);
+    return bad_body("inputs[0].shape " + excerpt(dump(shape)) + " does not match the " + rows +
+                    " texts in data: give " + expect_shape);
   }
 
+  // Texts need no UTF-8 check of their own: the whole body was checked above, and the JSON parser
+  // refuses a \u escape that would make ill-formed UTF-8 (a lone surrogate).
   req.texts.reserve(data.size());
-  for (size_t i = 0; i < data.size(); ++i) {
-    json& item = data[i];
-    if (!item.is_string()) {
-      return bad_body("inputs[0].data[" + std::to_string(i) + "] is " + json_type(item) +
-                      ": every item must be a string (one text)");
-    }
-    std::string& text = item.get_ref<std::string&>();
-    // The body was checked above; this guards texts that \u escapes produced.
-    if (auto bad = utf8::first_invalid_byte(text); bad != std::string_view::npos) {
-      return status::invalid_argument("inputs[0].data[" + std::to_string(i) +
-                                      "] is not valid UTF-8 (byte " + std::to_string(bad) +
-                                      "): texts must be UTF-8");
-    }
-    req.texts.push_back(std::move(text));
+  for (json& item : data) {
+    req.texts.push_back(std::move((nested ? item[0] : item).get_ref<std::string&>()));
   }
+
+  std::optional<uint32_t> class_count;  // Triton's classification parameter of an output
+  SHOAL_RETURN_IF_ERROR(parse_outputs(doc, out.outputs, class_count));
 
   if (auto params_it = doc.find("parameters"); params_it != doc.end()) {
     const json& params = *params_it;
@@ -352,6 +433,11 @@ result<v2_infer> parse_infer_body(const http_route& route, std::string_view body
         return bad_body("parameters.top_k must be " + range + ", not " + excerpt(dump(*k)));
       }
       req.top_k = static_cast<uint32_t>(k->get<uint64_t>());
+      if (class_count && *class_count != req.top_k) {
+        return bad_body("parameters.top_k is " + std::to_string(req.top_k) +
+                        " but an output asks for classification " + std::to_string(*class_count) +
+                        ": give one of them, or the same number");
+      }
     }
     if (auto l = params.find("label"); l != params.end()) {
       if (!l->is_string()) {
@@ -370,12 +456,14 @@ result<v2_infer> parse_infer_body(const http_route& route, std::string_view body
       req.label = label;
     }
   }
+  if (class_count) req.top_k = *class_count;
   return out;
 }
 
 // ---- answers -----------------------------------------------------------------------------------
 
-std::string render_infer(const infer_result& r, uint32_t top_k, const std::string& request_id) {
+std::string render_infer(const infer_result& r, uint32_t top_k, const std::string& request_id,
+                         v2_outputs outputs) {
   size_t k = r.rows.empty() ? 0 : top_k;
   for (const auto& row : r.rows) k = std::min(k, row.size());
   const size_t b = r.rows.size();
@@ -397,25 +485,33 @@ std::string render_infer(const infer_result& r, uint32_t top_k, const std::strin
     out += ",\"id\":";
     append_json_string(out, request_id);
   }
-  out += ",\"outputs\":[{\"name\":\"labels\",\"datatype\":\"BYTES\",\"shape\":";
-  out += shape;
-  out += ",\"data\":[";
-  for (size_t i = 0; i < b; ++i) {
-    for (size_t j = 0; j < k; ++j) {
-      if (i + j > 0) out += ',';
-      append_json_string(out, r.rows[i][j].label);
+  out += ",\"outputs\":[";
+  if (outputs.labels) {
+    out += "{\"name\":\"labels\",\"datatype\":\"BYTES\",\"shape\":";
+    out += shape;
+    out += ",\"data\":[";
+    for (size_t i = 0; i < b; ++i) {
+      for (size_t j = 0; j < k; ++j) {
+        if (i + j > 0) out += ',';
+        append_json_string(out, r.rows[i][j].label);
+      }
     }
+    out += "]}";
   }
-  out += "]},{\"name\":\"scores\",\"datatype\":\"FP32\",\"shape\":";
-  out += shape;
-  out += ",\"data\":[";
-  for (size_t i = 0; i < b; ++i) {
-    for (size_t j = 0; j < k; ++j) {
-      if (i + j > 0) out += ',';
-      append_float(out, r.rows[i][j].score);
+  if (outputs.scores) {
+    if (outputs.labels) out += ',';
+    out += "{\"name\":\"scores\",\"datatype\":\"FP32\",\"shape\":";
+    out += shape;
+    out += ",\"data\":[";
+    for (size_t i = 0; i < b; ++i) {
+      for (size_t j = 0; j < k; ++j) {
+        if (i + j > 0) out += ',';
+        append_float(out, r.rows[i][j].score);
+      }
     }
+    out += "]}";
   }
-  out += "]}]}";
+  out += "]}";
   return out;
 }
 
@@ -475,6 +571,17 @@ std::string render_model_ready(const model_id& id, bool ready) {
   append_json_string(out, id.str());
   out += ready ? ",\"ready\":true}" : ",\"ready\":false}";
   return out;
+}
+
+v2_reply answer_server_ready(bool draining) {
+  return {draining ? 503 : 200, render_ready(!draining)};
+}
+
+v2_reply answer_model_ready(const model_entry& m, std::optional<uint32_t> version, bool draining) {
+  const auto production = m.labels.find(default_label);
+  const bool labelled = production != m.labels.end() && production->second.current() != 0;
+  const bool ready = !draining && (version.has_value() || labelled);
+  return {ready ? 200 : 503, render_model_ready(m.id, ready)};
 }
 
 std::string render_error(std::string_view message) {

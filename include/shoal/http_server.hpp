@@ -44,7 +44,8 @@ struct http_request {
   bool has_authorization = false;  // whether one was sent
 };
 
-/// One reply. The server adds Server, Content-Length and Connection headers.
+/// One reply. The server adds Server, Date, Content-Type, Content-Length and Connection headers;
+/// to a HEAD request it sends the headers only (Content-Length still says what GET would send).
 struct http_reply {
   int status = 200;
   std::string body;

@@ -4,7 +4,8 @@
 // models and versions, and these functions turn both into bytes again.
 // Thread-safety: every function is pure; call from any thread.
 //
-// Routes (everything else is 404; a known path with the wrong method is 405 with an Allow header):
+// Routes (everything else is 404; a known path with the wrong method is 405 with an Allow header;
+// HEAD is taken wherever GET is, and answered without a body):
 //   GET  /v2                                          server metadata
 //   GET  /v2/health/live                              {"live":true}
 //   GET  /v2/health/ready                             {"ready":true}
@@ -77,31 +78,61 @@ class route_result : public result<http_route> {
 /// Returns the route that `method` on the raw request `target` (path, optional query) names.
 route_result parse_route(std::string_view method, std::string_view target);
 
-/// An infer body decoded: the request for the node and the client's "id", echoed in the answer.
+/// Which outputs an infer answer carries: those the request's "outputs" names, all when it names
+/// none.
+struct v2_outputs {
+  bool labels = true;
+  bool scores = true;
+};
+
+/// An infer body decoded: the request for the node, the client's "id" (echoed in the answer) and
+/// the outputs it asked for.
 struct v2_infer {
   infer_request request;
   std::string request_id;  // empty when the body had none
+  v2_outputs outputs;
 };
 
 /// Returns what an infer body asks for. The model id and version come from `route`; the body gives
-/// one BYTES input (shape [B] or [B,1], B strings of valid UTF-8, 1 <= B <= max_batch) and optional
-/// parameters top_k (1 to v2_max_top_k, default 1) and label. A version in the path and a label in
-/// the body together are refused as ambiguous. Every error is invalid_argument (400) whose message
-/// says what was wrong and what to send instead.
+/// one BYTES input (shape [B] or [B,1], B strings of valid UTF-8, 1 <= B <= max_batch; data flat,
+/// or nested as [["a"],["b"]] with shape [B,1]), optional parameters top_k (1 to v2_max_top_k,
+/// default 1) and label, and optional "outputs": a list of {"name":"labels"|"scores"} (others are
+/// refused), where an output's parameter "classification": N (Triton's class_count) sets top_k to
+/// N. A version in the path and a label in the body together are refused as ambiguous, and so is a
+/// top_k that differs from a classification count. Every error is invalid_argument (400) whose
+/// message says what was wrong and what to send instead.
 /// @pre route.what == http_route::kind::infer
 result<v2_infer> parse_infer_body(const http_route& route, std::string_view body, size_t max_batch);
 
-/// Returns the V2 infer answer: outputs "labels" (BYTES) and "scores" (FP32), each of shape [B,K],
-/// data flat in row-major order. K is `top_k` clamped to the shortest row, so a model with fewer
-/// labels than top_k yields all it has and every row has the same length. "id" is present when
-/// `request_id` is not empty. Label bytes that are not UTF-8 are replaced by U+FFFD.
-std::string render_infer(const infer_result& r, uint32_t top_k, const std::string& request_id);
+/// Returns the V2 infer answer: outputs "labels" (BYTES) and "scores" (FP32), those of `outputs`
+/// only, each of shape [B,K], data flat in row-major order. K is `top_k` clamped to the shortest
+/// row, so a model with fewer labels than top_k yields all it has and every row has the same
+/// length. "id" is present when `request_id` is not empty. Label bytes that are not UTF-8 are
+/// replaced by U+FFFD.
+std::string render_infer(const infer_result& r, uint32_t top_k, const std::string& request_id,
+                         v2_outputs outputs = {});
 
 /// Returns the V2 model metadata of `m`: name, versions (strings), platform, inputs, outputs, plus
 /// "labels" ({"production":"3"}) and "snapshots" (per version: version, sha256, created_ms,
 /// size_bytes, format, note, labels). With `version`, versions and snapshots hold that version only.
 /// @pre version is empty or m has it (resolve it through the catalog first for a good 404)
 std::string render_model_meta(const model_entry& m, std::optional<uint32_t> version);
+
+/// A readiness answer: the HTTP status and its body.
+struct v2_reply {
+  int status = 200;
+  std::string body;
+};
+
+/// Returns the answer to GET /v2/health/ready: 200 {"ready":true}, or 503 {"ready":false} while the
+/// node drains (load balancers stop sending).
+v2_reply answer_server_ready(bool draining);
+
+/// Returns the answer to GET /v2/models/M[/versions/N]/ready: ready when the node is not draining
+/// and `m` has a production label (or `version` was named: the caller checked that it exists).
+/// Not ready is 503 with the same body, {"name":…,"ready":false}: V2 clients (tritonclient,
+/// KServe's is_model_ready) read the status code only.
+v2_reply answer_model_ready(const model_entry& m, std::optional<uint32_t> version, bool draining);
 
 /// Returns {"name":"shoal","version":SHOAL_VERSION,"extensions":[]}.
 std::string render_server_meta();

@@ -464,6 +464,57 @@ TEST_F(node_test, http_metadata_health_and_percent_encoded_names) {
   EXPECT_EQ(http_top_label("where is my parcel", "/v2/models/acme%2Fbot/versions/1/infer"), "order_status");
 }
 
+// The review fixes as a V2 client sees them on a real node: HEAD like GET without a body, a Date
+// on every answer, only the outputs asked for, nested data, and Triton's classification count.
+TEST_F(node_test, v2_clients_get_head_date_outputs_nested_data_and_class_count) {
+  ASSERT_EQ(node_->cli({"snapshot", "push", "acme/bot", v1_}).exit_code, 0);
+  for (const char* path : {"/v2/health/ready", "/v2/models/acme/bot", "/v2/models/acme/bot/ready"}) {
+    SCOPED_TRACE(path);
+    auto get = http_call(node_->http_port(), "GET", path);
+    auto head = http_call(node_->http_port(), "HEAD", path);
+    EXPECT_EQ(get.status, 200);
+    EXPECT_EQ(head.status, 200) << head.headers;
+    EXPECT_EQ(head.body, "") << "HEAD answers without a body";
+    EXPECT_NE(head.headers.find("Content-Length: " + std::to_string(get.body.size())),
+              std::string::npos)
+        << head.headers;
+    EXPECT_NE(get.headers.find("\r\nDate: "), std::string::npos) << get.headers;
+    EXPECT_NE(head.headers.find(" GMT"), std::string::npos) << head.headers;
+  }
+  auto head_infer = http_call(node_->http_port(), "HEAD", "/v2/models/acme/bot/infer");
+  EXPECT_EQ(head_infer.status, 405);
+  EXPECT_NE(head_infer.headers.find("Allow: POST"), std::string::npos) << head_infer.headers;
+  auto post_ready = http_call(node_->http_port(), "POST", "/v2/health/ready", "{}");
+  EXPECT_EQ(post_ready.status, 405);
+  EXPECT_NE(post_ready.headers.find("Allow: GET, HEAD"), std::string::npos) << post_ready.headers;
+
+  const std::string input =
+      R"({"name":"text","shape":[2,1],"datatype":"BYTES","data":[["where is my parcel"],["cancel my order"]]})";
+  auto nested = http_call(node_->http_port(), "POST", "/v2/models/acme/bot/infer",
+                          R"({"inputs":[)" + input + R"(],"outputs":[{"name":"labels"}]})");
+  ASSERT_EQ(nested.status, 200) << nested.body;
+  auto j = json::parse(nested.body);
+  ASSERT_EQ(j["outputs"].size(), 1u) << nested.body;
+  EXPECT_EQ(j["outputs"][0]["name"], "labels");
+  EXPECT_EQ(j["outputs"][0]["shape"], json::array({2, 1}));
+  EXPECT_EQ(j["outputs"][0]["data"][0], "order_status");
+
+  auto classified = http_call(
+      node_->http_port(), "POST", "/v2/models/acme/bot/infer",
+      R"({"inputs":[)" + input +
+          R"(],"outputs":[{"name":"scores","parameters":{"classification":2,"binary_data":true}}]})");
+  ASSERT_EQ(classified.status, 200) << classified.body;
+  j = json::parse(classified.body);
+  ASSERT_EQ(j["outputs"].size(), 1u) << classified.body;
+  EXPECT_EQ(j["outputs"][0]["name"], "scores");
+  EXPECT_EQ(j["outputs"][0]["shape"], json::array({2, 2})) << "classification 2 is top-2";
+
+  auto unknown = http_call(node_->http_port(), "POST", "/v2/models/acme/bot/infer",
+                           R"({"inputs":[)" + input + R"(],"outputs":[{"name":"logits"}]})");
+  EXPECT_EQ(unknown.status, 400);
+  EXPECT_NE(unknown.body.find("unknown output 'logits'"), std::string::npos) << unknown.body;
+}
+
 TEST_F(node_test, garbage_on_the_zeromq_port_gets_an_error_reply_and_the_node_keeps_serving) {
   ASSERT_EQ(node_->cli({"snapshot", "push", "acme/bot", v1_}).exit_code, 0);
   zmq::context_t ctx;

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <ctime>
 #include <deque>
 #include <mutex>
 #include <thread>
@@ -533,6 +534,28 @@ TEST(http_server, speaks_http_1_0_and_head) {
     EXPECT_NE(reply.find("Content-Length: 8\r\n"), std::string::npos) << reply;
     EXPECT_EQ(reply.substr(reply.find("\r\n\r\n") + 4), "");
   }
+}
+
+// Regression: replies had no Date header (RFC 9110 6.6.1: a server with a clock sends one).
+TEST(http_server, every_reply_carries_a_date_in_imf_fixdate) {
+  auto server = start_server(echo);
+  client c(server->port());
+  const std::time_t before = std::time(nullptr);
+  auto res = c.call(http::verb::get, "/a");
+  const std::time_t after = std::time(nullptr);
+  const std::string date(res[http::field::date]);
+  ASSERT_EQ(date.size(), 29u) << "'" << date << "'";  // "Sun, 06 Nov 1994 08:49:37 GMT"
+  std::tm t{};
+  const char* end = strptime(date.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &t);
+  ASSERT_NE(end, nullptr) << date;
+  EXPECT_EQ(*end, '\0') << date;
+  const std::time_t sent = timegm(&t);
+  EXPECT_GE(sent, before) << date;
+  EXPECT_LE(sent, after) << date;
+  // Error replies the server makes itself carry one too.
+  c.write_raw("GET / HTTP/1.1\r\nHost: h\r\nX-Long: " + std::string(20000, 'a') + "\r\n\r\n");
+  const std::string refused = c.read_until_closed();
+  EXPECT_NE(refused.find("\r\nDate: "), std::string::npos) << refused;
 }
 
 TEST(http_server, sends_100_continue_before_reading_the_body) {

@@ -123,11 +123,28 @@ TEST(v2_codec, refuses_bad_paths_with_the_right_status) {
 TEST(v2_codec, method_not_allowed_names_the_allowed_method) {
   auto post = parse_route("POST", "/v2/health/ready");
   EXPECT_EQ(post.http_status(), 405);
-  EXPECT_EQ(post.allow(), "GET");
+  EXPECT_EQ(post.allow(), "GET, HEAD");
   auto get = parse_route("GET", "/v2/models/acme/bot/versions/2/infer");
   EXPECT_EQ(get.allow(), "POST");
+  auto head = parse_route("HEAD", "/v2/models/acme/bot/infer");
+  EXPECT_EQ(head.http_status(), 405) << "HEAD is GET without the body; infer is POST only";
+  EXPECT_EQ(head.allow(), "POST");
   EXPECT_EQ(std::string(allowed_method(kind::infer)), "POST");
   EXPECT_EQ(std::string(allowed_method(kind::model_meta)), "GET");
+}
+
+// Regression: HEAD on a GET path answered 405 although the server writes HEAD answers (headers,
+// no body); RFC 9110 9.3.2 makes HEAD "identical to GET" without the content.
+TEST(v2_codec, head_is_taken_wherever_get_is) {
+  for (const char* target : {"/v2", "/v2/health/live", "/v2/health/ready", "/metrics",
+                             "/v2/models/acme/bot", "/v2/models/acme/bot/versions/2/ready"}) {
+    SCOPED_TRACE(target);
+    auto get = parse_route("GET", target);
+    auto head = parse_route("HEAD", target);
+    ASSERT_TRUE(get.is_ok());
+    ASSERT_TRUE(head.is_ok()) << head.error().message();
+    EXPECT_EQ(*head, *get);
+  }
 }
 
 TEST(v2_codec, percent_decodes_segments) {
@@ -289,7 +306,26 @@ TEST(v2_codec, refuses_every_bad_infer_body_with_400_and_a_reason) {
       {"data empty", body_with(R"({"name":"text","shape":[0],"datatype":"BYTES","data":[]})"), "at least one text"},
       {"data item a number", body_with(R"({"name":"text","shape":[2],"datatype":"BYTES","data":["x",1]})"), "data[1] is an integer"},
       {"data item null", body_with(R"({"name":"text","shape":[1],"datatype":"BYTES","data":[null]})"), "data[0] is null"},
-      {"data item nested", body_with(R"({"name":"text","shape":[1],"datatype":"BYTES","data":[["x"]]})"), "data[0] is an array"},
+      {"nested data with a 1-D shape", body_with(R"({"name":"text","shape":[1],"datatype":"BYTES","data":[["x"]]})"), "data[0] is an array"},
+      {"nested then flat", body_with(R"({"name":"text","shape":[2,1],"datatype":"BYTES","data":[["x"],"y"]})"), "data[1] is a string: nested data holds one text per row"},
+      {"flat then nested", body_with(R"({"name":"text","shape":[2],"datatype":"BYTES","data":["x",["y"]]})"), "data[1] is an array: every item must be a string"},
+      {"nested row of two", body_with(R"({"name":"text","shape":[1,2],"datatype":"BYTES","data":[["x","y"]]})"), "data[0] is an array of 2 items"},
+      {"nested row empty", body_with(R"({"name":"text","shape":[1,1],"datatype":"BYTES","data":[[]]})"), "data[0] is an array of 0 items"},
+      {"nested three deep", body_with(R"({"name":"text","shape":[1,1,1],"datatype":"BYTES","data":[[["x"]]]})"), "nested data holds one text per row"},
+      {"nested row of a number", body_with(R"({"name":"text","shape":[1,1],"datatype":"BYTES","data":[[1]]})"), "nested data holds one text per row"},
+      {"nested shape mismatch", body_with(R"({"name":"text","shape":[3,1],"datatype":"BYTES","data":[["x"],["y"]]})"), "does not match the 2 texts"},
+      {"outputs not an array", body_with(good_input, R"(,"outputs":{"name":"labels"})"), "\"outputs\" must be an array"},
+      {"output not an object", body_with(good_input, R"(,"outputs":["labels"])"), "outputs[0] must be an object with a \"name\""},
+      {"output without a name", body_with(good_input, R"(,"outputs":[{"parameters":{}}])"), "outputs[0] must be an object with a \"name\""},
+      {"unknown output", body_with(good_input, R"(,"outputs":[{"name":"probabilities"}])"), "unknown output 'probabilities': this model's outputs are labels (BYTES) and scores (FP32)"},
+      {"output twice", body_with(good_input, R"(,"outputs":[{"name":"scores"},{"name":"scores"}])"), "output 'scores' is asked for twice"},
+      {"output parameters not an object", body_with(good_input, R"(,"outputs":[{"name":"scores","parameters":3}])"), "outputs[0].parameters must be an object"},
+      {"binary_data not a bool", body_with(good_input, R"(,"outputs":[{"name":"scores","parameters":{"binary_data":"yes"}}])"), "binary_data must be true or false"},
+      {"classification zero", body_with(good_input, R"(,"outputs":[{"name":"labels","parameters":{"classification":0}}])"), "outputs[0].parameters.classification must be an integer from 1 to 1000"},
+      {"classification too large", body_with(good_input, R"(,"outputs":[{"name":"labels","parameters":{"classification":1001}}])"), "classification must be"},
+      {"classification a string", body_with(good_input, R"(,"outputs":[{"name":"labels","parameters":{"classification":"3"}}])"), "classification must be"},
+      {"classifications differ", body_with(good_input, R"(,"outputs":[{"name":"labels","parameters":{"classification":2}},{"name":"scores","parameters":{"classification":3}}])"), "classification 2 and 3"},
+      {"classification and top_k differ", body_with(good_input, R"(,"outputs":[{"name":"labels","parameters":{"classification":2}}],"parameters":{"top_k":3})"), "top_k is 3 but an output asks for classification 2"},
       {"no shape", body_with(R"({"name":"text","datatype":"BYTES","data":["x"]})"), "no \"shape\""},
       {"shape mismatch", body_with(R"({"name":"text","shape":[3],"datatype":"BYTES","data":["x","y"]})"), "does not match"},
       {"shape 2-D", body_with(R"({"name":"text","shape":[1,2],"datatype":"BYTES","data":["x","y"]})"), "not supported"},
@@ -318,6 +354,75 @@ TEST(v2_codec, refuses_every_bad_infer_body_with_400_and_a_reason) {
     EXPECT_EQ(http_status(r.error().code()), 400);
     EXPECT_NE(r.error().message().find(c.message_part), std::string::npos) << r.error().message();
   }
+}
+
+// Regression: nested data ([["a"],["b"]] for shape [2,1]), which the protocol allows and clients
+// send for 2-D tensors, was refused.
+TEST(v2_codec, infer_takes_nested_data_for_a_two_dimensional_shape) {
+  auto r = parse_infer_body(
+      infer_route(),
+      R"({"inputs":[{"name":"text","shape":[3,1],"datatype":"BYTES","data":[["a"],["b c"],[""]]}]})",
+      1024);
+  ASSERT_TRUE(r.is_ok()) << r.error().to_string();
+  EXPECT_EQ(r->request.texts, (std::vector<std::string>{"a", "b c", ""}));
+  auto over = parse_infer_body(
+      infer_route(),
+      R"({"inputs":[{"name":"text","shape":[3,1],"datatype":"BYTES","data":[["a"],["b"],["c"]]}]})",
+      2);
+  ASSERT_FALSE(over.is_ok());
+  EXPECT_NE(over.error().message().find("3 texts is over the limit of 2"), std::string::npos);
+}
+
+infer_result sample_result();  // below, with the answer tests
+
+// Regression: "outputs" was ignored: asking for labels returned scores too, and an unknown name
+// was not refused.
+TEST(v2_codec, infer_answers_the_outputs_asked_for) {
+  auto parse = [](const std::string& outputs) {
+    auto r = parse_infer_body(infer_route(), body_with(good_input, outputs), 1024);
+    EXPECT_TRUE(r.is_ok()) << outputs << ": " << r.error().to_string();
+    return r.is_ok() ? r->outputs : v2_outputs{false, false};
+  };
+  auto names = [](v2_outputs o) {
+    std::vector<std::string> out;
+    const json answer = json::parse(render_infer(sample_result(), 2, "", o));
+    for (const auto& t : answer["outputs"]) {
+      out.push_back(t["name"]);
+    }
+    return out;
+  };
+  using names_t = std::vector<std::string>;
+  EXPECT_EQ(names(parse("")), (names_t{"labels", "scores"})) << "no outputs: all of them";
+  EXPECT_EQ(names(parse(R"(,"outputs":[])")), (names_t{"labels", "scores"}));
+  EXPECT_EQ(names(parse(R"(,"outputs":[{"name":"labels"}])")), (names_t{"labels"}));
+  EXPECT_EQ(names(parse(R"(,"outputs":[{"name":"scores","parameters":{"binary_data":false}}])")),
+            (names_t{"scores"}));
+  EXPECT_EQ(names(parse(R"(,"outputs":[{"name":"scores"},{"name":"labels"}])")),
+            (names_t{"labels", "scores"}));
+  auto scores_only = json::parse(render_infer(sample_result(), 2, "r", v2_outputs{false, true}));
+  EXPECT_EQ(scores_only["outputs"][0]["shape"], json::array({2, 2}));
+  EXPECT_EQ(scores_only["outputs"][0]["data"].size(), 4u);
+}
+
+// Regression: Triton's classification parameter (tritonclient's class_count) was ignored; it asks
+// for the top N classes, which is top_k here.
+TEST(v2_codec, infer_reads_a_classification_count_as_top_k) {
+  auto r = parse_infer_body(
+      infer_route(),
+      body_with(good_input,
+                R"(,"outputs":[{"name":"labels","parameters":{"classification":3,"binary_data":true}}])"),
+      1024);
+  ASSERT_TRUE(r.is_ok()) << r.error().to_string();
+  EXPECT_EQ(r->request.top_k, 3u);
+  EXPECT_TRUE(r->outputs.labels);
+  EXPECT_FALSE(r->outputs.scores);
+  auto same = parse_infer_body(
+      infer_route(),
+      body_with(good_input, R"(,"outputs":[{"name":"labels","parameters":{"classification":2}},)"
+                            R"({"name":"scores","parameters":{"classification":2}}],"parameters":{"top_k":2})"),
+      1024);
+  ASSERT_TRUE(same.is_ok()) << same.error().to_string();
+  EXPECT_EQ(same->request.top_k, 2u);
 }
 
 TEST(v2_codec, refuses_a_batch_over_the_limit) {
@@ -468,6 +573,34 @@ TEST(v2_codec, renders_one_version_of_model_metadata) {
   EXPECT_EQ(meta["snapshots"][0]["sha256"], "bb22");
   EXPECT_EQ(meta["snapshots"][0]["labels"], json::array({"staging"}));
   EXPECT_EQ(meta["labels"]["production"], "3");
+}
+
+// Regression: a model that was not ready answered 200 {"ready":false}; tritonclient's and KServe's
+// is_model_ready read the status code only, so they reported it ready.
+TEST(v2_codec, not_ready_is_503_with_the_same_body) {
+  model_entry m = sample_model();
+  auto ready = answer_model_ready(m, std::nullopt, false);
+  EXPECT_EQ(ready.status, 200);
+  EXPECT_EQ(ready.body, R"({"name":"acme/bot","ready":true})");
+  EXPECT_EQ(answer_model_ready(m, 2u, false).status, 200);
+
+  auto draining = answer_model_ready(m, std::nullopt, true);
+  EXPECT_EQ(draining.status, 503);
+  EXPECT_EQ(draining.body, R"({"name":"acme/bot","ready":false})");
+  EXPECT_EQ(answer_model_ready(m, 2u, true).status, 503);
+
+  m.labels.erase("production");
+  auto unlabelled = answer_model_ready(m, std::nullopt, false);
+  EXPECT_EQ(unlabelled.status, 503) << "no production label: nothing to serve by default";
+  EXPECT_EQ(unlabelled.body, R"({"name":"acme/bot","ready":false})");
+  EXPECT_EQ(answer_model_ready(m, 3u, false).status, 200) << "an exact version is ready";
+  m.labels["production"].stack = {};
+  EXPECT_EQ(answer_model_ready(m, std::nullopt, false).status, 503) << "a label pointing nowhere";
+
+  EXPECT_EQ(answer_server_ready(false).status, 200);
+  EXPECT_EQ(answer_server_ready(false).body, R"({"ready":true})");
+  EXPECT_EQ(answer_server_ready(true).status, 503);
+  EXPECT_EQ(answer_server_ready(true).body, R"({"ready":false})");
 }
 
 TEST(v2_codec, renders_small_answers) {
