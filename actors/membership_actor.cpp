@@ -88,7 +88,7 @@ void connect_link(self_ptr self, const std::string& address) {
             auto& last = self->state.last_refusal_log_ms["connect:" + address];
             if (last == 0 || now - last > 30000) {
               last = now;
-              log_warn("cannot connect to a cluster node",
+              log_warn("cannot connect to cluster node",
                        {{"address", address}, {"error", self->system().render(err)}});
             }
             report_unreachable(self, address);
