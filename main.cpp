@@ -7,9 +7,9 @@
 #include <vector>
 
 #include "actors/node.hpp"
-#include "shoal/cli.hpp"
-#include "shoal/load_test.hpp"
-#include "shoal/node_config.hpp"
+#include "shoal/ops/cli.hpp"
+#include "shoal/ops/load_test.hpp"
+#include "shoal/ops/node_config.hpp"
 
 int main(int argc, char** argv) {
   if (argc >= 2 && std::string(argv[1]) == "node") {

@@ -4,11 +4,11 @@
 #include <functional>
 
 #include "actors/model_loader.hpp"
-#include "shoal/api_codec.hpp"
-#include "shoal/catalog_sync.hpp"
-#include "shoal/rendezvous.hpp"
-#include "shoal/log.hpp"
-#include "shoal/model.hpp"
+#include "shoal/base/log.hpp"
+#include "shoal/cluster/catalog_sync.hpp"
+#include "shoal/cluster/rendezvous.hpp"
+#include "shoal/serving/model.hpp"
+#include "shoal/wire/api_codec.hpp"
 
 namespace shoal {
 namespace {

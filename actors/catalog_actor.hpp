@@ -8,7 +8,7 @@
 //
 // Replication: changes made here are pushed at once to every live peer; every sync_interval it
 // sends its frontier to one random live peer (anti-entropy); changes from peers are checked,
-// journaled (fsync) and only then added. See include/shoal/catalog_sync.hpp for the rules.
+// journaled (fsync) and only then added. See include/shoal/cluster/catalog_sync.hpp for the rules.
 //
 // Placement: a snapshot's bytes belong on the first replication_factor live members in
 // rendezvous order of TENANT/MODEL (rendezvous.hpp). A push stores the bytes here, sends a copy
@@ -33,13 +33,13 @@
 #include <vector>
 
 #include "actors/protocol.hpp"
-#include "shoal/metrics.hpp"
-#include "shoal/tenants.hpp"
-#include "shoal/catalog.hpp"
-#include "shoal/catalog_journal.hpp"
-#include "shoal/replicated_catalog.hpp"
-#include "shoal/serving_view.hpp"
-#include "shoal/snapshot_store.hpp"
+#include "shoal/cluster/replicated_catalog.hpp"
+#include "shoal/serving/metrics.hpp"
+#include "shoal/serving/serving_view.hpp"
+#include "shoal/serving/tenants.hpp"
+#include "shoal/store/catalog.hpp"
+#include "shoal/store/catalog_journal.hpp"
+#include "shoal/store/snapshot_store.hpp"
 
 namespace shoal {
 

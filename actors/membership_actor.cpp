@@ -3,11 +3,11 @@
 #include <algorithm>
 #include <utility>
 
-#include "shoal/catalog_sync.hpp"
-#include "shoal/gossip_codec.hpp"
-#include "shoal/host_memory.hpp"
-#include "shoal/log.hpp"
-#include "shoal/zmq_client.hpp"
+#include "shoal/base/host_memory.hpp"
+#include "shoal/base/host_port.hpp"
+#include "shoal/base/log.hpp"
+#include "shoal/cluster/catalog_sync.hpp"
+#include "shoal/cluster/gossip_codec.hpp"
 
 namespace shoal {
 namespace {

@@ -1,4 +1,5 @@
-// membership_actor: runs the membership core (include/shoal/membership.hpp) on CAF's middleman.
+// membership_actor: runs the membership core (include/shoal/cluster/membership.hpp) on CAF's
+// middleman.
 //
 // It ticks every gossip interval, turns the core's outgoing messages into (gossip, bytes) sends
 // to the peers' published membership actors, and feeds what arrives back into the core. Peers are
@@ -29,8 +30,8 @@
 #include <vector>
 
 #include "actors/protocol.hpp"
-#include "shoal/membership.hpp"
-#include "shoal/serving_view.hpp"
+#include "shoal/cluster/membership.hpp"
+#include "shoal/serving/serving_view.hpp"
 
 namespace shoal {
 

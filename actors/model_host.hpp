@@ -19,8 +19,8 @@
 #include <vector>
 
 #include "actors/protocol.hpp"
-#include "shoal/metrics.hpp"
-#include "shoal/micro_batch.hpp"
+#include "shoal/serving/metrics.hpp"
+#include "shoal/serving/micro_batch.hpp"
 
 namespace shoal {
 

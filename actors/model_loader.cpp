@@ -1,6 +1,6 @@
 #include "actors/model_loader.hpp"
 
-#include "shoal/log.hpp"
+#include "shoal/base/log.hpp"
 
 namespace shoal {
 

@@ -9,8 +9,8 @@
 #include <memory>
 
 #include "actors/protocol.hpp"
-#include "shoal/catalog.hpp"
-#include "shoal/snapshot_store.hpp"
+#include "shoal/store/catalog.hpp"
+#include "shoal/store/snapshot_store.hpp"
 
 namespace shoal {
 

@@ -3,7 +3,7 @@
 // which decode requests on their own I/O threads and hand them to the gateway.
 #pragma once
 
-#include "shoal/node_config.hpp"
+#include "shoal/ops/node_config.hpp"
 
 namespace shoal {
 

@@ -1,7 +1,8 @@
 // protocol: the one message contract between Shoal's actors: atoms, the error enum, and every
 // typed-actor interface.
 //
-// The request values (shoal::infer_request, …) are the plain structs of include/shoal/api.hpp.
+// The request values (shoal::infer_request, …) are the plain structs of
+// include/shoal/serving/api.hpp.
 // In this release every message stays inside one node, so they travel as node-local values
 // (CAF_ALLOW_UNSAFE_MESSAGE_TYPE: CAF 0.17's inspectors know neither std::optional nor
 // std::variant). Messages that cross nodes (the cluster issues) get inspect() functions and
@@ -17,11 +18,11 @@
 
 #include <caf/all.hpp>
 
-#include "shoal/api.hpp"
-#include "shoal/catalog.hpp"
-#include "shoal/membership.hpp"
-#include "shoal/model.hpp"
-#include "shoal/status.hpp"
+#include "shoal/base/status.hpp"
+#include "shoal/cluster/membership.hpp"
+#include "shoal/serving/api.hpp"
+#include "shoal/serving/model.hpp"
+#include "shoal/store/catalog.hpp"
 
 namespace shoal {
 

@@ -4,12 +4,12 @@
 #include <vector>
 
 #include "actors/model_host.hpp"
-#include "shoal/api_codec.hpp"
-#include "shoal/catalog_sync.hpp"
-#include "shoal/host_memory.hpp"
-#include "shoal/log.hpp"
-#include "shoal/model_cache.hpp"
-#include "shoal/rendezvous.hpp"
+#include "shoal/base/host_memory.hpp"
+#include "shoal/base/log.hpp"
+#include "shoal/cluster/catalog_sync.hpp"
+#include "shoal/cluster/rendezvous.hpp"
+#include "shoal/serving/model_cache.hpp"
+#include "shoal/wire/api_codec.hpp"
 
 namespace shoal {
 namespace {

@@ -24,8 +24,8 @@
 #include <vector>
 
 #include "actors/protocol.hpp"
-#include "shoal/metrics.hpp"
-#include "shoal/serving_view.hpp"
+#include "shoal/serving/metrics.hpp"
+#include "shoal/serving/serving_view.hpp"
 
 namespace shoal {
 

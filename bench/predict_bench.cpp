@@ -27,8 +27,8 @@
 #include <string>
 #include <vector>
 
-#include "shoal/fasttext_model.hpp"
-#include "shoal/snapshot_store.hpp"
+#include "shoal/serving/fasttext_model.hpp"
+#include "shoal/store/snapshot_store.hpp"
 
 extern char** environ;
 

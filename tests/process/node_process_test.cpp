@@ -17,8 +17,8 @@
 #include <nlohmann/json.hpp>
 #include <zmq.hpp>
 
-#include "shoal/api_codec.hpp"
-#include "shoal/zmq_client.hpp"
+#include "shoal/wire/api_codec.hpp"
+#include "shoal/wire/zmq_client.hpp"
 #include "support/node_process.hpp"
 
 namespace shoal::testing {

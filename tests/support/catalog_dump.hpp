@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "shoal/catalog.hpp"
+#include "shoal/store/catalog.hpp"
 
 namespace shoal::testing {
 

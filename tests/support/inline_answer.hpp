@@ -5,7 +5,7 @@
 
 #include <optional>
 
-#include "shoal/serving_view.hpp"
+#include "shoal/serving/serving_view.hpp"
 
 namespace shoal::testing {
 

@@ -4,7 +4,7 @@
 #include <stdexcept>
 #include <utility>
 
-#include "shoal/gossip_codec.hpp"
+#include "shoal/cluster/gossip_codec.hpp"
 
 namespace shoal::testing {
 namespace {

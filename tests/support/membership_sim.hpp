@@ -12,7 +12,8 @@
 //   - otherwise a message arrives after latency_ms + uniform[0, jitter_ms], or is lost with
 //     probability loss (no report: loss models a message that vanished, not a refused one).
 //
-// Used by tests/unit/membership_sim_test.cpp and bench/membership_sim.cpp (no gtest inside).
+// Used by tests/unit/cluster/membership_sim_test.cpp and bench/membership_sim.cpp (no gtest
+// inside).
 // Thread-safety: a plain value; one owner.
 #pragma once
 
@@ -27,7 +28,7 @@
 #include <string>
 #include <vector>
 
-#include "shoal/membership.hpp"
+#include "shoal/cluster/membership.hpp"
 
 namespace shoal::testing {
 

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "shoal/replicated_catalog.hpp"
+#include "shoal/cluster/replicated_catalog.hpp"
 
 namespace shoal::testing {
 

@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "shoal/membership.hpp"
+#include "shoal/cluster/membership.hpp"
 
 namespace shoal::testing {
 

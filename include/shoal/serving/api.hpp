@@ -1,0 +1,83 @@
+// The plain request/response values both front ends (HTTP/JSON and ZeroMQ/protobuf) convert to and
+// from. Codecs live at the edges; inside the node only these structs travel.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "shoal/base/model_id.hpp"
+#include "shoal/cluster/membership.hpp"
+#include "shoal/serving/model.hpp"
+#include "shoal/store/label.hpp"
+
+namespace shoal {
+
+struct infer_request {
+  model_id id;
+  std::optional<uint32_t> version;  // exact version; wins over label
+  std::string label;                // empty: "production"
+  std::vector<std::string> texts;   // a batch; at least one
+  uint32_t top_k = 1;
+};
+
+struct infer_result {
+  model_id id;
+  uint32_t version = 0;
+  std::vector<std::vector<prediction>> rows;  // one per text, each at most top_k long
+};
+
+struct push_request {
+  model_id id;
+  std::string bytes;     // the model file
+  std::string label;     // move this label to the new version (optional)
+  std::string note;      // free text kept with the snapshot
+};
+
+struct push_result {
+  uint32_t version = 0;
+  std::string sha256;
+  std::vector<std::string> labels;  // labels now pointing at the new version
+  uint32_t copies = 1;              // nodes holding the bytes durably when the push answered
+  uint32_t replication_factor = 1;  // copies the cluster keeps (fewer: fewer nodes were alive)
+  std::string replication_note;     // why copies < replication_factor, for people
+};
+
+struct label_result {
+  std::string label;
+  uint32_t from = 0;  // 0: the label did not exist before
+  uint32_t to = 0;
+};
+
+/// `snapshot list TENANT/MODEL` and `GET /v2/models/TENANT/MODEL`.
+struct list_request {
+  model_id id;
+};
+
+/// `shoal models`.
+struct models_request {};
+
+/// Node status (name, version, counts).
+struct status_request {};
+
+struct node_status {
+  std::string name;
+  std::string version;
+  uint64_t models = 0;
+  uint64_t snapshots = 0;
+};
+
+/// `shoal cluster status`: every member this node knows.
+struct cluster_status_request {};
+
+struct cluster_status {
+  std::vector<member_view> members;  // ourselves included
+};
+
+/// Any call a front end can make; both codecs decode into this.
+using api_call = std::variant<infer_request, push_request, list_request, models_request,
+                              label_request, status_request, cluster_status_request>;
+
+}  // namespace shoal

@@ -1,0 +1,1128 @@
+#include "shoal/ops/cli.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <string_view>
+#include <thread>
+#include <utility>
+
+#include "shoal/base/host_memory.hpp"
+#include "shoal/base/utf8.hpp"
+#include "shoal/serving/api.hpp"
+#include "shoal/store/catalog.hpp"
+#include "shoal/wire/api_codec.hpp"
+#include "shoal/wire/zmq_client.hpp"
+
+namespace shoal {
+namespace {
+
+using json = nlohmann::ordered_json;
+using kind = cli_command::kind;
+
+// ---- the option and command tables -------------------------------------------------------------
+
+struct option_spec {
+  std::string_view name;
+  bool takes_value;
+};
+
+// Every option of every command: the tokenizer must know which take a value before it knows the
+// command, so a name means the same thing everywhere.
+constexpr option_spec option_table[] = {
+    {"--node", true}, {"--timeout", true}, {"--label", true}, {"--note", true},  {"--to", true},
+    {"--jobs", true}, {"--key", true},
+    {"--k", true},    {"--version", true}, {"--json", false}, {"--help", false}, {"-h", false},
+};
+
+const option_spec* find_option(std::string_view name) {
+  for (const auto& o : option_table) {
+    if (o.name == name) return &o;
+  }
+  return nullptr;
+}
+
+struct command_spec {
+  kind what;
+  const char* name;
+  std::vector<std::string_view> options;  // besides --node, --timeout, --help
+  std::vector<const char*> positionals;   // names as help and errors spell them
+};
+
+const std::vector<command_spec>& command_table() {
+  static const std::vector<command_spec> table = {
+      {kind::push, "snapshot push", {"--label", "--note", "--json"}, {"TENANT/MODEL", "FILE"}},
+      {kind::push_dir, "snapshot push-dir", {"--label", "--note", "--json", "--jobs"},
+       {"TENANT", "DIR"}},
+      {kind::list, "snapshot list", {"--json"}, {"TENANT/MODEL"}},
+      {kind::promote, "snapshot promote", {"--label"}, {"TENANT/MODEL", "VERSION"}},
+      {kind::rollback, "snapshot rollback", {"--label", "--to"}, {"TENANT/MODEL"}},
+      {kind::models, "models", {"--json"}, {}},
+      {kind::infer, "infer", {"--k", "--version", "--label", "--json"}, {"TENANT/MODEL", "TEXT"}},
+      {kind::cluster_status, "cluster status", {"--json"}, {}},
+  };
+  return table;
+}
+
+// ---- tokenizing --------------------------------------------------------------------------------
+
+struct tokens {
+  std::vector<std::string> positionals;
+  std::vector<std::pair<std::string, std::string>> options;  // "--help" also stands for "-h"
+  bool help = false;
+  std::string error;  // the first problem, without the command prefix
+};
+
+std::string shown(std::string_view text) {
+  std::string out = "'";
+  for (char c : text.substr(0, 80)) {
+    auto u = static_cast<unsigned char>(c);
+    out += (u < 0x20 || u == 0x7f) ? '?' : c;
+  }
+  if (text.size() > 80) out += "...";
+  return utf8::to_valid_utf8(out + "'");
+}
+
+tokens tokenize(const std::vector<std::string>& args) {
+  tokens t;
+  auto fail = [&t](std::string msg) {
+    if (t.error.empty()) t.error = std::move(msg);
+  };
+  bool options_done = false;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    // "-1" is a (bad) version or a text, not an option: let the positional checks explain it.
+    bool negative_number = a.size() >= 2 && a[0] == '-' && a[1] >= '0' && a[1] <= '9';
+    if (options_done || a.size() < 2 || a[0] != '-' || negative_number) {
+      t.positionals.push_back(a);
+      continue;
+    }
+    if (a == "--") {
+      options_done = true;
+      continue;
+    }
+    std::string name = a;
+    std::string value;
+    bool inline_value = false;
+    if (a.rfind("--", 0) == 0) {
+      auto eq = a.find('=');
+      if (eq != std::string::npos) {
+        name = a.substr(0, eq);
+        value = a.substr(eq + 1);
+        inline_value = true;
+      }
+    }
+    const option_spec* spec = find_option(name);
+    if (spec == nullptr) {
+      fail("unknown option " + shown(name));
+      continue;
+    }
+    if (name == "-h") name = "--help";
+    if (!spec->takes_value) {
+      if (inline_value) {
+        fail("option '" + name + "' takes no value");
+        continue;
+      }
+      if (name == "--help") t.help = true;
+      t.options.emplace_back(name, "");
+      continue;
+    }
+    if (!inline_value) {
+      if (i + 1 >= args.size()) {
+        fail("option '" + name + "' needs a value");
+        continue;
+      }
+      value = args[++i];
+    }
+    t.options.emplace_back(name, std::move(value));
+  }
+  return t;
+}
+
+// Which command the positionals name. `spec` is null for the overview and the snapshot group.
+struct identified {
+  const command_spec* spec = nullptr;
+  std::string name;   // "snapshot promote", "snapshot" (group), "" (none)
+  size_t words = 0;   // positionals the command name used
+  std::string error;  // with its prefix, when the command is not known
+};
+
+identified identify(const std::vector<std::string>& pos) {
+  identified id;
+  auto find = [](std::string_view name) -> const command_spec* {
+    for (const auto& c : command_table()) {
+      if (name == c.name) return &c;
+    }
+    return nullptr;
+  };
+  if (pos.empty()) {
+    id.error = "missing command: try snapshot push|list|promote|rollback, models, infer or cluster status";
+    return id;
+  }
+  if (pos[0] == "cluster") {
+    id.name = "cluster";
+    if (pos.size() < 2) {
+      id.error = "cluster: missing subcommand: status";
+      return id;
+    }
+    id.spec = find("cluster " + pos[1]);
+    if (id.spec == nullptr) {
+      id.error = "cluster: unknown subcommand " + shown(pos[1]) + ": expected status";
+      return id;
+    }
+    id.name = id.spec->name;
+    id.words = 2;
+    return id;
+  }
+  if (pos[0] == "snapshot") {
+    id.name = "snapshot";
+    if (pos.size() < 2) {
+      id.error = "snapshot: missing subcommand: push, push-dir, list, promote or rollback";
+      return id;
+    }
+    id.spec = find("snapshot " + pos[1]);
+    if (id.spec == nullptr) {
+      id.error = "snapshot: unknown subcommand " + shown(pos[1]) +
+                 ": expected push, push-dir, list, promote or rollback";
+      return id;
+    }
+    id.name = id.spec->name;
+    id.words = 2;
+    return id;
+  }
+  id.spec = (pos[0] == "models" || pos[0] == "infer") ? find(pos[0]) : nullptr;
+  if (id.spec == nullptr) {
+    id.error = "unknown command " + shown(pos[0]) +
+               ": expected snapshot push|list|promote|rollback, models, infer or cluster status";
+    if (pos[0] == "node") id.error = "'shoal node' runs a node: see 'shoal node --help'";
+    return id;
+  }
+  id.name = id.spec->name;
+  id.words = 1;
+  return id;
+}
+
+// ---- values
+// --------------------------------------------------------------------------------------
+
+// Returns the value of a decimal integer 1..max, or nothing.
+std::optional<uint64_t> positive_integer(const std::string& text, uint64_t max) {
+  if (text.empty() || text.size() > 20) return std::nullopt;
+  uint64_t v = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    if (v > (UINT64_MAX - 9) / 10) return std::nullopt;
+    v = v * 10 + uint64_t(c - '0');
+  }
+  if (v == 0 || v > max) return std::nullopt;
+  return v;
+}
+
+std::optional<std::chrono::milliseconds> seconds_value(const std::string& text) {
+  if (text.empty() || text.size() > 32) return std::nullopt;
+  for (char c : text) {
+    if ((c < '0' || c > '9') && c != '.') return std::nullopt;
+  }
+  char* end = nullptr;
+  errno = 0;
+  double s = std::strtod(text.c_str(), &end);
+  if (errno != 0 || end != text.c_str() + text.size() || !std::isfinite(s) || s <= 0 ||
+      s > 86400.0) {
+    return std::nullopt;
+  }
+  auto ms = static_cast<int64_t>(std::llround(s * 1000.0));
+  return std::chrono::milliseconds(ms < 1 ? 1 : ms);
+}
+
+// ---- output
+// --------------------------------------------------------------------------------------
+
+std::string iso_utc(int64_t ms) {
+  std::time_t secs = static_cast<std::time_t>(ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000));
+  std::tm tm{};
+  if (gmtime_r(&secs, &tm) == nullptr) return "-";
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string size_text(uint64_t bytes) {
+  if (bytes < 1024) return std::to_string(bytes) + " B";
+  const char* units[] = {"KiB", "MiB", "GiB", "TiB"};
+  double v = double(bytes) / 1024.0;
+  int u = 0;
+  while (v >= 1024.0 && u < 3) {
+    v /= 1024.0;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f %s", v, units[u]);
+  return buf;
+}
+
+// One table cell: no tabs or newlines, valid UTF-8.
+std::string cell(std::string_view text) {
+  std::string out = utf8::to_valid_utf8(text);
+  for (char& c : out) {
+    if (c == '\n' || c == '\r' || c == '\t') c = ' ';
+  }
+  return out;
+}
+
+// Returns the display width of UTF-8 text (code points; good enough for alignment).
+size_t width(const std::string& s) {
+  size_t n = 0;
+  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
+  return n;
+}
+
+std::string join(const std::vector<std::string>& parts, const char* sep) {
+  std::string out;
+  for (size_t i = 0; i < parts.size(); ++i) out += (i ? sep : "") + parts[i];
+  return out;
+}
+
+std::string version_text(uint32_t v) { return v == 0 ? "none" : std::to_string(v); }
+
+// "production: 1 -> 2 -> 1 (rollback)"
+std::string history_line(const std::string& label, const label_state& st) {
+  std::string out = cell(label) + ": ";
+  if (st.history.empty()) return out + version_text(st.current());
+  bool first = true;
+  if (st.history.front().from != 0) {
+    out += std::to_string(st.history.front().from);
+    first = false;
+  }
+  for (const auto& mv : st.history) {
+    out += (first ? "" : " -> ") + std::to_string(mv.to);
+    if (mv.action == label_action::rollback) out += " (rollback)";
+    first = false;
+  }
+  return out;
+}
+
+// Columns aligned two spaces apart, no trailing spaces; the first row is the header.
+std::string render_table(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> widths(rows[0].size(), 0);
+  for (const auto& r : rows) {
+    for (size_t i = 0; i < r.size(); ++i) widths[i] = std::max(widths[i], width(r[i]));
+  }
+  std::string out;
+  for (const auto& r : rows) {
+    std::string line;
+    for (size_t i = 0; i < r.size(); ++i) {
+      line += r[i];
+      if (i + 1 < r.size()) line += std::string(widths[i] - width(r[i]) + 2, ' ');
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    out += line + "\n";
+  }
+  return out;
+}
+
+std::string render_list(const model_entry& e) {
+  std::vector<std::vector<std::string>> rows = {
+      {"VERSION", "CREATED", "SIZE", "SHA256", "LABELS", "HELD BY", "NOTE"}};
+  for (const auto& s : e.snapshots) {
+    auto labels = e.labels_at(s.version);
+    std::vector<std::string> holders(s.holders.begin(), s.holders.end());
+    rows.push_back({std::to_string(s.version), iso_utc(s.created_ms), size_text(s.size_bytes),
+                    cell(s.sha256.substr(0, 12)), labels.empty() ? "-" : cell(join(labels, ",")),
+                    holders.empty() ? "-" : cell(join(holders, ",")), cell(s.note)});
+  }
+  std::string out = render_table(rows);
+  if (!e.labels.empty()) {
+    out += "\n";
+    for (const auto& [name, st] : e.labels) out += history_line(name, st) + "\n";
+  }
+  return out;
+}
+
+std::string render_models(const std::vector<model_entry>& models) {
+  if (models.empty()) {
+    return "no models yet: push one with 'shoal snapshot push TENANT/MODEL FILE'\n";
+  }
+  size_t id_width = 0;
+  size_t count_width = 0;
+  std::vector<std::pair<std::string, std::string>> rows;
+  for (const auto& e : models) {
+    size_t n = e.snapshots.size();
+    rows.emplace_back(e.id.str(), std::to_string(n) + (n == 1 ? " version" : " versions"));
+    id_width = std::max(id_width, rows.back().first.size());
+    count_width = std::max(count_width, rows.back().second.size());
+  }
+  std::string out;
+  for (size_t i = 0; i < models.size(); ++i) {
+    auto it = models[i].labels.find(default_label);
+    uint32_t prod = it == models[i].labels.end() ? 0 : it->second.current();
+    out += rows[i].first + std::string(id_width - rows[i].first.size() + 2, ' ') + rows[i].second +
+           std::string(count_width - rows[i].second.size() + 2, ' ') +
+           "production: " + version_text(prod) + "\n";
+  }
+  return out;
+}
+
+json model_json(const model_entry& e) {
+  json snaps = json::array();
+  for (const auto& s : e.snapshots) {
+    snaps.push_back({{"version", s.version},
+                     {"sha256", s.sha256},
+                     {"created_ms", s.created_ms},
+                     {"size_bytes", s.size_bytes},
+                     {"format", s.format},
+                     {"note", s.note},
+                     {"labels", e.labels_at(s.version)},
+                     {"holders", s.holders}});
+  }
+  json labels = json::object();
+  for (const auto& [name, st] : e.labels) {
+    json history = json::array();
+    for (const auto& mv : st.history) {
+      history.push_back({{"from", mv.from},
+                         {"to", mv.to},
+                         {"action", label_action_name(mv.action)},
+                         {"time_ms", mv.time_ms}});
+    }
+    labels[name] = {{"version", st.current()}, {"history", std::move(history)}};
+  }
+  return {{"model", e.id.str()}, {"snapshots", std::move(snaps)}, {"labels", std::move(labels)}};
+}
+
+std::string dump(const json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+}
+
+// "0.2s ago", "3m12s ago": how long since a member was last heard from.
+std::string ago_text(int64_t ms) {
+  char buf[32];
+  if (ms < 60000) {
+    std::snprintf(buf, sizeof buf, "%.1fs ago", double(ms) / 1000.0);
+  } else if (ms < 3600000) {
+    std::snprintf(buf, sizeof buf, "%dm%02ds ago", int(ms / 60000), int(ms / 1000 % 60));
+  } else {
+    std::snprintf(buf, sizeof buf, "%dh%02dm ago", int(ms / 3600000), int(ms / 60000 % 60));
+  }
+  return buf;
+}
+
+std::string render_cluster(const cluster_status& st) {
+  std::vector<std::vector<std::string>> rows = {
+      {"NAME", "ADDRESS", "STATUS", "INCARNATION", "PHI", "HEARD", "IN-FLIGHT", "LOADED", "HELD",
+       "FREE MEM"}};
+  for (const auto& v : st.members) {
+    char phi[32];
+    std::snprintf(phi, sizeof phi, "%.1f", v.phi);
+    rows.push_back({cell(v.entry.name) + (v.is_self ? " *" : ""), cell(v.entry.cluster_address),
+                    to_string(v.entry.status), std::to_string(v.entry.incarnation),
+                    v.is_self ? "-" : phi,
+                    v.is_self || !v.since_heard_ms ? "-" : ago_text(*v.since_heard_ms),
+                    std::to_string(v.entry.load.in_flight),
+                    std::to_string(v.entry.load.loaded_models),
+                    std::to_string(v.snapshots_held),
+                    bytes_text(v.entry.load.free_model_memory)});
+  }
+  std::string out = render_table(rows);
+  return out + "(* this node)\n";
+}
+
+json cluster_json(const cluster_status& st) {
+  json members = json::array();
+  for (const auto& v : st.members) {
+    const member& m = v.entry;
+    members.push_back(
+        {{"name", m.name},
+         {"id", m.id},
+         {"status", to_string(m.status)},
+         {"self", v.is_self},
+         {"incarnation", m.incarnation},
+         {"heartbeat", m.heartbeat},
+         {"phi", std::round(v.phi * 1000) / 1000},
+         {"since_heard_ms", v.since_heard_ms ? json(*v.since_heard_ms) : json(nullptr)},
+         {"snapshots_held", v.snapshots_held},
+         {"cluster_address", m.cluster_address},
+         {"http_address", m.http_address},
+         {"zmq_address", m.zmq_address},
+         {"load",
+          {{"in_flight", m.load.in_flight},
+           {"loaded_models", m.load.loaded_models},
+           {"free_model_memory", m.load.free_model_memory}}}});
+  }
+  return {{"members", std::move(members)}};
+}
+
+// Scores print with 6 decimals in both forms, so JSON and text agree.
+double rounded_score(float s) { return std::round(double(s) * 1e6) / 1e6; }
+
+// ---- execution
+// -----------------------------------------------------------------------------------
+
+result<std::string> read_file(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) {
+    return status::io_error("cannot read model file " + shown(path) + ": " + std::strerror(errno));
+  }
+  std::string bytes;
+  char buf[1 << 16];
+  size_t n = 0;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) bytes.append(buf, n);
+  int err = std::ferror(f) ? errno : 0;
+  std::fclose(f);
+  if (err != 0) {
+    return status::io_error("cannot read model file " + shown(path) + ": " + std::strerror(err));
+  }
+  return bytes;
+}
+
+// Sends `call` to the command's node and returns the reply bytes.
+result<std::string> ask_node(const cli_command& c, const api_call& call) {
+  auto client = zmq_client::connect(c.node, c.timeout);
+  if (!client) return client.error();
+  return client->call(encode_request(1, call, c.api_key));
+}
+
+// ---- push-dir -----------------------------------------------------------------------------------
+
+// One file of a push-dir and what became of it.
+struct dir_item {
+  std::string file;   // the name within the directory
+  std::string model;  // the model name taken from it ("" when it is no valid name)
+  uint32_t version = 0;
+  std::string error;  // empty: pushed as `version`
+};
+
+// The model a file names: its name without the last extension ("bot-7.bin" -> "bot-7").
+std::string model_name_of(const std::string& file) {
+  auto dot = file.rfind('.');
+  return dot == std::string::npos || dot == 0 ? file : file.substr(0, dot);
+}
+
+// Lists the regular files of `dir` (not hidden ones, not subdirectories), sorted by name, with
+// the model each one names; files that name no valid model, or the same model as an earlier
+// file, get their error now and are not pushed.
+result<std::vector<dir_item>> list_model_files(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::directory_iterator it(dir, ec);
+  if (ec) return status::io_error("cannot read directory " + shown(dir) + ": " + ec.message());
+  std::vector<dir_item> items;
+  for (; it != fs::directory_iterator(); it.increment(ec)) {
+    if (ec) return status::io_error("cannot read directory " + shown(dir) + ": " + ec.message());
+    const std::string name = it->path().filename().string();
+    if (name.empty() || name[0] == '.') continue;
+    std::error_code type_ec;
+    if (!it->is_regular_file(type_ec)) continue;
+    items.push_back({name, model_name_of(name), 0, ""});
+  }
+  std::sort(items.begin(), items.end(),
+            [](const dir_item& a, const dir_item& b) { return a.file < b.file; });
+  std::map<std::string, std::string> seen;  // model -> the file that named it first
+  for (auto& item : items) {
+    if (!is_valid_id_part(item.model)) {
+      item.error = "the file name gives no valid model name (" + shown(item.model) +
+                   "; a model name must match [a-z0-9][a-z0-9_-]{0,63}): rename the file";
+      item.model.clear();
+      continue;
+    }
+    auto [at, added] = seen.emplace(item.model, item.file);
+    if (!added) {
+      item.error = "names the same model (" + item.model + ") as " + shown(at->second) +
+                   ": one file per model";
+    }
+  }
+  return items;
+}
+
+status push_dir(const cli_command& c, std::ostream& out, std::ostream& err, bool tty) {
+  auto listed = list_model_files(c.file);
+  if (!listed) return listed.error();
+  std::vector<dir_item> items = std::move(*listed);
+  if (items.empty()) {
+    return status::invalid_argument("no model files in " + shown(c.file) +
+                                    " (one model per file; hidden files and directories are "
+                                    "skipped)");
+  }
+  const std::string dir = c.file;
+  std::atomic<size_t> next{0};
+  std::atomic<size_t> done{0};
+  std::atomic<size_t> failed{0};
+  std::atomic<bool> stop{false};  // the node stopped answering: do not try the rest
+  std::mutex stop_mutex;          // guards stop_reason
+  std::string stop_reason;
+  auto worker = [&] {
+    auto client = zmq_client::connect(c.node, c.timeout);
+    for (size_t i = next++; i < items.size(); i = next++) {
+      dir_item& item = items[i];
+      if (!item.error.empty() || stop) {
+        if (item.error.empty()) item.error = "not pushed: the run stopped";
+        ++failed;
+        ++done;
+        continue;
+      }
+      auto bytes = read_file(dir + "/" + item.file);
+      status s = status::ok();
+      if (!bytes) {
+        s = bytes.error();
+      } else if (!client) {
+        s = client.error();
+      } else {
+        push_request req{model_id{c.tenant, item.model}, std::move(*bytes), c.label, c.note};
+        auto reply = client->call(encode_request(1, req, c.api_key));
+        if (!reply) {
+          s = reply.error();
+        } else if (auto r = decode_push_response(*reply); !r) {
+          s = r.error();
+        } else {
+          item.version = r->version;
+        }
+      }
+      if (!s) {
+        item.error = s.message();
+        ++failed;
+        if (s.code() == status_code::unavailable) {
+          // No answer: the node is down or overloaded. Stop rather than wait out a timeout
+          // per remaining file; what was pushed stays pushed.
+          std::lock_guard<std::mutex> lock(stop_mutex);
+          if (!stop) stop_reason = s.message();
+          stop = true;
+        }
+      }
+      ++done;
+    }
+  };
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<std::thread> workers;
+  for (uint32_t j = 0; j < std::min<size_t>(c.jobs, items.size()); ++j) workers.emplace_back(worker);
+  // Progress: redrawn in place on a terminal, a line every 5 s otherwise (logs, CI).
+  auto progress = [&](bool last) {
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    size_t n = done;
+    std::ostringstream line;
+    line << "push-dir " << c.tenant << ": " << n << "/" << items.size() << " files, " << failed
+         << " failed, " << static_cast<long>(secs > 0 ? n / secs : 0) << "/s";
+    if (!last && n > 0 && n < items.size()) {
+      line << ", about " << static_cast<long>(std::ceil(secs / n * (items.size() - n)))
+           << " s left";
+    }
+    if (tty) {
+      err << "\r" << line.str() << "\x1b[K" << (last ? "\n" : "") << std::flush;
+    } else {
+      err << line.str() << "\n" << std::flush;
+    }
+  };
+  auto last_line = start;
+  while (done < items.size()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    auto now = std::chrono::steady_clock::now();
+    if (now - last_line >= (tty ? std::chrono::milliseconds(200) : std::chrono::seconds(5))) {
+      progress(false);
+      last_line = now;
+    }
+  }
+  for (auto& w : workers) w.join();
+  progress(true);
+
+  if (c.json) {
+    json pushed = json::array();
+    json failures = json::array();
+    for (const auto& item : items) {
+      if (item.error.empty()) {
+        pushed.push_back({{"file", item.file},
+                          {"model", c.tenant + "/" + item.model},
+                          {"version", item.version}});
+      } else {
+        failures.push_back({{"file", item.file}, {"error", item.error}});
+      }
+    }
+    out << dump({{"pushed", pushed}, {"failed", failures}});
+  } else {
+    for (const auto& item : items) {
+      if (item.error.empty()) out << c.tenant << "/" << item.model << "\t" << item.version << "\n";
+    }
+  }
+  out.flush();
+  if (failed == 0) return status::ok();
+  // The failures, each on its own line, after everything that worked.
+  err << "shoal: " << failed << " of " << items.size() << " files were not pushed:\n";
+  for (const auto& item : items) {
+    if (!item.error.empty()) err << "  " << item.file << ": " << item.error << "\n";
+  }
+  std::string why = items.size() - failed == 0 ? "no file was pushed" : "the others were pushed";
+  if (stop) why += "; stopped early: " + stop_reason;
+  return status::failed_precondition(std::to_string(failed) + " of " +
+                                     std::to_string(items.size()) + " files failed (" + why + ")");
+}
+
+status execute(const cli_command& c, std::ostream& out, std::ostream& err, bool tty) {
+  switch (c.what) {
+    case kind::help:
+      out << cli_help(c.name);
+      return status::ok();
+    case kind::push_dir:
+      return push_dir(c, out, err, tty);
+    case kind::push: {
+      auto bytes = read_file(c.file);
+      if (!bytes) return bytes.error();
+      push_request req{c.id, std::move(*bytes), c.label, c.note};
+      auto reply = ask_node(c, req);
+      if (!reply) return reply.error();
+      auto r = decode_push_response(*reply);
+      if (!r) return r.error();
+      if (c.json) {
+        out << dump({{"version", r->version},
+                     {"sha256", r->sha256},
+                     {"labels", r->labels},
+                     {"copies", r->copies},
+                     {"replication_factor", r->replication_factor},
+                     {"replication_note", r->replication_note}});
+      } else {
+        out << r->version << "\n";
+      }
+      if (r->copies < r->replication_factor) {
+        // Stored, but with fewer copies than the cluster keeps: say so on stderr (stdout stays
+        // the version, for scripts).
+        err << "shoal: note: version " << r->version << " is stored on " << r->copies << " of "
+            << r->replication_factor << " nodes"
+            << (r->replication_note.empty() ? std::string() : ": " + r->replication_note)
+            << "\n";
+      }
+      return status::ok();
+    }
+    case kind::list: {
+      auto reply = ask_node(c, list_request{c.id});
+      if (!reply) return reply.error();
+      auto r = decode_list_response(*reply);
+      if (!r) return r.error();
+      out << (c.json ? dump(model_json(*r)) : render_list(*r));
+      return status::ok();
+    }
+    case kind::models: {
+      auto reply = ask_node(c, models_request{});
+      if (!reply) return reply.error();
+      auto r = decode_models_response(*reply);
+      if (!r) return r.error();
+      if (c.json) {
+        json models = json::array();
+        for (const auto& e : *r) models.push_back(model_json(e));
+        out << dump({{"models", std::move(models)}});
+      } else {
+        out << render_models(*r);
+      }
+      return status::ok();
+    }
+    case kind::promote:
+    case kind::rollback: {
+      label_request req;
+      req.id = c.id;
+      req.label = c.label;
+      req.action = c.what == kind::promote ? label_action::promote : label_action::rollback;
+      req.version = c.version;
+      auto reply = ask_node(c, req);
+      if (!reply) return reply.error();
+      auto r = decode_label_response(*reply);
+      if (!r) return r.error();
+      std::string label = r->label.empty() ? (c.label.empty() ? default_label : c.label) : r->label;
+      out << c.id.str() << " " << cell(label) << ": " << version_text(r->from) << " -> "
+          << version_text(r->to) << "\n";
+      return status::ok();
+    }
+    case kind::infer: {
+      infer_request req;
+      req.id = c.id;
+      req.version = c.version;
+      req.label = c.label;
+      req.texts = {c.text};
+      req.top_k = c.top_k;
+      auto reply = ask_node(c, req);
+      if (!reply) return reply.error();
+      auto r = decode_infer_response(*reply);
+      if (!r) return r.error();
+      std::vector<prediction> preds = r->rows.empty() ? std::vector<prediction>{} : r->rows[0];
+      if (c.json) {
+        json list = json::array();
+        for (const auto& p : preds) {
+          list.push_back({{"label", p.label}, {"score", rounded_score(p.score)}});
+        }
+        out << dump({{"model", r->id.str()}, {"version", r->version}, {"predictions", list}});
+      } else {
+        for (const auto& p : preds) {
+          char score[32];
+          std::snprintf(score, sizeof score, "%.6f", double(p.score));
+          out << cell(p.label) << "\t" << score << "\n";
+        }
+      }
+      return status::ok();
+    }
+    case kind::cluster_status: {
+      auto reply = ask_node(c, cluster_status_request{});
+      if (!reply) return reply.error();
+      auto r = decode_cluster_status_response(*reply);
+      if (!r) return r.error();
+      out << (c.json ? dump(cluster_json(*r)) : render_cluster(*r));
+      return status::ok();
+    }
+  }
+  return status::internal("unknown command");
+}
+
+// ---- help
+// ----------------------------------------------------------------------------------------
+
+const char* const common_options =
+    "  --node HOST:PORT    the node to ask (default: $SHOAL_NODE, else 127.0.0.1:7421)\n"
+    "  --timeout SECONDS   how long to wait for its answer (default 10; 60 for push)\n"
+    "  --key KEY           the API key, when the node requires one (default: $SHOAL_KEY;\n"
+    "                      prefer SHOAL_KEY: a --key shows in the process list)\n"
+    "  -h, --help          show this help\n";
+
+std::string with_common(std::string text, bool has_own_options) {
+  return text + (has_own_options ? "" : "\noptions:\n") + common_options;
+}
+
+}  // namespace
+
+// ---- public
+// --------------------------------------------------------------------------------------
+
+std::string cli_help(const std::string& name) {
+  if (name == "snapshot push") {
+    return with_common(
+               "usage: shoal snapshot push TENANT/MODEL FILE [--label L] [--note TEXT] [--json]\n"
+               "\n"
+               "Uploads a model file (fastText .bin/.ftz) as the model's next version and prints "
+               "its\n"
+               "number. The node checks the model before storing it. The first version of a model\n"
+               "becomes production.\n"
+               "\n"
+               "options:\n"
+               "  --label L           also point label L at the new version\n"
+               "  --note TEXT         a note kept with the snapshot\n"
+               "  --json              print {\"version\":N,\"sha256\":...,\"labels\":[...]}\n",
+               true) +
+           "\nexample:\n  shoal snapshot push acme/bot model.bin --label staging --note \"May "
+           "data\"\n";
+  }
+  if (name == "snapshot push-dir") {
+    return with_common(
+               "usage: shoal snapshot push-dir TENANT DIR [--label L] [--note TEXT] [--jobs N] "
+               "[--json]\n"
+               "\n"
+               "Pushes every file of DIR as a new version of its own model, TENANT/NAME, where NAME\n"
+               "is the file name without its extension (bot-7.bin -> TENANT/bot-7). Hidden files\n"
+               "and subdirectories are skipped. Shows progress on stderr; prints a line\n"
+               "\"TENANT/NAME<TAB>VERSION\" per pushed file; then lists the files that failed\n"
+               "and why (the others stay pushed) and exits 1 if any did. Stops early if the node\n"
+               "stops answering.\n"
+               "\n"
+               "options:\n"
+               "  --label L           also point label L at each new version\n"
+               "  --note TEXT         a note kept with each snapshot\n"
+               "  --jobs N            pushes in flight at once (default 4)\n"
+               "  --json              print {\"pushed\":[{\"file\",\"model\",\"version\"}],"
+               "\"failed\":[{\"file\",\"error\"}]}\n",
+               true) +
+           "\nexample:\n  shoal snapshot push-dir acme ./models/   # models/bot-1.bin -> acme/bot-1\n";
+  }
+  if (name == "snapshot list") {
+    return with_common(
+               "usage: shoal snapshot list TENANT/MODEL [--json]\n"
+               "\n"
+               "Shows the model's snapshots (version, creation time, size, hash, labels, note) and "
+               "the\n"
+               "history of each label.\n"
+               "\n"
+               "options:\n"
+               "  --json              print the snapshots and labels as JSON\n",
+               true) +
+           "\nexample:\n  shoal snapshot list acme/bot\n";
+  }
+  if (name == "snapshot promote") {
+    return with_common(
+               "usage: shoal snapshot promote TENANT/MODEL VERSION [--label L]\n"
+               "\n"
+               "Points a label (production unless --label) at VERSION, on every node.\n"
+               "Prints \"TENANT/MODEL LABEL: OLD -> NEW\".\n"
+               "\n"
+               "options:\n"
+               "  --label L           the label to move (default production)\n",
+               true) +
+           "\nexample:\n  shoal snapshot promote acme/bot 3\n";
+  }
+  if (name == "snapshot rollback") {
+    return with_common(
+               "usage: shoal snapshot rollback TENANT/MODEL [--label L] [--to VERSION]\n"
+               "\n"
+               "Moves a label (production unless --label) back to where it pointed before, or to\n"
+               "VERSION with --to. Prints \"TENANT/MODEL LABEL: OLD -> NEW\".\n"
+               "\n"
+               "options:\n"
+               "  --label L           the label to move (default production)\n"
+               "  --to VERSION        the version to go back to (default: the previous one)\n",
+               true) +
+           "\nexample:\n  shoal snapshot rollback acme/bot\n";
+  }
+  if (name == "models") {
+    return with_common(
+        "usage: shoal models [--json]\n"
+        "\n"
+        "Lists every model with its number of versions and where production points.\n"
+        "\n"
+        "options:\n"
+        "  --json              print {\"models\":[...]} with each model as 'snapshot list "
+        "--json'\n",
+        true);
+  }
+  if (name == "infer") {
+    return with_common(
+               "usage: shoal infer TENANT/MODEL TEXT [--k K] [--version N | --label L] [--json]\n"
+               "\n"
+               "Classifies TEXT with the model's production version (or --version N, or the "
+               "version\n"
+               "label L points at) and prints one \"LABEL<TAB>SCORE\" line per prediction.\n"
+               "\n"
+               "options:\n"
+               "  --k K               how many predictions, 1..1000 (default 1)\n"
+               "  --version N         use version N\n"
+               "  --label L           use the version label L points at\n"
+               "  --json              print {\"model\":...,\"version\":N,\"predictions\":[...]}\n",
+               true) +
+           "\nexamples:\n  shoal infer acme/bot \"where is my order\" --k 3\n"
+           "  shoal infer acme/bot -- \"-text starting with a dash\"\n";
+  }
+  if (name == "cluster status") {
+    return with_common(
+               "usage: shoal cluster status [--json]\n"
+               "\n"
+               "Shows every member the node knows (itself marked *): name, cluster address,\n"
+               "status (alive, suspect, dead, left), incarnation, the node's phi for it (its\n"
+               "suspicion; 8 and above means probing), how long since its heartbeat last rose,\n"
+               "and its load (inference requests in flight, snapshots in memory).\n"
+               "\n"
+               "options:\n"
+               "  --json              print {\"members\":[{\"name\":...,\"status\":...,...}]}\n",
+               true) +
+           "\nexample:\n  shoal cluster status --node 127.0.0.1:7431\n";
+  }
+  if (name == "cluster") {
+    return with_common(
+        "usage: shoal cluster status [--json]\n"
+        "\n"
+        "commands:\n"
+        "  cluster status      the members this node knows and how they are\n",
+        false);
+  }
+  if (name == "snapshot") {
+    return with_common(
+        "usage: shoal snapshot push|push-dir|list|promote|rollback ...\n"
+        "\n"
+        "commands:\n"
+        "  snapshot push       upload a model file as a new version\n"
+        "  snapshot push-dir   upload every file of a directory, one model per file\n"
+        "  snapshot list       show a model's versions and label history\n"
+        "  snapshot promote    point a label (production) at a version\n"
+        "  snapshot rollback   move a label back to its previous version\n"
+        "\n"
+        "Run 'shoal snapshot COMMAND --help' for a command's options.\n",
+        false);
+  }
+  return "usage: shoal COMMAND [ARGS] [OPTIONS]\n"
+         "\n"
+         "Shoal serves many small versioned models from a cluster of nodes. These commands talk\n"
+         "to any node over ZeroMQ.\n"
+         "\n"
+         "commands:\n"
+         "  node                run a node (see 'shoal node --help')\n"
+         "  snapshot push       upload a model file as a new version\n"
+         "  snapshot push-dir   upload every file of a directory, one model per file\n"
+         "  snapshot list       show a model's versions and label history\n"
+         "  snapshot promote    point a label (production) at a version\n"
+         "  snapshot rollback   move a label back to its previous version\n"
+         "  models              list the models and where production points\n"
+         "  infer               classify a text with a model\n"
+         "  cluster status      the cluster's members as this node sees them\n"
+         "  bench               open-loop HTTP load on a node (see 'shoal bench --help')\n"
+         "\n"
+         "options of every command:\n" +
+         std::string(common_options) +
+         "\n"
+         "examples:\n"
+         "  shoal node --help\n"
+         "  shoal snapshot push acme/bot model.bin\n"
+         "  shoal snapshot push-dir acme ./models/\n"
+         "  shoal snapshot promote acme/bot 2\n"
+         "  shoal snapshot rollback acme/bot\n"
+         "  shoal infer acme/bot \"where is my order\" --k 3 --json\n"
+         "  SHOAL_NODE=10.0.0.5:7421 shoal models\n"
+         "  SHOAL_KEY=$(cat ~/.shoal-key) shoal snapshot rollback acme/bot\n"
+         "  shoal cluster status --json\n"
+         "\n"
+         "Run 'shoal COMMAND --help' for a command's arguments and options.\n";
+}
+
+std::string cli_usage_hint(const std::vector<std::string>& args) {
+  identified id = identify(tokenize(args).positionals);
+  return "try 'shoal " + (id.name.empty() ? std::string() : id.name + " ") + "--help'";
+}
+
+result<cli_command> parse_cli(const std::vector<std::string>& args, const cli_env& env) {
+  tokens t = tokenize(args);
+  identified id = identify(t.positionals);
+  cli_command c;
+  if (t.help && (id.spec != nullptr || id.name == "snapshot" || t.positionals.empty())) {
+    c.what = kind::help;
+    c.name = id.name;
+    return c;
+  }
+  if (!id.error.empty()) return status::invalid_argument(id.error);
+  const command_spec& spec = *id.spec;
+  const std::string prefix = spec.name + std::string(": ");
+  auto usage = [&prefix](const std::string& what) {
+    return status::invalid_argument(prefix + what);
+  };
+  if (!t.error.empty()) return usage(t.error);
+  c.what = spec.what;
+  c.name = spec.name;
+  if (c.what == kind::push || c.what == kind::push_dir) c.timeout = default_push_timeout;
+
+  // Options.
+  std::set<std::string> seen;
+  std::string node = env.shoal_node;
+  bool node_from_env = !node.empty();
+  std::optional<std::string> label;
+  for (const auto& [name, value] : t.options) {
+    bool common = name == "--node" || name == "--timeout" || name == "--help" || name == "--key";
+    bool allowed = common;
+    for (auto o : spec.options) allowed = allowed || o == name;
+    if (!allowed) return usage("unknown option '" + name + "'");
+    if (!seen.insert(name).second) return usage("option '" + name + "' given twice");
+    if (name == "--key") {
+      if (value.empty()) return usage("--key needs the API key (or set SHOAL_KEY)");
+      c.api_key = value;
+    } else if (name == "--node") {
+      node = value;
+      node_from_env = false;
+    } else if (name == "--timeout") {
+      auto ms = seconds_value(value);
+      if (!ms) return usage("--timeout must be a positive number of seconds, got " + shown(value));
+      c.timeout = *ms;
+    } else if (name == "--json") {
+      c.json = true;
+    } else if (name == "--label") {
+      if (!is_valid_label(value)) {
+        return usage("invalid label " + shown(value) +
+                     ": a label name must match [a-z0-9][a-z0-9_.-]{0,63}");
+      }
+      label = value;
+    } else if (name == "--note") {
+      if (!utf8::is_valid_utf8(value)) return usage("--note is not valid UTF-8");
+      c.note = value;
+    } else if (name == "--to" || name == "--version") {
+      auto v = positive_integer(value, UINT32_MAX);
+      if (!v) return usage(name + " must be a positive integer, got " + shown(value));
+      c.version = uint32_t(*v);
+    } else if (name == "--k") {
+      auto v = positive_integer(value, max_top_k);
+      if (!v) {
+        return usage("--k must be an integer from 1 to " + std::to_string(max_top_k) + ", got " +
+                     shown(value));
+      }
+      c.top_k = uint32_t(*v);
+    } else if (name == "--jobs") {
+      auto v = positive_integer(value, 64);
+      if (!v) return usage("--jobs must be an integer from 1 to 64, got " + shown(value));
+      c.jobs = uint32_t(*v);
+    }
+  }
+  if (c.api_key.empty()) c.api_key = env.shoal_key;
+  if (c.what == kind::infer && c.version && label) {
+    return usage("--version and --label cannot be used together: pick one");
+  }
+  if (label) c.label = *label;
+  if (node.empty()) node = default_node_address;
+  auto hp = parse_host_port(node);
+  if (!hp) return usage((node_from_env ? "SHOAL_NODE: " : "--node: ") + hp.error().message());
+  c.node = hp->str();
+
+  // Positionals.
+  std::vector<std::string> pos(t.positionals.begin() + long(id.words), t.positionals.end());
+  if (pos.size() > spec.positionals.size()) {
+    return usage("unexpected argument " + shown(pos[spec.positionals.size()]));
+  }
+  if (pos.size() < spec.positionals.size()) {
+    return usage(std::string("missing ") + spec.positionals[pos.size()]);
+  }
+  if (c.what == kind::push_dir) {
+    if (!is_valid_id_part(pos[0])) {
+      return usage("invalid tenant " + shown(pos[0]) +
+                   ": a tenant name must match [a-z0-9][a-z0-9_-]{0,63}");
+    }
+    if (pos[1].empty()) return usage("DIR is empty: name the directory of model files");
+    c.tenant = pos[0];
+    c.file = pos[1];
+  } else if (!pos.empty()) {
+    auto mid = parse_model_id(pos[0]);
+    if (!mid) return usage(utf8::to_valid_utf8(mid.error().message()));
+    c.id = std::move(*mid);
+  }
+  switch (c.what) {
+    case kind::push:
+      if (pos[1].empty()) return usage("FILE is empty: name the model file to push");
+      c.file = pos[1];
+      break;
+    case kind::promote: {
+      auto v = positive_integer(pos[1], UINT32_MAX);
+      if (!v) return usage("VERSION must be a positive integer, got " + shown(pos[1]));
+      c.version = uint32_t(*v);
+      break;
+    }
+    case kind::infer:
+      if (!utf8::is_valid_utf8(pos[1])) return usage("TEXT is not valid UTF-8");
+      c.text = pos[1];
+      break;
+    default:
+      break;
+  }
+  return c;
+}
+
+int run_cli(const std::vector<std::string>& args, const cli_env& env, std::ostream& out,
+            std::ostream& err) {
+  auto cmd = parse_cli(args, env);
+  if (!cmd) {
+    // One line, like every other error: scripts and logs keep it whole.
+    err << "shoal: " << cmd.error().message() << " (" << cli_usage_hint(args) << ")\n";
+    return 2;
+  }
+  status s = execute(*cmd, out, err, env.stderr_is_tty);
+  out.flush();
+  if (!s) {
+    err << "shoal: " << s.message() << "\n";
+    return 1;
+  }
+  return 0;
+}
+
+int run_cli(int argc, char** argv) {
+  std::vector<std::string> args;
+  for (int i = 1; i < argc; ++i) args.emplace_back(argv[i]);
+  cli_env env;
+  if (const char* node = std::getenv("SHOAL_NODE")) env.shoal_node = node;
+  if (const char* key = std::getenv("SHOAL_KEY")) env.shoal_key = key;
+  env.stderr_is_tty = ::isatty(2) == 1;
+  return run_cli(args, env, std::cout, std::cerr);
+}
+
+}  // namespace shoal
