@@ -21,6 +21,7 @@
 #include "shoal/base/status.hpp"
 #include "shoal/cluster/membership.hpp"
 #include "shoal/serving/api.hpp"
+#include "shoal/serving/front_door.hpp"
 #include "shoal/serving/model.hpp"
 #include "shoal/store/catalog.hpp"
 
@@ -54,15 +55,6 @@ caf::error to_error(const status& s);
 /// Returns the status a CAF error stands for: ours keep code and message; a request timeout
 /// becomes unavailable; anything else internal.
 status to_status(const caf::error& e, const std::string& what);
-
-/// Everything a front end can get back for one api_call.
-using api_reply = std::variant<status, infer_result, push_result, model_entry,
-                               std::vector<model_entry>, label_result, node_status,
-                               cluster_status>;
-
-/// Called exactly once with the reply; invoked on an actor thread, so it must not block
-/// (front ends post the reply onto their own I/O threads).
-using api_callback = std::function<void(api_reply)>;
 
 }  // namespace shoal
 

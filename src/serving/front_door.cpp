@@ -1,0 +1,271 @@
+#include "shoal/serving/front_door.hpp"
+
+#include <cstdio>
+#include <utility>
+
+#include "shoal/serving/micro_batch.hpp"
+#include "shoal/serving/overload.hpp"
+
+namespace shoal {
+namespace {
+
+// What a front-end thread keeps between requests: its micro-batcher, its lag-based admission and
+// its serving view. Owned by the thread (thread_local), so a request takes no lock. It belongs to
+// one front door at a time: a thread that serves another door (tests make several) starts afresh.
+struct thread_state {
+  const front_door* owner = nullptr;
+  std::optional<micro_batcher> batcher;
+  std::optional<admission_control> admission;
+  serving_board::cache view;
+};
+thread_local thread_state this_thread;
+
+thread_state& state_for(const front_door* door) {
+  if (this_thread.owner != door) {
+    this_thread.owner = door;
+    this_thread.batcher.reset();
+    this_thread.admission.reset();
+    this_thread.view = {};
+  }
+  return this_thread;
+}
+
+admission_control& thread_admission(thread_state& t, double max_queue_ms) {
+  if (!t.admission) t.admission.emplace(max_queue_ms);
+  return *t.admission;
+}
+
+micro_batcher& thread_batcher(thread_state& t, size_t batch_texts) {
+  if (!t.batcher) t.batcher.emplace(batch_texts);
+  return *t.batcher;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+infer_outcome refusal(infer_outcome::kind what, status why) {
+  infer_outcome out;
+  out.what = what;
+  out.error = std::move(why);
+  return out;
+}
+
+// The HTTP status an outcome is counted under in /metrics.
+int metrics_status(const infer_outcome& o) {
+  return o.what == infer_outcome::kind::answered ? 200 : http_status(o.error.code());
+}
+
+status lag_refusal(const admission_control& a) {
+  char why[200];
+  std::snprintf(why, sizeof(why),
+                "this node is overloaded: requests wait %.1f ms for its threads (max_queue_ms "
+                "%.1f); retry in a moment",
+                a.last_lag_ms(), a.target_ms());
+  return status::resource_exhausted(why);
+}
+
+// Why this thread's current round takes no more micro-batched work, or ok: while the thread is
+// shedding (it is behind), a round takes no more prediction work than half of max_queue_ms (every
+// request of the round waits for all of it, and for the round before). A round with nothing
+// pending always takes its first request; a thread that keeps up takes whole rounds (a burst is
+// not a queue); without micro-batching (no batcher on this thread) there are no rounds to bound.
+status round_refusal(thread_state& t, double max_queue_ms, size_t more_texts,
+                     const char* thread_name) {
+  if (max_queue_ms <= 0 || !t.batcher || t.batcher->pending_texts() == 0 ||
+      !thread_admission(t, max_queue_ms).shedding()) {
+    return status::ok();
+  }
+  const double cost =
+      t.batcher->pending_cost_ms() + static_cast<double>(more_texts) * t.batcher->ms_per_text();
+  if (cost <= max_queue_ms / 2) return status::ok();
+  char why[220];
+  std::snprintf(why, sizeof(why),
+                "this node is overloaded: the requests its %s is answering now take %.1f ms "
+                "(max_queue_ms %.1f); retry in a moment",
+                thread_name, t.batcher->pending_cost_ms(), max_queue_ms);
+  return status::resource_exhausted(why);
+}
+
+void flush_this_thread() {
+  if (this_thread.batcher) this_thread.batcher->flush();
+}
+
+// Arranges the flush of a batcher that was empty before: through the front end's deferral (after
+// the other requests of the round), or at once when it has none that works. A front end without
+// deferral ends its rounds itself (front_door::end_round).
+void schedule_flush(const front_end& fe, micro_batcher& b) {
+  if (fe.defer != nullptr && !fe.defer(flush_this_thread)) b.flush();
+}
+
+// A shed refusal: after the round's answers where the front end asks for that (a 429 a round
+// later is still fast, about a millisecond in a storm; an accepted request that waited for every
+// refusal of its round was not), else at once.
+void refuse_shed(thread_state& t, size_t batch_texts, const front_end& fe, const infer_done& done,
+                 status why) {
+  infer_outcome out = refusal(infer_outcome::kind::shed, std::move(why));
+  if (batch_texts == 0 || !fe.refusals_after_round) return done(std::move(out));
+  micro_batcher& b = thread_batcher(t, batch_texts);
+  if (b.after_flush([done, out = std::move(out)]() mutable { done(std::move(out)); })) {
+    schedule_flush(fe, b);
+  }
+}
+
+}  // namespace
+
+front_door::front_door(front_door_settings settings, std::shared_ptr<const serving_board> board,
+                       std::shared_ptr<const key_board> keys,
+                       std::shared_ptr<in_flight_counter> in_flight,
+                       std::shared_ptr<tenant_admission> admission,
+                       std::shared_ptr<node_metrics> metrics, std::shared_ptr<cluster_port> cluster)
+    : settings_(settings),
+      board_(std::move(board)),
+      keys_(std::move(keys)),
+      in_flight_(std::move(in_flight)),
+      admission_(std::move(admission)),
+      metrics_(std::move(metrics)),
+      cluster_(std::move(cluster)) {}
+
+result<principal> front_door::authenticate(std::optional<std::string_view> key,
+                                           const char* how) const {
+  auto keys_now = keys_->current();
+  return shoal::authenticate(keys_now.get(), key, how);
+}
+
+std::optional<inference_pass> front_door::admit(const front_end& fe, infer_done refused) {
+  inference_pass pass{std::make_shared<in_flight_counter::guard>(in_flight_->track()),
+                      std::chrono::steady_clock::now()};
+  if (draining()) {
+    metrics_->count_refusal(refusal_reason::draining);
+    refused(refusal(infer_outcome::kind::limited,
+                    status::unavailable("this node is stopping; send the request to another node")));
+    return std::nullopt;
+  }
+  // Counted first, so `now` includes this request.
+  const uint32_t now = in_flight_->now();
+  if (now > settings_.max_in_flight) {
+    metrics_->count_refusal(refusal_reason::node_in_flight);
+    refused(refusal(infer_outcome::kind::limited,
+                    status::resource_exhausted(
+                        "this node is at capacity (" + std::to_string(now - 1) +
+                        " inference requests in flight, max_in_flight " +
+                        std::to_string(settings_.max_in_flight) + "); retry in a moment")));
+    return std::nullopt;
+  }
+  thread_state& t = state_for(this);
+  if (auto& shed = thread_admission(t, settings_.max_queue_ms); !shed.admit()) {
+    metrics_->count_refusal(refusal_reason::overload);
+    refuse_shed(t, settings_.micro_batch_texts, fe, refused, lag_refusal(shed));
+    return std::nullopt;
+  }
+  return pass;
+}
+
+void front_door::infer(inference_pass pass, const principal& who, infer_request req,
+                       const front_end& fe, infer_done done) {
+  // From here every answer is counted for the model: the refusals below at once, every later
+  // answer by the wrapper that also holds the pass and the tenant ticket until then.
+  auto refuse = [&](infer_outcome::kind what, status why) {
+    infer_outcome o = refusal(what, std::move(why));
+    metrics_->observe_inference(req.id.tenant, req.id.model, metrics_status(o),
+                                seconds_since(pass.start));
+    done(std::move(o));
+  };
+  if (status allowed = authorize(who, req); !allowed) {
+    return refuse(infer_outcome::kind::failed, std::move(allowed));
+  }
+  std::shared_ptr<tenant_admission::ticket> held;
+  if (admission_) {
+    tenant_admission::limit over = tenant_admission::limit::rate;
+    auto ticket = admission_->admit(req.id.tenant, steady_now_ms(), &over);
+    if (!ticket) {
+      metrics_->count_refusal(over == tenant_admission::limit::in_flight
+                                  ? refusal_reason::tenant_in_flight
+                                  : refusal_reason::tenant_rate);
+      return refuse(infer_outcome::kind::limited, ticket.error());
+    }
+    held = std::make_shared<tenant_admission::ticket>(std::move(*ticket));
+  }
+  done = [done = std::move(done), metrics = metrics_, id = req.id, start = pass.start,
+          counted = std::move(pass.counted), held = std::move(held)](infer_outcome o) {
+    metrics->observe_inference(id.tenant, id.model, metrics_status(o), seconds_since(start));
+    done(std::move(o));
+  };
+
+  thread_state& t = state_for(this);
+  serving_board::cache call_view;  // a view for this call only (see front_end::keep_view)
+  inline_target in = find_inline(board_->read(fe.keep_view ? t.view : call_view), req,
+                                 settings_.inline_max_texts);
+  if (in.error) return done(refusal(infer_outcome::kind::failed, std::move(*in.error)));
+  if (in.m) return answer_inline(in.m, in.version, std::move(req), fe, std::move(done));
+
+  req.version = in.version;
+  cluster_->call(std::move(req), [done = std::move(done)](api_reply reply) {
+    if (auto* err = std::get_if<status>(&reply)) {
+      // A loading model's queue is full: a refusal like the others.
+      return done(refusal(err->code() == status_code::resource_exhausted
+                              ? infer_outcome::kind::limited
+                              : infer_outcome::kind::failed,
+                          std::move(*err)));
+    }
+    infer_outcome out;
+    out.answer = std::move(std::get<infer_result>(reply));
+    done(std::move(out));
+  });
+}
+
+void front_door::answer_inline(const std::shared_ptr<const model>& m, uint32_t version,
+                               infer_request req, const front_end& fe, infer_done done) {
+  thread_state& t = this_thread;
+  const size_t batch_texts = settings_.micro_batch_texts;
+  if (status full = round_refusal(t, settings_.max_queue_ms, req.texts.size(), fe.thread_name);
+      !full) {
+    metrics_->count_refusal(refusal_reason::overload);
+    return refuse_shed(t, batch_texts, fe, done, std::move(full));
+  }
+  metrics_->cache_hits.fetch_add(1, std::memory_order_relaxed);
+  infer_outcome base;
+  base.answer.id = req.id;
+  base.answer.version = version;
+  const size_t k = req.top_k == 0 ? 1 : req.top_k;
+  auto answer = [done = std::move(done), base = std::move(base)](
+                    std::vector<std::vector<prediction>> rows) mutable {
+    base.answer.rows = std::move(rows);
+    done(std::move(base));
+  };
+  if (batch_texts == 0) return answer(m->predict_batch(req.texts, k));
+  micro_batcher& b = thread_batcher(t, batch_texts);
+  if (b.add(m, k, std::move(req.texts), std::move(answer))) schedule_flush(fe, b);
+}
+
+void front_door::call(const principal& who, api_call call, api_callback done) {
+  if (status allowed = authorize(who, call); !allowed) return done(std::move(allowed));
+  cluster_->call(std::move(call), [who, done = std::move(done)](api_reply reply) {
+    if (auto* all = std::get_if<std::vector<model_entry>>(&reply)) {
+      return done(visible_models(who, std::move(*all)));
+    }
+    done(std::move(reply));
+  });
+}
+
+std::string front_door::render_metrics() const {
+  node_metrics::gauges now;
+  now.in_flight = in_flight_->now();
+  now.max_in_flight = settings_.max_in_flight;
+  return metrics_->render(now);
+}
+
+void front_door::end_round() { flush_this_thread(); }
+
+void front_door::on_lag(double lag_ms, bool idle) {
+  auto& a = thread_admission(state_for(this), settings_.max_queue_ms);
+  if (idle) {
+    a.idle();
+  } else {
+    a.sample(lag_ms);
+  }
+}
+
+void front_door::refresh_view() { board_->read(state_for(this).view); }
+
+}  // namespace shoal

@@ -1,0 +1,226 @@
+#include "shoal/wire/front_ends.hpp"
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <variant>
+
+#include "shoal/serving/access.hpp"
+#include "shoal/wire/api_codec.hpp"
+#include "shoal/wire/v2_codec.hpp"
+
+namespace shoal {
+namespace {
+
+http_reply json_reply(int code, std::string body) {
+  http_reply r;
+  r.status = code;
+  r.body = std::move(body);
+  return r;
+}
+
+http_reply error_reply(const status& s) {
+  return json_reply(http_status(s.code()), render_error(s.message()));
+}
+
+http_reply unauthenticated_reply(const status& s) {
+  http_reply r = error_reply(s);
+  r.headers.emplace_back("WWW-Authenticate", "Bearer");
+  return r;
+}
+
+// A refusal for a limit (429) or while draining (503). The connection's next request is read
+// only 50 ms later: a client that floods over its limit is held back at its own sockets (64
+// connections then cost the node at most 1,280 refusals a second, not as many as it can parse),
+// which keeps the CPU for the tenants within their limits.
+constexpr std::chrono::milliseconds refusal_pause{50};
+
+http_reply refusal_reply(const status& s) {
+  http_reply r = error_reply(s);
+  r.headers.emplace_back("Retry-After", "1");
+  r.pause_reading = refusal_pause;
+  return r;
+}
+
+// A refusal because this thread is behind (overload.hpp): 429 at the end of the round, and the
+// connection is read again at once. Pausing it would leave its next request waiting unread, which
+// is the very delay this refusal exists to prevent; the refusal itself is what keeps the thread's
+// queue short.
+http_reply shed_reply(const status& s) {
+  http_reply r = error_reply(s);
+  r.headers.emplace_back("Retry-After", "1");
+  return r;
+}
+
+// An inference's outcome as HTTP, the answer rendered with its top-k, id and outputs.
+http_reply outcome_reply(infer_outcome& o, uint32_t top_k, const std::string& request_id,
+                         v2_outputs outputs) {
+  switch (o.what) {
+    case infer_outcome::kind::answered:
+      return json_reply(200, render_infer(o.answer, top_k, request_id, outputs));
+    case infer_outcome::kind::failed:
+      return error_reply(o.error);
+    case infer_outcome::kind::limited:
+      return refusal_reply(o.error);
+    case infer_outcome::kind::shed:
+      return shed_reply(o.error);
+  }
+  return error_reply(o.error);
+}
+
+// HTTP threads answer their round's micro-batched requests after the round (http_defer), and send
+// shed refusals after its answers (each is a socket write).
+const front_end http_front_end{"thread", &http_defer, true, true};
+
+// The ZeroMQ thread ends its rounds itself (after_requests), and reads a serving view per request:
+// it may idle for hours, and a cached view would keep unloaded models in memory all that time
+// (one lock per call is nothing here).
+const front_end zmq_front_end{"ZeroMQ thread", nullptr, false, false};
+
+}  // namespace
+
+http_handler make_http_handler(std::shared_ptr<front_door> door, size_t max_batch) {
+  return [door, max_batch](http_request&& req, http_respond respond) {
+    auto route = parse_route(req.method, req.target);
+    if (!route) {
+      http_reply r = json_reply(route.http_status(), render_error(route.error().message()));
+      if (!route.allow().empty()) r.headers.emplace_back("Allow", route.allow());
+      respond(std::move(r));
+      return;
+    }
+    switch (route->what) {
+      case http_route::kind::live:
+        respond(json_reply(200, render_live(true)));
+        return;
+      case http_route::kind::ready: {
+        auto ready = answer_server_ready(door->draining());
+        respond(json_reply(ready.status, std::move(ready.body)));
+        return;
+      }
+      case http_route::kind::server_meta:
+        respond(json_reply(200, render_server_meta()));
+        return;
+      default:
+        break;
+    }
+    // Everything below reaches models: it needs a key when the node has a keys file.
+    std::optional<std::string_view> key;
+    if (req.has_authorization) {
+      key = bearer_key(req.authorization);
+      if (!key) {
+        respond(unauthenticated_reply(status::unauthenticated(
+            "the Authorization header must be 'Bearer KEY'")));
+        return;
+      }
+    }
+    auto who = door->authenticate(key, "an 'Authorization: Bearer KEY' header");
+    if (!who) {
+      respond(unauthenticated_reply(who.error()));
+      return;
+    }
+    switch (route->what) {
+      case http_route::kind::metrics: {
+        // Tenant and model names of every tenant: operators only when the node has keys.
+        if (!who->admin) {
+          respond(json_reply(403, render_error(
+                                      "/metrics needs an admin key: it shows every tenant's "
+                                      "models")));
+          return;
+        }
+        http_reply r;
+        r.status = 200;
+        r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+        r.body = door->render_metrics();
+        respond(std::move(r));
+        return;
+      }
+      case http_route::kind::model_meta:
+      case http_route::kind::model_ready: {
+        auto r = *route;
+        door->call(*who, list_request{r.id}, [r, respond, door](api_reply reply) {
+          if (auto* err = std::get_if<status>(&reply)) {
+            respond(error_reply(*err));
+            return;
+          }
+          const auto& entry = std::get<model_entry>(reply);
+          if (r.version) {
+            if (auto missing = entry.check_version(*r.version); !missing.is_ok()) {
+              respond(error_reply(missing));
+              return;
+            }
+          }
+          if (r.what == http_route::kind::model_meta) {
+            respond(json_reply(200, render_model_meta(entry, r.version)));
+            return;
+          }
+          auto ready = answer_model_ready(entry, r.version, door->draining());
+          respond(json_reply(ready.status, std::move(ready.body)));
+        });
+        return;
+      }
+      case http_route::kind::infer: {
+        // Admitted before the body is parsed, so a refusal under overload costs little.
+        auto pass = door->admit(http_front_end, [respond](infer_outcome o) {
+          respond(outcome_reply(o, 0, "", {}));
+        });
+        if (!pass) return;
+        auto parsed = parse_infer_body(*route, req.body, max_batch);
+        if (!parsed) {
+          respond(error_reply(parsed.error()));
+          return;
+        }
+        door->infer(std::move(*pass), *who, std::move(parsed->request), http_front_end,
+                    [respond, top_k = parsed->request.top_k, request_id = parsed->request_id,
+                     outputs = parsed->outputs](infer_outcome o) {
+                      respond(outcome_reply(o, top_k, request_id, outputs));
+                    });
+        return;
+      }
+      default:
+        return;  // health and metadata routes: answered above
+    }
+  };
+}
+
+zmq_handler make_zmq_handler(std::shared_ptr<front_door> door) {
+  return [door](std::string bytes, zmq_respond respond) {
+    auto decoded = decode_request(bytes);
+    if (!decoded) {
+      respond(encode_error(decoded.error().request_id, decoded.error().error));
+      return;
+    }
+    const uint64_t id = decoded->request_id;
+    std::optional<std::string_view> key;
+    if (!decoded->api_key.empty()) key = decoded->api_key;
+    auto who = door->authenticate(key, "--key KEY or SHOAL_KEY");
+    if (!who) {
+      respond(encode_error(id, who.error()));
+      return;
+    }
+    if (auto* infer = std::get_if<infer_request>(&decoded->call)) {
+      auto answer = [id, respond](infer_outcome o) {
+        respond(o.what == infer_outcome::kind::answered ? encode_response(id, o.answer)
+                                                         : encode_error(id, o.error));
+      };
+      auto pass = door->admit(zmq_front_end, answer);
+      if (!pass) return;
+      door->infer(std::move(*pass), *who, std::move(*infer), zmq_front_end, std::move(answer));
+      return;
+    }
+    door->call(*who, std::move(decoded->call), [id, respond](api_reply reply) {
+      respond(std::visit([id](auto& value) -> std::string {
+        using T = std::decay_t<decltype(value)>;
+        if constexpr (std::is_same_v<T, status>) {
+          return encode_error(id, value);
+        } else {
+          return encode_response(id, value);
+        }
+      }, reply));
+    });
+  };
+}
+
+}  // namespace shoal

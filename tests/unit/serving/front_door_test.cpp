@@ -1,0 +1,323 @@
+// front_door: the request path's rules without sockets or actors. A real fastText model (trained
+// by the fasttext tool) is loaded into a real serving board; the actors behind the door are an
+// in-memory cluster_port that records what reaches it and answers as the test says.
+#include "shoal/serving/front_door.hpp"
+
+#include <gtest/gtest.h>
+
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "support/files.hpp"
+#include "support/node_process.hpp"
+
+namespace shoal {
+namespace {
+
+const model_id bot{"acme", "bot"};
+
+// The actors' side of the door, in memory: keeps each call and its callback until the test
+// answers it.
+class recording_cluster final : public cluster_port {
+ public:
+  void call(api_call call, api_callback done) override {
+    calls.push_back(std::move(call));
+    replies.push_back(std::move(done));
+  }
+  /// Answers call `i` as the gateway does: once, dropping the callback afterwards.
+  void answer(size_t i, api_reply reply) {
+    api_callback done = std::move(replies.at(i));
+    replies.at(i) = nullptr;
+    done(std::move(reply));
+  }
+  std::vector<api_call> calls;
+  std::deque<api_callback> replies;
+};
+
+std::string trained_model() {
+  static const std::string bytes = [] {
+    testing::temp_dir dir;
+    std::string text;
+    for (int i = 0; i < 40; ++i) {
+      text += "__label__order_status where is my parcel\n__label__refund i want my money back\n";
+    }
+    return testing::read_file(testing::train_fasttext(dir.path(), "m", text));
+  }();
+  return bytes;
+}
+
+// A catalog with `versions` snapshots of acme/bot, production on the last.
+std::shared_ptr<const catalog> catalog_with(uint32_t versions) {
+  catalog c;
+  for (uint32_t v = 1; v <= versions; ++v) {
+    snapshot_info s;
+    s.sha256 = std::string(64, static_cast<char>('a' + v % 6));
+    s.size_bytes = 10;
+    s.format = "fasttext";
+    for (const auto& ch : c.plan_push(bot, s, v == 1 ? "" : "production", 1000 + v)) {
+      EXPECT_TRUE(c.apply(ch).is_ok());
+    }
+  }
+  return std::make_shared<const catalog>(std::move(c));
+}
+
+infer_request request(std::vector<std::string> texts = {"where is my parcel"}) {
+  infer_request r;
+  r.id = bot;
+  r.texts = std::move(texts);
+  return r;
+}
+
+// Deferred work of a fake front-end thread: what front_end::defer queued, run by the test.
+std::vector<std::function<void()>>* deferred = nullptr;
+bool defer_into_list(std::function<void()> fn) {
+  deferred->push_back(std::move(fn));
+  return true;
+}
+
+class front_door_test : public ::testing::Test {
+ protected:
+  void SetUp() override { deferred = &round_; }
+  void TearDown() override { deferred = nullptr; }
+
+  // A door over acme/bot with `versions` versions, version `loaded` in memory (0: none).
+  void make(front_door_settings settings, uint32_t versions = 2, uint32_t loaded = 2,
+            std::shared_ptr<const key_table> keys = nullptr,
+            std::shared_ptr<tenant_admission> admission = nullptr) {
+    board_ = std::make_shared<serving_board>();
+    board_->publish_catalog(catalog_with(versions));
+    if (loaded != 0) {
+      auto m = load_model(trained_model());
+      ASSERT_TRUE(m.is_ok()) << m.error().to_string();
+      auto entry = std::make_shared<const resident_model>(*m, steady_now_ms());
+      board_->publish_loaded(std::make_shared<const loaded_models>(
+          loaded_models().with({bot, loaded}, entry)));
+    }
+    in_flight_ = std::make_shared<in_flight_counter>();
+    metrics_ = std::make_shared<node_metrics>();
+    cluster_ = std::make_shared<recording_cluster>();
+    door_ = std::make_shared<front_door>(settings, board_, std::make_shared<key_board>(keys),
+                                         in_flight_, std::move(admission), metrics_, cluster_);
+  }
+
+  // Admits and answers one inference as `who`; returns its outcomes (none yet when it waits for
+  // the cluster or a round).
+  std::vector<infer_outcome>& infer(const principal& who, infer_request req, const front_end& fe) {
+    auto record = [this](infer_outcome o) { outcomes_.push_back(std::move(o)); };
+    auto pass = door_->admit(fe, record);
+    if (pass) door_->infer(std::move(*pass), who, std::move(req), fe, record);
+    return outcomes_;
+  }
+
+  std::string metrics_text() { return door_->render_metrics(); }
+
+  const principal admin{"", true};
+  const front_end at_once{"thread", nullptr, false, true};
+  std::vector<std::function<void()>> round_;
+  std::shared_ptr<serving_board> board_;
+  std::shared_ptr<in_flight_counter> in_flight_;
+  std::shared_ptr<node_metrics> metrics_;
+  std::shared_ptr<recording_cluster> cluster_;
+  std::shared_ptr<front_door> door_;
+  std::vector<infer_outcome> outcomes_;
+};
+
+front_door_settings unbatched() {
+  front_door_settings s;
+  s.micro_batch_texts = 0;
+  s.max_queue_ms = 0;
+  return s;
+}
+
+TEST_F(front_door_test, a_loaded_snapshot_is_answered_on_this_thread_without_the_cluster) {
+  make(unbatched());
+  auto& out = infer(admin, request({"where is my parcel", "i want my money back"}), at_once);
+  ASSERT_EQ(out.size(), 1u);
+  ASSERT_EQ(out[0].what, infer_outcome::kind::answered) << out[0].error.to_string();
+  EXPECT_EQ(out[0].answer.version, 2u) << "production";
+  ASSERT_EQ(out[0].answer.rows.size(), 2u);
+  EXPECT_EQ(out[0].answer.rows[0][0].label, "order_status");
+  EXPECT_EQ(out[0].answer.rows[1][0].label, "refund");
+  EXPECT_TRUE(cluster_->calls.empty());
+  EXPECT_EQ(in_flight_->now(), 0u) << "answered: no longer in flight";
+  EXPECT_EQ(metrics_->cache_hits.load(), 1u);
+  EXPECT_NE(metrics_text().find("shoal_inference_requests_total{tenant=\"acme\",model=\"bot\"} 1"),
+            std::string::npos);
+}
+
+TEST_F(front_door_test, a_snapshot_not_loaded_goes_to_the_cluster_with_its_version_resolved) {
+  make(unbatched(), 3, 0);
+  auto& out = infer(admin, request(), at_once);
+  EXPECT_TRUE(out.empty()) << "waits for the cluster";
+  ASSERT_EQ(cluster_->calls.size(), 1u);
+  const auto& sent = std::get<infer_request>(cluster_->calls[0]);
+  EXPECT_EQ(sent.version, 3u) << "the label was resolved by the serving view";
+  EXPECT_EQ(in_flight_->now(), 1u) << "in flight until the cluster answers";
+
+  infer_result r;
+  r.id = bot;
+  r.version = 3;
+  r.rows = {{{"x", 1.0f}}};
+  cluster_->answer(0, r);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].what, infer_outcome::kind::answered);
+  EXPECT_EQ(out[0].answer.version, 3u);
+  EXPECT_EQ(in_flight_->now(), 0u);
+
+  // A loading model whose queue is full is a refusal (retry later); other errors are failures.
+  infer(admin, request(), at_once);
+  infer(admin, request(), at_once);
+  cluster_->answer(1, status::resource_exhausted("too many requests wait for acme/bot to load"));
+  cluster_->answer(2, status::unavailable("no holder answered"));
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_EQ(out[1].what, infer_outcome::kind::limited);
+  EXPECT_EQ(out[2].what, infer_outcome::kind::failed);
+  EXPECT_EQ(out[2].error.code(), status_code::unavailable);
+}
+
+TEST_F(front_door_test, unknown_models_versions_and_labels_fail_here_as_the_actors_would) {
+  make(unbatched());
+  infer_request unknown = request();
+  unknown.id = {"acme", "nobot"};
+  infer_request version = request();
+  version.version = 9;
+  infer_request label = request();
+  label.label = "staging";
+  for (auto* r : {&unknown, &version, &label}) infer(admin, *r, at_once);
+  ASSERT_EQ(outcomes_.size(), 3u);
+  for (const auto& o : outcomes_) {
+    EXPECT_EQ(o.what, infer_outcome::kind::failed);
+    EXPECT_EQ(o.error.code(), status_code::not_found) << o.error.to_string();
+  }
+  EXPECT_NE(outcomes_[1].error.message().find("versions: 1-2"), std::string::npos);
+  EXPECT_TRUE(cluster_->calls.empty());
+}
+
+TEST_F(front_door_test, keys_decide_who_may_reach_which_tenant) {
+  auto keys = key_table::parse("acme-key-0123456789 acme\nglobex-key-0123456789 globex\n", "keys");
+  ASSERT_TRUE(keys.is_ok()) << keys.error().to_string();
+  make(unbatched(), 2, 2, std::make_shared<const key_table>(std::move(*keys)));
+  EXPECT_EQ(door_->authenticate(std::nullopt, "a key").error().code(),
+            status_code::unauthenticated);
+  EXPECT_EQ(door_->authenticate("nope", "a key").error().code(), status_code::unauthenticated);
+  auto acme = door_->authenticate("acme-key-0123456789", "a key");
+  auto globex = door_->authenticate("globex-key-0123456789", "a key");
+  ASSERT_TRUE(acme.is_ok());
+  ASSERT_TRUE(globex.is_ok());
+
+  infer(*acme, request(), at_once);
+  infer(*globex, request(), at_once);
+  ASSERT_EQ(outcomes_.size(), 2u);
+  EXPECT_EQ(outcomes_[0].what, infer_outcome::kind::answered);
+  EXPECT_EQ(outcomes_[1].what, infer_outcome::kind::failed);
+  EXPECT_EQ(outcomes_[1].error.code(), status_code::not_found);
+  EXPECT_NE(metrics_text().find("shoal_inference_errors_total{tenant=\"_other\",model=\"_other\"} 1"),
+            std::string::npos)
+      << "another tenant's model is not found for this key, and counted as one that is not";
+
+  // Other calls: refused before the cluster sees them; a model list is cut to the tenant's.
+  std::vector<api_reply> replies;
+  door_->call(*globex, list_request{bot}, [&](api_reply r) { replies.push_back(std::move(r)); });
+  ASSERT_EQ(replies.size(), 1u);
+  EXPECT_EQ(std::get<status>(replies[0]).code(), status_code::not_found);
+  EXPECT_TRUE(cluster_->calls.empty());
+  door_->call(*acme, models_request{}, [&](api_reply r) { replies.push_back(std::move(r)); });
+  ASSERT_EQ(cluster_->calls.size(), 1u);
+  model_entry mine, theirs;
+  mine.id = bot;
+  theirs.id = {"globex", "bot"};
+  cluster_->answer(0, std::vector<model_entry>{mine, theirs});
+  ASSERT_EQ(replies.size(), 2u);
+  const auto& seen = std::get<std::vector<model_entry>>(replies[1]);
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0].id, bot);
+}
+
+TEST_F(front_door_test, a_draining_node_and_a_full_node_refuse_before_anything_else) {
+  front_door_settings s = unbatched();
+  s.max_in_flight = 1;
+  make(s, 2, 0);
+  infer(admin, request(), at_once);  // waits for the cluster: one in flight
+  infer(admin, request(), at_once);
+  ASSERT_EQ(outcomes_.size(), 1u);
+  EXPECT_EQ(outcomes_[0].what, infer_outcome::kind::limited);
+  EXPECT_EQ(outcomes_[0].error.code(), status_code::resource_exhausted);
+  EXPECT_NE(outcomes_[0].error.message().find("max_in_flight 1"), std::string::npos);
+  EXPECT_EQ(cluster_->calls.size(), 1u);
+
+  door_->start_draining();
+  EXPECT_TRUE(door_->draining());
+  infer(admin, request(), at_once);
+  ASSERT_EQ(outcomes_.size(), 2u);
+  EXPECT_EQ(outcomes_[1].what, infer_outcome::kind::limited);
+  EXPECT_EQ(outcomes_[1].error.code(), status_code::unavailable);
+  const std::string m = metrics_text();
+  EXPECT_NE(m.find("shoal_refusals_total{reason=\"node_in_flight\"} 1"), std::string::npos) << m;
+  EXPECT_NE(m.find("shoal_refusals_total{reason=\"draining\"} 1"), std::string::npos) << m;
+}
+
+TEST_F(front_door_test, a_tenant_over_its_rate_is_refused_and_the_others_are_not) {
+  limits_config limits;
+  limits.by_tenant["acme"].rate = 1;
+  limits.by_tenant["acme"].burst = 1;
+  make(unbatched(), 2, 2, nullptr, std::make_shared<tenant_admission>(limits));
+  infer(admin, request(), at_once);
+  infer(admin, request(), at_once);
+  ASSERT_EQ(outcomes_.size(), 2u);
+  EXPECT_EQ(outcomes_[0].what, infer_outcome::kind::answered);
+  EXPECT_EQ(outcomes_[1].what, infer_outcome::kind::limited);
+  EXPECT_EQ(outcomes_[1].error.code(), status_code::resource_exhausted);
+  EXPECT_NE(metrics_text().find("shoal_refusals_total{reason=\"tenant_rate\"} 1"),
+            std::string::npos);
+}
+
+TEST_F(front_door_test, micro_batched_requests_are_answered_when_the_round_ends) {
+  front_door_settings s;
+  s.max_queue_ms = 0;
+  make(s);
+  const front_end deferring{"thread", &defer_into_list, true, true};
+  infer(admin, request({"where is my parcel"}), deferring);
+  infer(admin, request({"i want my money back"}), deferring);
+  EXPECT_TRUE(outcomes_.empty()) << "held for the round";
+  ASSERT_EQ(round_.size(), 1u) << "one flush for the round, arranged by its first request";
+  round_[0]();
+  ASSERT_EQ(outcomes_.size(), 2u);
+  EXPECT_EQ(outcomes_[0].answer.rows[0][0].label, "order_status");
+  EXPECT_EQ(outcomes_[1].answer.rows[0][0].label, "refund");
+
+  // A front end without deferral ends its rounds itself.
+  const front_end by_round{"ZeroMQ thread", nullptr, false, false};
+  infer(admin, request(), by_round);
+  EXPECT_EQ(outcomes_.size(), 2u);
+  front_door::end_round();
+  EXPECT_EQ(outcomes_.size(), 3u);
+}
+
+TEST_F(front_door_test, a_thread_that_is_behind_sheds_a_share_and_recovers_when_idle) {
+  front_door_settings s = unbatched();
+  s.max_queue_ms = 1;
+  make(s);
+  for (int i = 0; i < 5; ++i) door_->on_lag(20.0, false);  // far behind, again and again
+  for (int i = 0; i < 50; ++i) infer(admin, request(), at_once);
+  size_t shed = 0;
+  for (const auto& o : outcomes_) {
+    if (o.what == infer_outcome::kind::shed) {
+      ++shed;
+      EXPECT_NE(o.error.message().find("this node is overloaded: requests wait 20.0 ms"),
+                std::string::npos)
+          << o.error.message();
+    }
+  }
+  EXPECT_GT(shed, 0u);
+  EXPECT_LT(shed, 50u) << "a shedding thread still answers a share";
+  door_->on_lag(0, true);
+  outcomes_.clear();
+  for (int i = 0; i < 20; ++i) infer(admin, request(), at_once);
+  for (const auto& o : outcomes_) EXPECT_EQ(o.what, infer_outcome::kind::answered);
+}
+
+}  // namespace
+}  // namespace shoal
