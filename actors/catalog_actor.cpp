@@ -6,7 +6,7 @@
 #include "actors/model_loader.hpp"
 #include "shoal/base/log.hpp"
 #include "shoal/cluster/catalog_sync.hpp"
-#include "shoal/cluster/rendezvous.hpp"
+#include "shoal/cluster/placement.hpp"
 #include "shoal/serving/model.hpp"
 #include "shoal/wire/api_codec.hpp"
 
@@ -165,19 +165,6 @@ void update_live(self_ptr self, const std::vector<member_view>& views) {
   }
 }
 
-// The members that should hold `id`'s bytes: the first replication_factor live members (us
-// included) in rendezvous order.
-std::vector<std::string> placement(self_ptr self, const model_id& id) {
-  auto& st = self->state;
-  std::vector<std::string> ids;
-  for (const auto& [mid, address] : st.live) ids.push_back(mid);
-  if (ids.empty()) ids.push_back(st.replica->self_id());
-  auto order = rendezvous_order(id.str(), std::move(ids));
-  if (order.size() > st.replication_factor) order.resize(st.replication_factor);
-  return order;
-}
-
-
 // Copies the bytes of `snap` here from a live holder, checks them against the sha256, stores
 // them and records the hold. One copy per sha256 at a time.
 void fetch_copy(self_ptr self, const model_id& id, const snapshot_info& snap) {
@@ -185,11 +172,7 @@ void fetch_copy(self_ptr self, const model_id& id, const snapshot_info& snap) {
   if (st.fetching.count(snap.sha256) > 0) return;
   // A random live holder: if one serves a damaged copy (refused by the hash check below), the
   // next round likely asks another.
-  std::vector<std::string> sources;
-  for (const auto& holder : snap.holders) {
-    auto it = st.live.find(holder);
-    if (it != st.live.end() && holder != st.replica->self_id()) sources.push_back(it->second);
-  }
+  const auto sources = copy_sources(snap, st.live, st.replica->self_id());
   if (sources.empty()) return;  // no live holder: nothing to copy from now
   std::uniform_int_distribution<size_t> pick(0, sources.size() - 1);
   const std::string from = sources[pick(st.rng)];
@@ -258,47 +241,22 @@ void note_missing(self_ptr self, const std::set<std::string>& missing) {
   }
 }
 
-// Makes this node hold what placement says it should: copies missing versions, and records
-// holds for bytes it has but never recorded.
+// Makes this node hold what placement says it should (cluster/placement.hpp): copies missing
+// versions (at most 4 at a time), records holds for bytes it has but never recorded, and lets go
+// of copies placement no longer names here.
 void place(self_ptr self) {
   auto& st = self->state;
-  const std::string& me = st.replica->self_id();
-  std::vector<catalog_change> changes;
-  std::set<std::string> keep, drop;  // sha256s still needed here / copies no longer needed
-  std::set<std::string> missing;     // wanted here, not stored yet
-  for (const model_entry* m : st.replica->view().models()) {
-    auto want = placement(self, m->id);
-    const bool mine = std::find(want.begin(), want.end(), me) != want.end();
-    for (const auto& snap : m->snapshots) {
-      if (snap.holders.count(me) == 0) {
-        if (!mine) continue;
-        if (st.store->contains(snap.sha256)) {
-          changes.push_back(hold_change(m->id, snap.version));
-          keep.insert(snap.sha256);
-        } else {
-          missing.insert(snap.sha256);
-          if (st.fetching.size() < 4) fetch_copy(self, m->id, snap);
-        }
-        continue;
-      }
-      // We hold it. A copy placement does not name (the pushing node's, or one from before a
-      // node joined) goes once every node placement names holds it.
-      const bool covered =
-          !mine && want.size() >= st.replication_factor &&
-          std::all_of(want.begin(), want.end(), [&](const std::string& w) { return snap.holders.count(w) > 0; });
-      if (covered) {
-        changes.push_back(release_change(m->id, snap.version));
-        drop.insert(snap.sha256);
-      } else {
-        keep.insert(snap.sha256);
-      }
-    }
+  copy_plan plan = plan_copies(st.replica->view(), st.replica->self_id(), st.live,
+                               st.replication_factor,
+                               [&](const std::string& sha) { return st.store->contains(sha); });
+  for (const auto& f : plan.fetches) {
+    if (st.fetching.size() >= 4) break;
+    fetch_copy(self, f.id, f.snap);
   }
-  note_missing(self, missing);
-  if (changes.empty()) return;
-  if (!commit(self, std::move(changes)).is_ok()) return;
-  for (const auto& sha : drop) {
-    if (keep.count(sha) > 0) continue;  // the same bytes serve another version we keep
+  note_missing(self, plan.missing);
+  if (plan.changes.empty()) return;
+  if (!commit(self, std::move(plan.changes)).is_ok()) return;
+  for (const auto& sha : plan.remove) {
     status removed = st.store->remove(sha);
     if (removed.is_ok()) {
       log_info("snapshot copy released: the nodes placement names hold it", {{"sha256", sha}});
@@ -313,17 +271,11 @@ void place(self_ptr self) {
 void send_copies(self_ptr self, caf::typed_response_promise<push_result> rp, push_result out,
                  const model_id& id, std::shared_ptr<const std::string> payload) {
   auto& st = self->state;
-  const size_t alive = std::max<size_t>(1, st.live.size());
-  if (alive < st.replication_factor) {
-    out.replication_note = "only " + std::to_string(alive) +
-                           (alive == 1 ? " node is" : " nodes are") +
-                           " alive; copies are added when nodes join";
+  if (auto shortfall = replication_shortfall(st.live.size(), st.replication_factor);
+      !shortfall.empty()) {
+    out.replication_note = std::move(shortfall);
   }
-  std::vector<std::string> targets;
-  for (const auto& mid : placement(self, id)) {
-    auto it = st.live.find(mid);
-    if (mid != st.replica->self_id() && it != st.live.end()) targets.push_back(it->second);
-  }
+  const auto targets = push_targets(id, st.live, st.replica->self_id(), st.replication_factor);
   if (targets.empty()) {
     rp.deliver(out);
     return;
