@@ -1,3 +1,6 @@
+// catalog_actor: the durable writer of the catalog (catalog_actor.hpp). Over 500 lines: besides
+// pushes and label moves it still holds version voting (number_version) and the answers to peers'
+// requests; placement moved to cluster/placement.hpp, and voting is the next planner to pull out.
 #include "actors/catalog_actor.hpp"
 
 #include <chrono>

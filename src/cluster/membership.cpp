@@ -1,3 +1,6 @@
+// membership: the SWIM member table (membership.hpp). Over 500 lines: tick() and receive() with
+// the suspicion, refutation and dead-member rules they share; tick (184 lines) is the next to split
+// into its phases (probe, suspect, gossip).
 #include "shoal/cluster/membership.hpp"
 
 #include <algorithm>

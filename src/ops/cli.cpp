@@ -1,3 +1,5 @@
+// cli: every `shoal` command (cli.hpp). Over 500 lines: the parser, the help texts and the
+// renderers of each command; parse / render / push-dir are the planned cut.
 #include "shoal/ops/cli.hpp"
 
 #include <unistd.h>

@@ -1,3 +1,5 @@
+// load_test: `shoal bench`, an open-loop load generator (load_test.hpp). Over 500 lines: the
+// command line, the HTTP and ZeroMQ senders, the rate ramp and the report are one tool.
 #include "shoal/ops/load_test.hpp"
 
 #include <sys/resource.h>

@@ -1,3 +1,6 @@
+// node_config: the config file reader, the flags and the usage text. Over 500 lines because every
+// setting is listed three times (file key, flag, help); one key table to drive all three is the
+// planned cut (ARCHITECTURE-REVIEW.md, "Config").
 #include "shoal/ops/node_config.hpp"
 
 #include <algorithm>

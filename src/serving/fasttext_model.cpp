@@ -1,4 +1,6 @@
-// fastText supervised .bin / quantized .ftz loader and predictor (see fasttext_model.hpp).
+// fastText supervised .bin / quantized .ftz loader and predictor (see fasttext_model.hpp). Over
+// 500 lines: the format's reader, the quantized matrices and the predictor must agree with
+// fastText byte for byte, and they are kept side by side with the fastText functions they follow.
 //
 // Parity with `fasttext predict-prob` depends on small details (which bytes are whitespace, a
 // sign-extended hash, float versus double at each step, the heap fastText keeps its top k in), so

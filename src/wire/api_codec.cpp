@@ -1,3 +1,5 @@
+// api_codec: the protobuf client API in both directions for every call (api_codec.hpp). Over 500
+// lines because it is one encode and one decode per message type, each checking every field.
 #include "shoal/wire/api_codec.hpp"
 
 #include <google/protobuf/descriptor.h>

@@ -1,3 +1,6 @@
+// http_server: the Beast server (http_server.hpp says what it does). Over 500 lines: one session
+// class with every error path of HTTP/1.1 (limits, chunking, keep-alive, linger, pause) and the
+// lag probe; they share the session's state, and splitting them would expose it.
 #include "shoal/wire/http_server.hpp"
 
 #include "shoal/base/json_string.hpp"

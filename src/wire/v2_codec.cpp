@@ -1,3 +1,6 @@
+// v2_codec: the KServe V2 routes, infer bodies and answers (v2_codec.hpp). Over 500 lines: one
+// codec, mostly the checks that give each bad body its own message; tensors of other datatypes
+// (the ONNX issue) are the point to split it into routes, requests and answers.
 #include "shoal/wire/v2_codec.hpp"
 
 #include <algorithm>

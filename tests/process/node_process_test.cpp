@@ -1,4 +1,5 @@
 // Process-level tests: a real `shoal node` on loopback, driven through the real CLI and raw HTTP.
+// Over 500 lines: every case of a node in one suite, so it reads as its specification.
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>

@@ -1,3 +1,4 @@
+// Over 500 lines: every case of cli in one suite, so it reads as its specification.
 #include "shoal/ops/cli.hpp"
 
 #include <gtest/gtest.h>

@@ -1,6 +1,7 @@
 // Our fastText runtime against the real tool: models trained by `fasttext supervised` on a
 // synthetic intent corpus, and those models quantized by `fasttext quantize` (.ftz), must give what
 // `fasttext predict-prob` gives, and damaged files must be refused.
+// Over 500 lines: every case of the fastText runtime in one suite, so it reads as its specification.
 #include "shoal/serving/fasttext_model.hpp"
 
 #include <gtest/gtest.h>

@@ -1,4 +1,5 @@
 // tenants: keys files, bearer headers, limits, token buckets and admission (the clock is passed in).
+// Over 500 lines: every case of tenants in one suite, so it reads as its specification.
 #include "shoal/serving/tenants.hpp"
 
 #include <gtest/gtest.h>

@@ -1,3 +1,4 @@
+// Over 500 lines: every case of api_codec in one suite, so it reads as its specification.
 #include "shoal/wire/api_codec.hpp"
 
 #include <gtest/gtest.h>

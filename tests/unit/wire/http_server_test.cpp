@@ -1,3 +1,4 @@
+// Over 500 lines: every case of http_server in one suite, so it reads as its specification.
 #include "shoal/wire/http_server.hpp"
 
 #include <gtest/gtest.h>

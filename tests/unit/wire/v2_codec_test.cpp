@@ -1,3 +1,4 @@
+// Over 500 lines: every case of v2_codec in one suite, so it reads as its specification.
 #include "shoal/base/utf8.hpp"
 #include "shoal/wire/v2_codec.hpp"
 
