@@ -13,6 +13,7 @@
 
 #include "support/files.hpp"
 #include "support/node_process.hpp"
+#include "support/sample_catalog.hpp"
 
 namespace shoal {
 namespace {
@@ -51,17 +52,7 @@ std::string trained_model() {
 
 // A catalog with `versions` snapshots of acme/bot, production on the last.
 std::shared_ptr<const catalog> catalog_with(uint32_t versions) {
-  catalog c;
-  for (uint32_t v = 1; v <= versions; ++v) {
-    snapshot_info s;
-    s.sha256 = std::string(64, static_cast<char>('a' + v % 6));
-    s.size_bytes = 10;
-    s.format = "fasttext";
-    for (const auto& ch : c.plan_push(bot, s, v == 1 ? "" : "production", 1000 + v)) {
-      EXPECT_TRUE(c.apply(ch).is_ok());
-    }
-  }
-  return std::make_shared<const catalog>(std::move(c));
+  return testing::catalog_with(bot, versions);
 }
 
 infer_request request(std::vector<std::string> texts = {"where is my parcel"}) {

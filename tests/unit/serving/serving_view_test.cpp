@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "support/inline_answer.hpp"
+#include "support/sample_catalog.hpp"
 
 namespace shoal {
 namespace {
@@ -18,16 +19,7 @@ const model_id bot{"acme", "bot"};
 
 // A catalog holding `versions` snapshots of acme/bot, production on the last one.
 std::shared_ptr<const catalog> catalog_with(uint32_t versions) {
-  catalog c;
-  for (uint32_t v = 1; v <= versions; ++v) {
-    snapshot_info s;
-    s.sha256 = std::string(64, static_cast<char>('a' + v % 6));
-    s.size_bytes = 10;
-    s.format = "fasttext";
-    const auto changes = c.plan_push(bot, s, v == 1 ? "" : "production", 1000 + v);
-    for (const auto& ch : changes) EXPECT_TRUE(c.apply(ch).is_ok());
-  }
-  return std::make_shared<const catalog>(std::move(c));
+  return testing::catalog_with(bot, versions);
 }
 
 infer_request request(std::optional<uint32_t> version = std::nullopt, std::string label = "") {
