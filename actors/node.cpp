@@ -276,6 +276,7 @@ int run_node(const node_config& cfg) {
   auto gw = sys.spawn(gateway, rtr, catalog, initial, members, gw_cfg);
   front_door_settings door_cfg;
   door_cfg.max_in_flight = cfg.max_in_flight;
+  door_cfg.max_batch = cfg.max_batch;
   door_cfg.micro_batch_texts = cfg.micro_batch_texts;
   door_cfg.max_queue_ms = cfg.max_queue_ms;
   auto door = std::make_shared<front_door>(door_cfg, board, keys, in_flight, admission, metrics,

@@ -13,14 +13,16 @@ namespace {
 // its serving view. Owned by the thread (thread_local), so a request takes no lock. It belongs to
 // one front door at a time: a thread that serves another door (tests make several) starts afresh.
 struct thread_state {
-  const front_door* owner = nullptr;
+  uint64_t owner = 0;  // the id of the front door it belongs to
   std::optional<micro_batcher> batcher;
   std::optional<admission_control> admission;
   serving_board::cache view;
 };
 thread_local thread_state this_thread;
 
-thread_state& state_for(const front_door* door) {
+std::atomic<uint64_t> next_door_id{1};
+
+thread_state& state_for(uint64_t door) {
   if (this_thread.owner != door) {
     this_thread.owner = door;
     this_thread.batcher.reset();
@@ -118,7 +120,8 @@ front_door::front_door(front_door_settings settings, std::shared_ptr<const servi
                        std::shared_ptr<in_flight_counter> in_flight,
                        std::shared_ptr<tenant_admission> admission,
                        std::shared_ptr<node_metrics> metrics, std::shared_ptr<cluster_port> cluster)
-    : settings_(settings),
+    : id_(next_door_id.fetch_add(1, std::memory_order_relaxed)),
+      settings_(settings),
       board_(std::move(board)),
       keys_(std::move(keys)),
       in_flight_(std::move(in_flight)),
@@ -152,7 +155,7 @@ std::optional<inference_pass> front_door::admit(const front_end& fe, infer_done 
                         std::to_string(settings_.max_in_flight) + "); retry in a moment")));
     return std::nullopt;
   }
-  thread_state& t = state_for(this);
+  thread_state& t = state_for(id_);
   if (auto& shed = thread_admission(t, settings_.max_queue_ms); !shed.admit()) {
     metrics_->count_refusal(refusal_reason::overload);
     refuse_shed(t, settings_.micro_batch_texts, fe, refused, lag_refusal(shed));
@@ -171,6 +174,13 @@ void front_door::infer(inference_pass pass, const principal& who, infer_request 
                                 seconds_since(pass.start));
     done(std::move(o));
   };
+  if (req.texts.size() > settings_.max_batch) {
+    return refuse(infer_outcome::kind::failed,
+                  status::invalid_argument("a batch of " + std::to_string(req.texts.size()) +
+                                           " texts is over this node's limit of " +
+                                           std::to_string(settings_.max_batch) +
+                                           " (max_batch): split it into several requests"));
+  }
   if (status allowed = authorize(who, req); !allowed) {
     return refuse(infer_outcome::kind::failed, std::move(allowed));
   }
@@ -192,7 +202,7 @@ void front_door::infer(inference_pass pass, const principal& who, infer_request 
     done(std::move(o));
   };
 
-  thread_state& t = state_for(this);
+  thread_state& t = state_for(id_);
   serving_board::cache call_view;  // a view for this call only (see front_end::keep_view)
   inline_target in = find_inline(board_->read(fe.keep_view ? t.view : call_view), req,
                                  settings_.inline_max_texts);
@@ -258,7 +268,7 @@ std::string front_door::render_metrics() const {
 void front_door::end_round() { flush_this_thread(); }
 
 void front_door::on_lag(double lag_ms, bool idle) {
-  auto& a = thread_admission(state_for(this), settings_.max_queue_ms);
+  auto& a = thread_admission(state_for(id_), settings_.max_queue_ms);
   if (idle) {
     a.idle();
   } else {
@@ -266,6 +276,6 @@ void front_door::on_lag(double lag_ms, bool idle) {
   }
 }
 
-void front_door::refresh_view() { board_->read(state_for(this).view); }
+void front_door::refresh_view() { board_->read(state_for(id_).view); }
 
 }  // namespace shoal

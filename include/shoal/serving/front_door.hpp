@@ -25,6 +25,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -104,6 +105,7 @@ struct inference_pass {
 /// Settings (node_config has their documentation and defaults).
 struct front_door_settings {
   size_t max_in_flight = 1024;     // inferences answered at once; more are refused
+  size_t max_batch = 1024;         // texts in one inference; more are refused (400)
   size_t micro_batch_texts = 64;   // 0: predict each request alone
   double max_queue_ms = 1;         // a thread whose requests wait longer sheds; 0: never
   /// A loaded snapshot is answered on the front-end thread for batches of at most this many texts
@@ -134,7 +136,7 @@ class front_door {
   /// sheds; a shed refusal after the round's answers where `fe` asks for that).
   std::optional<inference_pass> admit(const front_end& fe, infer_done refused);
 
-  /// Answers one admitted inference: authorize, tenant limits, resolve, then predict on this
+  /// Answers one admitted inference: batch size, authorize, tenant limits, resolve, then predict on this
   /// thread or hand it to the cluster. Calls `done` exactly once, now or later, on this thread or
   /// on an actor thread, and counts the answer for its model in the metrics.
   void infer(inference_pass pass, const principal& who, infer_request req, const front_end& fe,
@@ -167,6 +169,9 @@ class front_door {
   void answer_inline(const std::shared_ptr<const model>& m, uint32_t version, infer_request req,
                      const front_end& fe, infer_done done);
 
+  // Tells this door's per-thread state from another's (tests make several, possibly at the same
+  // address one after the other): unique in the process.
+  const uint64_t id_;
   const front_door_settings settings_;
   const std::shared_ptr<const serving_board> board_;
   const std::shared_ptr<const key_board> keys_;

@@ -250,6 +250,23 @@ TEST_F(front_door_test, a_draining_node_and_a_full_node_refuse_before_anything_e
   EXPECT_NE(m.find("shoal_refusals_total{reason=\"draining\"} 1"), std::string::npos) << m;
 }
 
+// Regression: max_batch was applied by the HTTP codec only; a ZeroMQ client could send up to the
+// codec's own bound whatever the node's setting.
+TEST_F(front_door_test, a_batch_over_max_batch_is_refused_whatever_the_front_end) {
+  front_door_settings s = unbatched();
+  s.max_batch = 2;
+  make(s);
+  infer(admin, request({"a", "b"}), at_once);
+  infer(admin, request({"a", "b", "c"}), at_once);
+  ASSERT_EQ(outcomes_.size(), 2u);
+  EXPECT_EQ(outcomes_[0].what, infer_outcome::kind::answered);
+  EXPECT_EQ(outcomes_[1].what, infer_outcome::kind::failed);
+  EXPECT_EQ(outcomes_[1].error.code(), status_code::invalid_argument);
+  EXPECT_NE(outcomes_[1].error.message().find("3 texts is over this node's limit of 2"),
+            std::string::npos)
+      << outcomes_[1].error.message();
+}
+
 TEST_F(front_door_test, a_tenant_over_its_rate_is_refused_and_the_others_are_not) {
   limits_config limits;
   limits.by_tenant["acme"].rate = 1;
