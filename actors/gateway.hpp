@@ -1,6 +1,7 @@
-// gateway: the front ends' (HTTP, ZeroMQ) door into the actor system. A front end decodes a call
-// on its own I/O thread and sends (call_atom, api_call, callback); the gateway asks the router or
-// the catalog actor and calls the callback with the reply. Reads (list, models, status) come
+// gateway: the front door's way into the actor system (its cluster_port, in node.cpp). What a
+// front-end thread cannot answer itself arrives as (call_atom, api_call, callback), already
+// authenticated and authorized by the front door (serving/front_door.hpp); the gateway asks the
+// router or the catalog actor and calls the callback with the reply. Reads (list, models, status) come
 // from its own catalog copy; cluster status from the membership actor. The gateway never
 // touches a socket.
 #pragma once
