@@ -92,6 +92,21 @@ class node_process {
   pid_t pid_ = -1;
 };
 
+/// How much slower this build runs than a normal one: 3 under AddressSanitizer (the sanitizer
+/// build of the tests), else 1. A time target a test gives a node (max_queue_ms) scales by it, so
+/// that the sanitizer build tests the same rule and not its own slowness; in the normal build the
+/// scaled value is the default.
+#if defined(__SANITIZE_ADDRESS__)
+inline constexpr int build_slowdown = 3;
+#else
+inline constexpr int build_slowdown = 1;
+#endif
+
+/// The node flags that give it the default max_queue_ms (1), scaled by build_slowdown.
+inline std::vector<std::string> default_queue_flags() {
+  return {"--max-queue-ms", std::to_string(build_slowdown)};
+}
+
 /// Trains a supervised model on `training_text` with the fasttext tool; returns the .bin path.
 /// `options` are extra fasttext arguments (e.g. {"-loss", "hs"}).
 std::string train_fasttext(const std::string& dir, const std::string& name,
