@@ -135,33 +135,31 @@ result<principal> front_door::authenticate(std::optional<std::string_view> key,
   return shoal::authenticate(keys_now.get(), key, how);
 }
 
-std::optional<inference_pass> front_door::admit(const front_end& fe, infer_done refused) {
-  inference_pass pass{std::make_shared<in_flight_counter::guard>(in_flight_->track()),
-                      std::chrono::steady_clock::now()};
+std::optional<infer_outcome> front_door::admission_refusal() {
   if (draining()) {
     metrics_->count_refusal(refusal_reason::draining);
-    refused(refusal(infer_outcome::kind::limited,
-                    status::unavailable("this node is stopping; send the request to another node")));
-    return std::nullopt;
+    return refusal(infer_outcome::kind::limited,
+                   status::unavailable("this node is stopping; send the request to another node"));
   }
-  // Counted first, so `now` includes this request.
-  const uint32_t now = in_flight_->now();
+  const uint32_t now = in_flight_->now();  // this request included
   if (now > settings_.max_in_flight) {
     metrics_->count_refusal(refusal_reason::node_in_flight);
-    refused(refusal(infer_outcome::kind::limited,
-                    status::resource_exhausted(
-                        "this node is at capacity (" + std::to_string(now - 1) +
-                        " inference requests in flight, max_in_flight " +
-                        std::to_string(settings_.max_in_flight) + "); retry in a moment")));
-    return std::nullopt;
+    return refusal(infer_outcome::kind::limited,
+                   status::resource_exhausted(
+                       "this node is at capacity (" + std::to_string(now - 1) +
+                       " inference requests in flight, max_in_flight " +
+                       std::to_string(settings_.max_in_flight) + "); retry in a moment"));
   }
-  thread_state& t = state_for(id_);
-  if (auto& shed = thread_admission(t, settings_.max_queue_ms); !shed.admit()) {
+  if (auto& shed = thread_admission(state_for(id_), settings_.max_queue_ms); !shed.admit()) {
     metrics_->count_refusal(refusal_reason::overload);
-    refuse_shed(t, settings_.micro_batch_texts, fe, refused, lag_refusal(shed));
-    return std::nullopt;
+    return refusal(infer_outcome::kind::shed, lag_refusal(shed));
   }
-  return pass;
+  return std::nullopt;
+}
+
+void front_door::refuse_admission(const front_end& fe, infer_outcome refusal, infer_done refused) {
+  if (refusal.what != infer_outcome::kind::shed) return refused(std::move(refusal));
+  refuse_shed(this_thread, settings_.micro_batch_texts, fe, refused, std::move(refusal.error));
 }
 
 void front_door::infer(inference_pass pass, const principal& who, infer_request req,

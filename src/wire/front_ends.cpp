@@ -163,8 +163,8 @@ http_handler make_http_handler(std::shared_ptr<front_door> door, size_t max_batc
       }
       case http_route::kind::infer: {
         // Admitted before the body is parsed, so a refusal under overload costs little.
-        auto pass = door->admit(http_front_end, [respond](infer_outcome o) {
-          respond(outcome_reply(o, 0, "", {}));
+        auto pass = door->admit(http_front_end, [&respond] {
+          return [respond](infer_outcome o) { respond(outcome_reply(o, 0, "", {})); };
         });
         if (!pass) return;
         auto parsed = parse_infer_body(*route, req.body, max_batch);
@@ -205,7 +205,7 @@ zmq_handler make_zmq_handler(std::shared_ptr<front_door> door) {
         respond(o.what == infer_outcome::kind::answered ? encode_response(id, o.answer)
                                                          : encode_error(id, o.error));
       };
-      auto pass = door->admit(zmq_front_end, answer);
+      auto pass = door->admit(zmq_front_end, [&answer] { return answer; });
       if (!pass) return;
       door->infer(std::move(*pass), *who, std::move(*infer), zmq_front_end, std::move(answer));
       return;

@@ -132,9 +132,20 @@ class front_door {
   result<principal> authenticate(std::optional<std::string_view> key, const char* how) const;
 
   /// Admits one inference to this node before it is decoded. Returns its pass, or nullopt after
-  /// `refused` got the refusal (503 while draining, 429 over max_in_flight or while this thread
-  /// sheds; a shed refusal after the round's answers where `fe` asks for that).
-  std::optional<inference_pass> admit(const front_end& fe, infer_done refused);
+  /// the refusal went to the infer_done that `make_refused()` returns: 503 while draining, 429
+  /// over max_in_flight or while this thread sheds (a shed refusal after the round's answers where
+  /// `fe` asks for that). make_refused is called, at once, only for a refusal: an admitted request
+  /// builds no callback here (one allocation per request saved on the hot path).
+  template <class MakeRefused>
+  std::optional<inference_pass> admit(const front_end& fe, MakeRefused&& make_refused) {
+    inference_pass pass{std::make_shared<in_flight_counter::guard>(in_flight_->track()),
+                        std::chrono::steady_clock::now()};
+    if (auto why = admission_refusal()) {
+      refuse_admission(fe, std::move(*why), infer_done(make_refused()));
+      return std::nullopt;
+    }
+    return pass;
+  }
 
   /// Answers one admitted inference: batch size, authorize, tenant limits, resolve, then predict on this
   /// thread or hand it to the cluster. Calls `done` exactly once, now or later, on this thread or
@@ -166,6 +177,11 @@ class front_door {
   void refresh_view();
 
  private:
+  // Why the node takes no inference now (counted in the metrics), or nullopt. Called with the
+  // request already counted in flight.
+  std::optional<infer_outcome> admission_refusal();
+  // Sends an admission refusal: a shed one after the round where `fe` asks for that.
+  void refuse_admission(const front_end& fe, infer_outcome refusal, infer_done refused);
   void answer_inline(const std::shared_ptr<const model>& m, uint32_t version, infer_request req,
                      const front_end& fe, infer_done done);
 
