@@ -23,6 +23,7 @@
 #include "actors/protocol.hpp"
 #include "actors/router.hpp"
 #include "shoal/base/host_memory.hpp"
+#include "shoal/base/host_port.hpp"
 #include "shoal/base/log.hpp"
 #include "shoal/serving/front_door.hpp"
 #include "shoal/serving/metrics.hpp"
@@ -32,7 +33,6 @@
 #include "shoal/store/snapshot_store.hpp"
 #include "shoal/wire/front_ends.hpp"
 #include "shoal/wire/http_server.hpp"
-#include "shoal/wire/zmq_client.hpp"
 #include "shoal/wire/zmq_server.hpp"
 
 namespace shoal {

@@ -243,6 +243,17 @@ route_result parse_route(std::string_view method, std::string_view target) {
 
 namespace {
 
+// Reads a count of top classes (parameters.top_k, an output's classification): an integer from 1
+// to v2_max_top_k. `what` names the field in the message.
+result<uint32_t> parse_top_count(const json& j, const std::string& what) {
+  const std::string range = "an integer from 1 to " + std::to_string(v2_max_top_k);
+  if (!j.is_number_integer()) return bad_body(what + " must be " + range + ", not " + json_type(j));
+  if (!j.is_number_unsigned() || j.get<uint64_t>() < 1 || j.get<uint64_t>() > v2_max_top_k) {
+    return bad_body(what + " must be " + range + ", not " + excerpt(dump(j)));
+  }
+  return static_cast<uint32_t>(j.get<uint64_t>());
+}
+
 // Reads the request's "outputs": which of labels and scores to answer (both when absent or empty),
 // and Triton's classification parameter of an output (`class_count` in tritonclient), which
 // asks for the top N classes: Shoal's outputs are already the top-k labels and their scores, so
@@ -283,12 +294,9 @@ status parse_outputs(const json& doc, v2_outputs& wanted, std::optional<uint32_t
     }
     auto c = params_it->find("classification");
     if (c == params_it->end()) continue;
-    const std::string range = "an integer from 1 to " + std::to_string(v2_max_top_k);
-    if (!c->is_number_unsigned() || c->get<uint64_t>() < 1 || c->get<uint64_t>() > v2_max_top_k) {
-      return bad_body(where + ".parameters.classification must be " + range + ", not " +
-                      excerpt(dump(*c)));
-    }
-    const auto count = static_cast<uint32_t>(c->get<uint64_t>());
+    auto parsed = parse_top_count(*c, where + ".parameters.classification");
+    if (!parsed) return parsed.error();
+    const uint32_t count = *parsed;
     if (class_count && *class_count != count) {
       return bad_body("the outputs ask for classification " + std::to_string(*class_count) +
                       " and " + std::to_string(count) + ": give the same number");
@@ -428,14 +436,9 @@ result<v2_infer> parse_infer_body(const http_route& route, std::string_view body
       return bad_body("\"parameters\" must be an object such as {\"top_k\":3}, not " + json_type(params));
     }
     if (auto k = params.find("top_k"); k != params.end()) {
-      const std::string range = "an integer from 1 to " + std::to_string(v2_max_top_k);
-      if (!k->is_number_integer()) {
-        return bad_body("parameters.top_k must be " + range + ", not " + json_type(*k));
-      }
-      if (!k->is_number_unsigned() || k->get<uint64_t>() < 1 || k->get<uint64_t>() > v2_max_top_k) {
-        return bad_body("parameters.top_k must be " + range + ", not " + excerpt(dump(*k)));
-      }
-      req.top_k = static_cast<uint32_t>(k->get<uint64_t>());
+      auto count = parse_top_count(*k, "parameters.top_k");
+      if (!count) return count.error();
+      req.top_k = *count;
       if (class_count && *class_count != req.top_k) {
         return bad_body("parameters.top_k is " + std::to_string(req.top_k) +
                         " but an output asks for classification " + std::to_string(*class_count) +
