@@ -33,7 +33,8 @@ int compare_entries(const member& a, const member& b) {
   auto key = [](const member& m) {
     return std::tie(m.incarnation, m.status, m.heartbeat, m.load.in_flight, m.load.loaded_models,
                     m.load.free_model_memory, m.name, m.cluster_address, m.http_address,
-                    m.zmq_address);
+                    m.zmq_address, m.data_address, m.load.served_local, m.load.forwarded,
+                    m.load.served_for_peers, m.load.traffic_copies);
   };
   auto ka = key(a);
   auto kb = key(b);
@@ -101,6 +102,7 @@ membership::membership(membership_config cfg) : cfg_(std::move(cfg)), rng_(cfg_.
   self.cluster_address = cfg_.cluster_address;
   self.http_address = cfg_.http_address;
   self.zmq_address = cfg_.zmq_address;
+  self.data_address = cfg_.data_address;
   self.incarnation = cfg_.incarnation;
   table_.merge(self);
   if (cfg_.max_updates_per_message < 2) cfg_.max_updates_per_message = 2;

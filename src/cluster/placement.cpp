@@ -19,7 +19,8 @@ std::vector<std::string> placement_for(const model_id& id, const live_members& l
 
 copy_plan plan_copies(const catalog& view, const std::string& self_id, const live_members& live,
                       size_t replication_factor,
-                      const std::function<bool(const std::string& sha256)>& stored_here) {
+                      const std::function<bool(const std::string& sha256)>& stored_here,
+                      const std::set<std::pair<model_id, uint32_t>>& kept_for_traffic) {
   copy_plan plan;
   std::set<std::string> keep, drop;  // sha256s still needed here / copies no longer needed
   for (const model_entry* m : view.models()) {
@@ -40,6 +41,7 @@ copy_plan plan_copies(const catalog& view, const std::string& self_id, const liv
       // We hold it. A copy placement does not name goes once every member it names holds it.
       const bool covered =
           !mine && want.size() >= replication_factor &&
+          kept_for_traffic.count({m->id, snap.version}) == 0 &&
           std::all_of(want.begin(), want.end(),
                       [&](const std::string& w) { return snap.holders.count(w) > 0; });
       if (covered) {

@@ -424,7 +424,7 @@ std::string ago_text(int64_t ms) {
 std::string render_cluster(const cluster_status& st) {
   std::vector<std::vector<std::string>> rows = {
       {"NAME", "ADDRESS", "STATUS", "INCARNATION", "PHI", "HEARD", "IN-FLIGHT", "LOADED", "HELD",
-       "FREE MEM"}};
+       "EXTRA", "FREE MEM", "LOCAL", "FORWARDED", "FOR PEERS"}};
   for (const auto& v : st.members) {
     char phi[32];
     std::snprintf(phi, sizeof phi, "%.1f", v.phi);
@@ -435,10 +435,17 @@ std::string render_cluster(const cluster_status& st) {
                     std::to_string(v.entry.load.in_flight),
                     std::to_string(v.entry.load.loaded_models),
                     std::to_string(v.snapshots_held),
-                    bytes_text(v.entry.load.free_model_memory)});
+                    std::to_string(v.entry.load.traffic_copies),
+                    bytes_text(v.entry.load.free_model_memory),
+                    std::to_string(v.entry.load.served_local),
+                    std::to_string(v.entry.load.forwarded),
+                    std::to_string(v.entry.load.served_for_peers)});
   }
   std::string out = render_table(rows);
-  return out + "(* this node)\n";
+  return out +
+         "(* this node. EXTRA: of the versions HELD, copies taken for the node's own traffic.\n"
+         " LOCAL, FORWARDED: its clients' requests it answered, and sent to a holder; FOR PEERS:\n"
+         " requests other nodes sent it. Counts since each node started.)\n";
 }
 
 json cluster_json(const cluster_status& st) {
@@ -458,10 +465,15 @@ json cluster_json(const cluster_status& st) {
          {"cluster_address", m.cluster_address},
          {"http_address", m.http_address},
          {"zmq_address", m.zmq_address},
+         {"data_address", m.data_address},
          {"load",
           {{"in_flight", m.load.in_flight},
            {"loaded_models", m.load.loaded_models},
-           {"free_model_memory", m.load.free_model_memory}}}});
+           {"free_model_memory", m.load.free_model_memory},
+           {"traffic_copies", m.load.traffic_copies},
+           {"served_local", m.load.served_local},
+           {"forwarded", m.load.forwarded},
+           {"served_for_peers", m.load.served_for_peers}}}});
   }
   return {{"members", std::move(members)}};
 }

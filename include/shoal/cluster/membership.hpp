@@ -61,9 +61,18 @@ struct member_load {
   uint32_t loaded_models = 0;       // snapshots in memory
   uint64_t free_model_memory = 0;   // bytes left for models: the rest of the model memory budget
                                     // (never above the host's MemAvailable)
+  // Since the node started: inferences its clients sent it that it answered itself, that it
+  // forwarded to a holder, and that peers forwarded to it; and the extra copies it holds now
+  // because its clients ask for those models (traffic-following replicas).
+  uint64_t served_local = 0;
+  uint64_t forwarded = 0;
+  uint64_t served_for_peers = 0;
+  uint32_t traffic_copies = 0;
   friend bool operator==(const member_load& a, const member_load& b) {
     return a.in_flight == b.in_flight && a.loaded_models == b.loaded_models &&
-           a.free_model_memory == b.free_model_memory;
+           a.free_model_memory == b.free_model_memory && a.served_local == b.served_local &&
+           a.forwarded == b.forwarded && a.served_for_peers == b.served_for_peers &&
+           a.traffic_copies == b.traffic_copies;
   }
 };
 
@@ -74,6 +83,7 @@ struct member {
   std::string cluster_address;  // HOST:PORT of the node-to-node port (where gossip goes)
   std::string http_address;     // HOST:PORT
   std::string zmq_address;      // HOST:PORT
+  std::string data_address;     // HOST:PORT of the data plane (forwarded inference); may be empty
   uint64_t incarnation = 0;     // only the node itself raises it (start time, refutations)
   member_status status = member_status::alive;
   uint64_t heartbeat = 0;       // only the node itself raises it, once per tick
@@ -157,6 +167,7 @@ struct membership_config {
   std::string cluster_address;
   std::string http_address;
   std::string zmq_address;
+  std::string data_address;
   uint64_t incarnation = 1;            // the node uses its start time in ms: restarts go higher
   std::vector<std::string> seeds;      // cluster addresses to join through
 

@@ -52,10 +52,13 @@ struct copy_plan {
 };
 
 /// Returns what `self_id` should do given the catalog `view`, the `live` members and
-/// `stored_here` (whether the snapshot store has a sha256).
+/// `stored_here` (whether the snapshot store has a sha256). Copies in `kept_for_traffic` (this
+/// node's traffic-following copies, by (model, version)) are never released here: the traffic
+/// rule (serving/traffic.hpp) lets them go.
 copy_plan plan_copies(const catalog& view, const std::string& self_id, const live_members& live,
                       size_t replication_factor,
-                      const std::function<bool(const std::string& sha256)>& stored_here);
+                      const std::function<bool(const std::string& sha256)>& stored_here,
+                      const std::set<std::pair<model_id, uint32_t>>& kept_for_traffic = {});
 
 /// Returns the cluster addresses to copy `snap` here from: its live holders other than
 /// `self_id`, in member-id order (the caller picks one at random, so a holder with a damaged copy

@@ -398,17 +398,18 @@ class fake_node {
   static cluster_status sample_cluster() {
     cluster_status st;
     member_view self;
-    self.entry = {"a1", "n1", "127.0.0.1:7420", "127.0.0.1:7422", "127.0.0.1:7421", 100,
-                  member_status::alive, 57, {2, 3, 3ull << 30}};
+    self.entry = {"a1", "n1", "127.0.0.1:7420", "127.0.0.1:7422", "127.0.0.1:7421",
+                  "127.0.0.1:7423", 100, member_status::alive, 57,
+                  {2, 3, 3ull << 30, 1500, 700, 42, 2}};
     self.is_self = true;
     self.snapshots_held = 12;
     member_view peer;
-    peer.entry = {"b2", "n2", "127.0.0.1:7430", "127.0.0.1:7432", "127.0.0.1:7431", 205,
+    peer.entry = {"b2", "n2", "127.0.0.1:7430", "127.0.0.1:7432", "127.0.0.1:7431", "", 205,
                   member_status::suspect, 40, {0, 1, 700ull << 20}};
     peer.phi = 9.25;
     peer.since_heard_ms = 1250;
     member_view gone;
-    gone.entry = {"c3", "n3", "127.0.0.1:7440", "", "", 7, member_status::dead, 3, {}};
+    gone.entry = {"c3", "n3", "127.0.0.1:7440", "", "", "", 7, member_status::dead, 3, {}};
     gone.phi = 123.4567;
     st.members = {self, peer, gone};
     return st;
@@ -617,11 +618,17 @@ TEST_F(cli_run, cluster_status_prints_a_table_and_json) {
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.err, "");
   EXPECT_EQ(r.out,
-            "NAME  ADDRESS         STATUS   INCARNATION  PHI    HEARD     IN-FLIGHT  LOADED  HELD  FREE MEM\n"
-            "n1 *  127.0.0.1:7420  alive    100          -      -         2          3       12    3.0G\n"
-            "n2    127.0.0.1:7430  suspect  205          9.2    1.2s ago  0          1       0     700M\n"
-            "n3    127.0.0.1:7440  dead     7            123.5  -         0          0       0     0\n"
-            "(* this node)\n");
+            "NAME  ADDRESS         STATUS   INCARNATION  PHI    HEARD     IN-FLIGHT  LOADED  HELD  "
+            "EXTRA  FREE MEM  LOCAL  FORWARDED  FOR PEERS\n"
+            "n1 *  127.0.0.1:7420  alive    100          -      -         2          3       12    "
+            "2      3.0G      1500   700        42\n"
+            "n2    127.0.0.1:7430  suspect  205          9.2    1.2s ago  0          1       0     "
+            "0      700M      0      0          0\n"
+            "n3    127.0.0.1:7440  dead     7            123.5  -         0          0       0     "
+            "0      0         0      0          0\n"
+            "(* this node. EXTRA: of the versions HELD, copies taken for the node's own traffic.\n"
+            " LOCAL, FORWARDED: its clients' requests it answered, and sent to a holder; FOR PEERS:\n"
+            " requests other nodes sent it. Counts since each node started.)\n");
   EXPECT_TRUE(std::holds_alternative<cluster_status_request>(node_.last_call()));
 
   auto j = shoal({"cluster", "status", "--json"});
@@ -639,6 +646,11 @@ TEST_F(cli_run, cluster_status_prints_a_table_and_json) {
   EXPECT_EQ(doc["members"][1]["load"]["loaded_models"], 1);
   EXPECT_EQ(doc["members"][1]["load"]["free_model_memory"], 700ull << 20);
   EXPECT_EQ(doc["members"][0]["snapshots_held"], 12);
+  EXPECT_EQ(doc["members"][0]["data_address"], "127.0.0.1:7423");
+  EXPECT_EQ(doc["members"][0]["load"]["served_local"], 1500);
+  EXPECT_EQ(doc["members"][0]["load"]["forwarded"], 700);
+  EXPECT_EQ(doc["members"][0]["load"]["served_for_peers"], 42);
+  EXPECT_EQ(doc["members"][0]["load"]["traffic_copies"], 2);
   EXPECT_EQ(doc["members"][2]["status"], "dead");
 }
 
