@@ -1,6 +1,7 @@
 #include "shoal/serving/front_door.hpp"
 
 #include <cstdio>
+#include <map>
 #include <utility>
 
 #include "shoal/serving/micro_batch.hpp"
@@ -17,6 +18,9 @@ struct thread_state {
   std::optional<micro_batcher> batcher;
   std::optional<admission_control> admission;
   serving_board::cache view;
+  // Forwards of this thread since it last added them to the traffic meter (once a second).
+  std::map<snapshot_key, uint64_t> forwards;
+  int64_t forwards_since_ms = 0;
 };
 thread_local thread_state this_thread;
 
@@ -28,6 +32,7 @@ thread_state& state_for(uint64_t door) {
     this_thread.batcher.reset();
     this_thread.admission.reset();
     this_thread.view = {};
+    this_thread.forwards.clear();
   }
   return this_thread;
 }
@@ -119,7 +124,8 @@ front_door::front_door(front_door_settings settings, std::shared_ptr<const servi
                        std::shared_ptr<const key_board> keys,
                        std::shared_ptr<in_flight_counter> in_flight,
                        std::shared_ptr<tenant_admission> admission,
-                       std::shared_ptr<node_metrics> metrics, std::shared_ptr<cluster_port> cluster)
+                       std::shared_ptr<node_metrics> metrics, std::shared_ptr<cluster_port> cluster,
+                       std::shared_ptr<peer_port> peers, std::shared_ptr<traffic_meter> traffic)
     : id_(next_door_id.fetch_add(1, std::memory_order_relaxed)),
       settings_(settings),
       board_(std::move(board)),
@@ -127,7 +133,9 @@ front_door::front_door(front_door_settings settings, std::shared_ptr<const servi
       in_flight_(std::move(in_flight)),
       admission_(std::move(admission)),
       metrics_(std::move(metrics)),
-      cluster_(std::move(cluster)) {}
+      cluster_(std::move(cluster)),
+      peers_(std::move(peers)),
+      traffic_(std::move(traffic)) {}
 
 result<principal> front_door::authenticate(std::optional<std::string_view> key,
                                            const char* how) const {
@@ -202,12 +210,64 @@ void front_door::infer(inference_pass pass, const principal& who, infer_request 
 
   thread_state& t = state_for(id_);
   serving_board::cache call_view;  // a view for this call only (see front_end::keep_view)
-  inline_target in = find_inline(board_->read(fe.keep_view ? t.view : call_view), req,
-                                 settings_.inline_max_texts);
+  const serving_view& view = board_->read(fe.keep_view ? t.view : call_view);
+  inline_target in = find_inline(view, req, settings_.inline_max_texts);
+  if (in.error) return done(refusal(infer_outcome::kind::failed, std::move(*in.error)));
+  if (in.m) {
+    metrics_->served_local.fetch_add(1, std::memory_order_relaxed);
+    return answer_inline(in.m, in.version, std::move(req), fe, std::move(done));
+  }
+  req.version = in.version;
+  if (peers_ && in.holders != nullptr && view.peers->held_elsewhere(*in.holders)) {
+    auto targets = view.peers->attempts(req.id.str(), *in.holders);
+    if (!targets.empty()) {
+      metrics_->forwarded.fetch_add(1, std::memory_order_relaxed);
+      note_forward({req.id, in.version});
+      // The label is resolved here: every holder answers the same version.
+      req.label.clear();
+      return peers_->forward(std::move(targets), std::move(req),
+                             [done = std::move(done)](result<infer_result> r) {
+                               if (!r) {
+                                 return done(refusal(
+                                     r.error().code() == status_code::resource_exhausted
+                                         ? infer_outcome::kind::limited
+                                         : infer_outcome::kind::failed,
+                                     r.error()));
+                               }
+                               infer_outcome out;
+                               out.answer = std::move(*r);
+                               done(std::move(out));
+                             });
+    }
+    // No live holder with a data plane in this thread's view: the actors know more (a fresh
+    // member view, the holders' BASP links).
+  }
+  metrics_->served_local.fetch_add(1, std::memory_order_relaxed);
+  answer_by_actors(std::move(req), std::move(done));
+}
+
+void front_door::serve_peer(infer_request req, const front_end& fe, infer_done done) {
+  metrics_->served_for_peers.fetch_add(1, std::memory_order_relaxed);
+  const auto start = std::chrono::steady_clock::now();
+  auto counted = std::make_shared<in_flight_counter::guard>(in_flight_->track());
+  if (auto why = admission_refusal()) return done(std::move(*why));
+  // Counted in the model's metrics here too: this node did the work.
+  done = [done = std::move(done), metrics = metrics_, id = req.id, start,
+          counted = std::move(counted)](infer_outcome o) {
+    metrics->observe_inference(id.tenant, id.model, metrics_status(o), seconds_since(start));
+    done(std::move(o));
+  };
+  thread_state& t = state_for(id_);
+  serving_board::cache call_view;
+  inline_target in =
+      find_inline(board_->read(fe.keep_view ? t.view : call_view), req, settings_.inline_max_texts);
   if (in.error) return done(refusal(infer_outcome::kind::failed, std::move(*in.error)));
   if (in.m) return answer_inline(in.m, in.version, std::move(req), fe, std::move(done));
-
   req.version = in.version;
+  answer_by_actors(std::move(req), std::move(done));
+}
+
+void front_door::answer_by_actors(infer_request req, infer_done done) {
   cluster_->call(std::move(req), [done = std::move(done)](api_reply reply) {
     if (auto* err = std::get_if<status>(&reply)) {
       // A loading model's queue is full: a refusal like the others.
@@ -274,6 +334,27 @@ void front_door::on_lag(double lag_ms, bool idle) {
   }
 }
 
-void front_door::refresh_view() { board_->read(state_for(id_).view); }
+void front_door::refresh_view() {
+  thread_state& t = state_for(id_);
+  board_->read(t.view);
+  if (traffic_ && !t.forwards.empty()) {
+    traffic_->add(t.forwards);
+    t.forwards.clear();
+    t.forwards_since_ms = steady_now_ms();
+  }
+}
+
+void front_door::note_forward(const snapshot_key& key) {
+  if (!traffic_) return;
+  thread_state& t = this_thread;
+  ++t.forwards[key];
+  // A thread without ticks (the ZeroMQ one) adds its counts here, at most once a second.
+  const int64_t now = steady_now_ms();
+  if (now - t.forwards_since_ms >= 1000) {
+    traffic_->add(t.forwards);
+    t.forwards.clear();
+    t.forwards_since_ms = now;
+  }
+}
 
 }  // namespace shoal

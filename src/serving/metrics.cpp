@@ -315,6 +315,28 @@ std::string node_metrics::render(const gauges& now) {
          "Inference requests the node answers at once (max_in_flight); more are refused.",
          static_cast<double>(now.max_in_flight));
 
+  // ---- data plane ----
+  single("shoal_requests_served_local_total", "counter",
+         "Inference requests from this node's clients answered by this node.",
+         read_u(served_local));
+  single("shoal_requests_forwarded_total", "counter",
+         "Inference requests from this node's clients forwarded to a node holding the model.",
+         read_u(forwarded));
+  single("shoal_requests_served_for_peers_total", "counter",
+         "Inference requests other nodes forwarded to this node.", read_u(served_for_peers));
+  single("shoal_forward_retries_total", "counter",
+         "Forwarded requests retried on the next holder (a peer refused, failed, died or timed "
+         "out).",
+         read_u(forward_retries));
+  single("shoal_traffic_copies", "gauge",
+         "Copies held beyond replication_factor because this node's clients use them.",
+         read_u(traffic_copies));
+  single("shoal_traffic_copies_taken_total", "counter",
+         "Traffic-following copies taken since start.", read_u(traffic_copies_taken));
+  single("shoal_traffic_copies_dropped_total", "counter",
+         "Traffic-following copies dropped since start (their traffic stopped).",
+         read_u(traffic_copies_dropped));
+
   // ---- model cache ----
   single("shoal_model_cache_hits_total", "counter",
          "Inference requests whose snapshot was in memory.", read_u(cache_hits));

@@ -67,25 +67,32 @@ loaded_models loaded_models::without(const snapshot_key& key) const {
 
 serving_board::serving_board()
     : view_(std::make_shared<const serving_view>(serving_view{
-          std::make_shared<const catalog>(), std::make_shared<const loaded_models>()})),
+          std::make_shared<const catalog>(), std::make_shared<const loaded_models>(),
+          std::make_shared<const peer_directory>()})),
       generation_(next_generation.fetch_add(1)) {}
 
 void serving_board::publish(std::shared_ptr<const catalog> cat,
-                            std::shared_ptr<const loaded_models> loaded) {
+                            std::shared_ptr<const loaded_models> loaded,
+                            std::shared_ptr<const peer_directory> peers) {
   std::lock_guard<std::mutex> lock(mutex_);
   auto next = std::make_shared<serving_view>(*view_);
   if (cat) next->catalog_copy = std::move(cat);
   if (loaded) next->loaded = std::move(loaded);
+  if (peers) next->peers = std::move(peers);
   view_ = std::move(next);
   generation_.store(next_generation.fetch_add(1), std::memory_order_release);
 }
 
 void serving_board::publish_catalog(std::shared_ptr<const catalog> next) {
-  if (next) publish(std::move(next), nullptr);
+  if (next) publish(std::move(next), nullptr, nullptr);
 }
 
 void serving_board::publish_loaded(std::shared_ptr<const loaded_models> next) {
-  if (next) publish(nullptr, std::move(next));
+  if (next) publish(nullptr, std::move(next), nullptr);
+}
+
+void serving_board::publish_peers(std::shared_ptr<const peer_directory> next) {
+  if (next) publish(nullptr, nullptr, std::move(next));
 }
 
 const serving_view& serving_board::read(cache& c) const {
@@ -107,9 +114,15 @@ inline_target find_inline(const serving_view& view, const infer_request& req, si
     return out;
   }
   out.version = *version;
-  if (req.texts.size() > max_texts) return out;
-  const resident_model* resident = view.loaded->find(std::make_pair(req.id, *version));
-  if (resident == nullptr) return out;
+  const resident_model* resident = req.texts.size() > max_texts
+                                       ? nullptr
+                                       : view.loaded->find(std::make_pair(req.id, *version));
+  if (resident == nullptr) {
+    const model_entry* entry = view.catalog_copy->find(req.id);
+    const snapshot_info* snap = entry != nullptr ? entry->find(*version) : nullptr;
+    if (snap != nullptr) out.holders = &snap->holders;
+    return out;
+  }
   resident->touch(steady_now_ms());
   out.m = resident->m;
   return out;

@@ -10,8 +10,11 @@
 //   resolve       label -> version through the serving view (serving_view.hpp)         404
 //   answer        a loaded snapshot is predicted on this thread, micro-batched with the
 //                 round's other requests (micro_batch.hpp; 429 when a shedding thread's
-//                 round is full); anything else goes to the cluster (the actors)
-//                 through cluster_port
+//                 round is full); a snapshot held only by other nodes is forwarded to
+//                 one of them on the data plane (peer_port); anything else goes to the
+//                 actors through cluster_port (a load here)
+// A request another node forwarded here (serve_peer) is admitted and answered the same way, but
+// never forwarded again: the asker chose this node as a holder.
 // Nothing here knows HTTP, protobuf or CAF: front ends render the outcome, and the actor system
 // sits behind cluster_port.
 //
@@ -40,6 +43,7 @@
 #include "shoal/serving/metrics.hpp"
 #include "shoal/serving/serving_view.hpp"
 #include "shoal/serving/tenants.hpp"
+#include "shoal/serving/traffic.hpp"
 #include "shoal/store/catalog.hpp"
 
 namespace shoal {
@@ -59,6 +63,18 @@ class cluster_port {
   virtual ~cluster_port() = default;
   /// Hands `call` to the actor system; `done` runs exactly once, later, on an actor thread.
   virtual void call(api_call call, api_callback done) = 0;
+};
+
+/// Where a front end forwards an inference held by other nodes: the data plane (wire/
+/// data_plane.hpp). It tries `targets` in order, retrying the next at once when one refuses,
+/// fails, dies or times out, and calls `done` exactly once, on an I/O thread, with the first
+/// answer or the last failure. A client's own mistake (invalid_argument, not_found) is answered
+/// at once: every holder would say the same.
+class peer_port {
+ public:
+  virtual ~peer_port() = default;
+  virtual void forward(std::vector<peer_info> targets, infer_request req,
+                       std::function<void(result<infer_result>)> done) = 0;
 };
 
 /// How one front end's threads work, as the front door needs to know.
@@ -117,12 +133,14 @@ struct front_door_settings {
 /// The request path (see the file comment). Non-copyable; shared by the front ends.
 class front_door {
  public:
-  /// `admission` may be null (no tenant has a rate or in-flight limit). Every other pointer is
-  /// required and outlives nothing: the front door holds them.
+  /// `admission` may be null (no tenant has a rate or in-flight limit); `peers` may be null (the
+  /// node never forwards on a data plane: everything not loaded goes to the actors). Every other
+  /// pointer is required and outlives nothing: the front door holds them.
   front_door(front_door_settings settings, std::shared_ptr<const serving_board> board,
              std::shared_ptr<const key_board> keys, std::shared_ptr<in_flight_counter> in_flight,
              std::shared_ptr<tenant_admission> admission, std::shared_ptr<node_metrics> metrics,
-             std::shared_ptr<cluster_port> cluster);
+             std::shared_ptr<cluster_port> cluster, std::shared_ptr<peer_port> peers = nullptr,
+             std::shared_ptr<traffic_meter> traffic = nullptr);
 
   front_door(const front_door&) = delete;
   front_door& operator=(const front_door&) = delete;
@@ -152,6 +170,11 @@ class front_door {
   /// on an actor thread, and counts the answer for its model in the metrics.
   void infer(inference_pass pass, const principal& who, infer_request req, const front_end& fe,
              infer_done done);
+
+  /// Answers an inference another node forwarded here (already authorized there): admitted like
+  /// a client's (draining, max_in_flight, this thread's lag), answered from a loaded snapshot on
+  /// this thread or through the actors, never forwarded again. `done` runs exactly once.
+  void serve_peer(infer_request req, const front_end& fe, infer_done done);
 
   /// Any other call: authorize, then hand it to the cluster. A model list is cut down to what
   /// `who` may see. `done` runs exactly once (on this thread when refused, else an actor thread).
@@ -184,6 +207,10 @@ class front_door {
   void refuse_admission(const front_end& fe, infer_outcome refusal, infer_done refused);
   void answer_inline(const std::shared_ptr<const model>& m, uint32_t version, infer_request req,
                      const front_end& fe, infer_done done);
+  // Hands a request this thread cannot answer to the actors.
+  void answer_by_actors(infer_request req, infer_done done);
+  // Notes a forward of `key` on this thread (traffic-following copies read the counts).
+  void note_forward(const snapshot_key& key);
 
   // Tells this door's per-thread state from another's (tests make several, possibly at the same
   // address one after the other): unique in the process.
@@ -195,6 +222,8 @@ class front_door {
   const std::shared_ptr<tenant_admission> admission_;
   const std::shared_ptr<node_metrics> metrics_;
   const std::shared_ptr<cluster_port> cluster_;
+  const std::shared_ptr<peer_port> peers_;
+  const std::shared_ptr<traffic_meter> traffic_;  // may be null: forwards are not counted
   // Set once by the main thread on SIGTERM, read by every front-end thread: an atomic flag (a
   // message per request to ask would cost more than the request).
   std::atomic<bool> draining_{false};

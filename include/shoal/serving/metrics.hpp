@@ -74,6 +74,14 @@ class node_metrics {
   std::atomic<uint64_t> loaded_models{0};  // snapshots loaded now
   std::atomic<uint64_t> budget_bytes{0};   // model_memory_mb
   std::atomic<int64_t> load_queue{0};      // requests waiting for their model to load
+  // Where this node's inferences were answered (the cluster's data plane):
+  std::atomic<uint64_t> served_local{0};      // its clients' requests answered here
+  std::atomic<uint64_t> forwarded{0};         // its clients' requests forwarded to a holder
+  std::atomic<uint64_t> served_for_peers{0};  // requests peers forwarded here
+  std::atomic<uint64_t> forward_retries{0};   // forwards retried on the next holder
+  std::atomic<uint64_t> traffic_copies{0};    // extra copies held for this node's traffic now
+  std::atomic<uint64_t> traffic_copies_taken{0};    // such copies taken since start
+  std::atomic<uint64_t> traffic_copies_dropped{0};  // and dropped again
 
   // ---- cluster (the router and the catalog actor update these) ----
   struct member_sample {

@@ -20,10 +20,13 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
+#include <string>
 #include <utility>
 #include <vector>
 
 #include "shoal/base/status.hpp"
+#include "shoal/cluster/peer_directory.hpp"
 #include "shoal/serving/api.hpp"
 #include "shoal/serving/model.hpp"
 #include "shoal/store/catalog.hpp"
@@ -100,10 +103,11 @@ class loaded_models {
   uint64_t bytes_ = 0;
 };
 
-/// One published state. Both members are always set.
+/// One published state. Every member is always set.
 struct serving_view {
   std::shared_ptr<const catalog> catalog_copy;
   std::shared_ptr<const loaded_models> loaded;
+  std::shared_ptr<const peer_directory> peers;  // where to forward what is held elsewhere
 };
 
 /// Holds the current serving_view. Writers publish a part; readers keep a per-thread cache that
@@ -117,7 +121,7 @@ class serving_board {
     std::shared_ptr<const serving_view> view;
   };
 
-  /// Starts with an empty catalog and nothing loaded.
+  /// Starts with an empty catalog, nothing loaded and no peers.
   serving_board();
   serving_board(const serving_board&) = delete;
   serving_board& operator=(const serving_board&) = delete;
@@ -126,13 +130,16 @@ class serving_board {
   void publish_catalog(std::shared_ptr<const catalog> next);
   /// Publishes a new set of loaded snapshots; readers see it on their next read.
   void publish_loaded(std::shared_ptr<const loaded_models> next);
+  /// Publishes the live peers (the membership actor, when they change).
+  void publish_peers(std::shared_ptr<const peer_directory> next);
 
   /// Returns the current view, refreshing `c` if anything was published since its last read.
   /// The reference stays valid until the next read through `c`.
   const serving_view& read(cache& c) const;
 
  private:
-  void publish(std::shared_ptr<const catalog> cat, std::shared_ptr<const loaded_models> loaded);
+  void publish(std::shared_ptr<const catalog> cat, std::shared_ptr<const loaded_models> loaded,
+               std::shared_ptr<const peer_directory> peers);
 
   mutable std::mutex mutex_;                  // guards view_; held only to copy or swap a pointer
   std::shared_ptr<const serving_view> view_;  // never null
@@ -177,8 +184,11 @@ struct inline_target {
   /// When no error: the version the request resolves to.
   uint32_t version = 0;
   /// When no error: the loaded model to answer from (its last use stamped), or null when the
-  /// request must go to the actors with `version` (not loaded, or more than `max_texts` texts).
+  /// request must go elsewhere with `version` (not loaded, or more than `max_texts` texts).
   std::shared_ptr<const model> m;
+  /// When no error and no `m`: the nodes recorded as holding `version` (catalog holders), valid
+  /// while the view is.
+  const std::set<std::string>* holders = nullptr;
 };
 
 /// Resolves `req` against `view` and finds its loaded snapshot (see inline_target).
