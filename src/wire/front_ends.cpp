@@ -80,6 +80,10 @@ const front_end http_front_end{"thread", &http_defer, true, true};
 // (one lock per call is nothing here).
 const front_end zmq_front_end{"ZeroMQ thread", nullptr, false, false};
 
+// The data plane runs on the HTTP I/O threads: their deferral and view; a refusal goes back at
+// once (the asking node tries the next holder).
+const front_end peer_front_end{"thread", &http_defer, false, true};
+
 }  // namespace
 
 http_handler make_http_handler(std::shared_ptr<front_door> door, size_t max_batch) {
@@ -219,6 +223,15 @@ zmq_handler make_zmq_handler(std::shared_ptr<front_door> door) {
           return encode_response(id, value);
         }
       }, reply));
+    });
+  };
+}
+
+data_plane_handler make_peer_handler(std::shared_ptr<front_door> door) {
+  return [door](infer_request req, std::function<void(result<infer_result>)> reply) {
+    door->serve_peer(std::move(req), peer_front_end, [reply = std::move(reply)](infer_outcome o) {
+      if (o.what == infer_outcome::kind::answered) return reply(std::move(o.answer));
+      reply(std::move(o.error));
     });
   };
 }

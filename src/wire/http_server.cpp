@@ -494,6 +494,12 @@ http_server::~http_server() { stop(); }
 
 uint16_t http_server::port() const { return core_->port; }
 
+std::vector<net::io_context*> http_server::io_contexts() const {
+  std::vector<net::io_context*> out;
+  for (auto& c : core_->contexts) out.push_back(c.get());
+  return out;
+}
+
 void http_server::stop() { core_->stop(); }
 
 result<std::unique_ptr<http_server>> http_server::start(http_server_options options,

@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "shoal/serving/front_door.hpp"
+#include "shoal/wire/data_plane.hpp"
 #include "shoal/wire/http_server.hpp"
 #include "shoal/wire/zmq_server.hpp"
 
@@ -20,5 +21,9 @@ http_handler make_http_handler(std::shared_ptr<front_door> door, size_t max_batc
 /// Returns the ZeroMQ handler: every call of the protobuf API through `door`. The ZeroMQ server
 /// must call front_door::end_round after each round of requests (zmq_server_options::after_requests).
 zmq_handler make_zmq_handler(std::shared_ptr<front_door> door);
+
+/// Returns the data plane's handler: peers' forwarded inferences through `door` (serve_peer), on
+/// the HTTP I/O threads the data plane runs on.
+data_plane_handler make_peer_handler(std::shared_ptr<front_door> door);
 
 }  // namespace shoal

@@ -32,6 +32,12 @@
 
 #include "shoal/base/status.hpp"
 
+namespace boost {
+namespace asio {
+class io_context;
+}  // namespace asio
+}  // namespace boost
+
 namespace shoal {
 
 /// One request, owned by the handler.
@@ -112,6 +118,10 @@ class http_server {
 
   /// Returns the port the server is bound to (the one the OS picked when options.port was 0).
   uint16_t port() const;
+
+  /// Returns the I/O threads' contexts, one per thread, so another protocol can run on the same
+  /// threads (the data plane). Valid until the server is destroyed; they stop running at stop().
+  std::vector<boost::asio::io_context*> io_contexts() const;
 
   /// Closes the listener and every connection (idle or waiting for a reply) and joins the I/O
   /// threads. Returns promptly; idempotent. Replies sent afterwards are dropped.
