@@ -3,10 +3,12 @@
 // requests; placement moved to cluster/placement.hpp, and voting is the next planner to pull out.
 #include "actors/catalog_actor.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <functional>
 
 #include "actors/model_loader.hpp"
+#include "shoal/base/host_memory.hpp"
 #include "shoal/base/log.hpp"
 #include "shoal/cluster/catalog_sync.hpp"
 #include "shoal/cluster/placement.hpp"
@@ -170,13 +172,20 @@ void update_live(self_ptr self, const std::vector<member_view>& views) {
 
 // Copies the bytes of `snap` here from a live holder, checks them against the sha256, stores
 // them and records the hold. One copy per sha256 at a time.
-void fetch_copy(self_ptr self, const model_id& id, const snapshot_info& snap) {
+void fetch_copy(self_ptr self, const model_id& id, const snapshot_info& snap,
+                std::function<void(bool copied)> after = nullptr) {
   auto& st = self->state;
-  if (st.fetching.count(snap.sha256) > 0) return;
+  if (st.fetching.count(snap.sha256) > 0) {
+    if (after) after(false);
+    return;
+  }
   // A random live holder: if one serves a damaged copy (refused by the hash check below), the
   // next round likely asks another.
   const auto sources = copy_sources(snap, st.live, st.replica->self_id());
-  if (sources.empty()) return;  // no live holder: nothing to copy from now
+  if (sources.empty()) {  // no live holder: nothing to copy from now
+    if (after) after(false);
+    return;
+  }
   std::uniform_int_distribution<size_t> pick(0, sources.size() - 1);
   const std::string from = sources[pick(st.rng)];
   st.fetching.insert(snap.sha256);
@@ -197,26 +206,31 @@ void fetch_copy(self_ptr self, const model_id& id, const snapshot_info& snap) {
                         {"version", version},
                         {"from", from},
                         {"error", reply ? reply->error : reply.error().message()}});
+              if (after) after(false);
               return;
             }
             if (sha256_hex(reply->snapshot) != sha) {
               log_error("a snapshot copy does not match its sha256: dropped",
                         {{"model", id.str()}, {"version", version}, {"from", from}});
+              if (after) after(false);
               return;
             }
             auto stored = s.store->put(reply->snapshot);
             if (!stored) {
               log_error("cannot store a snapshot copy",
                         {{"model", id.str()}, {"error", stored.error().to_string()}});
+              if (after) after(false);
               return;
             }
             auto done = commit(self, {hold_change(id, version)});
             if (done.is_ok()) {
-              log_info("snapshot copied", {{"model", id.str()},
-                                           {"version", version},
-                                           {"from", from},
-                                           {"bytes", reply->snapshot.size()}});
+              log_info(after ? "snapshot copied for this node's traffic" : "snapshot copied",
+                       {{"model", id.str()},
+                        {"version", version},
+                        {"from", from},
+                        {"bytes", reply->snapshot.size()}});
             }
+            if (after) after(done.is_ok());
           },
           [=](const caf::error& err) {
             self->state.fetching.erase(sha);
@@ -224,6 +238,7 @@ void fetch_copy(self_ptr self, const model_id& id, const snapshot_info& snap) {
                                                 {"version", version},
                                                 {"from", from},
                                                 {"error", self->system().render(err)}});
+            if (after) after(false);
           });
 }
 
@@ -249,9 +264,14 @@ void note_missing(self_ptr self, const std::set<std::string>& missing) {
 // of copies placement no longer names here.
 void place(self_ptr self) {
   auto& st = self->state;
+  std::set<snapshot_key> kept;
+  if (st.follower) {
+    for (const auto& key : st.follower->held_keys()) kept.insert(key);
+  }
   copy_plan plan = plan_copies(st.replica->view(), st.replica->self_id(), st.live,
                                st.replication_factor,
-                               [&](const std::string& sha) { return st.store->contains(sha); });
+                               [&](const std::string& sha) { return st.store->contains(sha); },
+                               kept);
   for (const auto& f : plan.fetches) {
     if (st.fetching.size() >= 4) break;
     fetch_copy(self, f.id, f.snap);
@@ -266,6 +286,92 @@ void place(self_ptr self) {
     } else {
       log_warn("cannot remove a released copy", {{"error", removed.message()}});
     }
+  }
+}
+
+// Traffic-following copies (serving/traffic.hpp): takes the front doors' forward counts, copies
+// here the snapshots forwarded often enough (when the model memory budget has room), and
+// releases the copies whose traffic stopped. Runs every tick; the decisions are the follower's.
+void follow_traffic(self_ptr self) {
+  auto& st = self->state;
+  if (!st.traffic || !st.follower || !st.members) return;
+  traffic_follower& f = *st.follower;
+  const int64_t now = steady_now_ms();
+  f.observe(st.traffic->take(), now);
+  const serving_view* view = st.board ? &st.board->read(st.board_cache) : nullptr;
+  if (view != nullptr) {
+    for (const auto& key : f.held_keys()) {
+      if (const resident_model* r = view->loaded->find(key)) {
+        f.used(key, r->last_used_ms.load(std::memory_order_relaxed));
+      }
+    }
+  }
+  const catalog cat = st.replica->view();
+  const std::string& self_id = st.replica->self_id();
+  auto placed_here = [&](const model_id& id) {
+    auto want = placement_for(id, st.live, self_id, st.replication_factor);
+    return std::find(want.begin(), want.end(), self_id) != want.end();
+  };
+  for (const auto& key : f.to_copy(now)) {
+    const model_entry* entry = cat.find(key.first);
+    const snapshot_info* snap = entry != nullptr ? entry->find(key.second) : nullptr;
+    if (snap == nullptr || snap->holders.count(self_id) > 0 || placed_here(key.first)) {
+      f.failed(key);  // gone, or already here: nothing to follow
+      continue;
+    }
+    const uint64_t loaded = view != nullptr ? view->loaded->bytes() : 0;
+    if (st.model_memory_budget != UINT64_MAX &&
+        loaded + snap->size_bytes > st.model_memory_budget - st.model_memory_budget / 10) {
+      f.failed(key);
+      if (now - st.last_budget_log_ms >= 60000) {
+        st.last_budget_log_ms = now;
+        log_info("not taking a traffic copy: loaded models fill the model memory budget; "
+                 "requests keep going to the holders",
+                 {{"model", key.first.str()}, {"version", key.second},
+                  {"loaded", bytes_text(loaded)}, {"budget", bytes_text(st.model_memory_budget)}});
+      }
+      continue;
+    }
+    fetch_copy(self, key.first, *snap, [self, key](bool copied) {
+      auto& s = self->state;
+      if (!s.follower) return;
+      if (copied) {
+        s.follower->held(key, steady_now_ms());
+        if (s.metrics) s.metrics->traffic_copies_taken.fetch_add(1, std::memory_order_relaxed);
+      } else {
+        s.follower->failed(key);
+      }
+      if (s.metrics) s.metrics->traffic_copies.store(s.follower->copies());
+    });
+  }
+  std::vector<catalog_change> releases;
+  std::set<std::string> shas;
+  for (const auto& key : f.to_drop(now)) {
+    const model_entry* entry = cat.find(key.first);
+    const snapshot_info* snap = entry != nullptr ? entry->find(key.second) : nullptr;
+    if (snap == nullptr || snap->holders.count(self_id) == 0) continue;
+    if (placed_here(key.first)) continue;  // placement names us now: a copy like any other
+    releases.push_back(release_change(key.first, key.second));
+    shas.insert(snap->sha256);
+    log_info("traffic copy released: no request for it within follow_idle_s",
+             {{"model", key.first.str()}, {"version", key.second}});
+  }
+  if (st.metrics) st.metrics->traffic_copies.store(f.copies());
+  if (releases.empty()) return;
+  if (!commit(self, std::move(releases)).is_ok()) return;
+  if (st.metrics) {
+    st.metrics->traffic_copies_dropped.fetch_add(shas.size(), std::memory_order_relaxed);
+  }
+  // Delete the bytes unless another version this node keeps has the same ones.
+  const catalog after = st.replica->view();
+  for (const model_entry* m : after.models()) {
+    for (const auto& s : m->snapshots) {
+      if (s.holders.count(self_id) > 0) shas.erase(s.sha256);
+    }
+  }
+  for (const auto& sha : shas) {
+    status removed = st.store->remove(sha);
+    if (!removed.is_ok()) log_warn("cannot remove a released copy", {{"error", removed.message()}});
   }
 }
 
@@ -472,6 +578,11 @@ void finish_push(self_ptr self, std::shared_ptr<push_job> job, uint32_t number,
   // Copies on the members placement names (we hold one already).
   out.copies = 1;
   out.replication_factor = static_cast<uint32_t>(st.replication_factor);
+  if (st.one_node && st.live.size() <= 1) {
+    // A node started without seeds, still alone: a one-node cluster by design (it said so at
+    // start), so one copy is all there is to have; no note on every push.
+    out.replication_factor = 1;
+  }
   if (!st.members) {
     rp.deliver(out);
     return;
@@ -569,6 +680,10 @@ catalog_actor::behavior_type catalog_behavior(catalog_actor::stateful_pointer<ca
   self->state.metrics = std::move(storage.metrics);
   self->state.board = std::move(storage.board);
   self->state.replication_factor = std::max<size_t>(1, storage.replication_factor);
+  self->state.one_node = storage.one_node;
+  self->state.traffic = storage.traffic;
+  self->state.model_memory_budget = storage.model_memory_budget;
+  if (storage.traffic && storage.follow.enabled) self->state.follower.emplace(storage.follow);
   return {
       [=](push_atom, push_request& req) -> caf::result<push_result> {
         auto& st = self->state;
@@ -731,6 +846,7 @@ catalog_actor::behavior_type catalog_behavior(catalog_actor::stateful_pointer<ca
         with_fresh_view(self, [=] {
           auto& s = self->state;
           if (++s.ticks % 2 == 0) place(self);
+          follow_traffic(self);
           if (s.peers.empty()) return;
           std::uniform_int_distribution<size_t> pick(0, s.peers.size() - 1);
           catalog_sync_msg hello;

@@ -26,6 +26,7 @@
 
 #include <chrono>
 #include <map>
+#include <optional>
 #include <memory>
 #include <set>
 #include <random>
@@ -37,6 +38,7 @@
 #include "shoal/serving/metrics.hpp"
 #include "shoal/serving/serving_view.hpp"
 #include "shoal/serving/tenants.hpp"
+#include "shoal/serving/traffic.hpp"
 #include "shoal/store/catalog.hpp"
 #include "shoal/store/catalog_journal.hpp"
 #include "shoal/store/snapshot_store.hpp"
@@ -51,12 +53,24 @@ struct catalog_storage {
   size_t max_push_bytes = 256u << 20;
   std::shared_ptr<serving_board> board;  // may be null (then only the listeners hear of changes)
   size_t replication_factor = 2;         // nodes that keep each snapshot's bytes
+  bool one_node = false;                 // started without seeds: alone until others join
   limits_config limits;                  // per-tenant models and stored bytes (pushes)
   std::shared_ptr<node_metrics> metrics;  // replication figures for /metrics (may be null)
+  // Traffic-following copies: the front doors' forward counts (null: none taken), the rule's
+  // settings, and the model memory budget (no copy is taken when loaded models fill it).
+  std::shared_ptr<traffic_meter> traffic;
+  follow_settings follow;
+  uint64_t model_memory_budget = UINT64_MAX;
 };
 
 struct catalog_state {
   limits_config limits;
+  std::shared_ptr<traffic_meter> traffic;   // null: no traffic-following copies
+  std::optional<traffic_follower> follower;
+  uint64_t model_memory_budget = UINT64_MAX;
+  serving_board::cache board_cache;         // for the loaded models' last use
+  int64_t last_budget_log_ms = 0;
+  bool one_node = false;  // see catalog_storage
   std::shared_ptr<node_metrics> metrics;  // may be null
   // Copies placement wants here that are not here yet: sha256 -> when first seen missing
   // (steady ms), for the replication lag in /metrics.

@@ -148,6 +148,12 @@ member_load current_load(self_ptr self) {
     used = view.loaded->bytes();
   }
   if (st.cfg.in_flight) load.in_flight = st.cfg.in_flight->now();
+  if (const auto& m = st.cfg.metrics) {
+    load.served_local = m->served_local.load(std::memory_order_relaxed);
+    load.forwarded = m->forwarded.load(std::memory_order_relaxed);
+    load.served_for_peers = m->served_for_peers.load(std::memory_order_relaxed);
+    load.traffic_copies = static_cast<uint32_t>(m->traffic_copies.load(std::memory_order_relaxed));
+  }
   // Free model memory: what is left of the budget, but never more than the kernel says is
   // available (read at most once a second: a /proc read, no disk I/O).
   int64_t now = now_ms(self);
@@ -159,6 +165,35 @@ member_load current_load(self_ptr self) {
   const uint64_t budget = st.cfg.model_memory_budget;
   if (budget > 0) load.free_model_memory = std::min(st.free_memory, budget - std::min(budget, used));
   return load;
+}
+
+// Tells cfg.on_peers who is alive now, when that changed since the last time (a status change is
+// acted on at once: requests in flight to a peer just declared dead go to the next holder).
+void publish_peers(self_ptr self) {
+  auto& st = self->state;
+  if (!st.cfg.on_peers) return;
+  auto next = std::make_shared<peer_directory>();
+  next->self_id = st.cfg.core.id;
+  for (const auto& v : st.core->view(now_ms(self))) {
+    if (v.is_self || v.entry.status != member_status::alive) continue;
+    next->alive[v.entry.id] =
+        peer_info{v.entry.id, v.entry.name, v.entry.data_address, v.entry.load.in_flight};
+  }
+  if (st.peers && *st.peers == *next) return;
+  // Only the gossiped loads changed: at most one publication per gossip interval (every
+  // publication makes each front-end thread take the board's lock once).
+  const int64_t now = now_ms(self);
+  if (st.peers && now - st.peers_published_ms < st.cfg.core.gossip_interval_ms) {
+    bool same_members = st.peers->alive.size() == next->alive.size();
+    for (auto a = st.peers->alive.cbegin(), b = next->alive.cbegin();
+         same_members && a != st.peers->alive.end(); ++a, ++b) {
+      same_members = a->first == b->first && a->second.data_address == b->second.data_address;
+    }
+    if (same_members) return;
+  }
+  st.peers_published_ms = now;
+  st.peers = next;
+  st.cfg.on_peers(std::move(next));
 }
 
 }  // namespace
@@ -186,6 +221,7 @@ membership_actor::behavior_type membership_behavior(self_ptr self, membership_ac
         self->state.core->set_load(current_load(self));
         send_all(self, self->state.core->tick(now_ms(self)));
         log_events(self);
+        publish_peers(self);
         self->delayed_send(self, interval, tick_atom_v);
       },
       [=](gossip_atom, std::string& bytes) {
@@ -223,6 +259,7 @@ membership_actor::behavior_type membership_behavior(self_ptr self, membership_ac
         adopt_sender(self, decoded.msg->from_address);
         send_all(self, st.core->receive(*decoded.msg, now_ms(self)));
         log_events(self);
+        publish_peers(self);
       },
       [=](refused_atom, std::string& by, std::string& reason) {
         auto& st = self->state;

@@ -31,6 +31,8 @@
 
 #include "actors/protocol.hpp"
 #include "shoal/cluster/membership.hpp"
+#include "shoal/cluster/peer_directory.hpp"
+#include "shoal/serving/metrics.hpp"
 #include "shoal/serving/serving_view.hpp"
 
 namespace shoal {
@@ -44,6 +46,10 @@ struct membership_actor_config {
   std::shared_ptr<const in_flight_counter> in_flight;  // requests being answered; may be null
   catalog_sync_sink catalog;             // gets peers' catalog sync payloads; may be unset
   peer_request_sink router;              // answers peers' inference requests; may be unset
+  // Told the live peers (their data-plane addresses and load) whenever they change, at once:
+  // the front ends forward by it, and the data plane drops connections to the dead. May be unset.
+  std::function<void(std::shared_ptr<const peer_directory>)> on_peers;
+  std::shared_ptr<const node_metrics> metrics;  // where requests were served (gossiped); may be null
   std::chrono::milliseconds connect_timeout{1000};
   std::chrono::milliseconds call_timeout{30000};  // a peer request (snapshot bytes) end to end
   size_t max_queued_per_peer = 8;
@@ -65,6 +71,8 @@ struct membership_actor_state {
   int64_t memory_read_ms = -1;   // when free_memory was last read
   uint64_t free_memory = 0;      // the host's MemAvailable, caps free_model_memory
   bool leaving = false;
+  std::shared_ptr<const peer_directory> peers;  // as last told to cfg.on_peers
+  int64_t peers_published_ms = 0;
   static inline const char* name = "membership";
 };
 

@@ -31,6 +31,7 @@
 #include "shoal/serving/serving_view.hpp"
 #include "shoal/store/catalog_journal.hpp"
 #include "shoal/store/snapshot_store.hpp"
+#include "shoal/wire/data_plane.hpp"
 #include "shoal/wire/front_ends.hpp"
 #include "shoal/wire/http_server.hpp"
 #include "shoal/wire/zmq_server.hpp"
@@ -106,7 +107,8 @@ std::string join(const std::vector<std::string>& parts) {
 }
 
 // The membership core's settings from the node's config.
-membership_config membership_settings(const node_config& cfg, const std::string& node_id) {
+membership_config membership_settings(const node_config& cfg, const std::string& node_id,
+                                      uint16_t data_port) {
   membership_config m;
   m.id = node_id;
   m.name = cfg.name;
@@ -114,6 +116,7 @@ membership_config membership_settings(const node_config& cfg, const std::string&
   m.cluster_address = host_port{host, cfg.cluster_port}.str();
   m.http_address = host_port{host, cfg.http_port}.str();
   m.zmq_address = host_port{host, cfg.zmq_port}.str();
+  m.data_address = host_port{host, data_port}.str();
   // The wall-clock start time: a restarted node comes back with a higher incarnation than any
   // it had before (refutations add one at a time, far fewer than the milliseconds in between).
   m.incarnation = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -197,6 +200,7 @@ int run_node(const node_config& cfg) {
   storage.journal = std::shared_ptr<catalog_journal>(std::move(*journal));
   storage.max_push_bytes = cfg.max_push_bytes;
   storage.replication_factor = cfg.replication_factor;
+  storage.one_node = cfg.seeds.empty();
   storage.limits = cfg.limits;
   auto metrics = std::make_shared<node_metrics>();
   storage.metrics = metrics;
@@ -206,6 +210,38 @@ int run_node(const node_config& cfg) {
   storage.board = board;
   size_t snapshots = 0;
   for (const auto* entry : initial->models()) snapshots += entry->snapshots.size();
+
+  // The data plane (forwarded inference between nodes) binds its port now, so gossip can tell
+  // the peers where it is; it runs on the HTTP I/O threads once they exist.
+  data_plane_options dp_opts;
+  dp_opts.host = cfg.host;
+  dp_opts.port = cfg.data_port;
+  dp_opts.node_id = *node_id;
+  dp_opts.secret = cfg.cluster_secret;
+  if (tls) {
+    dp_opts.tls_certificate = cfg.tls_certificate;
+    dp_opts.tls_key = cfg.tls_key;
+    dp_opts.tls_ca = cfg.tls_ca;
+  }
+  dp_opts.attempt_timeout = std::chrono::milliseconds(cfg.request_timeout_ms);
+  dp_opts.max_frame_bytes = std::max<size_t>(64u << 20, cfg.max_body_bytes * 2);
+  dp_opts.metrics = metrics;
+  auto data = std::make_shared<data_plane>(dp_opts);
+  if (status listening = data->listen(); !listening) {
+    log_error("cannot start the data plane", {{"error", listening.message()}});
+    return 1;
+  }
+  auto traffic = std::make_shared<traffic_meter>();
+  const uint64_t model_memory = cfg.model_memory_mb > 0
+                                    ? cfg.model_memory_mb << 20
+                                    : default_model_memory(read_total_memory().value_or(4ull << 30));
+  if (cfg.follow_traffic_rps > 0) {
+    storage.traffic = traffic;
+    storage.follow.min_rps = cfg.follow_traffic_rps;
+    storage.follow.idle_ms = cfg.follow_idle_s * 1000;
+    storage.follow.max_copies = cfg.follow_max_copies;
+    storage.model_memory_budget = model_memory;
+  }
 
   caf::actor_system_config sys_cfg;
   // CAF 0.17's add_error_category<T> does not compile; register the renderer directly.
@@ -234,9 +270,7 @@ int run_node(const node_config& cfg) {
   auto load_timeout = caf::timespan{std::chrono::seconds(60)};
   auto catalog = sys.spawn<caf::detached>(catalog_behavior, std::move(storage));
   router_settings memory;
-  memory.budget_bytes = cfg.model_memory_mb > 0
-                            ? cfg.model_memory_mb << 20
-                            : default_model_memory(read_total_memory().value_or(4ull << 30));
+  memory.budget_bytes = model_memory;
   memory.keep_replaced_warm_ms = cfg.keep_replaced_warm_s * 1000;
   memory.micro_batch_texts = cfg.micro_batch_texts;
   memory.metrics = metrics;
@@ -253,7 +287,12 @@ int run_node(const node_config& cfg) {
   gw_cfg.node_name = cfg.name;
   gw_cfg.infer_timeout = std::chrono::milliseconds(cfg.request_timeout_ms);
   membership_actor_config mem_cfg;
-  mem_cfg.core = membership_settings(cfg, *node_id);
+  mem_cfg.core = membership_settings(cfg, *node_id, data->port());
+  mem_cfg.on_peers = [board, data](std::shared_ptr<const peer_directory> peers) {
+    board->publish_peers(peers);
+    data->peers_changed(std::move(peers));
+  };
+  mem_cfg.metrics = metrics;
   mem_cfg.secret = cfg.cluster_secret;
   mem_cfg.connector = tls ? caf::actor_cast<peer_connector>(sys.openssl_manager().actor_handle())
                           : caf::actor_cast<peer_connector>(sys.middleman().actor_handle());
@@ -280,7 +319,7 @@ int run_node(const node_config& cfg) {
   door_cfg.micro_batch_texts = cfg.micro_batch_texts;
   door_cfg.max_queue_ms = cfg.max_queue_ms;
   auto door = std::make_shared<front_door>(door_cfg, board, keys, in_flight, admission, metrics,
-                                           std::make_shared<gateway_port>(gw));
+                                           std::make_shared<gateway_port>(gw), data, traffic);
   caf::anon_send(catalog, subscribe_atom_v, caf::actor_cast<catalog_listener>(rtr));
   caf::anon_send(catalog, subscribe_atom_v, caf::actor_cast<catalog_listener>(gw));
   caf::anon_send(catalog, cluster_atom_v, members, cluster_address,
@@ -328,6 +367,7 @@ int run_node(const node_config& cfg) {
     stop_actors();
     return 1;
   }
+  data->start((*http)->io_contexts(), make_peer_handler(door));
   zmq_server_options zmq_opts;
   zmq_opts.host = cfg.host;
   zmq_opts.port = cfg.zmq_port;
@@ -337,6 +377,7 @@ int run_node(const node_config& cfg) {
   auto zmq = zmq_server::start(zmq_opts, make_zmq_handler(door));
   if (!zmq) {
     log_error("cannot start ZeroMQ", {{"error", zmq.error().message()}});
+    data->stop();
     (*http)->stop();
     stop_actors();
     return 1;
@@ -353,9 +394,13 @@ int run_node(const node_config& cfg) {
             {"version", SHOAL_VERSION}});
   log_info("listening", {{"http", cfg.host + ":" + std::to_string((*http)->port())},
                          {"zmq", cfg.host + ":" + std::to_string((*zmq)->port())},
-                         {"cluster", cfg.host + ":" + std::to_string(*published)}});
-  log_info("cluster: node id " + *node_id + (cfg.seeds.empty() ? ", no seeds: a one-node cluster others can join"
-                                                           : ", joining through " + join(cfg.seeds)) +
+                         {"cluster", cfg.host + ":" + std::to_string(*published)},
+                         {"data", cfg.host + ":" + std::to_string(data->port())}});
+  log_info("cluster: node id " + *node_id +
+               (cfg.seeds.empty()
+                    ? ", no seeds: a one-node cluster (each snapshot is kept here only, until "
+                      "other nodes join with this one as a seed)"
+                    : ", joining through " + join(cfg.seeds)) +
            (cfg.cluster_secret.empty() ? "" : ", gossip authenticated with the cluster secret") +
            (tls ? ", TLS with certificates from " + cfg.tls_ca : ""));
 
@@ -400,6 +445,7 @@ int run_node(const node_config& cfg) {
         .receive([](bool) {}, [](caf::error&) {});
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
+  data->stop();
   (*http)->stop();
   (*zmq)->stop();
   stop_actors();

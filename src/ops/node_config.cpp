@@ -97,6 +97,24 @@ status set_field(node_config& cfg, const std::string& key, const std::string& va
   if (key == "http_port") return port(cfg.http_port);
   if (key == "zmq_port") return port(cfg.zmq_port);
   if (key == "cluster_port") return port(cfg.cluster_port);
+  if (key == "data_port") return port(cfg.data_port);
+  if (key == "follow_traffic_rps") {
+    char* end = nullptr;
+    double v = std::strtod(value.c_str(), &end);
+    if (value.empty() || end != value.c_str() + value.size() || !(v >= 0 && v <= 1e9)) {
+      return status::invalid_argument(what + " must be a number of requests a second (0: never "
+                                      "take traffic copies), got '" + value + "'");
+    }
+    cfg.follow_traffic_rps = v;
+    return status::ok();
+  }
+  if (key == "follow_idle_s") {
+    auto v = parse_uint(what, value, 1, 30 * 86400);
+    if (!v) return v.error();
+    cfg.follow_idle_s = static_cast<int64_t>(*v);
+    return status::ok();
+  }
+  if (key == "follow_max_copies") return size(cfg.follow_max_copies, 0, 1000000);
   if (key == "http_threads") return size(cfg.http_threads, 1, 64);
   if (key == "max_body_bytes") return size(cfg.max_body_bytes, 1024, 1ull << 30);
   if (key == "max_push_bytes") return size(cfg.max_push_bytes, 1024, 1ull << 32);
@@ -243,7 +261,7 @@ status set_field(node_config& cfg, const std::string& key, const std::string& va
   }
   return status::invalid_argument(
       what + ": unknown setting '" + key +
-      "' (known: data_dir, host, http_port, zmq_port, cluster_port, name, http_threads, "
+      "' (known: data_dir, host, http_port, zmq_port, cluster_port, data_port, name, http_threads, "
       "max_body_bytes, max_push_bytes, request_timeout_ms, max_batch, max_in_flight, "
       "micro_batch_texts, max_queue_ms, log_format, "
       "drain_timeout_ms, keys_file, tenant_limits, tenant_limits.TENANT, model_memory_mb, "
@@ -252,7 +270,8 @@ status set_field(node_config& cfg, const std::string& key, const std::string& va
       "cluster_secret_file, tls_certificate, tls_key, tls_ca, gossip_interval_ms, "
       "phi_threshold, probe_timeout_ms, indirect_probe_timeout_ms, indirect_probes, "
       "suspicion_timeout_ms, dead_retention_ms, max_gossip_updates, seed_interval_ms, "
-      "sync_interval_ms, monitored_peers, replication_factor)");
+      "sync_interval_ms, monitored_peers, replication_factor, follow_traffic_rps, follow_idle_s, "
+      "follow_max_copies)");
 }
 
 }  // namespace
@@ -352,7 +371,8 @@ result<node_command> parse_node_args(const std::vector<std::string>& args) {
   static const std::pair<const char*, const char*> flags[] = {
       {"--data-dir", "data_dir"},         {"--host", "host"},
       {"--http-port", "http_port"},       {"--zmq-port", "zmq_port"},
-      {"--cluster-port", "cluster_port"}, {"--name", "name"},
+      {"--cluster-port", "cluster_port"}, {"--data-port", "data_port"},
+      {"--name", "name"},
       {"--http-threads", "http_threads"}, {"--request-timeout-ms", "request_timeout_ms"},
       {"--max-body-bytes", "max_body_bytes"}, {"--max-push-bytes", "max_push_bytes"},
       {"--keys-file", "keys_file"},
@@ -376,6 +396,9 @@ result<node_command> parse_node_args(const std::vector<std::string>& args) {
       {"--sync-interval-ms", "sync_interval_ms"},
       {"--monitored-peers", "monitored_peers"},
       {"--replication-factor", "replication_factor"},
+      {"--follow-traffic-rps", "follow_traffic_rps"},
+      {"--follow-idle-s", "follow_idle_s"},
+      {"--follow-max-copies", "follow_max_copies"},
   };
   // A secret on the command line would show in `ps`: flags may only name a file. The flag wins
   // over the config file's secret, like every flag.
@@ -448,7 +471,9 @@ options:
   --host ADDR               address to listen on (default 127.0.0.1)
   --http-port N             HTTP port (default 7422)
   --zmq-port N              ZeroMQ port, for the CLI (default 7421)
-  --cluster-port N          node-to-node port, for gossip between nodes (default 7420)
+  --cluster-port N          node-to-node port: gossip, catalog, snapshot copies (default 7420)
+  --data-port N             node-to-node port for forwarded inference (default 0: any free
+                            port, told to peers by gossip; set it where a firewall needs one)
   --name NAME               node name in logs and status (default HOST:HTTP_PORT)
   --config FILE             read settings from FILE (key = value lines); flags override it
   --http-threads N          HTTP I/O threads, which also run small inferences (default: one per
@@ -481,6 +506,11 @@ cluster:
   --seeds HOST:PORT[,...]   cluster ports of nodes to join through (any one that is up will
                             do); none: start a one-node cluster that others can join
   --replication-factor N    nodes that keep each snapshot's bytes (default 2; 1 allowed)
+  --follow-traffic-rps X    a node forwarding X requests a second to a model it does not hold
+                            (for 3 s) takes a copy and serves it itself (default 20; 0: never)
+  --follow-idle-s N         such an extra copy is released after N s without a request
+                            (default 300)
+  --follow-max-copies N     extra copies a node holds at most (default 1000)
   --advertise-host ADDR     the address other nodes reach this one at (default: --host;
                             required with --host 0.0.0.0 and seeds)
   --cluster-secret-file F   file holding the shared cluster secret: gossip is authenticated

@@ -546,6 +546,215 @@ TEST_F(cluster, a_node_without_seeds_is_a_one_member_cluster) {
   auto table = node("solo").cli({"cluster", "status"});
   EXPECT_EQ(table.exit_code, 0) << table.err;
   EXPECT_NE(table.out.find("solo"), std::string::npos) << table.out;
+  // Issue 16: it says so once at start, not "stored on 1 of 2 nodes" on every push.
+  for (int v : {1, 2}) {
+    auto push = node("solo").cli({"snapshot", "push", "acme/bot", model(v)});
+    ASSERT_EQ(push.exit_code, 0) << push.err;
+    EXPECT_EQ(push.err, "") << "no replication note on a one-node cluster";
+  }
+  const std::string log = node("solo").log();
+  const std::string said = "a one-node cluster";
+  ASSERT_NE(log.find(said), std::string::npos) << log;
+  EXPECT_EQ(log.find(said, log.find(said) + 1), std::string::npos) << "said once: " << log;
+}
+
+// Issue 16 ---------------------------------------------------------------------------------------
+
+// /metrics counter `name` on `n` (0 when absent).
+double counter(node_process& n, const std::string& name) {
+  auto m = testing::http_call(n.http_port(), "GET", "/metrics");
+  return testing::metric_value(m.body, name).value_or(0.0);
+}
+
+std::string infer_body_top(const std::string& text, int top_k) {
+  return nlohmann::json{{"inputs", {{{"name", "text"}, {"shape", {1}}, {"datatype", "BYTES"},
+                                     {"data", {text}}}}},
+                        {"parameters", {{"top_k", top_k}}}}
+      .dump();
+}
+
+// Two nodes, one copy: the node without it forwards on the data plane, and its answers are the
+// holder's, byte for byte; both count it, in /metrics and in `shoal cluster status`.
+TEST_F(cluster, a_forwarded_request_is_answered_exactly_as_the_holder_answers_it) {
+  const std::vector<std::string> flags = {"--replication-factor", "1", "--follow-traffic-rps", "0"};
+  start("n1", {}, flags);
+  start("n2", {"n1"}, flags);
+  expect_all_alive({"n1", "n2"}, 10s);
+  ASSERT_EQ(node("n1").cli({"snapshot", "push", "acme/bot", model(2)}).exit_code, 0);
+  ASSERT_TRUE(wait_until([&] {
+    auto l = listing("n2", "acme/bot");
+    return !l.is_null() && l["snapshots"][0]["holders"].size() == 1;
+  }, 10s)) << listing("n2", "acme/bot").dump();
+  const std::string holder = listing("n2", "acme/bot")["snapshots"][0]["holders"][0];
+  const std::string front = holder == "n1" ? "n2" : "n1";
+  for (const auto& text : {"where is my parcel", "i want a refund", "cancel it", "hello"}) {
+    auto here = testing::http_call(node(holder).http_port(), "POST", "/v2/models/acme/bot/infer",
+                                   infer_body_top(text, 3));
+    auto routed = testing::http_call(node(front).http_port(), "POST",
+                                     "/v2/models/acme/bot/infer", infer_body_top(text, 3));
+    ASSERT_EQ(here.status, 200) << here.body;
+    ASSERT_EQ(routed.status, 200) << routed.body;
+    EXPECT_EQ(routed.body, here.body) << "\"" << text << "\"";
+  }
+  // An unknown version is the client's mistake on every node: 404, not a retry or a 503.
+  auto missing = testing::http_call(node(front).http_port(), "POST",
+                                    "/v2/models/acme/bot/versions/9/infer", infer_body("x"));
+  EXPECT_EQ(missing.status, 404) << missing.body;
+  EXPECT_EQ(counter(node(front), "shoal_requests_forwarded_total"), 4);
+  EXPECT_EQ(counter(node(holder), "shoal_requests_served_for_peers_total"), 4);
+  EXPECT_EQ(counter(node(holder), "shoal_requests_served_local_total"), 4);
+  ASSERT_TRUE(wait_until([&] {
+    auto r = node(holder).cli({"cluster", "status", "--json", "--timeout", "2"});
+    auto j = nlohmann::json::parse(r.out, nullptr, false);
+    if (j.is_discarded()) return false;
+    for (const auto& m : j["members"]) {
+      if (m["name"] == front && m["load"]["forwarded"] == 4 && !m["data_address"].get<std::string>().empty()) {
+        return true;
+      }
+    }
+    return false;
+  }, 5s)) << node(holder).cli({"cluster", "status", "--json"}).out;
+}
+
+// Keeps `threads` HTTP clients sending `model`'s inferences to `port` until stopped; records each
+// request's status and latency.
+class load_loop {
+ public:
+  load_loop(uint16_t port, std::string path, int threads, std::chrono::milliseconds pause = 0ms) {
+    for (int i = 0; i < threads; ++i) {
+      workers_.emplace_back([this, port, path, pause] {
+        while (!stop_) {
+          auto t0 = std::chrono::steady_clock::now();
+          auto r = testing::http_call(port, "POST", path, infer_body("where is my parcel"));
+          auto took = std::chrono::steady_clock::now() - t0;
+          {
+            std::lock_guard<std::mutex> lock(mu_);
+            samples_.push_back({t0, took, r.status, r.status == 200 ? "" : r.body});
+          }
+          if (pause.count() > 0) std::this_thread::sleep_for(pause);
+        }
+      });
+    }
+  }
+  ~load_loop() { stop(); }
+  void stop() {
+    stop_ = true;
+    for (auto& w : workers_) {
+      if (w.joinable()) w.join();
+    }
+  }
+  struct sample {
+    std::chrono::steady_clock::time_point start;
+    std::chrono::steady_clock::duration took;
+    int status;
+    std::string body;
+  };
+  std::vector<sample> samples() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return samples_;
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::vector<sample> samples_;
+  std::vector<std::thread> workers_;
+};
+
+// A node that keeps forwarding a model's requests takes a copy and serves them itself within a
+// few seconds; when the traffic moves away, it lets the extra copy go again.
+TEST_F(cluster, a_node_takes_a_copy_of_a_model_it_keeps_forwarding_and_drops_it_when_traffic_moves) {
+  const std::vector<std::string> flags = {"--replication-factor", "1", "--follow-traffic-rps", "5",
+                                          "--follow-idle-s", "2"};
+  start("n1", {}, flags);
+  start("n2", {"n1"}, flags);
+  expect_all_alive({"n1", "n2"}, 10s);
+  ASSERT_EQ(node("n1").cli({"snapshot", "push", "acme/bot", model(1)}).exit_code, 0);
+  ASSERT_TRUE(wait_until([&] {
+    auto l = listing("n2", "acme/bot");
+    return !l.is_null() && l["snapshots"][0]["holders"].size() == 1;
+  }, 10s));
+  const std::string holder = listing("n2", "acme/bot")["snapshots"][0]["holders"][0];
+  const std::string front = holder == "n1" ? "n2" : "n1";
+  auto holders = [&] {
+    auto l = listing(holder, "acme/bot");
+    return l.is_null() ? std::set<std::string>{}
+                       : l["snapshots"][0]["holders"].get<std::set<std::string>>();
+  };
+  {
+    load_loop load(node(front).http_port(), "/v2/models/acme/bot/infer", 2, 20ms);
+    auto took = wait_until([&] { return holders().count(front) > 0; }, 15s * testing::build_slowdown);
+    ASSERT_TRUE(took) << node(front).log();
+    RecordProperty("copy_taken_after_ms", static_cast<int>(took->count()));
+    // From now on the front node answers locally: its forward count stops growing.
+    std::this_thread::sleep_for(1000ms);
+    const double forwarded = counter(node(front), "shoal_requests_forwarded_total");
+    const double local = counter(node(front), "shoal_requests_served_local_total");
+    std::this_thread::sleep_for(1000ms);
+    EXPECT_EQ(counter(node(front), "shoal_requests_forwarded_total"), forwarded);
+    EXPECT_GT(counter(node(front), "shoal_requests_served_local_total"), local + 10);
+    EXPECT_EQ(counter(node(front), "shoal_traffic_copies"), 1);
+    for (const auto& s : load.samples()) ASSERT_EQ(s.status, 200) << s.body;
+  }
+  // The traffic stopped: the extra copy goes after follow_idle_s; the holder keeps its own.
+  auto dropped = wait_until([&] { return holders() == std::set<std::string>{holder}; },
+                            15s * testing::build_slowdown);
+  ASSERT_TRUE(dropped) << node(front).log();
+  EXPECT_EQ(counter(node(front), "shoal_traffic_copies_dropped_total"), 1);
+  EXPECT_EQ(counter(node(front), "shoal_traffic_copies"), 0);
+  EXPECT_NE(node(front).log().find("traffic copy released"), std::string::npos);
+  // And the model is still served there, through the holder again.
+  EXPECT_EQ(served_version(front, "acme/bot"), "1");
+}
+
+// A holder killed with requests in flight to it: they go to the other holder at once; no
+// request takes more than 100 ms longer than the slowest before the kill.
+TEST_F(cluster, a_peer_killed_with_requests_in_flight_costs_no_request_more_than_100ms) {
+  const std::vector<std::string> flags = {"--follow-traffic-rps", "0"};
+  start("n1", {}, flags);
+  start("n2", {"n1"}, flags);
+  start("n3", {"n1"}, flags);
+  expect_all_alive({"n1", "n2", "n3"}, 10s);
+  ASSERT_EQ(node("n1").cli({"snapshot", "push", "acme/bot", model(1)}).exit_code, 0);
+  std::set<std::string> held;
+  ASSERT_TRUE(wait_until([&] {
+    auto l = listing("n1", "acme/bot");
+    if (l.is_null()) return false;
+    held = l["snapshots"][0]["holders"].get<std::set<std::string>>();
+    return held.size() == 2;
+  }, 10s));
+  std::string front, victim;
+  for (const auto& n : {"n1", "n2", "n3"}) {
+    if (held.count(n) == 0) front = n;
+  }
+  victim = *held.begin();
+  load_loop load(node(front).http_port(), "/v2/models/acme/bot/infer", 4);
+  std::this_thread::sleep_for(1500ms);
+  const auto kill_at = std::chrono::steady_clock::now();
+  node(victim).stop(SIGKILL);
+  std::this_thread::sleep_for(2000ms);
+  load.stop();
+  std::chrono::steady_clock::duration before{}, after{};
+  size_t n_before = 0, n_after = 0;
+  for (const auto& s : load.samples()) {
+    ASSERT_EQ(s.status, 200) << s.body;
+    if (s.start + s.took < kill_at) {
+      before = std::max(before, s.took);
+      ++n_before;
+    } else {
+      after = std::max(after, s.took);
+      ++n_after;
+    }
+  }
+  EXPECT_GT(n_before, 20u);
+  EXPECT_GT(n_after, 20u);
+  const auto before_ms = std::chrono::duration_cast<std::chrono::milliseconds>(before);
+  const auto after_ms = std::chrono::duration_cast<std::chrono::milliseconds>(after);
+  RecordProperty("slowest_before_ms", static_cast<int>(before_ms.count()));
+  RecordProperty("slowest_after_kill_ms", static_cast<int>(after_ms.count()));
+  EXPECT_LE(after_ms.count(), before_ms.count() + 100 * testing::build_slowdown)
+      << "slowest before the kill " << before_ms.count() << " ms, after " << after_ms.count()
+      << " ms\n" << node(front).log();
 }
 
 TEST_F(cluster, three_nodes_join_through_seeds_and_see_each_other_alive) {

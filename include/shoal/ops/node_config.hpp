@@ -22,7 +22,9 @@ struct node_config {
   std::string host = "127.0.0.1";     // address every port binds to
   uint16_t http_port = 7422;          // KServe V2 HTTP/JSON
   uint16_t zmq_port = 7421;           // ZeroMQ + protobuf (CLI, SDKs)
-  uint16_t cluster_port = 7420;       // node-to-node (the cluster issues use it)
+  uint16_t cluster_port = 7420;       // node-to-node gossip, catalog and snapshot copies
+  uint16_t data_port = 0;             // node-to-node inference (forwarded requests); 0: any
+                                      // free port (gossip tells the peers which)
   std::string name;                   // default: "<host>:<http_port>"
   // HTTP I/O threads. They also run inference on snapshots already in memory (small batches), so
   // the default is one per CPU core (at least 2).
@@ -64,6 +66,12 @@ struct node_config {
   std::string tls_key;
   std::string tls_ca;
   size_t replication_factor = 2;      // nodes that keep each snapshot's bytes (1 allowed)
+  // Traffic-following copies (serving/traffic.hpp): a node that forwards at least
+  // follow_traffic_rps requests a second to a model, for 3 s, takes a copy and serves it
+  // locally; the copy is released after follow_idle_s without a request. 0: never.
+  double follow_traffic_rps = 20;
+  int64_t follow_idle_s = 300;
+  size_t follow_max_copies = 1000;    // extra copies a node holds at most
   // Membership timings (LAN defaults; see include/shoal/cluster/membership.hpp for what each does).
   int64_t gossip_interval_ms = 200;        // one heartbeat and one gossip ping per interval
   double phi_threshold = 8;                // probe a peer once phi passes this
