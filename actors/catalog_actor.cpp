@@ -332,7 +332,7 @@ void follow_traffic(self_ptr self) {
       }
       continue;
     }
-    fetch_copy(self, key.first, *snap, [self, key](bool copied) {
+    auto taken = [self, key](bool copied) {
       auto& s = self->state;
       if (!s.follower) return;
       if (copied) {
@@ -342,7 +342,13 @@ void follow_traffic(self_ptr self) {
         s.follower->failed(key);
       }
       if (s.metrics) s.metrics->traffic_copies.store(s.follower->copies());
-    });
+    };
+    if (st.store->contains(snap->sha256)) {
+      // The same bytes are here already (another version or model with them): record the hold.
+      taken(commit(self, {hold_change(key.first, key.second)}).is_ok());
+      continue;
+    }
+    fetch_copy(self, key.first, *snap, std::move(taken));
   }
   std::vector<catalog_change> releases;
   std::set<std::string> shas;

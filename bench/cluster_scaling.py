@@ -62,10 +62,23 @@ class PinnedCluster(Cluster):
                            check=True, stdout=subprocess.DEVNULL)
 
 
-def push_models(cluster, path, count):
+def push_models(cluster, paths):
     first = next(iter(cluster.nodes))
-    for i in range(count):
+    for i, path in enumerate(paths):
         cluster.cli(first, "snapshot", "push", "acme/m%d" % i, path)
+
+
+def train_models(tmp, count):
+    """`count` distinct small intent models (different seeds: different bytes, as real bots)."""
+    out = []
+    for i in range(count):
+        path = os.path.join(tmp, "bot%d" % i)
+        subprocess.run(["fasttext", "supervised", "-input",
+                        os.path.join(ROOT, "examples", "intents-v1.txt"), "-output", path,
+                        "-epoch", "5", "-dim", "16", "-seed", str(i + 1), "-thread", "1",
+                        "-verbose", "0"], check=True)
+        out.append(path + ".bin")
+    return out
 
 
 def wait_placed(cluster, count, copies):
@@ -136,7 +149,7 @@ def node_counts(cluster):
     return out
 
 
-def bench_scaling(tmp, model, seconds):
+def bench_scaling(tmp, models, seconds):
     rows = []
     setups = [(1, True)] + [(n, follow) for n in (3, 4) for follow in (False, True)]
     for n, follow in setups:
@@ -146,7 +159,7 @@ def bench_scaling(tmp, model, seconds):
             extra += ["--follow-traffic-rps", "0"]
         c = PinnedCluster(os.path.join(tmp, "scale-%d-%s" % (n, follow)), names, extra)
         c.wait_members(n)
-        push_models(c, model, MODELS)
+        push_models(c, models)
         wait_placed(c, MODELS, min(2, n))
         ports = [c.nodes[x]["http"] for x in names]
         if n > 1 and follow:
@@ -246,7 +259,7 @@ def main():
     try:
         model = train(tmp, "m", 16)
         if "scaling" in only:
-            rows = bench_scaling(tmp, model, a.seconds)
+            rows = bench_scaling(tmp, train_models(tmp, MODELS), a.seconds)
             print("## Cluster scaling: one node vs 3 and 4 nodes on the same machine\n")
             print("wrk closed loop, %d connections in all spread over the nodes, %d models, "
                   "replication_factor 2, %d s per row.\n" % (CONNECTIONS, MODELS, a.seconds))

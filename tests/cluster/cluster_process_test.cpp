@@ -883,12 +883,30 @@ TEST_F(cluster, with_tls_only_nodes_holding_a_certificate_from_the_cluster_ca_jo
     std::string path = dir_.file(node + ".conf");
     write_file(path, "tls_certificate = " + certs + "/" + cert + ".crt\ntls_key = " + certs + "/" +
                          cert + ".key\ntls_ca = " + certs + "/ca.crt\n");
-    return std::vector<std::string>{"--config", path};
+    // One copy per model, no traffic copies: the node without it forwards over TLS.
+    return std::vector<std::string>{"--config", path, "--replication-factor", "1",
+                                    "--follow-traffic-rps", "0"};
   };
   start("n1", {}, tls_config("n1", "n1"));
   start("n2", {"n1"}, tls_config("n2", "n2"));
   expect_all_alive({"n1", "n2"}, 10s);
   EXPECT_NE(node("n1").log().find("TLS with certificates from"), std::string::npos);
+
+  // The data plane runs under the same certificates: a forwarded request is answered.
+  ASSERT_EQ(node("n1").cli({"snapshot", "push", "acme/bot", model(1)}).exit_code, 0);
+  ASSERT_TRUE(wait_until([&] {
+    auto l = listing("n2", "acme/bot");
+    return !l.is_null() && l["snapshots"][0]["holders"].size() == 1;
+  }, 10s));
+  const std::string holder = listing("n2", "acme/bot")["snapshots"][0]["holders"][0];
+  const std::string front = holder == "n1" ? "n2" : "n1";
+  auto here = testing::http_call(node(holder).http_port(), "POST", "/v2/models/acme/bot/infer",
+                                 infer_body("where is my parcel"));
+  auto routed = testing::http_call(node(front).http_port(), "POST", "/v2/models/acme/bot/infer",
+                                   infer_body("where is my parcel"));
+  ASSERT_EQ(routed.status, 200) << routed.body << "\n" << node(front).log();
+  EXPECT_EQ(routed.body, here.body);
+  EXPECT_EQ(counter(node(front), "shoal_requests_forwarded_total"), 1);
 
   // A certificate from another CA, and no certificate at all: neither gets in, both say why.
   start("rogue", {"n1"}, tls_config("rogue", "rogue"));

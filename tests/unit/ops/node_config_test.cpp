@@ -173,6 +173,29 @@ TEST(node_config, cluster_defaults_match_the_documentation) {
   EXPECT_EQ(c.sync_interval_ms, 30000);
   EXPECT_EQ(c.monitored_peers, 8u);
   EXPECT_EQ(c.replication_factor, 2u);
+  EXPECT_EQ(c.data_port, 0) << "any free port, gossiped";
+  EXPECT_EQ(c.follow_traffic_rps, 20);
+  EXPECT_EQ(c.follow_idle_s, 300);
+  EXPECT_EQ(c.follow_max_copies, 1000u);
+}
+
+TEST(node_config, data_plane_and_traffic_copies_from_flags_and_file) {
+  config_dir d;
+  auto path = d.write("n.conf", "data_dir = data\ndata_port = 7423\nfollow_traffic_rps = 2.5\n"
+                                "follow_idle_s = 60\nfollow_max_copies = 10\n");
+  auto cmd = parse_node_args({"--config", path});
+  ASSERT_TRUE(cmd.is_ok()) << cmd.error().message();
+  EXPECT_EQ(cmd->config.data_port, 7423);
+  EXPECT_EQ(cmd->config.follow_traffic_rps, 2.5);
+  EXPECT_EQ(cmd->config.follow_idle_s, 60);
+  EXPECT_EQ(cmd->config.follow_max_copies, 10u);
+  auto flags = parse_node_args({"--config", path, "--data-port", "0", "--follow-traffic-rps", "0",
+                                "--follow-idle-s", "5", "--follow-max-copies", "0"});
+  ASSERT_TRUE(flags.is_ok()) << flags.error().message();
+  EXPECT_EQ(flags->config.data_port, 0);
+  EXPECT_EQ(flags->config.follow_traffic_rps, 0) << "0 turns traffic copies off";
+  EXPECT_EQ(flags->config.follow_idle_s, 5);
+  EXPECT_EQ(flags->config.follow_max_copies, 0u);
 }
 
 TEST(node_config, seeds_and_timings_from_flags_and_file) {
@@ -290,6 +313,10 @@ TEST(node_config, bad_cluster_settings_name_the_problem) {
       {{"--sync-interval-ms", "-1"}, "--sync-interval-ms must be a whole number, got '-1'"},
       {{"--monitored-peers", "0"}, "--monitored-peers must be between 1 and 64, got 0"},
       {{"--replication-factor", "0"}, "--replication-factor must be between 1 and 16, got 0"},
+      {{"--data-port", "65536"}, "--data-port must be between 0 and 65535, got 65536"},
+      {{"--follow-traffic-rps", "-1"}, "--follow-traffic-rps must be a number of requests a second"},
+      {{"--follow-traffic-rps", "fast"}, "--follow-traffic-rps must be a number of requests a second"},
+      {{"--follow-idle-s", "0"}, "--follow-idle-s must be between 1 and 2592000, got 0"},
       {{"--seeds", "127.0.0.1:7420,127.0.0.1:65536"}, "--seeds: invalid node address '127.0.0.1:65536'"},
       {{"--cluster-secret-file"}, "--cluster-secret-file needs a value"},
   };

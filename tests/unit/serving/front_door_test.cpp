@@ -8,6 +8,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -325,6 +326,120 @@ TEST_F(front_door_test, a_thread_that_is_behind_sheds_a_share_and_recovers_when_
   outcomes_.clear();
   for (int i = 0; i < 20; ++i) infer(admin, request(), at_once);
   for (const auto& o : outcomes_) EXPECT_EQ(o.what, infer_outcome::kind::answered);
+}
+
+// ---- forwarding (issue 16) ---------------------------------------------------------------------
+
+// The data plane's side of the door, in memory: keeps each forward until the test answers it.
+class recording_peers final : public peer_port {
+ public:
+  void forward(std::vector<peer_info> targets, infer_request req,
+               std::function<void(result<infer_result>)> done) override {
+    calls.push_back({std::move(targets), std::move(req)});
+    replies.push_back(std::move(done));
+  }
+  struct call {
+    std::vector<peer_info> targets;
+    infer_request req;
+  };
+  std::vector<call> calls;
+  std::vector<std::function<void(result<infer_result>)>> replies;
+};
+
+class forwarding_test : public front_door_test {
+ protected:
+  // Node "a"'s door over acme/bot (2 versions, nothing loaded); version 2 held by `holders`;
+  // `alive` the peers membership lists.
+  void make_node(std::set<std::string> holders, std::vector<std::string> alive) {
+    make(unbatched(), 2, 0);
+    catalog c = *catalog_with(2);
+    for (const auto& h : holders) {
+      catalog_change hold = hold_change(bot, 2);
+      hold.origin = h;
+      ASSERT_TRUE(c.apply(hold).is_ok());
+    }
+    board_->publish_catalog(std::make_shared<const catalog>(std::move(c)));
+    auto dir = std::make_shared<peer_directory>();
+    dir->self_id = "a";
+    for (const auto& p : alive) dir->alive[p] = peer_info{p, "node-" + p, "127.0.0.1:7423", 0};
+    board_->publish_peers(dir);
+    peers_ = std::make_shared<recording_peers>();
+    traffic_ = std::make_shared<traffic_meter>();
+    door_ = std::make_shared<front_door>(unbatched(), board_, std::make_shared<key_board>(nullptr),
+                                         in_flight_, nullptr, metrics_, cluster_, peers_,
+                                         traffic_);
+  }
+  std::shared_ptr<recording_peers> peers_;
+  std::shared_ptr<traffic_meter> traffic_;
+};
+
+TEST_F(forwarding_test, a_version_held_only_elsewhere_goes_to_its_live_holders_pinned) {
+  make_node({"b", "c"}, {"b", "c", "d"});
+  infer_request req = request();
+  req.label = "production";
+  infer(admin, req, at_once);
+  ASSERT_EQ(peers_->calls.size(), 1u);
+  EXPECT_TRUE(cluster_->calls.empty()) << "not through the actors";
+  const auto& call = peers_->calls[0];
+  std::set<std::string> targets;
+  for (const auto& t : call.targets) targets.insert(t.id);
+  EXPECT_EQ(targets, (std::set<std::string>{"b", "c"})) << "holders only, never d";
+  EXPECT_EQ(call.req.version, 2u) << "the label resolved here";
+  EXPECT_EQ(call.req.label, "");
+  infer_result r;
+  r.id = bot;
+  r.version = 2;
+  r.rows = {{prediction{"order_status", 0.9f}}};
+  peers_->replies[0](r);
+  ASSERT_EQ(outcomes_.size(), 1u);
+  EXPECT_EQ(outcomes_[0].what, infer_outcome::kind::answered);
+  EXPECT_EQ(outcomes_[0].answer.rows, r.rows);
+  EXPECT_EQ(metrics_->forwarded.load(), 1u);
+  EXPECT_EQ(metrics_->served_local.load(), 0u);
+  // The thread's forward counts reach the traffic meter on its tick.
+  door_->refresh_view();
+  auto counts = traffic_->take();
+  EXPECT_EQ(counts[std::make_pair(bot, 2u)], 1u);
+}
+
+TEST_F(forwarding_test, a_holders_refusal_is_a_429_and_a_failure_a_5xx) {
+  make_node({"b"}, {"b"});
+  infer(admin, request(), at_once);
+  infer(admin, request(), at_once);
+  ASSERT_EQ(peers_->calls.size(), 2u);
+  peers_->replies[0](status::resource_exhausted("node-b is overloaded"));
+  peers_->replies[1](status::unavailable("no node holding acme/bot version 2 answered"));
+  ASSERT_EQ(outcomes_.size(), 2u);
+  EXPECT_EQ(outcomes_[0].what, infer_outcome::kind::limited);
+  EXPECT_EQ(outcomes_[1].what, infer_outcome::kind::failed);
+  EXPECT_EQ(http_status(outcomes_[1].error.code()), 503);
+}
+
+TEST_F(forwarding_test, held_here_or_no_live_holder_goes_to_the_actors) {
+  make_node({"a", "b"}, {"b"});
+  infer(admin, request(), at_once);
+  EXPECT_TRUE(peers_->calls.empty()) << "this node holds it: loaded here by the actors";
+  EXPECT_EQ(cluster_->calls.size(), 1u);
+
+  make_node({"b"}, {"c"});
+  infer(admin, request(), at_once);
+  EXPECT_TRUE(peers_->calls.empty()) << "b is not alive: the actors look again";
+  EXPECT_EQ(cluster_->calls.size(), 1u);
+}
+
+TEST_F(forwarding_test, a_peers_request_is_never_forwarded_again) {
+  make_node({"b"}, {"b"});
+  infer_request req = request();
+  req.version = 2;
+  door_->serve_peer(req, at_once, [this](infer_outcome o) { outcomes_.push_back(std::move(o)); });
+  EXPECT_TRUE(peers_->calls.empty());
+  ASSERT_EQ(cluster_->calls.size(), 1u) << "answered here, through the actors (not loaded)";
+  EXPECT_EQ(metrics_->served_for_peers.load(), 1u);
+  door_->start_draining();
+  door_->serve_peer(req, at_once, [this](infer_outcome o) { outcomes_.push_back(std::move(o)); });
+  ASSERT_EQ(outcomes_.size(), 1u);
+  EXPECT_EQ(outcomes_[0].error.code(), status_code::unavailable)
+      << "a stopping node refuses, so the asker tries the next holder";
 }
 
 }  // namespace
