@@ -203,6 +203,31 @@ class cluster : public ::testing::Test {
     }
   }
 
+  // Pushes `model_path` as acme/bot through n1 of a running n1+n2 pair whose nodes keep one copy
+  // per model, and waits until one of them holds it; returns {holder, the other one}.
+  std::pair<std::string, std::string> push_to_one_of_two(const std::string& model_path) {
+    EXPECT_EQ(node("n1").cli({"snapshot", "push", "acme/bot", model_path}).exit_code, 0);
+    bool placed = wait_until([&] {
+                    auto l = listing("n2", "acme/bot");
+                    return !l.is_null() && l["snapshots"][0]["holders"].size() == 1;
+                  }, 10s).has_value();
+    if (!placed) {
+      ADD_FAILURE() << "not held by exactly one node: " << listing("n2", "acme/bot").dump();
+      return {"n1", "n2"};
+    }
+    const std::string holder = listing("n2", "acme/bot")["snapshots"][0]["holders"][0];
+    return {holder, holder == "n1" ? "n2" : "n1"};
+  }
+
+  // Starts n1 and n2 with `flags` (one copy per model) and pushes `model_path` to one of them.
+  std::pair<std::string, std::string> two_nodes_one_copy(const std::vector<std::string>& flags,
+                                                         const std::string& model_path) {
+    start("n1", {}, flags);
+    start("n2", {"n1"}, flags);
+    expect_all_alive({"n1", "n2"}, 10s);
+    return push_to_one_of_two(model_path);
+  }
+
   temp_dir dir_;
   std::map<std::string, uint16_t> ports_;
   std::map<std::string, std::unique_ptr<node_process>> nodes_;
@@ -576,17 +601,9 @@ std::string infer_body_top(const std::string& text, int top_k) {
 // Two nodes, one copy: the node without it forwards on the data plane, and its answers are the
 // holder's, byte for byte; both count it, in /metrics and in `shoal cluster status`.
 TEST_F(cluster, a_forwarded_request_is_answered_exactly_as_the_holder_answers_it) {
-  const std::vector<std::string> flags = {"--replication-factor", "1", "--follow-traffic-rps", "0"};
-  start("n1", {}, flags);
-  start("n2", {"n1"}, flags);
-  expect_all_alive({"n1", "n2"}, 10s);
-  ASSERT_EQ(node("n1").cli({"snapshot", "push", "acme/bot", model(2)}).exit_code, 0);
-  ASSERT_TRUE(wait_until([&] {
-    auto l = listing("n2", "acme/bot");
-    return !l.is_null() && l["snapshots"][0]["holders"].size() == 1;
-  }, 10s)) << listing("n2", "acme/bot").dump();
-  const std::string holder = listing("n2", "acme/bot")["snapshots"][0]["holders"][0];
-  const std::string front = holder == "n1" ? "n2" : "n1";
+  const auto [holder, front] =
+      two_nodes_one_copy({"--replication-factor", "1", "--follow-traffic-rps", "0"}, model(2));
+  if (HasFailure()) return;  // the setup failed (said why)
   for (const auto& text : {"where is my parcel", "i want a refund", "cancel it", "hello"}) {
     auto here = testing::http_call(node(holder).http_port(), "POST", "/v2/models/acme/bot/infer",
                                    infer_body_top(text, 3));
@@ -664,18 +681,9 @@ class load_loop {
 // A node that keeps forwarding a model's requests takes a copy and serves them itself within a
 // few seconds; when the traffic moves away, it lets the extra copy go again.
 TEST_F(cluster, a_node_takes_a_copy_of_a_model_it_keeps_forwarding_and_drops_it_when_traffic_moves) {
-  const std::vector<std::string> flags = {"--replication-factor", "1", "--follow-traffic-rps", "5",
-                                          "--follow-idle-s", "2"};
-  start("n1", {}, flags);
-  start("n2", {"n1"}, flags);
-  expect_all_alive({"n1", "n2"}, 10s);
-  ASSERT_EQ(node("n1").cli({"snapshot", "push", "acme/bot", model(1)}).exit_code, 0);
-  ASSERT_TRUE(wait_until([&] {
-    auto l = listing("n2", "acme/bot");
-    return !l.is_null() && l["snapshots"][0]["holders"].size() == 1;
-  }, 10s));
-  const std::string holder = listing("n2", "acme/bot")["snapshots"][0]["holders"][0];
-  const std::string front = holder == "n1" ? "n2" : "n1";
+  const auto [holder, front] = two_nodes_one_copy(
+      {"--replication-factor", "1", "--follow-traffic-rps", "5", "--follow-idle-s", "2"}, model(1));
+  if (HasFailure()) return;  // the setup failed (said why)
   auto holders = [&] {
     auto l = listing(holder, "acme/bot");
     return l.is_null() ? std::set<std::string>{}
@@ -883,23 +891,22 @@ TEST_F(cluster, with_tls_only_nodes_holding_a_certificate_from_the_cluster_ca_jo
     std::string path = dir_.file(node + ".conf");
     write_file(path, "tls_certificate = " + certs + "/" + cert + ".crt\ntls_key = " + certs + "/" +
                          cert + ".key\ntls_ca = " + certs + "/ca.crt\n");
-    // One copy per model, no traffic copies: the node without it forwards over TLS.
-    return std::vector<std::string>{"--config", path, "--replication-factor", "1",
-                                    "--follow-traffic-rps", "0"};
+    return std::vector<std::string>{"--config", path};
   };
-  start("n1", {}, tls_config("n1", "n1"));
-  start("n2", {"n1"}, tls_config("n2", "n2"));
+  // One copy per model, no traffic copies: the node without it forwards over TLS.
+  auto flags = [&](const std::string& node) {
+    auto f = tls_config(node, node);
+    f.insert(f.end(), {"--replication-factor", "1", "--follow-traffic-rps", "0"});
+    return f;
+  };
+  start("n1", {}, flags("n1"));
+  start("n2", {"n1"}, flags("n2"));
   expect_all_alive({"n1", "n2"}, 10s);
   EXPECT_NE(node("n1").log().find("TLS with certificates from"), std::string::npos);
 
   // The data plane runs under the same certificates: a forwarded request is answered.
-  ASSERT_EQ(node("n1").cli({"snapshot", "push", "acme/bot", model(1)}).exit_code, 0);
-  ASSERT_TRUE(wait_until([&] {
-    auto l = listing("n2", "acme/bot");
-    return !l.is_null() && l["snapshots"][0]["holders"].size() == 1;
-  }, 10s));
-  const std::string holder = listing("n2", "acme/bot")["snapshots"][0]["holders"][0];
-  const std::string front = holder == "n1" ? "n2" : "n1";
+  const auto [holder, front] = push_to_one_of_two(model(1));
+  if (HasFailure()) return;  // the setup failed (said why)
   auto here = testing::http_call(node(holder).http_port(), "POST", "/v2/models/acme/bot/infer",
                                  infer_body("where is my parcel"));
   auto routed = testing::http_call(node(front).http_port(), "POST", "/v2/models/acme/bot/infer",
