@@ -21,6 +21,7 @@ more cores, NODE_CPUS="0-1 2-3 4-5 6-7" and WRK_CPUS="8-15" pin each node and th
 generators (taskset), and the scaling figures become per-node capacity.
 
 usage: bench/cluster_scaling.py [--only scaling|routed|kill]... [--seconds S] [--kills N]
+                               [--cluster-http-threads N]
 (needs build/shoal, wrk, the fasttext tool)
 """
 import argparse
@@ -149,7 +150,7 @@ def node_counts(cluster):
     return out
 
 
-def bench_scaling(tmp, models, seconds):
+def bench_scaling(tmp, models, seconds, cluster_threads):
     rows = []
     setups = [(1, True)] + [(n, follow) for n in (3, 4) for follow in (False, True)]
     for n, follow in setups:
@@ -157,6 +158,8 @@ def bench_scaling(tmp, models, seconds):
         extra = ["--replication-factor", "2", "--model-memory-mb", "512"]
         if not follow:
             extra += ["--follow-traffic-rps", "0"]
+        if n > 1 and cluster_threads:
+            extra += ["--http-threads", str(cluster_threads)]
         c = PinnedCluster(os.path.join(tmp, "scale-%d-%s" % (n, follow)), names, extra)
         c.wait_members(n)
         push_models(c, models)
@@ -253,16 +256,21 @@ def main():
     ap.add_argument("--seconds", type=int, default=8)
     ap.add_argument("--kills", type=int, default=20)
     ap.add_argument("--kill-rate", type=int, default=2000)
+    ap.add_argument("--cluster-http-threads", type=int, default=0,
+                    help="HTTP threads of each node of the clusters (default: the node's default, "
+                         "one per core); the single node keeps its default")
     a = ap.parse_args()
     only = a.only or ["scaling", "routed", "kill"]
     tmp = tempfile.mkdtemp(prefix="shoal-scaling-")
     try:
         model = train(tmp, "m", 16)
         if "scaling" in only:
-            rows = bench_scaling(tmp, train_models(tmp, MODELS), a.seconds)
+            rows = bench_scaling(tmp, train_models(tmp, MODELS), a.seconds,
+                                 a.cluster_http_threads)
             print("## Cluster scaling: one node vs 3 and 4 nodes on the same machine\n")
             print("wrk closed loop, %d connections in all spread over the nodes, %d models, "
-                  "replication_factor 2, %d s per row.\n" % (CONNECTIONS, MODELS, a.seconds))
+                  "replication_factor 2, %d s per row; HTTP threads per cluster node: %s.\n" %
+                  (CONNECTIONS, MODELS, a.seconds, a.cluster_http_threads or "default"))
             print("| nodes | traffic copies | popularity | req/s | p50 ms | p99 ms | errors | vs one node |")
             print("|---:|---|---|---:|---:|---:|---:|---:|")
             base = {r["dist"]: r["rps"] for r in rows if r["nodes"] == 1}

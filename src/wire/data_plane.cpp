@@ -45,6 +45,10 @@ constexpr size_t read_chunk = 64 * 1024;
 constexpr std::chrono::milliseconds sweep_interval{50};
 constexpr int64_t log_every_ms = 10000;  // per peer address, for refusals and lost peers
 
+// The context of the I/O thread this is, once the data plane has run anything on it (null on
+// any other thread). Set by our handlers; one thread runs one context for its whole life.
+thread_local net::io_context* this_io = nullptr;
+
 int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(steady::now().time_since_epoch())
       .count();
@@ -106,6 +110,9 @@ struct data_plane::core : std::enable_shared_from_this<core> {
   // Returns this thread's links when it is one of the I/O threads, else null.
   thread_links* this_thread() {
     for (auto& t : threads) {
+      if (t->io == this_io) return t.get();
+    }
+    for (auto& t : threads) {
       if (t->io->get_executor().running_in_this_thread()) return t.get();
     }
     return nullptr;
@@ -118,6 +125,14 @@ struct data_plane::core : std::enable_shared_from_this<core> {
     if (ok) net::post(io, std::forward<F>(fn));
     posting.fetch_sub(1);
     return ok;
+  }
+  // Runs `fn` now when this is `io`'s thread, else posts it there unless stopped (then the
+  // context may be gone: a reply from an actor can come after the node stopped). The common case,
+  // a reply on the thread that read the request, touches nothing shared.
+  template <class F>
+  void run_on(net::io_context& io, F&& fn) {
+    if (this_io == &io) return fn();
+    post_to(io, std::forward<F>(fn));
   }
   bool should_log(const std::string& key) {
     std::lock_guard<std::mutex> lock(log_mutex);
@@ -363,6 +378,7 @@ class link : public std::enable_shared_from_this<link> {
     stream_.async_read_some(
         net::buffer(in_.data() + in_used_, read_chunk),
         [self = shared_from_this()](const error_code& ec, size_t n) {
+          this_io = self->t_.io;
           if (self->closed()) return;
           if (ec) {
             return self->fail(ec == net::error::eof ? "the peer closed the connection"
@@ -423,12 +439,13 @@ class link : public std::enable_shared_from_this<link> {
           encode_error(id, status::invalid_argument("the data plane carries inference only")));
     }
     net::io_context& io = *t_.io;
-    core_->handler(std::move(*req), [self = shared_from_this(), core = core_, &io,
+    // The reply holds the link weakly: an answer that comes after the connection closed (or
+    // after the node stopped, from an actor) goes nowhere and keeps nothing alive.
+    core_->handler(std::move(*req), [weak = weak_from_this(), core = core_, &io,
                                      id](result<infer_result> r) {
       std::string bytes = r ? encode_response(id, *r) : encode_error(id, r.error());
-      if (io.get_executor().running_in_this_thread()) return self->write_frame(std::move(bytes));
-      core->post_to(io, [self, bytes = std::move(bytes)]() mutable {
-        self->write_frame(std::move(bytes));
+      core->run_on(io, [weak, bytes = std::move(bytes)]() mutable {
+        if (auto self = weak.lock()) self->write_frame(std::move(bytes));
       });
     });
   }
@@ -534,6 +551,7 @@ void data_plane::core::do_accept() {
 }
 
 void data_plane::core::send(thread_links& t, job_ptr job) {
+  this_io = t.io;
   const peer_info target = job->targets[job->next++];
   std::shared_ptr<link> l;
   auto it = t.out.find(target.data_address);
