@@ -143,9 +143,14 @@ def node_counts(cluster):
         vals = {}
         for line in text.splitlines():
             for k in ("served_local_total", "forwarded_total", "served_for_peers_total",
-                      "shoal_traffic_copies "):
+                      "shoal_traffic_copies ", "shoal_forward_retries_total"):
                 if line.startswith("shoal_requests_" + k) or line.startswith(k):
                     vals[k.strip()] = float(line.split()[-1])
+            if line.startswith("shoal_refusals_total{") and float(line.split()[-1]) > 0:
+                reason = line.split('"')[1]
+                vals["refused_" + reason] = float(line.split()[-1])
+            if line.startswith("shoal_inference_errors_total{"):
+                vals["errors"] = vals.get("errors", 0) + float(line.split()[-1])
         out[name] = vals
     return out
 
