@@ -30,6 +30,7 @@
 #include "shoal/base/log.hpp"
 #include "shoal/cluster/data_plane_protocol.hpp"
 #include "shoal/wire/api_codec.hpp"
+#include "wire/listener.hpp"
 
 namespace shoal {
 
@@ -213,6 +214,8 @@ class link : public std::enable_shared_from_this<link> {
   tcp::socket& socket() { return stream_.socket(); }
   const peer_info& peer() const { return peer_; }
   bool closed() const { return phase_ == phase::closed; }
+  // The peer as errors and logs name it: its name, else its data address.
+  const std::string& who() const { return peer_.name.empty() ? peer_.data_address : peer_.name; }
 
   // ---- client end ----
 
@@ -279,12 +282,12 @@ class link : public std::enable_shared_from_this<link> {
     if (outbound_ && (!pending_.empty() || !waiting_.empty() || !was_ready) &&
         core_->should_log("lost " + peer_.data_address)) {
       log_warn("data plane: connection to a peer failed; its requests go to the next holder",
-               {{"peer", peer_.name.empty() ? peer_.data_address : peer_.name},
+               {{"peer", who()},
                 {"address", peer_.data_address},
                 {"in_flight", pending_.size() + waiting_.size()},
                 {"error", why}});
     }
-    const std::string reason = (peer_.name.empty() ? peer_.data_address : peer_.name) + ": " + why;
+    const std::string reason = who() + ": " + why;
     auto pending = std::exchange(pending_, {});
     auto waiting = std::exchange(waiting_, {});
     for (auto& [id, job] : pending) core_->try_next(t_, job, reason);
@@ -421,8 +424,7 @@ class link : public std::enable_shared_from_this<link> {
       return core_->finish(job, s);  // the client's mistake: every holder would say so
     }
     if (s.code() == status_code::resource_exhausted) job->refusal = s;
-    core_->try_next(t_, job, (peer_.name.empty() ? peer_.data_address : peer_.name) + ": " +
-                                 s.message());
+    core_->try_next(t_, job, who() + ": " + s.message());
   }
 
   // Server end: a peer's request; answered through the handler, possibly from another thread.
@@ -496,10 +498,8 @@ class link : public std::enable_shared_from_this<link> {
           ++it;
         }
       }
-      const std::string why =
-          (self->peer_.name.empty() ? self->peer_.data_address : self->peer_.name) +
-          ": no answer within " + std::to_string(self->core_->options.attempt_timeout.count()) +
-          " ms";
+      const std::string why = self->who() + ": no answer within " +
+                              std::to_string(self->core_->options.attempt_timeout.count()) + " ms";
       for (auto& job : late) self->core_->try_next(self->t_, job, why);
       if (!self->pending_.empty()) self->arm_sweep();
     });
@@ -618,34 +618,17 @@ status data_plane::listen() {
   }
   // Bound on a context of its own, then handed to the I/O threads' first context in start().
   net::io_context io;
-  const std::string where = o.host + ":" + std::to_string(o.port);
+  auto acceptor = open_listener(io, o.host, o.port, "data_port");
+  if (!acceptor) return acceptor.error();
   error_code ec;
-  auto address = net::ip::make_address(o.host, ec);
-  tcp::endpoint endpoint;
-  if (!ec) {
-    endpoint = tcp::endpoint(address, o.port);
-  } else {
-    tcp::resolver resolver(io);
-    auto found = resolver.resolve(o.host, std::to_string(o.port), tcp::resolver::passive, ec);
-    if (ec || found.empty()) {
-      return status::invalid_argument("cannot listen on " + where + ": " +
-                                      (ec ? ec.message() : std::string("host not found")));
-    }
-    endpoint = found.begin()->endpoint();
+  const tcp::endpoint bound = acceptor->local_endpoint(ec);
+  if (!ec) c.listen_fd = acceptor->release(ec);
+  if (ec) {
+    return status::unavailable("cannot listen on " + o.host + ":" + std::to_string(o.port) +
+                               " (data_port): " + ec.message());
   }
-  tcp::acceptor acceptor(io);
-  auto fail = [&](const error_code& e) {
-    return status::unavailable("cannot listen on " + where + " (data_port): " + e.message());
-  };
-  if (acceptor.open(endpoint.protocol(), ec)) return fail(ec);
-  if (acceptor.set_option(net::socket_base::reuse_address(true), ec)) return fail(ec);
-  if (acceptor.bind(endpoint, ec)) return fail(ec);
-  if (acceptor.listen(net::socket_base::max_listen_connections, ec)) return fail(ec);
-  c.port = acceptor.local_endpoint(ec).port();
-  if (ec) return fail(ec);
-  c.listen_protocol_v6 = endpoint.protocol() == tcp::v6();
-  c.listen_fd = acceptor.release(ec);
-  if (ec) return fail(ec);
+  c.port = bound.port();
+  c.listen_protocol_v6 = bound.protocol() == tcp::v6();
   return status::ok();
 }
 

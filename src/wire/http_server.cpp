@@ -5,6 +5,7 @@
 
 #include "shoal/base/json_string.hpp"
 #include "shoal/serving/overload.hpp"
+#include "wire/listener.hpp"
 
 #include <array>
 #include <cstdio>
@@ -509,7 +510,6 @@ result<std::unique_ptr<http_server>> http_server::start(http_server_options opti
   c->options = std::move(options);
   c->handler = std::move(handler);
   if (c->options.threads == 0) c->options.threads = 1;
-  const std::string where = c->options.host + ":" + std::to_string(c->options.port);
 
   for (size_t i = 0; i < c->options.threads; ++i) {
     // Concurrency hint 1: each context is run by exactly one thread.
@@ -518,34 +518,16 @@ result<std::unique_ptr<http_server>> http_server::start(http_server_options opti
   }
   net::io_context& first = *c->contexts.front();
 
-  error_code ec;
-  tcp::endpoint endpoint;
-  auto address = net::ip::make_address(c->options.host, ec);
-  if (!ec) {
-    endpoint = tcp::endpoint(address, c->options.port);
-  } else {
-    tcp::resolver resolver(first);
-    auto found = resolver.resolve(c->options.host, std::to_string(c->options.port),
-                                  tcp::resolver::passive, ec);
-    if (ec || found.empty()) {
-      return status::invalid_argument("cannot listen on " + where + ": " +
-                                      (ec ? ec.message() : std::string("host not found")));
-    }
-    endpoint = found.begin()->endpoint();
-  }
-
-  c->acceptor.emplace(first);
+  auto listening = open_listener(first, c->options.host, c->options.port);
+  if (!listening) return listening.error();
+  c->acceptor.emplace(std::move(*listening));
   c->accept_timer.emplace(first);
-  auto& acceptor = *c->acceptor;
-  auto fail = [&](const error_code& e) {
-    return status::unavailable("cannot listen on " + where + ": " + e.message());
-  };
-  if (acceptor.open(endpoint.protocol(), ec)) return fail(ec);
-  if (acceptor.set_option(net::socket_base::reuse_address(true), ec)) return fail(ec);
-  if (acceptor.bind(endpoint, ec)) return fail(ec);
-  if (acceptor.listen(net::socket_base::max_listen_connections, ec)) return fail(ec);
-  c->port = acceptor.local_endpoint(ec).port();
-  if (ec) return fail(ec);
+  error_code ec;
+  c->port = c->acceptor->local_endpoint(ec).port();
+  if (ec) {
+    return status::unavailable("cannot listen on " + c->options.host + ":" +
+                               std::to_string(c->options.port) + ": " + ec.message());
+  }
 
   c->do_accept();
   if (c->options.on_tick) {
