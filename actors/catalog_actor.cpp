@@ -264,10 +264,8 @@ void note_missing(self_ptr self, const std::set<std::string>& missing) {
 // of copies placement no longer names here.
 void place(self_ptr self) {
   auto& st = self->state;
-  std::set<snapshot_key> kept;
-  if (st.follower) {
-    for (const auto& key : st.follower->held_keys()) kept.insert(key);
-  }
+  const std::set<snapshot_key> kept =
+      st.follower ? st.follower->held_keys() : std::set<snapshot_key>{};
   copy_plan plan = plan_copies(st.replica->view(), st.replica->self_id(), st.live,
                                st.replication_factor,
                                [&](const std::string& sha) { return st.store->contains(sha); },
@@ -306,13 +304,17 @@ void follow_traffic(self_ptr self) {
       }
     }
   }
+  const auto wanted = f.to_copy(now);
+  const auto idle = f.to_drop(now);
+  if (st.metrics) st.metrics->traffic_copies.store(f.copies());
+  if (wanted.empty() && idle.empty()) return;  // most ticks: no catalog copy needed
   const catalog cat = st.replica->view();
   const std::string& self_id = st.replica->self_id();
   auto placed_here = [&](const model_id& id) {
     auto want = placement_for(id, st.live, self_id, st.replication_factor);
     return std::find(want.begin(), want.end(), self_id) != want.end();
   };
-  for (const auto& key : f.to_copy(now)) {
+  for (const auto& key : wanted) {
     const model_entry* entry = cat.find(key.first);
     const snapshot_info* snap = entry != nullptr ? entry->find(key.second) : nullptr;
     if (snap == nullptr || snap->holders.count(self_id) > 0 || placed_here(key.first)) {
@@ -352,7 +354,7 @@ void follow_traffic(self_ptr self) {
   }
   std::vector<catalog_change> releases;
   std::set<std::string> shas;
-  for (const auto& key : f.to_drop(now)) {
+  for (const auto& key : idle) {
     const model_entry* entry = cat.find(key.first);
     const snapshot_info* snap = entry != nullptr ? entry->find(key.second) : nullptr;
     if (snap == nullptr || snap->holders.count(self_id) == 0) continue;
@@ -362,7 +364,6 @@ void follow_traffic(self_ptr self) {
     log_info("traffic copy released: no request for it within follow_idle_s",
              {{"model", key.first.str()}, {"version", key.second}});
   }
-  if (st.metrics) st.metrics->traffic_copies.store(f.copies());
   if (releases.empty()) return;
   if (!commit(self, std::move(releases)).is_ok()) return;
   if (st.metrics) {

@@ -58,6 +58,20 @@ infer_outcome refusal(infer_outcome::kind what, status why) {
   return out;
 }
 
+// What an answer from elsewhere (the actors, a peer) means to the client: the result, or a
+// failure; a full queue there (a loading model's, a holder's) is a refusal like this node's own.
+infer_outcome outcome_of(result<infer_result> r) {
+  if (!r) {
+    status err = r.error();
+    const auto what = err.code() == status_code::resource_exhausted ? infer_outcome::kind::limited
+                                                                     : infer_outcome::kind::failed;
+    return refusal(what, std::move(err));
+  }
+  infer_outcome out;
+  out.answer = std::move(*r);
+  return out;
+}
+
 // The HTTP status an outcome is counted under in /metrics.
 int metrics_status(const infer_outcome& o) {
   return o.what == infer_outcome::kind::answered ? 200 : http_status(o.error.code());
@@ -92,6 +106,13 @@ status round_refusal(thread_state& t, double max_queue_ms, size_t more_texts,
                 "(max_queue_ms %.1f); retry in a moment",
                 thread_name, t.batcher->pending_cost_ms(), max_queue_ms);
   return status::resource_exhausted(why);
+}
+
+// Adds this thread's forward counts to the meter and starts them again at `now_ms`.
+void add_forwards(thread_state& t, traffic_meter& meter, int64_t now_ms) {
+  meter.add(t.forwards);
+  t.forwards.clear();
+  t.forwards_since_ms = now_ms;
 }
 
 void flush_this_thread() {
@@ -227,16 +248,7 @@ void front_door::infer(inference_pass pass, const principal& who, infer_request 
       req.label.clear();
       return peers_->forward(std::move(targets), std::move(req),
                              [done = std::move(done)](result<infer_result> r) {
-                               if (!r) {
-                                 return done(refusal(
-                                     r.error().code() == status_code::resource_exhausted
-                                         ? infer_outcome::kind::limited
-                                         : infer_outcome::kind::failed,
-                                     r.error()));
-                               }
-                               infer_outcome out;
-                               out.answer = std::move(*r);
-                               done(std::move(out));
+                               done(outcome_of(std::move(r)));
                              });
     }
     // No live holder with a data plane in this thread's view: the actors know more (a fresh
@@ -269,16 +281,8 @@ void front_door::serve_peer(infer_request req, const front_end& fe, infer_done d
 
 void front_door::answer_by_actors(infer_request req, infer_done done) {
   cluster_->call(std::move(req), [done = std::move(done)](api_reply reply) {
-    if (auto* err = std::get_if<status>(&reply)) {
-      // A loading model's queue is full: a refusal like the others.
-      return done(refusal(err->code() == status_code::resource_exhausted
-                              ? infer_outcome::kind::limited
-                              : infer_outcome::kind::failed,
-                          std::move(*err)));
-    }
-    infer_outcome out;
-    out.answer = std::move(std::get<infer_result>(reply));
-    done(std::move(out));
+    if (auto* err = std::get_if<status>(&reply)) return done(outcome_of(std::move(*err)));
+    done(outcome_of(std::move(std::get<infer_result>(reply))));
   });
 }
 
@@ -337,11 +341,7 @@ void front_door::on_lag(double lag_ms, bool idle) {
 void front_door::refresh_view() {
   thread_state& t = state_for(id_);
   board_->read(t.view);
-  if (traffic_ && !t.forwards.empty()) {
-    traffic_->add(t.forwards);
-    t.forwards.clear();
-    t.forwards_since_ms = steady_now_ms();
-  }
+  if (traffic_ && !t.forwards.empty()) add_forwards(t, *traffic_, steady_now_ms());
 }
 
 void front_door::note_forward(const snapshot_key& key) {
@@ -350,11 +350,7 @@ void front_door::note_forward(const snapshot_key& key) {
   ++t.forwards[key];
   // A thread without ticks (the ZeroMQ one) adds its counts here, at most once a second.
   const int64_t now = steady_now_ms();
-  if (now - t.forwards_since_ms >= 1000) {
-    traffic_->add(t.forwards);
-    t.forwards.clear();
-    t.forwards_since_ms = now;
-  }
+  if (now - t.forwards_since_ms >= 1000) add_forwards(t, *traffic_, now);
 }
 
 }  // namespace shoal

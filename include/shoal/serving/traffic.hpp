@@ -77,9 +77,9 @@ class traffic_follower {
   /// Returns the copies held for traffic.
   size_t copies() const { return copies_.size(); }
   /// Returns the keys of the copies held for traffic.
-  std::vector<snapshot_key> held_keys() const {
-    std::vector<snapshot_key> out;
-    for (const auto& [key, last] : copies_) out.push_back(key);
+  std::set<snapshot_key> held_keys() const {
+    std::set<snapshot_key> out;
+    for (const auto& [key, last] : copies_) out.insert(out.end(), key);
     return out;
   }
   const follow_settings& settings() const { return s_; }
