@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <malloc.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <caf/io/all.hpp>
@@ -151,6 +152,12 @@ int run_node(const node_config& cfg) {
   // keep per-thread free lists from holding on to freed models.
   mallopt(M_MMAP_THRESHOLD, 64 << 10);
   mallopt(M_ARENA_MAX, 4);
+  // Every client connection is a descriptor: a pool of a thousand connections must not meet the
+  // usual soft limit of 1,024 when the hard one allows more.
+  if (rlimit files{}; getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &files);
+  }
   const bool tls = !cfg.tls_certificate.empty();
   if (tls) {
     // Read them now: a missing or unreadable file is a clear start-up error, not a TLS failure
@@ -355,11 +362,11 @@ int run_node(const node_config& cfg) {
   // old view, and with it models the cache has unloaded, for as long as it stays idle. Once a
   // second it catches up, letting those go.
   http_opts.on_tick = [door] { door->refresh_view(); };
-  // Each front-end thread (every HTTP thread, the ZeroMQ thread) sheds by its own lag.
-  std::function<void(double, bool)> shed_by_lag;
-  if (cfg.max_queue_ms > 0) {
-    shed_by_lag = [door](double lag_ms, bool idle) { door->on_lag(lag_ms, idle); };
-  }
+  // Each front-end thread (every HTTP thread, the ZeroMQ thread) sheds by its own lag: always
+  // measured, since a request may state its own budget even where max_queue_ms is 0.
+  std::function<void(double, bool)> shed_by_lag = [door](double lag_ms, bool idle) {
+    door->on_lag(lag_ms, idle);
+  };
   http_opts.on_lag = shed_by_lag;
   auto http = http_server::start(http_opts, make_http_handler(door, cfg.max_batch));
   if (!http) {

@@ -1,10 +1,18 @@
 #!/usr/bin/env python3
-"""Overload bench (issue 5): 5x a node's capacity for 30 s, then back to normal.
+"""Admission bench (issues 5 and 17): a connection pool is never refused for the queue it makes
+itself, and an open-loop storm of 5x a node's capacity still gets fast refusals.
 
-A one-core node (taskset to CPU 0, --http-threads 1) serves one heavy-ish model (`faq4000`: 4000
-labels, dim 100, trained by the fasttext tool on a synthetic corpus), so that the load generator,
-`shoal bench` on the other core (80,000 req/s and more), can offer five times what the node
-can take. Steps, all open loop (latency from the time each request was due):
+One heavy-ish model (`faq4000`: 4000 labels, dim 100, trained by the fasttext tool on a synthetic
+corpus) throughout.
+
+Closed loop (what a backend's connection pool sees): the node with its default threads, wrk with
+2 threads on the same two cores, 16, 64, 256 and 1,024 connections, --closed-seconds each (default
+4), against three nodes: the default (max_queue_ms 100; the requests say nothing), the default of
+before (max_queue_ms 1) and shedding off (max_queue_ms 0, the baseline). Goodput is 2xx/s; every
+non-2xx is a refusal the client did not cause.
+
+Open loop (a storm): a one-core node (taskset to CPU 0, --http-threads 1), `shoal bench` on the
+other core (80,000 req/s and more), all steps latency from the time each request was due:
 
   capacity   steps of 2,000 to 32,000 req/s (3 s each, all run): the highest whose p99 stays
              under --slo-ms (default 5 ms) with everything answered: the node's capacity C
@@ -14,15 +22,17 @@ can take. Steps, all open loop (latency from the time each request was due):
 
 with --connections 64 --drop-when-busy (64 keep-alive client connections, a request due while all
 64 are busy is shed by the client and counted) and --spin (the generator busy-polls its core: a
-sleeping generator's own wake-ups were more than half of the accepted p99 it measured in the
-storm: 4.2-4.6 ms sleeping, 1.8-2.0 ms spinning, against the same node). Capacity is measured
-with shedding off; the storm runs on a node with the default max_queue_ms (1), with 2 and 0.5, and with 0 (no
-shedding: the baseline). Prints a markdown report (and --json).
+sleeping generator's own wake-ups were more than half of the accepted p99 it measured). Capacity
+is measured with shedding off; the storm runs against: the default node with requests that say
+they may wait 1 ms (Shoal-Max-Queue-Ms: 1), the default node with requests that say nothing (to
+the node, 64 connections that each send again when answered: a pool), the default of before
+(max_queue_ms 1), and shedding off (the baseline). Prints a markdown report (and --json).
 
-Targets: the node stays up; accepted p99 in the storm within 5x of the unloaded p99; refusals
-fast; recovery at once (the recovery p99 near the unloaded one).
+Targets: closed loop, every connection count: default goodput >= 0.95x shedding off, at most 1%
+refused. Storm: the node stays up; accepted p99 within 5x of the unloaded p99; refusals fast;
+recovery at once (the recovery p99 near the unloaded one).
 
-usage: bench/overload.py [--seconds N] [--slo-ms MS] [--json FILE]
+usage: bench/overload.py [--seconds N] [--closed-seconds N] [--slo-ms MS] [--json FILE]
 """
 import argparse
 import json
@@ -31,14 +41,20 @@ import shutil
 import statistics
 import tempfile
 
-from benchlib import Node, faq_corpus, log, shoal_bench, train_fasttext
+from benchlib import Node, faq_corpus, log, shoal_bench, train_fasttext, wrk
 
 GENERATOR_MAX = 80000  # what one core of `shoal bench` offers reliably here
-# (name, node flags): the default, a tighter queue target, and no shedding (the baseline)
-RUNS = [("max_queue_ms 1 (default)", []),
-        ("max_queue_ms 2", ["--max-queue-ms", "2"]),
-        ("max_queue_ms 0.5", ["--max-queue-ms", "0.5"]),
-        ("max_queue_ms 0 (no shedding)", ["--max-queue-ms", "0"])]
+# (name, node flags, generator flags): the default with requests that state how long they may
+# wait, the default with requests that say nothing, the default of before, and no shedding (the
+# baseline)
+RUNS = [("default, requests say Shoal-Max-Queue-Ms: 1", [], ["--max-queue-ms", "1"]),
+        ("default, requests say nothing", [], []),
+        ("before: max_queue_ms 1", ["--max-queue-ms", "1"], []),
+        ("max_queue_ms 0 (no shedding)", ["--max-queue-ms", "0"], [])]
+# (name, node flags) for the closed loop
+CLOSED = [("default", []), ("before: max_queue_ms 1", ["--max-queue-ms", "1"]),
+          ("shedding off", ["--max-queue-ms", "0"])]
+CONNECTIONS = [16, 64, 256, 1024]
 
 
 def bench(node, args):
@@ -48,12 +64,33 @@ def bench(node, args):
                        pid=node.proc.pid, prefix=["taskset", "-c", "1"])
 
 
-def start(tmp, name, model, extra):
+def start(tmp, name, model, extra, gen=()):
     # Every thread of the node on CPU 0 (taskset before exec: threads inherit it).
     node = Node(tmp, name, ["--http-threads", "1"] + extra, prefix=["taskset", "-c", "0"])
     node.push("bench/faq", model)
-    bench(node, ["--rate", "2000", "--seconds", "2"])  # load it, warm up
+    bench(node, ["--rate", "2000", "--seconds", "2"] + list(gen))  # load it, warm up
     return node
+
+
+def closed_loop(tmp, model, seconds):
+    """wrk against the node with its default threads, on the same cores, per connection count."""
+    out = {}
+    for name, extra in CLOSED:
+        node = Node(tmp, "closed-" + name.split(":")[0].replace(" ", "-"), extra)
+        try:
+            node.push("bench/faq", model)
+            wrk(node.url("bench/faq"), 2, connections=16)  # load it, warm up
+            rows = {}
+            for c in CONNECTIONS:
+                log("closed loop, %s: %d connections ..." % (name, c))
+                r = wrk(node.url("bench/faq"), seconds, connections=c)
+                r["ok_per_s"] = r["rps"] * (1 - r["non2xx"] / max(r["requests"], 1))
+                r["refused_share"] = r["non2xx"] / max(r["requests"], 1)
+                rows[c] = r
+            out[name] = {"rows": rows, "alive_after": node.proc.poll() is None}
+        finally:
+            node.stop()
+    return out
 
 
 def capacity(tmp, model, slo_ms):
@@ -72,13 +109,13 @@ def capacity(tmp, model, slo_ms):
         node.stop()
 
 
-def storm(tmp, name, model, extra, cap, seconds):
-    node = start(tmp, name, model, extra)
+def storm(tmp, name, model, extra, gen, cap, seconds):
+    node = start(tmp, name, model, extra, gen)
     try:
         rate = min(5 * cap, GENERATOR_MAX)
         log("%s: unloaded, storm at %d req/s for %d s, recovery ..." % (name, rate, seconds))
         steps = bench(node, ["--rates", "%d,%d,%d,%d" % (cap // 10, rate, cap // 2, cap // 2),
-                             "--seconds", "10,%d,2,8" % seconds])
+                             "--seconds", "10,%d,2,8" % seconds] + list(gen))
         return {"capacity": cap, "storm_rate": rate, "steps": steps["steps"],
                 "alive_after": node.proc.poll() is None}
     finally:
@@ -88,6 +125,7 @@ def storm(tmp, name, model, extra, cap, seconds):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=int, default=30)
+    ap.add_argument("--closed-seconds", type=int, default=4)
     ap.add_argument("--slo-ms", type=float, default=5)
     ap.add_argument("--json")
     args = ap.parse_args()
@@ -103,9 +141,11 @@ def main():
         cap, ramp = capacity(tmp, model, args.slo_ms)
         if cap == 0:
             raise SystemExit("no step kept the SLO: the node's capacity is below 2,000 req/s")
-        results = {"capacity": cap, "ramp": ramp, "runs": {}}
-        for name, extra in RUNS:
-            results["runs"][name] = storm(tmp, name, model, extra, cap, args.seconds)
+        results = {"capacity": cap, "ramp": ramp, "runs": {},
+                   "closed": closed_loop(tmp, model, args.closed_seconds),
+                   "closed_seconds": args.closed_seconds}
+        for name, extra, gen in RUNS:
+            results["runs"][name] = storm(tmp, name, model, extra, gen, cap, args.seconds)
         print(report(results, args.seconds))
         if args.json:
             with open(args.json, "w") as f:
@@ -115,6 +155,34 @@ def main():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def closed_report(closed, seconds):
+    names = list(closed)
+    base = names[-1]  # shedding off
+    lines = ["### Closed loop: wrk, %d s per row, the node's default threads on the same two cores"
+             % seconds, "",
+             "| connections | " + " | ".join("%s: 2xx/s, refused, p99" % n for n in names) +
+             " | default / shedding off (2xx/s) |",
+             "|---:|" + "---|" * (len(names) + 1)]
+    verdicts = []
+    for c in CONNECTIONS:
+        cells = []
+        for n in names:
+            r = closed[n]["rows"][c]
+            cells.append("%d, %.2f%%, %.2f ms" % (r["ok_per_s"], 100 * r["refused_share"],
+                                                  r["p99_ms"] or 0))
+        d = closed[names[0]]["rows"][c]
+        ratio = d["ok_per_s"] / max(closed[base]["rows"][c]["ok_per_s"], 1e-9)
+        verdicts.append((c, ratio, d["refused_share"]))
+        lines.append("| %d | %s | %.2fx |" % (c, " | ".join(cells), ratio))
+    lines.append("")
+    for c, ratio, refused in verdicts:
+        lines.append("- %d connections: default goodput %.2fx shedding off (target >= 0.95x: %s),"
+                     " %.2f%% refused (target <= 1%%: %s)" % (
+                         c, ratio, "met" if ratio >= 0.95 else "not met", 100 * refused,
+                         "met" if refused <= 0.01 else "not met"))
+    return lines
+
+
 def report(results, seconds):
     cap = results["capacity"]
     # The unloaded p99 is the same node at 0.1x in every run (shedding does not engage there), and
@@ -122,8 +190,9 @@ def report(results, seconds):
     # all runs' unloaded p99s (each run's own is in the table too).
     base = statistics.median(r["steps"][0]["ok_latency"]["p99_ms"]
                              for r in results["runs"].values())
-    lines = ["### Overload: 5x capacity for %d s on a one-core node (open loop, 64 connections)"
-             % seconds, "",
+    lines = closed_report(results["closed"], results.get("closed_seconds", 4)) + [""]
+    lines += ["### Overload: 5x capacity for %d s on a one-core node (open loop, 64 connections)"
+              % seconds, "",
              "Capacity (highest rate with p99 <= SLO and nothing refused, no shedding): "
              "**%d req/s**. Unloaded p99 (median of the runs' 0.1x steps): **%.3f ms**."
              % (cap, base), "",

@@ -129,6 +129,11 @@ class generator {
                           "\r\nContent-Type: application/json\r\nContent-Length: " +
                           std::to_string(body.size()) + "\r\n";
         if (!o_.key.empty()) req += "Authorization: Bearer " + o_.key + "\r\n";
+        if (o_.max_queue_ms > 0) {
+          char budget[64];
+          std::snprintf(budget, sizeof(budget), "Shoal-Max-Queue-Ms: %g\r\n", o_.max_queue_ms);
+          req += budget;
+        }
         req += "\r\n" + body;
         requests_.push_back(std::move(req));
       }
@@ -592,7 +597,7 @@ std::string bench_usage() {
   return R"(usage: shoal bench --model TENANT/MODEL (--rate R | --rates R1,R2,... | --ramp START,STEP,MAX)
                    [--http HOST:PORT[,...]] [--seconds S[,S2,...]] [--slo-ms MS] [--connections N]
                    [--drop-when-busy] [--spin] [--texts FILE] [--k K] [--key KEY] [--pid PID]
-                   [--timeout-ms MS] [--json]
+                   [--max-queue-ms MS] [--timeout-ms MS] [--json]
 
 Open-loop HTTP load on a node or a cluster: requests are due at a fixed rate whether or not earlier ones were
 answered, and latency is measured from the time each was due, so queueing shows up honestly.
@@ -620,6 +625,10 @@ answered, and latency is measured from the time each was due, so queueing shows 
   --k K               top_k of each request (default 1)
   --key KEY           API key (or $SHOAL_KEY)
   --pid PID           the node's process id (same machine): CPU and memory per step
+  --max-queue-ms MS   send Shoal-Max-Queue-Ms: MS with every request: the node refuses it
+                      at once (429) while it is behind by more than that, as an open-loop client
+                      that would rather retry elsewhere wants (default: none sent, the node's
+                      max_queue_ms applies)
   --timeout-ms MS     an answer slower than this is an error (default 10000)
   --json              the report as JSON on stdout (progress stays on stderr)
 
@@ -722,6 +731,11 @@ int run_bench_command(const std::vector<std::string>& args) {
     } else if (a == "--pid") {
       if (!positive(n)) return usage("--pid must be a process id");
       o.pid = static_cast<int>(n);
+    } else if (a == "--max-queue-ms") {
+      if (!positive(n) || n > 3600000) {
+        return usage("--max-queue-ms must be milliseconds above 0, at most 3600000");
+      }
+      o.max_queue_ms = n;
     } else if (a == "--timeout-ms") {
       if (!positive(n)) return usage("--timeout-ms must be above 0");
       o.timeout_ms = static_cast<uint32_t>(n);

@@ -77,34 +77,45 @@ int metrics_status(const infer_outcome& o) {
   return o.what == infer_outcome::kind::answered ? 200 : http_status(o.error.code());
 }
 
+// Where the delay a thread holds now came from, for refusal messages.
+std::string budget_source(const admission_control& a) {
+  char why[120];
+  if (a.target_ms() == a.default_ms()) {
+    std::snprintf(why, sizeof(why), "max_queue_ms %.1f", a.target_ms());
+  } else {
+    std::snprintf(why, sizeof(why), "the requests' Shoal-Max-Queue-Ms %.1f", a.target_ms());
+  }
+  return why;
+}
+
 status lag_refusal(const admission_control& a) {
-  char why[200];
+  char why[240];
   std::snprintf(why, sizeof(why),
-                "this node is overloaded: requests wait %.1f ms for its threads (max_queue_ms "
-                "%.1f); retry in a moment",
-                a.last_lag_ms(), a.target_ms());
+                "this node is overloaded: requests wait %.1f ms for its threads (%s); retry in "
+                "a moment",
+                a.last_lag_ms(), budget_source(a).c_str());
   return status::resource_exhausted(why);
 }
 
 // Why this thread's current round takes no more micro-batched work, or ok: while the thread is
-// shedding (it is behind), a round takes no more prediction work than half of max_queue_ms (every
-// request of the round waits for all of it, and for the round before). A round with nothing
-// pending always takes its first request; a thread that keeps up takes whole rounds (a burst is
-// not a queue); without micro-batching (no batcher on this thread) there are no rounds to bound.
+// shedding (it is behind), a round takes no more prediction work than half of the delay it holds
+// (every request of the round waits for all of it, and for the round before). A round with
+// nothing pending always takes its first request; a thread that keeps up takes whole rounds (a
+// burst is not a queue); without micro-batching (no batcher on this thread) there are no rounds
+// to bound.
 status round_refusal(thread_state& t, double max_queue_ms, size_t more_texts,
                      const char* thread_name) {
-  if (max_queue_ms <= 0 || !t.batcher || t.batcher->pending_texts() == 0 ||
-      !thread_admission(t, max_queue_ms).shedding()) {
-    return status::ok();
-  }
+  if (!t.batcher || t.batcher->pending_texts() == 0) return status::ok();
+  const auto& a = thread_admission(t, max_queue_ms);
+  if (!a.shedding() || !a.has_target()) return status::ok();
   const double cost =
       t.batcher->pending_cost_ms() + static_cast<double>(more_texts) * t.batcher->ms_per_text();
-  if (cost <= max_queue_ms / 2) return status::ok();
-  char why[220];
+  if (cost <= a.target_ms() / 2) return status::ok();
+  char why[300];
   std::snprintf(why, sizeof(why),
                 "this node is overloaded: the requests its %s is answering now take %.1f ms "
-                "(max_queue_ms %.1f); retry in a moment",
-                thread_name, t.batcher->pending_cost_ms(), max_queue_ms);
+                "(%s); retry in a moment",
+                thread_name, t.batcher->pending_cost_ms(), budget_source(a).c_str());
   return status::resource_exhausted(why);
 }
 
@@ -164,7 +175,7 @@ result<principal> front_door::authenticate(std::optional<std::string_view> key,
   return shoal::authenticate(keys_now.get(), key, how);
 }
 
-std::optional<infer_outcome> front_door::admission_refusal() {
+std::optional<infer_outcome> front_door::admission_refusal(double budget_ms) {
   if (draining()) {
     metrics_->count_refusal(refusal_reason::draining);
     return refusal(infer_outcome::kind::limited,
@@ -179,7 +190,8 @@ std::optional<infer_outcome> front_door::admission_refusal() {
                        " inference requests in flight, max_in_flight " +
                        std::to_string(settings_.max_in_flight) + "); retry in a moment"));
   }
-  if (auto& shed = thread_admission(state_for(id_), settings_.max_queue_ms); !shed.admit()) {
+  if (auto& shed = thread_admission(state_for(id_), settings_.max_queue_ms);
+      !shed.admit(budget_ms)) {
     metrics_->count_refusal(refusal_reason::overload);
     return refusal(infer_outcome::kind::shed, lag_refusal(shed));
   }

@@ -1,6 +1,8 @@
 #include "shoal/wire/front_ends.hpp"
 
+#include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -53,6 +55,22 @@ http_reply shed_reply(const status& s) {
   http_reply r = error_reply(s);
   r.headers.emplace_back("Retry-After", "1");
   return r;
+}
+
+// The Shoal-Max-Queue-Ms header: how long the client lets the request wait for a thread
+// (overload.hpp); absent: 0 (max_queue_ms applies).
+result<double> queue_budget(const std::string& header) {
+  if (header.empty()) return 0.0;
+  char* end = nullptr;
+  errno = 0;
+  const double ms = std::strtod(header.c_str(), &end);
+  if (errno != 0 || end == header.c_str() || *end != '\0' || !(ms > 0) || ms > 3600000) {
+    return status::invalid_argument(
+        "the Shoal-Max-Queue-Ms header must be the milliseconds this request may wait for the "
+        "node, above 0 and at most 3600000 (e.g. 5 or 0.5), got '" +
+        header.substr(0, 40) + "'");
+  }
+  return ms;
 }
 
 // An inference's outcome as HTTP, the answer rendered with its top-k, id and outputs.
@@ -167,7 +185,12 @@ http_handler make_http_handler(std::shared_ptr<front_door> door, size_t max_batc
       }
       case http_route::kind::infer: {
         // Admitted before the body is parsed, so a refusal under overload costs little.
-        auto pass = door->admit(http_front_end, [&respond] {
+        auto budget = queue_budget(req.max_queue_ms);
+        if (!budget) {
+          respond(error_reply(budget.error()));
+          return;
+        }
+        auto pass = door->admit(http_front_end, *budget, [&respond] {
           return [respond](infer_outcome o) { respond(outcome_reply(o, 0, "", {})); };
         });
         if (!pass) return;
@@ -209,7 +232,7 @@ zmq_handler make_zmq_handler(std::shared_ptr<front_door> door) {
         respond(o.what == infer_outcome::kind::answered ? encode_response(id, o.answer)
                                                          : encode_error(id, o.error));
       };
-      auto pass = door->admit(zmq_front_end, [&answer] { return answer; });
+      auto pass = door->admit(zmq_front_end, 0, [&answer] { return answer; });
       if (!pass) return;
       door->infer(std::move(*pass), *who, std::move(*infer), zmq_front_end, std::move(answer));
       return;

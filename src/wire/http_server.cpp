@@ -281,6 +281,9 @@ class session : public std::enable_shared_from_this<session> {
       request.authorization.assign(it->value().data(), it->value().size());
       request.has_authorization = true;
     }
+    if (auto it = msg.find("Shoal-Max-Queue-Ms"); it != msg.end()) {
+      request.max_queue_ms.assign(it->value().data(), it->value().size());
+    }
     request.body = std::move(msg.body());
 
     awaiting_reply_ = true;

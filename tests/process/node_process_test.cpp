@@ -951,6 +951,59 @@ TEST_F(node_test, a_thread_whose_requests_wait_too_long_sheds_some_with_429_and_
   EXPECT_GE(*overload, answers.refused + zmq_refused.load()) << metrics;
 }
 
+// Admission by what the client says it can wait: the same busy clients (8 at a time on one HTTP
+// thread, each sending its next request when the last is answered, as a pool does) are never
+// refused under the default max_queue_ms, and are refused at once, with a 429 naming their own
+// budget, when their requests say they may wait only 1 microsecond (Shoal-Max-Queue-Ms); a
+// budget that is not milliseconds above 0 is the client's mistake (400, nothing else changes).
+TEST_F(node_test, requests_that_state_a_short_wait_are_shed_while_a_pool_that_says_nothing_is_not) {
+  node_.reset();
+  std::vector<std::string> args = {"--http-threads", "1"};
+  for (const auto& a : default_queue_flags()) args.push_back(a);
+  node_ = std::make_unique<node_process>(data_->path() + "/data", args);
+  ASSERT_EQ(node_->cli({"snapshot", "push", "acme/bot", v1_}).exit_code, 0);
+  ASSERT_EQ(http_top_label("where is my parcel"), "order_status");  // loaded
+  auto load = [&](const std::string& headers, answer_tally& answers) {
+    std::vector<std::thread> clients;
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(1500);
+    for (int c = 0; c < 8; ++c) {
+      clients.emplace_back([&] {
+        while (std::chrono::steady_clock::now() < until) {
+          answers.record(http_call(node_->http_port(), "POST", "/v2/models/acme/bot/infer",
+                                   infer_body({"where is my parcel"}), headers));
+        }
+      });
+    }
+    for (auto& t : clients) t.join();
+  };
+  answer_tally pool;
+  load("", pool);
+  EXPECT_GT(pool.ok, 100);
+  EXPECT_EQ(pool.refused, 0) << pool.refusal;
+  EXPECT_EQ(pool.other, 0) << pool.unexpected;
+  answer_tally hasty;
+  load("Shoal-Max-Queue-Ms: 0.001\r\n", hasty);
+  EXPECT_EQ(hasty.other, 0) << hasty.unexpected;
+  EXPECT_GT(hasty.ok, 0) << "a shedding thread still answers a share";
+  EXPECT_GT(hasty.refused, 0) << "8 busy clients never made the thread late by 1 us?";
+  EXPECT_NE(hasty.refusal.find("this node is overloaded"), std::string::npos) << hasty.refusal;
+  EXPECT_NE(hasty.refusal.find("Shoal-Max-Queue-Ms 0.0"), std::string::npos) << hasty.refusal;
+  for (const std::string bad : {"0", "-1", "soon", "5ms", "1e9"}) {
+    auto r = http_call(node_->http_port(), "POST", "/v2/models/acme/bot/infer",
+                       infer_body({"where is my parcel"}), "Shoal-Max-Queue-Ms: " + bad + "\r\n");
+    EXPECT_EQ(r.status, 400) << bad << ": " << r.body;
+    EXPECT_NE(r.body.find("Shoal-Max-Queue-Ms header must be"), std::string::npos) << r.body;
+  }
+  auto fine = http_call(node_->http_port(), "POST", "/v2/models/acme/bot/infer",
+                        infer_body({"where is my parcel"}), "Shoal-Max-Queue-Ms: 250\r\n");
+  EXPECT_EQ(fine.status, 200) << fine.body;
+  const std::string metrics = http_call(node_->http_port(), "GET", "/metrics").body;
+  auto overload = metric_value(metrics, "shoal_refusals_total{reason=\"overload\"}");
+  ASSERT_TRUE(overload) << metrics;
+  EXPECT_GE(*overload, hasty.refused) << metrics;
+  EXPECT_TRUE(node_->alive());
+}
+
 // The other side of shedding: a node whose threads are held off the CPU by the machine (other
 // processes; here SIGSTOP for 4 ms out of every 5) answers late, but it is not behind on its own
 // work, and refusing requests would not win the CPU back. One client, one request at a time,

@@ -102,9 +102,9 @@ inline constexpr int build_slowdown = 3;
 inline constexpr int build_slowdown = 1;
 #endif
 
-/// The node flags that give it the default max_queue_ms (1), scaled by build_slowdown.
+/// The node flags that give it the default max_queue_ms (100), scaled by build_slowdown.
 inline std::vector<std::string> default_queue_flags() {
-  return {"--max-queue-ms", std::to_string(build_slowdown)};
+  return {"--max-queue-ms", std::to_string(100 * build_slowdown)};
 }
 
 /// Trains a supervised model on `training_text` with the fasttext tool; returns the .bin path.

@@ -55,6 +55,7 @@ struct load_test_options {
                                      // (counted as client_shed) instead of waiting
   bool spin = false;                 // busy-poll instead of sleeping (a core of its own)
   uint32_t timeout_ms = 10000;       // an answer that takes longer counts as an error
+  double max_queue_ms = 0;           // > 0: sent as Shoal-Max-Queue-Ms with every request
   int pid = 0;                       // the node's process (same machine): CPU and memory per step
 };
 

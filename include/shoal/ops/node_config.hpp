@@ -35,8 +35,9 @@ struct node_config {
   size_t max_batch = 1024;            // texts in one inference request
   size_t max_in_flight = 1024;        // inference requests the node answers at once; more get
                                       // 429 at once (a bounded queue instead of a slow node)
-  double max_queue_ms = 1;            // a front-end thread whose requests wait longer than this
-                                      // refuses a share of new ones with 429 (0: never)
+  double max_queue_ms = 100;          // a front-end thread whose requests wait longer than this
+                                      // refuses a share of new ones with 429 (0: never); a
+                                      // request's Shoal-Max-Queue-Ms header sets its own
   size_t micro_batch_texts = 64;      // concurrent requests for one loaded model are predicted
                                       // together, up to this many texts (0: each alone)
   shoal::log_format log_format = shoal::log_format::human;  // human, or json for collectors

@@ -123,7 +123,8 @@ struct front_door_settings {
   size_t max_in_flight = 1024;     // inferences answered at once; more are refused
   size_t max_batch = 1024;         // texts in one inference; more are refused (400)
   size_t micro_batch_texts = 64;   // 0: predict each request alone
-  double max_queue_ms = 1;         // a thread whose requests wait longer sheds; 0: never
+  double max_queue_ms = 100;       // a thread whose requests wait longer sheds; 0: never (a
+                                   // request's own Shoal-Max-Queue-Ms still counts)
   /// A loaded snapshot is answered on the front-end thread for batches of at most this many texts
   /// (a few microseconds each); larger batches go to the model host, so one big batch does not
   /// hold up the other connections of an I/O thread.
@@ -153,12 +154,15 @@ class front_door {
   /// the refusal went to the infer_done that `make_refused()` returns: 503 while draining, 429
   /// over max_in_flight or while this thread sheds (a shed refusal after the round's answers where
   /// `fe` asks for that). make_refused is called, at once, only for a refusal: an admitted request
-  /// builds no callback here (one allocation per request saved on the hot path).
+  /// builds no callback here (one allocation per request saved on the hot path). `budget_ms`:
+  /// the longest the client said the request may wait for this thread (Shoal-Max-Queue-Ms);
+  /// 0: it said nothing, max_queue_ms applies (overload.hpp).
   template <class MakeRefused>
-  std::optional<inference_pass> admit(const front_end& fe, MakeRefused&& make_refused) {
+  std::optional<inference_pass> admit(const front_end& fe, double budget_ms,
+                                      MakeRefused&& make_refused) {
     inference_pass pass{std::make_shared<in_flight_counter::guard>(in_flight_->track()),
                         std::chrono::steady_clock::now()};
-    if (auto why = admission_refusal()) {
+    if (auto why = admission_refusal(budget_ms)) {
       refuse_admission(fe, std::move(*why), infer_done(make_refused()));
       return std::nullopt;
     }
@@ -202,7 +206,7 @@ class front_door {
  private:
   // Why the node takes no inference now (counted in the metrics), or nullopt. Called with the
   // request already counted in flight.
-  std::optional<infer_outcome> admission_refusal();
+  std::optional<infer_outcome> admission_refusal(double budget_ms = 0);
   // Sends an admission refusal: a shed one after the round where `fe` asks for that.
   void refuse_admission(const front_end& fe, infer_outcome refusal, infer_done refused);
   void answer_inline(const std::shared_ptr<const model>& m, uint32_t version, infer_request req,

@@ -1,19 +1,33 @@
-// overload: keeps a front-end thread's queueing delay near a target by refusing a share of new
-// inference requests when the thread falls behind.
+// overload: keeps a front-end thread's queueing delay within what its requests can wait, by
+// refusing a share of new inference requests when the thread falls behind.
 //
-// An HTTP I/O thread answers loaded models on its own; under more load than it can take, the
-// requests wait unread in its sockets and every one of them gets slower (an open-loop storm makes
-// the wait grow without bound). The HTTP server measures how late a timer on the thread fires
-// (about how long a request that just arrived waits for the thread) every millisecond while the
-// thread is busy, and feeds it here. Once that delay is above the target three samples in a row
-// (a late timer or two is a burst or a big batch, not a queue), the thread sheds: the share of
-// requests admitted falls (times 0.8 per sample above the target, which tightens to half as the
-// share falls; never below 2%) and climbs back (+5% per sample below it) until it is whole again;
-// an idle thread admits everything at once. The rest get 429 at once,
-// which costs the thread a fraction of an answer, so accepted requests keep a latency near the
-// target even at several times the node's capacity, and the node recovers as soon as the storm
-// ends. Bursts below capacity do not start it (bench: at most about one refusal in a thousand up
-// to just over the node's capacity).
+// How long a request may wait is the client's to say, because the node cannot tell the two kinds
+// of load apart. A connection pool (closed loop: each connection sends its next request when the
+// last is answered) of C connections keeps C requests at the node; the queue they wait in is the
+// concurrency the client chose, it never grows past C, and refusing some of them only turns
+// answers into errors (the pool sends the next request at once). An open-loop client (requests
+// due at a rate, whatever became of the earlier ones) wants a quick refusal instead of a long
+// wait. At the node both look the same: C busy connections, each sending again as soon as it is
+// answered (bench/README.md, "Admission": the node's delay is the same in both). So:
+//  - a request that says nothing may wait max_queue_ms (default 100: a pool of a thousand
+//    connections on two cores waits about 20 ms and is never refused; a storm with no bound
+//    on its connections is cut off there);
+//  - a request that says how long it may wait (HTTP header Shoal-Max-Queue-Ms, as a deadline
+//    travels with a request in gRPC, Envoy or Triton's queue policy) is refused at once while
+//    the thread is behind by more than that, so an open-loop client gets fast refusals and
+//    answers within its budget.
+//
+// The HTTP server measures how late a timer on the thread fires (about how long a request that
+// just arrived waits for the thread) every millisecond while the thread is busy, and feeds it
+// here. Once that delay is above the target (the tightest budget among the requests taken since
+// the last measurement) three samples in a row (a late timer or two is a burst or a big batch,
+// not a queue), the thread sheds: the share of requests admitted falls (times 0.8 per sample
+// above the target, which tightens to half as the share falls; never below 2%) and climbs back
+// (+5% per sample below it) until it is whole again; an idle thread admits everything at once.
+// A request whose own budget is looser than the target and covers the delay now is taken
+// anyway. The rest get 429 at once, which costs the thread a fraction of an answer, so accepted
+// requests keep a latency near their budget even at several times the node's capacity, and the
+// node recovers as soon as the storm ends.
 //
 // Admission is spread evenly (a credit counter, not a coin): with share 0.25 exactly every fourth
 // request is admitted.
@@ -105,13 +119,32 @@ class lag_probe_state {
 
 class admission_control {
  public:
-  /// target_ms <= 0 turns it off (every request admitted).
-  explicit admission_control(double target_ms) : target_ms_(target_ms) {}
+  /// `default_ms`: the queueing delay allowed to a request that states none (max_queue_ms);
+  /// <= 0: such requests are never shed (one that states its own budget still is).
+  explicit admission_control(double default_ms)
+      : default_ms_(default_ms > 0 ? default_ms : kNone), target_ms_(default_ms_) {}
 
-  /// One queueing-delay measurement (milliseconds).
+  /// One queueing-delay measurement (milliseconds), held against the target: the tightest
+  /// budget among the requests taken lately. A tighter one applies at once; the target loosens
+  /// (to the tightest of the last measurement's requests, or the default) only after
+  /// `samples_to_loosen` measurements in a row without one as tight, so a storm of hasty
+  /// requests is not let in by a moment in which only patient ones arrived.
   void sample(double lag_ms) {
     last_lag_ms_ = lag_ms;
-    if (target_ms_ <= 0) return;
+    const double seen = tightest_ms_ < kNone ? tightest_ms_ : default_ms_;
+    tightest_ms_ = kNone;
+    if (seen <= target_ms_) {
+      target_ms_ = seen;
+      looser_samples_ = 0;
+    } else if (++looser_samples_ >= samples_to_loosen) {
+      target_ms_ = seen;
+      looser_samples_ = 0;
+    }
+    if (target_ms_ >= kNone) {
+      share_ = 1.0;
+      late_in_a_row_ = 0;
+      return;
+    }
     if (shedding()) {
       // Behind for certain: hold the delay below the target, down to half of it as the share
       // falls. Just over capacity (share near 1) the target itself, so a peak costs few
@@ -139,9 +172,16 @@ class admission_control {
     last_lag_ms_ = 0;
   }
 
-  /// Whether to take the next request.
-  bool admit() {
+  /// Whether to take the next request. `budget_ms`: the longest this request may wait (the
+  /// client said so); <= 0: it said nothing, the default applies. While the thread sheds for a
+  /// tighter budget than this request's, the request is taken when the delay now is within its
+  /// own budget; otherwise it takes its turn in the share.
+  bool admit(double budget_ms = 0) {
+    const double budget = budget_ms > 0 ? budget_ms : default_ms_;
+    if (budget >= kNone) return true;
+    if (budget < tightest_ms_) tightest_ms_ = budget;
     if (share_ >= 1.0) return true;
+    if (budget > target_ms_ && last_lag_ms_ <= budget) return true;
     credit_ += share_;
     if (credit_ >= 1.0) {
       credit_ -= 1.0;
@@ -154,13 +194,23 @@ class admission_control {
   /// Whether the thread refuses some requests now (its share is below 1).
   bool shedding() const { return share_ < 1.0; }
   double last_lag_ms() const { return last_lag_ms_; }
+  /// Whether the thread holds its delay to a target now (no: nothing asks, max_queue_ms 0).
+  bool has_target() const { return target_ms_ < kNone; }
+  /// The delay the thread holds now (see sample()).
   double target_ms() const { return target_ms_; }
+  /// max_queue_ms, or a huge number when it is 0 (off).
+  double default_ms() const { return default_ms_; }
 
   static constexpr double min_share = 0.02;
   static constexpr int late_samples_to_shed = 3;
+  static constexpr int samples_to_loosen = 100;  // about 100 ms of a busy thread
 
  private:
+  static constexpr double kNone = 1e300;
+  double default_ms_;
   double target_ms_;
+  double tightest_ms_ = kNone;  // the tightest budget taken since the last sample
+  int looser_samples_ = 0;      // samples in a row whose requests were all looser than target
   double share_ = 1.0;
   double credit_ = 0;
   double last_lag_ms_ = 0;

@@ -48,6 +48,7 @@ struct http_request {
   std::string content_type;  // the Content-Type header, "" when absent
   std::string authorization;       // the Authorization header
   bool has_authorization = false;  // whether one was sent
+  std::string max_queue_ms;        // the Shoal-Max-Queue-Ms header, "" when absent
 };
 
 /// One reply. The server adds Server, Date, Content-Type, Content-Length and Connection headers;

@@ -99,7 +99,7 @@ class front_door_test : public ::testing::Test {
   // the cluster or a round).
   std::vector<infer_outcome>& infer(const principal& who, infer_request req, const front_end& fe) {
     auto record = [this](infer_outcome o) { outcomes_.push_back(std::move(o)); };
-    auto pass = door_->admit(fe, [&record] { return record; });
+    auto pass = door_->admit(fe, 0, [&record] { return record; });
     if (pass) door_->infer(std::move(*pass), who, std::move(req), fe, record);
     return outcomes_;
   }

@@ -13,9 +13,9 @@ namespace shoal {
 namespace {
 
 // Counts how many of n requests are admitted.
-int admitted(admission_control& a, int n) {
+int admitted(admission_control& a, int n, double budget_ms = 0) {
   int yes = 0;
-  for (int i = 0; i < n; ++i) yes += a.admit() ? 1 : 0;
+  for (int i = 0; i < n; ++i) yes += a.admit(budget_ms) ? 1 : 0;
   return yes;
 }
 
@@ -126,6 +126,87 @@ TEST(admission_control, a_target_of_zero_never_sheds) {
   admission_control a(0.0);
   for (int i = 0; i < 50; ++i) a.sample(1000.0);
   EXPECT_EQ(a.share(), 1.0);
+  EXPECT_EQ(admitted(a, 100), 100);
+}
+
+// A connection pool's requests state no budget: with the default (100 ms) a thread that a pool of
+// many connections keeps 20 ms behind sheds nothing; a lasting delay past 100 ms still sheds.
+TEST(admission_control, a_delay_within_the_default_wait_sheds_nothing) {
+  admission_control a(100.0);
+  for (int i = 0; i < 200; ++i) {
+    EXPECT_EQ(admitted(a, 50), 50);
+    a.sample(20.0);
+  }
+  EXPECT_FALSE(a.shedding());
+  for (int i = 0; i < 3; ++i) {
+    admitted(a, 50);
+    a.sample(150.0);
+  }
+  EXPECT_TRUE(a.shedding());
+  EXPECT_DOUBLE_EQ(a.target_ms(), 100.0);
+}
+
+// Requests that state a budget set the target of the next sample: the tightest one taken since
+// the last. Under the same 20 ms delay, requests that may wait 2 ms are shed; and once no
+// request states one, the default applies again.
+TEST(admission_control, the_tightest_budget_among_the_requests_is_the_target) {
+  admission_control a(100.0);
+  for (int i = 0; i < 3; ++i) {
+    admitted(a, 10, 2.0);
+    admitted(a, 10, 50.0);
+    a.sample(20.0);
+  }
+  EXPECT_DOUBLE_EQ(a.target_ms(), 2.0);
+  EXPECT_TRUE(a.shedding());
+  for (int i = 0; i < 30; ++i) {
+    admitted(a, 10, 2.0);
+    a.sample(20.0);
+  }
+  EXPECT_DOUBLE_EQ(a.share(), admission_control::min_share);
+  EXPECT_EQ(admitted(a, 1000, 2.0), 20) << "2% of the requests that may wait 2 ms";
+  // One that may wait longer than the delay now is taken; one that says nothing (100 ms) too.
+  EXPECT_EQ(admitted(a, 100, 50.0), 100);
+  EXPECT_EQ(admitted(a, 100), 100);
+  // The next sample's target is the tightest since the last: 2 ms again.
+  a.sample(20.0);
+  EXPECT_DOUBLE_EQ(a.target_ms(), 2.0);
+  // A moment with only patient requests (or none) does not loosen it...
+  for (int i = 0; i < admission_control::samples_to_loosen - 1; ++i) {
+    admitted(a, 10);
+    a.sample(20.0);
+  }
+  EXPECT_DOUBLE_EQ(a.target_ms(), 2.0);
+  const int hasty = admitted(a, 100, 2.0);
+  EXPECT_GE(hasty, 1) << "still shedding the hasty ones, 2% taken";
+  EXPECT_LE(hasty, 3) << "still shedding the hasty ones, 2% taken";
+  // ...one more measurement without a 2 ms request does (the 2 ms ones above count again, so
+  // this takes another run of looser samples), and 20 ms is within the default.
+  for (int i = 0; i <= admission_control::samples_to_loosen; ++i) {
+    admitted(a, 10);
+    a.sample(20.0);
+  }
+  EXPECT_DOUBLE_EQ(a.target_ms(), 100.0);
+  for (int i = 0; i < 30; ++i) {
+    admitted(a, 10);
+    a.sample(20.0);
+  }
+  EXPECT_FALSE(a.shedding());
+}
+
+// max_queue_ms 0: requests that say nothing are never shed, one that states a budget is.
+TEST(admission_control, a_stated_budget_counts_even_where_the_default_is_off) {
+  admission_control a(0.0);
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(admitted(a, 10), 10);
+    a.sample(10.0);
+  }
+  EXPECT_FALSE(a.shedding());
+  for (int i = 0; i < 5; ++i) {
+    admitted(a, 10, 1.0);
+    a.sample(10.0);
+  }
+  EXPECT_TRUE(a.shedding());
+  EXPECT_LT(admitted(a, 100, 1.0), 100);
   EXPECT_EQ(admitted(a, 100), 100);
 }
 
