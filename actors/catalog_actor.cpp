@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <functional>
+#include <thread>
 
 #include "actors/model_loader.hpp"
 #include "shoal/base/host_memory.hpp"
@@ -23,13 +24,21 @@ int64_t now_ms() {
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
+int64_t steady_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
+}
+
 const char* action_name(label_action a) { return a == label_action::promote ? "promote" : "rollback"; }
 
 using self_ptr = catalog_actor::stateful_pointer<catalog_state>;
 
+void flush_commits(self_ptr self);
+
 // Gives every reader the replica's current view: the serving board (front ends) and listeners.
 void publish(self_ptr self) {
   auto& st = self->state;
+  st.usage_cache.clear();
   auto copy = std::make_shared<const catalog>(st.replica->view());
   if (st.board) st.board->publish_catalog(copy);
   for (auto& listener : st.listeners) self->send(listener, catalog_atom_v, copy);
@@ -49,6 +58,7 @@ void with_fresh_view(self_ptr self, std::function<void()> next) {
       .then(
           [=](const std::vector<member_view>& views) {
             update_live(self, views);
+            self->state.view_at_ms = steady_ms();
             next();
           },
           [=](const caf::error&) { next(); });
@@ -102,6 +112,7 @@ void receive_sync(self_ptr self, const catalog_sync_msg& m) {
     fresh.push_back(c);
   }
   if (!fresh.empty()) {
+    flush_commits(self);  // ours first, in the order they were made
     status durable = st.journal->append(fresh);
     if (!durable.is_ok()) {
       // Not added: the peer's next anti-entropy round offers them again.
@@ -138,22 +149,72 @@ void receive_sync(self_ptr self, const catalog_sync_msg& m) {
 
 // Stamps `changes` as this node's, makes them durable, adds them to the replica and tells the
 // listeners. Nothing is added when the journal write fails; an add failure after a durable
-// write would be a bug in stamp/add.
-status commit(self_ptr self, std::vector<catalog_change> changes) {
+// write would be a bug in stamp/add. Returns one status per batch (all of them fail or none).
+status commit_now(self_ptr self, std::vector<catalog_change> changes) {
   auto& st = self->state;
   const int64_t now = now_ms();
   changes = st.replica->stamp(std::move(changes), now);
   SHOAL_RETURN_IF_ERROR(st.journal->append(changes));
+  status out = status::ok();
   for (const auto& change : changes) {
     auto added = st.replica->add(change, now);
     if (!added.is_ok()) {
       log_error("catalog add failed after journal write", {{"error", added.error().to_string()}});
-      return status::internal("catalog add failed: " + added.error().message());
+      out = status::internal("catalog add failed: " + added.error().message());
     }
   }
   publish(self);
   push_to_peers(self, changes);
-  return status::ok();
+  return out;
+}
+
+// The group commit: every change queued since the last one, in one journal record (one
+// fdatasync), one publish and one push to the peers; then each waiter hears how it went.
+void flush_commits(self_ptr self) {
+  auto& st = self->state;
+  if (st.queued.empty()) return;
+  std::vector<queued_commit> batch;
+  batch.swap(st.queued);
+  st.queued_models.clear();
+  // The pushed files first: durable and in place before any record names them.
+  std::vector<snapshot_store::staged> files;
+  files.swap(st.staged);
+  status done = st.store->store_staged(files);
+  if (done.is_ok()) {
+    std::vector<catalog_change> all;
+    for (auto& q : batch) {
+      for (auto& c : q.changes) all.push_back(c);
+    }
+    done = commit_now(self, std::move(all));
+  } else {
+    log_error("cannot sync the snapshot store", {{"error", done.to_string()}});
+  }
+  for (auto& q : batch) q.done(done);
+}
+
+// Commits `changes` with the next group commit (after storing `file`, a pushed snapshot's
+// staged bytes, when given) and then calls `done` (on this actor).
+void commit_soon(self_ptr self, std::vector<catalog_change> changes,
+                 std::function<void(status)> done,
+                 std::optional<snapshot_store::staged> file = std::nullopt) {
+  auto& st = self->state;
+  if (file) {
+    st.staged.push_back(std::move(*file));
+  }
+  for (const auto& c : changes) st.queued_models.insert(c.id);
+  st.queued.push_back({std::move(changes), std::move(done)});
+  if (!st.flush_sent) {
+    // After the messages already waiting (writers' answers, more pushes): they join this batch.
+    st.flush_sent = true;
+    self->send(self, flush_atom_v);
+  }
+}
+
+// Commits `changes` now, after everything queued (so the journal keeps the order they were
+// made in).
+status commit(self_ptr self, std::vector<catalog_change> changes) {
+  flush_commits(self);
+  return commit_now(self, std::move(changes));
 }
 
 // Takes in the membership view: who is live (alive or suspect), and the peers' addresses.
@@ -277,7 +338,16 @@ void place(self_ptr self) {
   note_missing(self, plan.missing);
   if (plan.changes.empty()) return;
   if (!commit(self, std::move(plan.changes)).is_ok()) return;
+  // What this node holds now (the commit also took the pushes queued before it, whose bytes
+  // may be the same as a released copy's).
+  std::set<std::string> held;
+  for (const model_entry* m : st.replica->view().models()) {
+    for (const auto& s : m->snapshots) {
+      if (s.holders.count(st.replica->self_id()) > 0) held.insert(s.sha256);
+    }
+  }
   for (const auto& sha : plan.remove) {
+    if (held.count(sha) > 0) continue;
     status removed = st.store->remove(sha);
     if (removed.is_ok()) {
       log_info("snapshot copy released: the nodes placement names hold it", {{"sha256", sha}});
@@ -430,16 +500,42 @@ struct push_job {
   model_id id;
   std::string label;
   snapshot_info snap;
-  std::string bytes;
+  snapshot_bytes bytes;
+  std::optional<snapshot_store::staged> file;  // staged by a writer, until the commit takes it
+  bool new_model = false;  // counted in the tenant's pending usage as a new model
   uint32_t next_try = 0;  // the lowest number to ask for (after a refusal)
   int rounds = 0;
 };
+
+// The push left the pipeline (committed or failed): its bytes and model no longer count as
+// pending for its tenant.
+void end_pending(self_ptr self, const push_job& job) {
+  auto& st = self->state;
+  auto it = st.pending.find(job.id.tenant);
+  if (it == st.pending.end()) return;
+  it->second.bytes -= std::min<uint64_t>(it->second.bytes, job.snap.size_bytes);
+  if (job.new_model) {
+    auto m = it->second.new_models.find(job.id.model);
+    if (m != it->second.new_models.end() && --m->second == 0) it->second.new_models.erase(m);
+  }
+  if (it->second.bytes == 0 && it->second.new_models.empty()) st.pending.erase(it);
+}
+
+// Answers a push that failed (and takes it out of the pipeline).
+void fail_push(self_ptr self, push_job& job, caf::typed_response_promise<push_result> rp,
+               const status& why) {
+  if (job.file) self->state.store->discard(*job.file);
+  job.file.reset();
+  end_pending(self, job);
+  rp.deliver(to_error(why));
+}
 
 
 // Our own vote: grants `number` of `id` to `sha` unless we gave it to other bytes. Returns
 // ok when granted (now or before).
 status vote(self_ptr self, const model_id& id, uint32_t number, const std::string& sha) {
   auto& st = self->state;
+  flush_commits(self);  // grants still queued count
   SHOAL_RETURN_IF_ERROR(st.replica->may_grant(id, number, sha));
   return commit(self, {grant_change(id, number, sha)});
 }
@@ -452,7 +548,10 @@ void join_voters(self_ptr self) {
 }
 
 void finish_push(self_ptr self, std::shared_ptr<push_job> job, uint32_t number,
-                 caf::typed_response_promise<push_result> rp);
+                 caf::typed_response_promise<push_result> rp, bool with_grant);
+void ask_peers(self_ptr self, std::shared_ptr<push_job> job,
+               caf::typed_response_promise<push_result> rp, uint32_t number, size_t need,
+               size_t voters, const std::vector<std::string>& others);
 
 status no_majority(const model_id& id, size_t answered, size_t voters, size_t need) {
   return status::unavailable(
@@ -473,16 +572,18 @@ void number_version(self_ptr self, std::shared_ptr<push_job> job,
   auto ask = [=]() mutable {
     auto& s = self->state;
     if (++job->rounds > 8) {
-      rp.deliver(to_error(status::unavailable(
-          "could not get a version number for " + job->id.str() +
-          " after 8 tries: other pushes to it keep taking them; try again")));
+      fail_push(self, *job, rp,
+                status::unavailable("could not get a version number for " + job->id.str() +
+                                    " after 8 tries: other pushes to it keep taking them; try "
+                                    "again"));
       return;
     }
+    // Plan on everything queued for this model before (group commit, see the header).
+    if (s.queued_models.count(job->id) > 0) flush_commits(self);
     const uint32_t number = std::max(job->next_try, s.replica->next_number(job->id));
     const auto voters = s.replica->voters();
     const size_t need = voters.size() / 2 + 1;
-    status mine = vote(self, job->id, number, job->snap.sha256);
-    if (!mine.is_ok()) {
+    if (status mine = s.replica->may_grant(job->id, number, job->snap.sha256); !mine.is_ok()) {
       job->next_try = number + 1;
       number_version(self, job, rp);
       return;
@@ -494,114 +595,150 @@ void number_version(self_ptr self, std::shared_ptr<push_job> job,
       if (it != s.live.end()) others.push_back(it->second);
     }
     if (need <= 1) {
-      finish_push(self, job, number, rp);
+      // Our vote is the majority: the grant goes into the same commit as the snapshot.
+      finish_push(self, job, number, rp, /*with_grant=*/true);
       return;
     }
     if (others.size() + 1 < need) {
-      rp.deliver(to_error(no_majority(job->id, others.size() + 1, voters.size(), need)));
+      fail_push(self, *job, rp, no_majority(job->id, others.size() + 1, voters.size(), need));
       return;
     }
-    struct tally {
-      size_t granted = 1;   // ours
-      size_t answered = 1;  // ours
-      size_t pending = 0;
-      bool taken = false;
-      bool done = false;
-    };
-    auto t = std::make_shared<tally>();
-    t->pending = others.size();
-    peer_request reserve;
-    reserve.what = peer_request::kind::reserve;
-    reserve.id = job->id;
-    reserve.version = number;
-    reserve.sha256 = job->snap.sha256;
-    const std::string payload = encode_peer_request(reserve);
-    for (const auto& address : others) {
-      auto answered = [=](bool granted, bool taken, bool replied) mutable {
-        if (t->done) return;
-        t->granted += granted;
-        t->answered += replied;
-        t->taken = t->taken || taken;
-        --t->pending;
-        if (t->granted >= need) {
-          t->done = true;
-          finish_push(self, job, number, rp);
-        } else if (t->pending == 0) {
-          t->done = true;
-          if (t->taken) {
-            job->next_try = number + 1;
-            number_version(self, job, rp);
-          } else {
-            rp.deliver(to_error(no_majority(job->id, t->answered, voters.size(), need)));
-          }
-        }
-      };
-      self->request(s.members, std::chrono::seconds(5), peer_atom_v, address, payload)
-          .then(
-              [=](const std::string& bytes) mutable {
-                auto r = decode_peer_reply(bytes);
-                bool ok = r && r->error.empty();
-                answered(ok, r && !ok && r->error.rfind("taken:", 0) == 0, true);
-              },
-              [=](const caf::error&) mutable { answered(false, false, false); });
-    }
+    // Our vote is durable before we ask the others (a grant is a promise).
+    commit_soon(self, {grant_change(job->id, number, job->snap.sha256)},
+                [=](status granted) mutable {
+                  if (!granted.is_ok()) {
+                    fail_push(self, *job, rp, granted);
+                    return;
+                  }
+                  ask_peers(self, job, rp, number, need, voters.size(), others);
+                });
   };
   if (!st.members) {
     ask();
     return;
   }
-  // A fresh view of who is reachable: a push may come right after the node started.
+  // A fresh view of who is reachable: a push may come right after the node started. One taken
+  // within the last 200 ms is fresh enough (a bulk push asks for one per batch, not per file).
+  if (st.view_at_ms >= 0 && steady_ms() - st.view_at_ms < 200) {
+    ask();
+    return;
+  }
   with_fresh_view(self, ask);
 }
 
+// Asks the other voters to grant `number` to the job's bytes; finishes the push with a
+// majority, tries the next number when one was taken, fails without a majority.
+void ask_peers(self_ptr self, std::shared_ptr<push_job> job,
+               caf::typed_response_promise<push_result> rp, uint32_t number, size_t need,
+               size_t voters, const std::vector<std::string>& others) {
+  auto& s = self->state;
+struct tally {
+    size_t granted = 1;   // ours
+    size_t answered = 1;  // ours
+    size_t pending = 0;
+    bool taken = false;
+    bool done = false;
+  };
+  auto t = std::make_shared<tally>();
+  t->pending = others.size();
+  peer_request reserve;
+  reserve.what = peer_request::kind::reserve;
+  reserve.id = job->id;
+  reserve.version = number;
+  reserve.sha256 = job->snap.sha256;
+  const std::string payload = encode_peer_request(reserve);
+  for (const auto& address : others) {
+    auto answered = [=](bool granted, bool taken, bool replied) mutable {
+      if (t->done) return;
+      t->granted += granted;
+      t->answered += replied;
+      t->taken = t->taken || taken;
+      --t->pending;
+      if (t->granted >= need) {
+        t->done = true;
+        finish_push(self, job, number, rp, /*with_grant=*/false);
+      } else if (t->pending == 0) {
+        t->done = true;
+        if (t->taken) {
+          job->next_try = number + 1;
+          number_version(self, job, rp);
+        } else {
+          fail_push(self, *job, rp, no_majority(job->id, t->answered, voters, need));
+        }
+      }
+    };
+    self->request(s.members, std::chrono::seconds(5), peer_atom_v, address, payload)
+        .then(
+            [=](const std::string& bytes) mutable {
+              auto r = decode_peer_reply(bytes);
+              bool ok = r && r->error.empty();
+              answered(ok, r && !ok && r->error.rfind("taken:", 0) == 0, true);
+            },
+            [=](const caf::error&) mutable { answered(false, false, false); });
+  }
+}
+
+// Queues the push's changes (the grant too when our vote alone is the majority) for the next
+// group commit; once that is durable, answers the push (after copies to the members placement
+// names, in a cluster).
 void finish_push(self_ptr self, std::shared_ptr<push_job> job, uint32_t number,
-                 caf::typed_response_promise<push_result> rp) {
+                 caf::typed_response_promise<push_result> rp, bool with_grant) {
   auto& st = self->state;
+  if (st.queued_models.count(job->id) > 0) flush_commits(self);  // plan on what came before
   auto changes =
       st.replica->view().plan_push(job->id, job->snap, job->label, job->snap.created_ms, number);
   // We hold the bytes (the store has them): say so in the catalog.
   changes.push_back(hold_change(job->id, number));
-  auto committed = commit(self, changes);
-  if (!committed.is_ok()) {
-    log_error("push failed", {{"model", job->id.str()}, {"error", committed.to_string()}});
-    rp.deliver(to_error(committed));
-    return;
-  }
-  push_result out;
-  out.sha256 = job->snap.sha256;
-  out.version = number;
-  for (const auto& c : changes) {
-    if (c.what == catalog_change::kind::add_snapshot) {
-      log_info("snapshot stored", {{"model", job->id.str()},
-                                   {"version", number},
-                                   {"sha256", job->snap.sha256},
-                                   {"size", job->bytes.size()}});
-    } else if (c.what == catalog_change::kind::move_label) {
-      out.labels.push_back(c.label);
-      log_info("label moved",
-               {{"model", job->id.str()}, {"label", c.label}, {"to", c.to}, {"action", "push"}});
+  std::vector<catalog_change> batch;
+  if (with_grant) batch.push_back(grant_change(job->id, number, job->snap.sha256));
+  batch.insert(batch.end(), changes.begin(), changes.end());
+  auto file = std::move(job->file);
+  job->file.reset();
+  commit_soon(self, std::move(batch), [=](status committed) mutable {
+    end_pending(self, *job);
+    if (!committed.is_ok()) {
+      log_error("push failed", {{"model", job->id.str()}, {"error", committed.to_string()}});
+      rp.deliver(to_error(committed));
+      return;
     }
-  }
-  // Copies on the members placement names (we hold one already).
-  out.copies = 1;
-  out.replication_factor = static_cast<uint32_t>(st.replication_factor);
-  if (st.one_node && st.live.size() <= 1) {
-    // A node started without seeds, still alone: a one-node cluster by design (it said so at
-    // start), so one copy is all there is to have; no note on every push.
-    out.replication_factor = 1;
-  }
-  if (!st.members) {
-    rp.deliver(out);
-    return;
-  }
-  peer_request copy;
-  copy.what = peer_request::kind::store;
-  copy.id = job->id;
-  copy.version = number;
-  copy.sha256 = job->snap.sha256;
-  copy.bytes = std::move(job->bytes);
-  auto payload = std::make_shared<const std::string>(encode_peer_request(copy));
-  send_copies(self, rp, out, job->id, payload);
+    auto& s = self->state;
+    push_result out;
+    out.sha256 = job->snap.sha256;
+    out.version = number;
+    for (const auto& c : changes) {
+      if (c.what == catalog_change::kind::add_snapshot) {
+        log_info("snapshot stored", {{"model", job->id.str()},
+                                     {"version", number},
+                                     {"sha256", job->snap.sha256},
+                                     {"size", job->snap.size_bytes}});
+      } else if (c.what == catalog_change::kind::move_label) {
+        out.labels.push_back(c.label);
+        log_info("label moved",
+                 {{"model", job->id.str()}, {"label", c.label}, {"to", c.to}, {"action", "push"}});
+      }
+    }
+    // Copies on the members placement names (we hold one already).
+    out.copies = 1;
+    out.replication_factor = static_cast<uint32_t>(s.replication_factor);
+    if (s.one_node && s.live.size() <= 1) {
+      // A node started without seeds, still alone: a one-node cluster by design (it said so at
+      // start), so one copy is all there is to have; no note on every push.
+      out.replication_factor = 1;
+    }
+    if (!s.members) {
+      rp.deliver(out);
+      return;
+    }
+    peer_request copy;
+    copy.what = peer_request::kind::store;
+    copy.id = job->id;
+    copy.version = number;
+    copy.sha256 = job->snap.sha256;
+    copy.bytes = *job->bytes;
+    job->bytes.reset();
+    auto payload = std::make_shared<const std::string>(encode_peer_request(copy));
+    send_copies(self, rp, out, job->id, payload);
+  }, std::move(file));
 }
 
 // Answers a peer's request about snapshot bytes.
@@ -675,6 +812,28 @@ void drop_damaged(self_ptr self, const model_id& id, uint32_t version) {
   if (!releases.empty()) (void)commit(self, std::move(releases));
 }
 
+// One writer of the pool (see the header): checks pushed bytes as a load would (refusing what
+// this node could not serve) and stores them durably; answers their SHA-256 and format.
+caf::behavior snapshot_writer(caf::event_based_actor* self,
+                              std::shared_ptr<snapshot_store> store) {
+  (void)self;
+  return {
+      [=](push_atom, const snapshot_bytes& bytes)
+          -> caf::result<std::string, std::string, std::string> {
+        auto loaded = load_model(*bytes);
+        if (!loaded) {
+          return to_error(status::invalid_argument(loaded.error().message()));
+        }
+        auto staged = store->stage(*bytes);  // stored by the group commit (see the header)
+        if (!staged) {
+          log_error("snapshot store failed", {{"error", staged.error().to_string()}});
+          return to_error(staged.error());
+        }
+        return {std::move(staged->sha256), (*loaded)->format(), std::move(staged->tmp_path)};
+      },
+  };
+}
+
 }  // namespace
 
 catalog_actor::behavior_type catalog_behavior(catalog_actor::stateful_pointer<catalog_state> self,
@@ -688,6 +847,19 @@ catalog_actor::behavior_type catalog_behavior(catalog_actor::stateful_pointer<ca
   self->state.board = std::move(storage.board);
   self->state.replication_factor = std::max<size_t>(1, storage.replication_factor);
   self->state.one_node = storage.one_node;
+  // Writers: checking and storing a push is CPU (parsing) and disk (fsync) work; several at once
+  // keep the cores and the disk busy (the file system commits concurrent fsyncs together).
+  const size_t writers = std::clamp<size_t>(std::thread::hardware_concurrency(), 4, 16);
+  for (size_t i = 0; i < writers; ++i) {
+    self->state.writers.push_back(
+        storage.detached_writers
+            ? self->system().spawn<caf::detached>(snapshot_writer, self->state.store)
+            : self->system().spawn(snapshot_writer, self->state.store));
+  }
+  // The writers go when the catalog actor goes (they hold no state of their own).
+  self->attach_functor([writers = self->state.writers](const caf::error&) {
+    for (const auto& w : writers) caf::anon_send_exit(w, caf::exit_reason::user_shutdown);
+  });
   self->state.traffic = storage.traffic;
   self->state.model_memory_budget = storage.model_memory_budget;
   if (storage.traffic && storage.follow.enabled) self->state.follower.emplace(storage.follow);
@@ -703,39 +875,70 @@ catalog_actor::behavior_type catalog_behavior(catalog_actor::stateful_pointer<ca
                                             " bytes is over the limit of " +
                                             std::to_string(st.max_push_bytes) + " bytes"));
         }
-        // The tenant's limits on models and stored bytes (as this node's replica knows them).
-        const auto usage = st.replica->view().tenant_usage(req.id.tenant);
-        const bool new_model = st.replica->view().find(req.id) == nullptr;
+        // The tenant's limits on models and stored bytes (as this node's replica knows them,
+        // with the pushes still in the pipeline).
+        auto cached = st.usage_cache.find(req.id.tenant);
+        if (cached == st.usage_cache.end()) {
+          cached = st.usage_cache
+                       .emplace(req.id.tenant, st.replica->view().tenant_usage(req.id.tenant))
+                       .first;
+        }
+        auto usage = cached->second;
+        auto& pending = st.pending[req.id.tenant];
+        usage.models += pending.new_models.size();
+        usage.stored_bytes += pending.bytes;
+        const bool new_model = st.replica->view().find(req.id) == nullptr &&
+                               pending.new_models.count(req.id.model) == 0;
         if (status over = check_push_limits(st.limits.of(req.id.tenant), req.id.tenant,
                                             new_model, usage.models, usage.stored_bytes,
                                             req.bytes.size());
             !over) {
+          if (pending.bytes == 0 && pending.new_models.empty()) st.pending.erase(req.id.tenant);
           log_warn("push refused", {{"model", req.id.str()}, {"error", over.message()}});
           return to_error(over);
-        }
-        // Refuse what we could not serve before anything is stored or numbered.
-        auto loaded = load_model(req.bytes);
-        if (!loaded) {
-          log_warn("push refused", {{"model", req.id.str()}, {"error", loaded.error().message()}});
-          return to_error(status::invalid_argument("refused " + req.id.str() + ": " +
-                                                   loaded.error().message()));
-        }
-        auto sha = st.store->put(req.bytes);
-        if (!sha) {
-          log_error("snapshot store failed", {{"error", sha.error().to_string()}});
-          return to_error(sha.error());
         }
         auto job = std::make_shared<push_job>();
         job->id = req.id;
         job->label = req.label;
-        job->snap.sha256 = *sha;
         job->snap.created_ms = now_ms();
         job->snap.size_bytes = req.bytes.size();
-        job->snap.format = (*loaded)->format();
         job->snap.note = req.note;
-        job->bytes = std::move(req.bytes);
+        job->new_model = st.replica->view().find(req.id) == nullptr;
+        pending.bytes += job->snap.size_bytes;
+        if (job->new_model) ++pending.new_models[req.id.model];
+        job->bytes = std::make_shared<const std::string>(std::move(req.bytes));
         auto rp = self->make_response_promise<push_result>();
-        number_version(self, job, rp);
+        // Checked (parsed as a load would) and stored by a writer, several pushes at once.
+        auto& writer = st.writers[st.next_writer++ % st.writers.size()];
+        self->request(writer, caf::infinite, push_atom_v, job->bytes)
+            .then(
+                [=](std::string& sha, std::string& format, std::string& tmp) mutable {
+                  auto& s = self->state;
+                  job->file = snapshot_store::staged{sha, std::move(tmp)};
+                  // Stored already, but the copy may have been released and removed since:
+                  // store it again (rare: the same bytes for two models, one moved away).
+                  if (job->file->tmp_path.empty() && !s.store->contains(sha)) {
+                    auto again = s.store->put(*job->bytes);
+                    if (!again) {
+                      log_error("snapshot store failed", {{"error", again.error().to_string()}});
+                      fail_push(self, *job, rp, again.error());
+                      return;
+                    }
+                  }
+                  job->snap.sha256 = std::move(sha);
+                  job->snap.format = std::move(format);
+                  number_version(self, job, rp);
+                },
+                [=](caf::error& err) mutable {
+                  status why = to_status(err, "storing the snapshot");
+                  if (why.code() == status_code::invalid_argument) {
+                    // Refuse what we could not serve: nothing was stored or numbered.
+                    log_warn("push refused", {{"model", job->id.str()}, {"error", why.message()}});
+                    why = status::invalid_argument("refused " + job->id.str() + ": " +
+                                                   why.message());
+                  }
+                  fail_push(self, *job, rp, why);
+                });
         return rp;
       },
       [=](label_atom, label_request& req) -> caf::result<label_result> {
@@ -836,6 +1039,10 @@ catalog_actor::behavior_type catalog_behavior(catalog_actor::stateful_pointer<ca
         return std::move(*m);
       },
       [=](damaged_atom, const model_id& id, uint32_t version) { drop_damaged(self, id, version); },
+      [=](flush_atom) {
+        self->state.flush_sent = false;
+        flush_commits(self);
+      },
       [=](subscribe_atom, catalog_listener listener) {
         self->state.listeners.push_back(std::move(listener));
       },

@@ -10,6 +10,18 @@
 // sends its frontier to one random live peer (anti-entropy); changes from peers are checked,
 // journaled (fsync) and only then added. See include/shoal/cluster/catalog_sync.hpp for the rules.
 //
+// Group commit: a push is checked (parsed like a load) and its bytes written to a temp file by a
+// pool of writers (detached actors), several at once, while the catalog actor goes on with other
+// messages. Its catalog changes (the version's grant, the snapshot, its labels and our hold) wait
+// in a queue for the next group commit, which makes every file queued since the last one
+// durable and puts it in place (snapshot_store::store_staged: one syncfs for the files, one for
+// their names, instead of two fsyncs per push), then writes one journal record with one
+// fdatasync, then publishes once to the readers and pushes once to the peers. Each push is
+// answered only after the commit that holds it is durable. Changes for a model that still has
+// changes in the queue are planned after the queue is committed, so numbers and labels are
+// planned on everything before them, as one push at a time would; concurrent pushes count
+// against their tenant's limits while they are in the pipeline.
+//
 // Placement: a snapshot's bytes belong on the first replication_factor live members in
 // rendezvous order of TENANT/MODEL (rendezvous.hpp). A push stores the bytes here, sends a copy
 // to those members and answers once they hold it (or says how many do). Every other tick each
@@ -25,6 +37,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <optional>
 #include <memory>
@@ -61,6 +74,22 @@ struct catalog_storage {
   std::shared_ptr<traffic_meter> traffic;
   follow_settings follow;
   uint64_t model_memory_budget = UINT64_MAX;
+  // The push writers run detached (blocking disk work, each its own thread); tests on CAF's
+  // deterministic scheduler spawn them scheduled, so that sched.run() runs them too.
+  bool detached_writers = true;
+};
+
+// Catalog changes waiting for the next group commit, and who waits for them.
+struct queued_commit {
+  std::vector<catalog_change> changes;  // not stamped yet: stamp order is commit order
+  std::function<void(status)> done;     // called once the batch is durable (or failed)
+};
+
+// What pushes still in the pipeline (stored or being stored, not committed) add to a tenant's
+// usage, so that concurrent pushes cannot together pass its model and byte limits.
+struct pending_usage {
+  std::map<std::string, size_t> new_models;  // model name -> pushes in flight creating it
+  uint64_t bytes = 0;
 };
 
 struct catalog_state {
@@ -93,6 +122,16 @@ struct catalog_state {
   int64_t last_refusal_log_ms = 0;
   size_t max_push_bytes = 0;
   std::shared_ptr<serving_board> board;
+  // Group commit (see the header).
+  std::vector<caf::actor> writers;           // check and store pushed bytes, several at once
+  size_t next_writer = 0;
+  std::vector<queued_commit> queued;
+  std::set<model_id> queued_models;          // models with changes in `queued`
+  bool flush_sent = false;                   // a flush_atom is on its way to us
+  std::map<std::string, pending_usage> pending;  // by tenant
+  std::vector<snapshot_store::staged> staged;  // pushed bytes the next group commit stores
+  std::map<std::string, catalog::usage> usage_cache;  // by tenant; cleared by every change
+  int64_t view_at_ms = -1;                   // steady ms of the last fresh member view
   static inline const char* name = "catalog";
 };
 

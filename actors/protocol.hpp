@@ -31,6 +31,8 @@ namespace shoal {
 using model_ptr = std::shared_ptr<const model>;
 /// An immutable copy of the catalog; the catalog actor publishes a new one after each change.
 using catalog_ptr = std::shared_ptr<const catalog>;
+/// A pushed snapshot's bytes, shared read-only (the catalog actor and a writer; no copy).
+using snapshot_bytes = std::shared_ptr<const std::string>;
 
 /// Errors at the actor boundary: the same codes as status_code; the context carries the message.
 enum class shoal_errc : uint8_t {
@@ -99,6 +101,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<shoal::model_entry>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(shoal::node_status)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(shoal::model_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(shoal::catalog_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(shoal::snapshot_bytes)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(shoal::api_call)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(shoal::api_callback)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<shoal::member_view>)
@@ -154,7 +157,8 @@ using catalog_actor = caf::typed_actor<
     caf::replies_to<peer_atom, std::string>::with<std::string>,    // PeerRequest -> PeerReply
     caf::reacts_to<tick_atom>,                                    // anti-entropy timer
     // A loader found this node's copy of (model, version) damaged: remove it, release holds.
-    caf::reacts_to<damaged_atom, model_id, uint32_t>>;
+    caf::reacts_to<damaged_atom, model_id, uint32_t>,
+    caf::reacts_to<flush_atom>>;  // the group commit of the changes queued so far
 
 /// Reads, checks and parses snapshots for model hosts, several at once (a pool, detached:
 /// reading is blocking disk work). Keeps a catalog copy to find a version's bytes.

@@ -301,6 +301,68 @@ result<std::string> snapshot_store::put(std::string_view bytes) {
   }
 }
 
+result<snapshot_store::staged> snapshot_store::stage(std::string_view bytes) {
+  try {
+    staged out;
+    out.sha256 = sha256_hex(bytes);
+    if (out.sha256.empty()) return status::internal("SHA-256 failed in libcrypto");
+    struct stat st;
+    if (::stat(path_of(out.sha256).c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+        static_cast<uint64_t>(st.st_size) == bytes.size() && get(out.sha256).is_ok()) {
+      return out;  // stored already (a damaged copy is replaced like put() does)
+    }
+    out.tmp_path = root_ + "/tmp/stage-XXXXXX";
+    int fd = ::mkstemp(out.tmp_path.data());
+    if (fd < 0) return errno_status("cannot create temp file in", root_ + "/tmp", errno);
+    fd_guard file(fd);
+    status w = ::fchmod(fd, 0644) == 0 ? write_all(fd, bytes, out.tmp_path)
+                                       : errno_status("cannot chmod", out.tmp_path, errno);
+    if (::close(file.release()) != 0 && w) w = errno_status("cannot close", out.tmp_path, errno);
+    if (!w) {
+      ::unlink(out.tmp_path.c_str());
+      return w;
+    }
+    return out;
+  } catch (const std::bad_alloc&) {
+    return errno_status("cannot stage snapshot in", root_, ENOMEM);
+  }
+}
+
+void snapshot_store::discard(const staged& s) {
+  if (!s.tmp_path.empty()) ::unlink(s.tmp_path.c_str());
+}
+
+status snapshot_store::store_staged(const std::vector<staged>& batch) {
+  auto fail = [&](status why) {
+    for (const auto& s : batch) discard(s);
+    return why;
+  };
+  auto sync_all = [&]() -> status {
+    // syncfs: every dirty file and directory of this file system, with one flush of the disk.
+    if (::syncfs(lock_fd_) != 0) return errno_status("cannot sync the file system of", root_, errno);
+    return status::ok();
+  };
+  bool any = false;
+  for (const auto& s : batch) any = any || !s.tmp_path.empty();
+  if (!any) return status::ok();
+  // The bytes durable before any name points at them...
+  if (status synced = sync_all(); !synced) return fail(synced);
+  // ...then in place (a shard directory made here is new too)...
+  for (const auto& s : batch) {
+    if (s.tmp_path.empty()) continue;
+    bool created = false;
+    if (status d = make_dir(root_ + "/snapshots/" + s.sha256.substr(0, 2), &created); !d) {
+      return fail(d);
+    }
+    if (::rename(s.tmp_path.c_str(), path_of(s.sha256).c_str()) != 0) {
+      return fail(errno_status("cannot rename " + s.tmp_path + " to", path_of(s.sha256), errno));
+    }
+  }
+  // ...and the names durable. A failure here leaves whole, verified-on-read files in place
+  // that nothing in the catalog names yet; the same push again finds them stored.
+  return sync_all();
+}
+
 result<std::string> snapshot_store::node_id() {
   const std::string path = root_ + "/node-id";
   auto valid = [](const std::string& id) {

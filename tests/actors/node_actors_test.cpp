@@ -72,6 +72,7 @@ class node_actors : public ::testing::Test {
     auto initial = std::make_shared<const catalog>(replica->view());
     board->publish_catalog(initial);
     storage.board = board;
+    storage.detached_writers = false;
     // Not detached here: the test scheduler must run every actor, one message at a time.
     cat = sys.spawn(catalog_behavior, std::move(storage));
     loader = sys.spawn(model_loader, shared_store, initial, cat);

@@ -53,7 +53,8 @@ struct cli_command {
   model_id id;                      // all but models and push-dir
   std::string tenant;               // push-dir
   std::string file;                 // push; push-dir: the directory
-  uint32_t jobs = 4;                // push-dir: pushes in flight at once
+  uint32_t jobs = 16;               // push-dir: pushes in flight at once (the node commits
+                                    // the ones that arrive together with one fsync)
   std::string label;                // push, promote, rollback, infer; "" = none
   std::string note;                 // push
   std::optional<uint32_t> version;  // promote VERSION, rollback --to, infer --version

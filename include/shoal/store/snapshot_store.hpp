@@ -2,12 +2,14 @@
 // put() writes a temp file, fsyncs it, renames it into place and fsyncs the directory, so a crash
 // never leaves a half-written snapshot visible; get() verifies the SHA-256 before returning bytes.
 // Layout: DIR/snapshots/ab/abcdef… (hex digest), DIR/tmp/ for writes in progress.
-// Thread-safety: put() and get() may run concurrently (files are immutable once renamed).
+// Thread-safety: put(), stage() and get() may run concurrently (files are immutable once
+// renamed); store_staged() one at a time.
 #pragma once
 
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "shoal/base/status.hpp"
 
@@ -30,6 +32,23 @@ class snapshot_store {
 
   /// Stores `bytes` durably and returns their hex SHA-256; storing the same bytes twice is a no-op.
   result<std::string> put(std::string_view bytes);
+
+  /// A put in two steps, for many at once (the catalog actor's group commit): stage() writes the
+  /// bytes to a temp file, not yet synced or in place; store_staged() then makes a whole batch
+  /// durable and puts each in place with one syncfs for the files and one for the directories
+  /// (instead of two fsyncs per snapshot). Until then nothing is visible: a crash leaves only
+  /// temp files, which open() removes.
+  struct staged {
+    std::string sha256;
+    std::string tmp_path;  // "" when these bytes were stored already
+  };
+  /// Thread-safe (writers stage concurrently).
+  result<staged> stage(std::string_view bytes);
+  /// Makes `batch` durable and in place; on failure the batch's temp files are removed and none
+  /// of it counts as stored. Not concurrent with another store_staged().
+  status store_staged(const std::vector<staged>& batch);
+  /// Removes a staged temp file that will not be stored (its push failed).
+  void discard(const staged& s);
 
   /// Returns the bytes stored under `sha256`; corruption when they no longer match it,
   /// not_found when absent.

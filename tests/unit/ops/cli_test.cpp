@@ -59,7 +59,7 @@ TEST(cli_parse, snapshot_push_dir) {
   EXPECT_EQ(c.jobs, 8u);
   EXPECT_EQ(c.label, "staging");
   EXPECT_EQ(c.timeout, 60s);
-  EXPECT_EQ(parsed({"snapshot", "push-dir", "acme", "d"}).jobs, 4u);
+  EXPECT_EQ(parsed({"snapshot", "push-dir", "acme", "d"}).jobs, 16u);
   auto bad_tenant = parse_cli({"snapshot", "push-dir", "acme/bot", "d"}, {});
   ASSERT_FALSE(bad_tenant);
   EXPECT_EQ(bad_tenant.error().message(),
