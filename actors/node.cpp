@@ -9,6 +9,7 @@
 #include <caf/io/all.hpp>
 #include <caf/openssl/all.hpp>
 #include <cerrno>
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <cstring>
@@ -165,13 +166,15 @@ int run_node(const node_config& cfg) {
   // wait_for_stop_signal). Not lower: a block below the threshold that is mapped and unmapped
   // for every request costs page faults and, with threads on other cores, a TLB shootdown each
   // (bench: at 64 KiB, a bulk push of 113 KB models spent 40% of the node's time there and ran
-  // at a third of the rate). Fewer arenas keep per-thread free lists from holding on to freed
-  // models.
+  // at a third of the rate).
   mallopt(M_MMAP_THRESHOLD, 4 << 20);
   // Nor is the top of a thread's heap given back each time a block there is freed (the next
   // request would fault its pages in again): the periodic malloc_trim does that.
   mallopt(M_TRIM_THRESHOLD, 64 << 20);
-  mallopt(M_ARENA_MAX, 4);
+  // Fewer arenas than glibc's default (8 per core) keep per-thread free lists from holding on to
+  // freed models; but one per HTTP thread (and a few for the actors), so that front-end threads
+  // on different cores do not take turns at one arena's lock on every request.
+  mallopt(M_ARENA_MAX, static_cast<int>(std::max<size_t>(4, cfg.http_threads + 4)));
   // Every client connection is a descriptor: a pool of a thousand connections must not meet the
   // usual soft limit of 1,024 when the hard one allows more.
   if (rlimit files{}; getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {

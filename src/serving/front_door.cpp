@@ -171,8 +171,7 @@ front_door::front_door(front_door_settings settings, std::shared_ptr<const servi
 
 result<principal> front_door::authenticate(std::optional<std::string_view> key,
                                            const char* how) const {
-  auto keys_now = keys_->current();
-  return shoal::authenticate(keys_now.get(), key, how);
+  return shoal::authenticate(keys_->current_here(), key, how);
 }
 
 std::optional<infer_outcome> front_door::admission_refusal(double budget_ms) {
@@ -181,7 +180,9 @@ std::optional<infer_outcome> front_door::admission_refusal(double budget_ms) {
     return refusal(infer_outcome::kind::limited,
                    status::unavailable("this node is stopping; send the request to another node"));
   }
-  const uint32_t now = in_flight_->now();  // this request included
+  // This request included; the other threads' counts as read within the last millisecond.
+  const uint32_t now =
+      in_flight_->now_recent(std::chrono::steady_clock::now(), std::chrono::milliseconds(1));
   if (now > settings_.max_in_flight) {
     metrics_->count_refusal(refusal_reason::node_in_flight);
     return refusal(infer_outcome::kind::limited,

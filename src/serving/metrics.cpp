@@ -26,6 +26,10 @@ struct thread_cache {
 thread_local thread_cache this_thread_cache;
 constexpr size_t max_thread_cache = 4096;
 
+// Each thread's index, the key of its counters in a tracked model's shards.
+std::atomic<uint32_t> next_thread_index{0};
+thread_local const uint32_t this_thread_index = next_thread_index.fetch_add(1);
+
 const char* reason_name(refusal_reason r) {
   switch (r) {
     case refusal_reason::overload: return "overload";
@@ -133,6 +137,12 @@ node_metrics::values node_metrics::read(const counters& c) {
   return v;
 }
 
+node_metrics::values node_metrics::total(const tracked& t) {
+  values v;
+  for (const auto& [thread, shard] : t.shards) v.add(read(*shard));
+  return v;
+}
+
 void node_metrics::record(counters& c, int status, double seconds) {
   if (!(seconds >= 0)) seconds = 0;
   size_t b = 0;
@@ -149,7 +159,11 @@ node_metrics::counters* node_metrics::find_or_add(std::string_view tenant, std::
   std::lock_guard<std::mutex> lock(mutex_);
   auto key = std::make_pair(std::string(tenant), std::string(model));
   auto it = models_.find(key);
-  if (it != models_.end()) return &it->second->live;
+  if (it != models_.end()) {
+    auto& shard = it->second->shards[this_thread_index];
+    if (!shard) shard = std::make_unique<counters>();
+    return shard.get();
+  }
   if (models_.size() >= max_tracked_) return &untracked_;
   auto t = std::make_unique<tracked>();
   t->tenant = key.first;
@@ -158,7 +172,9 @@ node_metrics::counters* node_metrics::find_or_add(std::string_view tenant, std::
     t->own_series = true;
     ++own_series_count_;
   }
-  counters* c = &t->live;
+  auto& shard = t->shards[this_thread_index];
+  shard = std::make_unique<counters>();
+  counters* c = shard.get();
   models_.emplace(std::move(key), std::move(t));
   return c;
 }
@@ -228,29 +244,29 @@ std::string node_metrics::render(const gauges& now) {
          ++swaps) {
       tracked* busiest_without = nullptr;
       tracked* idlest_with = nullptr;
+      uint64_t more = 0, less = 0;  // their requests
       for (auto& [key, t] : models_) {
-        const uint64_t n = t->live.requests.load(std::memory_order_relaxed);
+        const uint64_t n = total(*t).requests;
         if (t->own_series) {
-          if (!idlest_with || n < idlest_with->live.requests.load(std::memory_order_relaxed)) {
+          if (!idlest_with || n < less) {
             idlest_with = t.get();
+            less = n;
           }
-        } else if (!busiest_without ||
-                   n > busiest_without->live.requests.load(std::memory_order_relaxed)) {
+        } else if (!busiest_without || n > more) {
           busiest_without = t.get();
+          more = n;
         }
       }
       if (!busiest_without || !idlest_with) break;
-      const uint64_t more = busiest_without->live.requests.load(std::memory_order_relaxed);
-      const uint64_t less = idlest_with->live.requests.load(std::memory_order_relaxed);
       if (more <= 2 * less || more < 10) break;
       idlest_with->own_series = false;
       idlest_with->baseline = values{};
       busiest_without->own_series = true;
-      busiest_without->baseline = read(busiest_without->live);
+      busiest_without->baseline = total(*busiest_without);
     }
     row other{"_other", "_other", read(untracked_)};
     for (auto& [key, t] : models_) {
-      values v = read(t->live);
+      values v = total(*t);
       if (!t->own_series) {
         other.v.add(v);
         continue;

@@ -12,6 +12,7 @@
 // Thread-safety: key_board may be used from any thread; the functions are pure.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -25,25 +26,52 @@
 
 namespace shoal {
 
-/// The keys in force, swapped whole on reload (SIGHUP). Shared by the front-end threads:
-/// a reader copies the pointer under a mutex held for that copy only (once per request, far
-/// below the cost of the request), so a reload never pauses serving.
+/// The keys in force, swapped whole on reload (SIGHUP). Shared by the front-end threads: each
+/// keeps its own reference to the keys it last read (current_here) and reads them again only
+/// when a reload changed the generation, so a request takes no lock and touches no reference
+/// count another core writes (a mutex and a shared count per request cost 8 front-end threads
+/// more than their models did); a reload never pauses serving.
 class key_board {
  public:
   /// `keys` null: open (no keys file).
-  explicit key_board(std::shared_ptr<const key_table> keys) : keys_(std::move(keys)) {}
+  explicit key_board(std::shared_ptr<const key_table> keys)
+      : id_(next_id().fetch_add(1, std::memory_order_relaxed)), keys_(std::move(keys)) {}
   std::shared_ptr<const key_table> current() const {
     std::lock_guard<std::mutex> lock(mutex_);
     return keys_;
   }
+  /// The keys in force as this thread last read them (null: open); valid until this thread
+  /// calls again. A reload is seen by the next call after it.
+  const key_table* current_here() const {
+    struct cache {
+      uint64_t board = 0, generation = 0;
+      std::shared_ptr<const key_table> keys;
+    };
+    thread_local cache here;
+    const uint64_t generation = generation_.load(std::memory_order_acquire);
+    if (here.board != id_ || here.generation != generation) {
+      here.keys = current();
+      here.board = id_;
+      here.generation = generation;
+    }
+    return here.keys.get();
+  }
   void replace(std::shared_ptr<const key_table> keys) {
     std::lock_guard<std::mutex> lock(mutex_);
     keys_ = std::move(keys);
+    generation_.fetch_add(1, std::memory_order_release);
   }
 
  private:
+  static std::atomic<uint64_t>& next_id() {
+    static std::atomic<uint64_t> n{1};
+    return n;
+  }
+  const uint64_t id_;  // unique in the process (a board made at a freed one's address is new)
   mutable std::mutex mutex_;  // guards keys_ (a pointer copy or swap)
   std::shared_ptr<const key_table> keys_;
+  // Bumped by replace(); read by every request, written once per reload (no bouncing).
+  std::atomic<uint64_t> generation_{1};
 };
 
 /// Returns who presents `key` (nullopt: none was sent) under `keys` (null: open, everyone is

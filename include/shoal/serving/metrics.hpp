@@ -105,7 +105,9 @@ class node_metrics {
   std::string render(const gauges& now);
 
  private:
-  struct counters {
+  // One thread's counts of one model (or the untracked ones), on cache lines of their own: a
+  // counter every front-end thread added to would move between their cores on every request.
+  struct alignas(64) counters {
     std::atomic<uint64_t> requests{0};
     std::atomic<uint64_t> errors{0};
     std::atomic<uint64_t> sum_us{0};
@@ -119,11 +121,13 @@ class node_metrics {
   };
   struct tracked {
     std::string tenant, model;
-    counters live;
+    // Per front-end thread that served it (thread index -> its counts), summed at each scrape.
+    std::map<uint32_t, std::unique_ptr<counters>> shards;
     bool own_series = false;
     values baseline;  // counted before it got its own series (stays in "_other")
   };
   static values read(const counters& c);
+  static values total(const tracked& t);  // its shards summed; with mutex_ held
   static void record(counters& c, int status, double seconds);
   counters* find_or_add(std::string_view tenant, std::string_view model);
 

@@ -13,7 +13,9 @@
 // immutable once published.
 #pragma once
 
+#include <array>
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -147,15 +149,24 @@ class serving_board {
 };
 
 /// Inference requests a node is answering right now, across all front-end threads; the
-/// membership actor samples it each gossip interval and gossips it as the node's load.
-/// Shared mutable state on purpose: one relaxed atomic add per request costs far less than a
-/// message per request, and a sampled gauge needs nothing stronger.
+/// membership actor samples it each gossip interval and gossips it as the node's load, and the
+/// front door holds it to max_in_flight. Shared mutable state on purpose (a message per request
+/// would cost far more), kept per thread (see below) so that it is not shared per request.
 class in_flight_counter {
+  // One count per thread (by a thread index, modulo shard_count), each on a cache line of its
+  // own: a single count that every front-end thread added to and took from twice per request
+  // moved between their cores on every request. A request is counted on the shard of the
+  // thread that took it and taken off the same shard wherever it ends.
+  struct alignas(64) shard {
+    std::atomic<int64_t> n{0};
+  };
+  static constexpr size_t shard_count = 64;
+
  public:
   /// Counts one request for as long as the returned guard lives.
   class guard {
    public:
-    explicit guard(std::atomic<uint32_t>* n) : n_(n) { n_->fetch_add(1, std::memory_order_relaxed); }
+    explicit guard(std::atomic<int64_t>* n) : n_(n) { n_->fetch_add(1, std::memory_order_relaxed); }
     ~guard() {
       if (n_ != nullptr) n_->fetch_sub(1, std::memory_order_relaxed);
     }
@@ -165,16 +176,46 @@ class in_flight_counter {
     guard& operator=(guard&&) = delete;
 
    private:
-    std::atomic<uint32_t>* n_;
+    std::atomic<int64_t>* n_;
   };
 
   /// Returns a guard that counts one request until it is destroyed.
-  guard track() { return guard(&n_); }
-  /// Returns the number of requests being answered now.
-  uint32_t now() const { return n_.load(std::memory_order_relaxed); }
+  guard track() { return guard(&shards_[this_shard()].n); }
+  /// Returns the number of requests being answered now (every shard read: for gauges and
+  /// status, not per request).
+  uint32_t now() const {
+    int64_t sum = 0;
+    for (const auto& s : shards_) sum += s.n.load(std::memory_order_relaxed);
+    return sum > 0 ? static_cast<uint32_t>(sum) : 0;
+  }
+  /// now() as this thread read it at most `max_age` before `t` (per request: the admission
+  /// check reads the other threads' counts once a millisecond, not on every request), plus
+  /// this thread's own count of now.
+  uint32_t now_recent(std::chrono::steady_clock::time_point t,
+                      std::chrono::steady_clock::duration max_age) const {
+    struct cache {
+      const in_flight_counter* counter = nullptr;
+      std::chrono::steady_clock::time_point at;
+      int64_t others = 0;
+    };
+    thread_local cache here;
+    const int64_t mine = shards_[this_shard()].n.load(std::memory_order_relaxed);
+    if (here.counter != this || t - here.at > max_age) {
+      here.counter = this;
+      here.at = t;
+      here.others = static_cast<int64_t>(now()) - mine;
+    }
+    const int64_t sum = here.others + mine;
+    return sum > 0 ? static_cast<uint32_t>(sum) : 0;
+  }
 
  private:
-  std::atomic<uint32_t> n_{0};
+  static size_t this_shard() {
+    static std::atomic<size_t> next{0};
+    thread_local const size_t index = next.fetch_add(1, std::memory_order_relaxed) % shard_count;
+    return index;
+  }
+  std::array<shard, shard_count> shards_{};
 };
 
 /// What a front end can do with a request on its own thread.
