@@ -39,7 +39,7 @@ class Node:
 
     running = []
 
-    def __init__(self, tmp, name, args=(), conf="", prefix=()):
+    def __init__(self, tmp, name, args=(), conf="", prefix=(), binary=None):
         self.name = name
         self.http, self.zmq, self.cluster = free_ports(3)
         conf_path = os.path.join(tmp, name + ".conf")
@@ -48,7 +48,7 @@ class Node:
         self.log_path = os.path.join(tmp, name + ".log")
         log_file = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            list(prefix) + [SHOAL, "node", "--config", conf_path, "--name", name, "--data-dir",
+            list(prefix) + [binary or SHOAL, "node", "--config", conf_path, "--name", name, "--data-dir",
              os.path.join(tmp, name), "--http-port", str(self.http), "--zmq-port", str(self.zmq),
              "--cluster-port", str(self.cluster), "--replication-factor", "1"] + list(args),
             stdout=log_file, stderr=log_file)

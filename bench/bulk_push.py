@@ -13,9 +13,12 @@ record are durable (group commit: one journal fdatasync for the pushes that arri
 Afterwards each node's `shoal models --json` must show every model (nothing acknowledged is
 missing).
 
+With --baseline BIN (an earlier build's `shoal`), the same runs with that binary as node and
+CLI, in the same run, for the ratio.
+
 Target: >= 2,000 pushes/s on 2 cores, and more jobs never slower than one.
 
-usage: bench/bulk_push.py [--models N] [--jobs 1,4,16] [--json FILE]
+usage: bench/bulk_push.py [--models N] [--jobs 1,4,16,64] [--baseline BIN] [--json FILE]
 """
 import argparse
 import json
@@ -29,9 +32,9 @@ from benchlib import ROOT, SHOAL, Node, log, train_fasttext
 from density import variants
 
 
-def push_dir(zmq, tenant, directory, jobs):
+def push_dir(zmq, tenant, directory, jobs, binary):
     t0 = time.perf_counter()
-    r = subprocess.run([SHOAL, "snapshot", "push-dir", tenant, directory, "--node",
+    r = subprocess.run([binary, "snapshot", "push-dir", tenant, directory, "--node",
                         "127.0.0.1:%d" % zmq, "--jobs", str(jobs), "--json"],
                        capture_output=True, text=True)
     secs = time.perf_counter() - t0
@@ -50,7 +53,8 @@ def listed(zmq, tenant):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", type=int, default=10000)
-    ap.add_argument("--jobs", default="1,4,16")
+    ap.add_argument("--jobs", default="1,4,16,64")
+    ap.add_argument("--baseline", help="an earlier build's shoal binary, run the same way")
     ap.add_argument("--json", help="also write the figures to this file")
     args = ap.parse_args()
     jobs = [int(j) for j in args.jobs.split(",")]
@@ -62,31 +66,44 @@ def main():
                                 "-epoch", "5"])
         log("writing %d model files ..." % args.models)
         size = variants(small, os.path.join(tmp, "models"), "m", args.models, 1)
-        rows = []
-        for j in jobs:
-            node = Node(tmp, "push-j%d" % j)
-            try:
-                log("push-dir of %d files with --jobs %d ..." % (args.models, j))
-                pushed, secs = push_dir(node.zmq, "t", os.path.join(tmp, "models"), j)
-                count = listed(node.zmq, "t")
-                rows.append({"jobs": j, "pushed": pushed, "seconds": secs,
-                             "files_per_s": pushed / secs, "listed": count})
-            finally:
-                node.stop()
-        out = {"models": args.models, "file_bytes": size, "cores": os.cpu_count(), "rows": rows}
+        def run(binary, tag):
+            rows = []
+            for j in jobs:
+                node = Node(tmp, "push-%s-j%d" % (tag, j), binary=binary)
+                try:
+                    log("%s: push-dir of %d files with --jobs %d ..." % (tag, args.models, j))
+                    pushed, secs = push_dir(node.zmq, "t", os.path.join(tmp, "models"), j,
+                                            binary)
+                    count = listed(node.zmq, "t")
+                    rows.append({"jobs": j, "pushed": pushed, "seconds": secs,
+                                 "files_per_s": pushed / secs, "listed": count})
+                finally:
+                    node.stop()
+            return rows
+
+        rows = run(SHOAL, "this build")
+        before = run(args.baseline, "baseline") if args.baseline else None
+        out = {"models": args.models, "file_bytes": size, "cores": os.cpu_count(), "rows": rows,
+               "baseline": before}
         lines = ["### Bulk push: push-dir of %d models of %d KB, one node, %d cores"
                  % (args.models, size // 1000, os.cpu_count()), "",
-                 "| --jobs | files/s | seconds | listed after | x --jobs %d |" % jobs[0],
-                 "|---:|---:|---:|---:|---:|"]
-        for r in rows:
-            lines.append("| %d | %.0f | %.1f | %d | %.2fx |" % (
+                 "| --jobs | files/s | seconds | listed after | x --jobs %d |" % jobs[0] +
+                 (" baseline files/s | x baseline |" if before else ""),
+                 "|---:|---:|---:|---:|---:|" + ("---:|---:|" if before else "")]
+        for i, r in enumerate(rows):
+            line = "| %d | %.0f | %.1f | %d | %.2fx |" % (
                 r["jobs"], r["files_per_s"], r["seconds"], r["listed"],
-                r["files_per_s"] / rows[0]["files_per_s"]))
+                r["files_per_s"] / rows[0]["files_per_s"])
+            if before:
+                line += " %.0f | %.2fx |" % (before[i]["files_per_s"],
+                                             r["files_per_s"] / before[i]["files_per_s"])
+            lines.append(line)
         best = max(r["files_per_s"] for r in rows)
         lines += ["", "- best %.0f files/s (target >= 2,000: %s)" % (
             best, "met" if best >= 2000 else "not met")]
         lines += ["- every acknowledged push listed afterwards: %s" % (
-            "yes" if all(r["listed"] == r["pushed"] == args.models for r in rows) else "NO")]
+            "yes" if all(r["listed"] == r["pushed"] == args.models
+                         for r in rows + (before or [])) else "NO")]
         print("\n".join(lines))
         if args.json:
             with open(args.json, "w") as f:

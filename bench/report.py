@@ -129,7 +129,9 @@ def section(results):
 
     for title, name, command, render in (
             ("Micro-batching: one hot model", "micro_batch.md", "bench/micro_batch.py", None),
-            ("Overload: 5x capacity", "overload.md", "bench/overload.py", None),
+            ("Admission: connection pools and 5x overload", "overload.md", "bench/overload.py",
+             None),
+            ("Bulk push", "bulk_push.md", "bench/bulk_push.py", None),
             ("Tenant isolation", "tenant_isolation.md", "bench/tenant_isolation.py", None)):
         out.append("### %s\n" % title)
         text = load(results, name)

@@ -9,9 +9,9 @@
 # Installs what the benches need from Debian (scripts/deps.sh bench), builds (scripts/build.sh),
 # then runs: run_http.sh (Shoal vs FastAPI vs nginx, wrk), load_curve.py (latency against offered
 # load, Shoal and FastAPI, open loop), density.py at 100, 1,000 and 10,000 models, micro_batch.py,
-# overload.py, tenant_isolation.py and predict_bench. Raw results go to bench/results/ (not
-# committed), the log of the whole run to bench/results/run.log. A bench that fails is reported
-# as missing in the README; the script then exits 1. Nothing else may run on the machine meanwhile
+# overload.py, bulk_push.py, tenant_isolation.py and predict_bench. Raw results go to
+# bench/results/ (not committed), the log of the whole run to bench/results/run.log. A bench
+# that fails is reported as missing in the README; the script then exits 1. Nothing else may run on the machine meanwhile
 # (the benches share its two cores with their load generators).
 set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -47,7 +47,11 @@ pkill -f "shoal node" 2>/dev/null || true
 export SHOAL_BIN="$root/build/shoal"
 cd "$root/bench"
 echo "{\"date\": \"$(date -u +%Y-%m-%d)\"}" > "$results/run.json"
-if [ $quick = 1 ]; then secs=3; storm=10; dur=5; else secs=5; storm=30; dur=10; fi
+if [ $quick = 1 ]; then
+  secs=3; storm=10; dur=5; pushes=3000
+else
+  secs=5; storm=30; dur=10; pushes=10000
+fi
 
 run http env DURATION=${dur}s OUT="$results/http.md" "$root/bench/run_http.sh"
 run curve /usr/bin/python3 load_curve.py --seconds $secs --json "$results/load_curve.json"
@@ -57,6 +61,7 @@ for n in 100 1000 10000; do
 done
 run micro-batch sh -c "/usr/bin/python3 micro_batch.py --seconds $dur > '$results/micro_batch.md'"
 run overload sh -c "/usr/bin/python3 overload.py --seconds $storm > '$results/overload.md'"
+run bulk-push sh -c "/usr/bin/python3 bulk_push.py --models $pushes > '$results/bulk_push.md'"
 run tenants sh -c "/usr/bin/python3 tenant_isolation.py > '$results/tenant_isolation.md'"
 run predict sh -c "FASTTEXT_BIN=\$(command -v fasttext) '$root/build/bench/predict_bench' \
   --benchmark_min_time=0.2 > '$results/predict_bench.txt'"
