@@ -36,9 +36,11 @@ using self_ptr = catalog_actor::stateful_pointer<catalog_state>;
 void flush_commits(self_ptr self);
 
 // Gives every reader the replica's current view: the serving board (front ends) and listeners.
-void publish(self_ptr self) {
+// `pushes_only`: the change was a group commit of pushes, whose usage the push handler adds to
+// the tenants' cached usage itself; any other change may have changed any tenant's.
+void publish(self_ptr self, bool pushes_only = false) {
   auto& st = self->state;
-  st.usage_cache.clear();
+  if (!pushes_only) st.usage_cache.clear();
   auto copy = std::make_shared<const catalog>(st.replica->view());
   if (st.board) st.board->publish_catalog(copy);
   for (auto& listener : st.listeners) self->send(listener, catalog_atom_v, copy);
@@ -150,7 +152,7 @@ void receive_sync(self_ptr self, const catalog_sync_msg& m) {
 // Stamps `changes` as this node's, makes them durable, adds them to the replica and tells the
 // listeners. Nothing is added when the journal write fails; an add failure after a durable
 // write would be a bug in stamp/add. Returns one status per batch (all of them fail or none).
-status commit_now(self_ptr self, std::vector<catalog_change> changes) {
+status commit_now(self_ptr self, std::vector<catalog_change> changes, bool pushes_only = false) {
   auto& st = self->state;
   const int64_t now = now_ms();
   changes = st.replica->stamp(std::move(changes), now);
@@ -163,7 +165,7 @@ status commit_now(self_ptr self, std::vector<catalog_change> changes) {
       out = status::internal("catalog add failed: " + added.error().message());
     }
   }
-  publish(self);
+  publish(self, pushes_only);
   push_to_peers(self, changes);
   return out;
 }
@@ -185,7 +187,7 @@ void flush_commits(self_ptr self) {
     for (auto& q : batch) {
       for (auto& c : q.changes) all.push_back(c);
     }
-    done = commit_now(self, std::move(all));
+    done = commit_now(self, std::move(all), /*pushes_only=*/true);
   } else {
     log_error("cannot sync the snapshot store", {{"error", done.to_string()}});
   }
@@ -508,9 +510,15 @@ struct push_job {
 };
 
 // The push left the pipeline (committed or failed): its bytes and model no longer count as
-// pending for its tenant.
-void end_pending(self_ptr self, const push_job& job) {
+// pending for its tenant; once committed they count in its cached usage instead.
+void end_pending(self_ptr self, const push_job& job, bool committed = false) {
   auto& st = self->state;
+  if (committed) {
+    if (auto cached = st.usage_cache.find(job.id.tenant); cached != st.usage_cache.end()) {
+      cached->second.stored_bytes += job.snap.size_bytes;
+      if (job.new_model) ++cached->second.models;
+    }
+  }
   auto it = st.pending.find(job.id.tenant);
   if (it == st.pending.end()) return;
   it->second.bytes -= std::min<uint64_t>(it->second.bytes, job.snap.size_bytes);
@@ -695,7 +703,7 @@ void finish_push(self_ptr self, std::shared_ptr<push_job> job, uint32_t number,
   auto file = std::move(job->file);
   job->file.reset();
   commit_soon(self, std::move(batch), [=](status committed) mutable {
-    end_pending(self, *job);
+    end_pending(self, *job, committed.is_ok());
     if (!committed.is_ok()) {
       log_error("push failed", {{"model", job->id.str()}, {"error", committed.to_string()}});
       rp.deliver(to_error(committed));
@@ -903,7 +911,7 @@ catalog_actor::behavior_type catalog_behavior(catalog_actor::stateful_pointer<ca
         job->snap.created_ms = now_ms();
         job->snap.size_bytes = req.bytes.size();
         job->snap.note = req.note;
-        job->new_model = st.replica->view().find(req.id) == nullptr;
+        job->new_model = new_model;
         pending.bytes += job->snap.size_bytes;
         if (job->new_model) ++pending.new_models[req.id.model];
         job->bytes = std::make_shared<const std::string>(std::move(req.bytes));

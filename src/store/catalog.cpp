@@ -130,24 +130,34 @@ std::vector<std::string> model_entry::labels_at(uint32_t version) const {
 
 status model_not_found(const model_id& id) { return status::not_found("no model " + id.str()); }
 
+std::vector<catalog::slot>::iterator catalog::lower(const model_id& id) {
+  return std::lower_bound(models_.begin(), models_.end(), id,
+                          [](const slot& e, const model_id& key) { return e->id < key; });
+}
+
+std::vector<catalog::slot>::const_iterator catalog::lower(const model_id& id) const {
+  return std::lower_bound(models_.begin(), models_.end(), id,
+                          [](const slot& e, const model_id& key) { return e->id < key; });
+}
+
 const model_entry* catalog::find(const model_id& id) const {
-  auto it = models_.find(id);
-  return it == models_.end() ? nullptr : it->second.get();
+  auto it = lower(id);
+  return it == models_.end() || (*it)->id != id ? nullptr : it->get();
 }
 
 std::vector<const model_entry*> catalog::models() const {
   std::vector<const model_entry*> out;
   out.reserve(models_.size());
-  for (const auto& [id, entry] : models_) out.push_back(entry.get());
+  for (const auto& entry : models_) out.push_back(entry.get());
   return out;
 }
 
 catalog::usage catalog::tenant_usage(const std::string& tenant) const {
   usage out;
-  for (auto it = models_.lower_bound(model_id{tenant, ""});
-       it != models_.end() && it->first.tenant == tenant; ++it) {
+  for (auto it = lower(model_id{tenant, ""}); it != models_.end() && (*it)->id.tenant == tenant;
+       ++it) {
     ++out.models;
-    for (const auto& s : it->second->snapshots) out.stored_bytes += s.size_bytes;
+    for (const auto& s : (*it)->snapshots) out.stored_bytes += s.size_bytes;
   }
   return out;
 }
@@ -246,7 +256,8 @@ status catalog::apply(const catalog_change& change) {
   if (!is_valid_id_part(change.id.tenant) || !is_valid_id_part(change.id.model)) {
     return status::invalid_argument("invalid model id '" + change.id.str().substr(0, 140) + "'");
   }
-  auto it = models_.find(change.id);
+  auto it = lower(change.id);
+  if (it != models_.end() && (*it)->id != change.id) it = models_.end();  // not there
 
   if (change.what == catalog_change::kind::join || change.what == catalog_change::kind::grant) {
     return status::ok();  // numbering bookkeeping: replicated_catalog keeps it
@@ -258,7 +269,7 @@ status catalog::apply(const catalog_change& change) {
       return status::failed_precondition("snapshot version 0 of " + change.id.str() +
                                          " is not a version (they start at 1)");
     }
-    if (it != models_.end() && it->second->find(v) != nullptr) {
+    if (it != models_.end() && (*it)->find(v) != nullptr) {
       return status::failed_precondition("snapshot version " + std::to_string(v) + " of " +
                                          change.id.str() + " exists already");
     }
@@ -267,9 +278,9 @@ status catalog::apply(const catalog_change& change) {
       if (is_new) {
         auto entry = std::make_shared<model_entry>();
         entry->id = change.id;
-        it = models_.emplace(change.id, std::move(entry)).first;
+        it = models_.insert(lower(change.id), std::move(entry));
       }
-      auto& snaps = writable(it->second).snapshots;
+      auto& snaps = writable(*it).snapshots;
       auto at = std::upper_bound(snaps.begin(), snaps.end(), v,
                                  [](uint32_t x, const snapshot_info& s) { return x < s.version; });
       snaps.insert(at, change.snapshot);
@@ -285,9 +296,9 @@ status catalog::apply(const catalog_change& change) {
     if (change.origin.empty()) {
       return status::invalid_argument("a hold or release without the holder's node id");
     }
-    if (it->second->find(change.to) == nullptr) return no_version(*it->second, change.to);
+    if ((*it)->find(change.to) == nullptr) return no_version(**it, change.to);
     try {
-      auto& snaps = writable(it->second).snapshots;
+      auto& snaps = writable(*it).snapshots;
       auto s = std::find_if(snaps.begin(), snaps.end(),
                             [&](const snapshot_info& x) { return x.version == change.to; });
       if (change.what == catalog_change::kind::hold) {
@@ -306,7 +317,7 @@ status catalog::apply(const catalog_change& change) {
                                     std::to_string(static_cast<int>(change.what)));
   }
   if (it == models_.end()) return no_model(change.id);
-  const model_entry& before = *it->second;
+  const model_entry& before = **it;
   if (!is_valid_label(change.label)) return bad_label(change.label);
   if (before.find(change.to) == nullptr) return no_version(before, change.to);
   if (change.action == label_action::rollback && before.labels.count(change.label) == 0) {
@@ -318,7 +329,7 @@ status catalog::apply(const catalog_change& change) {
   }
   model_entry* writable_entry = nullptr;
   try {
-    writable_entry = &writable(it->second);
+    writable_entry = &writable(*it);
   } catch (const std::bad_alloc&) {
     return out_of_memory(change.id);
   }
@@ -356,12 +367,18 @@ status catalog::apply(const catalog_change& change) {
 }
 
 void catalog::put(model_entry entry) {
+  auto it = lower(entry.id);
+  const bool there = it != models_.end() && (*it)->id == entry.id;
   if (entry.snapshots.empty()) {
-    models_.erase(entry.id);
+    if (there) models_.erase(it);
     return;
   }
-  model_id id = entry.id;
-  models_[id] = std::make_shared<model_entry>(std::move(entry));
+  auto fresh = std::make_shared<model_entry>(std::move(entry));
+  if (there) {
+    *it = std::move(fresh);
+  } else {
+    models_.insert(it, std::move(fresh));
+  }
 }
 
 result<uint32_t> catalog::resolve(const model_id& id, std::optional<uint32_t> version,
