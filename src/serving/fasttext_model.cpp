@@ -12,10 +12,12 @@
 #include "shoal/serving/fasttext_model.hpp"
 
 #include <cblas.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <new>
 #include <string>
@@ -332,7 +334,8 @@ status check_header(const header& h) {
 // Training never writes a NaN or an infinity (fastText aborts first), so one in `values` (rows of
 // `cols` floats, called `what`) is damage. The exponent test runs branch-free over all values; only
 // a hit looks for where.
-status check_finite(const std::vector<float>& values, size_t cols, const std::string& what) {
+template <class Floats>
+status check_finite(const Floats& values, size_t cols, const std::string& what) {
   uint32_t bad = 0;
   for (float f : values) {
     uint32_t bits = 0;
@@ -351,6 +354,44 @@ status check_finite(const std::vector<float>& values, size_t cols, const std::st
   return status::ok();
 }
 
+// A model's dense weights live in mappings of their own (64 KiB and up), returned whole to the
+// system when the model is unloaded: the node keeps request-sized blocks on the heap (its mmap
+// threshold is 4 MiB, see actors/node.cpp), and models loaded and evicted by the thousand would
+// otherwise fragment it and hold resident memory above the model memory budget.
+template <class T>
+struct mapped_allocator {
+  using value_type = T;
+  static constexpr size_t min_mapped = 64 << 10;
+  mapped_allocator() = default;
+  template <class U>
+  mapped_allocator(const mapped_allocator<U>&) {}
+  T* allocate(size_t n) {
+    const size_t bytes = n * sizeof(T);
+    if (n > SIZE_MAX / sizeof(T)) throw std::bad_alloc();
+    if (bytes < min_mapped) {
+      void* p = std::malloc(bytes);
+      if (p == nullptr) throw std::bad_alloc();
+      return static_cast<T*>(p);
+    }
+    void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::bad_alloc();
+    return static_cast<T*>(p);
+  }
+  void deallocate(T* p, size_t n) {
+    const size_t bytes = n * sizeof(T);
+    if (bytes < min_mapped) {
+      std::free(p);
+    } else {
+      ::munmap(p, bytes);
+    }
+  }
+  template <class U>
+  bool operator==(const mapped_allocator<U>&) const { return true; }
+  template <class U>
+  bool operator!=(const mapped_allocator<U>&) const { return false; }
+};
+using weights = std::vector<float, mapped_allocator<float>>;
+
 // Sets `bytes` to the size of an m x n float matrix; false when that does not fit in 64 bits.
 bool matrix_bytes(uint64_t m, uint64_t n, uint64_t& bytes) {
   uint64_t cells = 0;
@@ -359,7 +400,7 @@ bool matrix_bytes(uint64_t m, uint64_t n, uint64_t& bytes) {
 
 // Reads a DenseMatrix (int64 m, int64 n, m*n floats) that must be rows x cols, into `out`.
 status read_matrix(byte_reader& in, const char* name, int64_t rows, int64_t cols,
-                   std::vector<float>& out) {
+                   weights& out) {
   int64_t m = 0, n = 0;
   SHOAL_RETURN_IF_ERROR(in.read(m, (std::string(name) + " matrix rows").c_str()));
   SHOAL_RETURN_IF_ERROR(in.read(n, (std::string(name) + " matrix columns").c_str()));
@@ -736,8 +777,8 @@ class fasttext_model final : public model {
   std::vector<std::pair<int32_t, int32_t>> prune_slots_;
   uint32_t prune_shift_ = 0;
   // weights, row-major as in the file (empty when the quantized one below is used instead)
-  std::vector<float> input_;   // (nwords + bucket, or + pruned n-grams) x dim
-  std::vector<float> output_;  // nlabels x dim
+  weights input_;   // (nwords + bucket, or + pruned n-grams) x dim
+  weights output_;  // nlabels x dim
   // .ftz: quantized weights, used instead of input_ / output_ when the flag is set
   bool quant_input_ = false;
   bool quant_output_ = false;
