@@ -159,14 +159,13 @@ int run_node(const node_config& cfg) {
   install_stop_handlers();
   // Models come and go all day (the model cache loads and unloads them), so their memory must
   // go back to the system when they are unloaded, or resident memory drifts far above the model
-  // memory budget. glibc raises its mmap threshold each time a large block is freed (up to
-  // 32 MB), after which even big model arrays come from the heap and fragment it; a fixed
-  // threshold keeps every array of 4 MiB or more in its own mapping, returned whole on unload,
-  // and the main thread gives back the free pages of smaller ones every 5 s (malloc_trim, in
-  // wait_for_stop_signal). Not lower: a block below the threshold that is mapped and unmapped
-  // for every request costs page faults and, with threads on other cores, a TLB shootdown each
-  // (bench: at 64 KiB, a bulk push of 113 KB models spent 40% of the node's time there and ran
-  // at a third of the rate).
+  // memory budget: a model's weights are mapped by their own allocator (fasttext_model.cpp) and
+  // returned whole on unload. Everything else stays on the heap up to 4 MiB (a fixed threshold:
+  // glibc would raise its own up to 32 MB), and the main thread gives back the heap's free pages
+  // every 5 s (malloc_trim, in wait_for_stop_signal). Not lower: a block below the threshold
+  // that is mapped and unmapped for every request costs page faults and, with threads on other
+  // cores, a TLB shootdown each (bench: at 64 KiB, a bulk push of 113 KB models spent 40% of
+  // the node's time there and ran at a third of the rate).
   mallopt(M_MMAP_THRESHOLD, 4 << 20);
   // Nor is the top of a thread's heap given back each time a block there is freed (the next
   // request would fault its pages in again): the periodic malloc_trim does that.
