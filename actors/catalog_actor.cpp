@@ -828,7 +828,7 @@ caf::behavior snapshot_writer(caf::event_based_actor* self,
   return {
       [=](push_atom, const snapshot_bytes& bytes)
           -> caf::result<std::string, std::string, std::string> {
-        auto loaded = load_model(*bytes);
+        auto loaded = load_model(*bytes, load_use::check);
         if (!loaded) {
           return to_error(status::invalid_argument(loaded.error().message()));
         }

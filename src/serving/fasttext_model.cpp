@@ -362,13 +362,16 @@ template <class T>
 struct mapped_allocator {
   using value_type = T;
   static constexpr size_t min_mapped = 64 << 10;
+  bool map = true;  // false: always the heap (a model checked and dropped at once)
   mapped_allocator() = default;
+  explicit mapped_allocator(bool map_weights) : map(map_weights) {}
   template <class U>
-  mapped_allocator(const mapped_allocator<U>&) {}
+  mapped_allocator(const mapped_allocator<U>& o) : map(o.map) {}
+  bool mapped(size_t bytes) const { return map && bytes >= min_mapped; }
   T* allocate(size_t n) {
-    const size_t bytes = n * sizeof(T);
     if (n > SIZE_MAX / sizeof(T)) throw std::bad_alloc();
-    if (bytes < min_mapped) {
+    const size_t bytes = n * sizeof(T);
+    if (!mapped(bytes)) {
       void* p = std::malloc(bytes);
       if (p == nullptr) throw std::bad_alloc();
       return static_cast<T*>(p);
@@ -379,16 +382,16 @@ struct mapped_allocator {
   }
   void deallocate(T* p, size_t n) {
     const size_t bytes = n * sizeof(T);
-    if (bytes < min_mapped) {
+    if (!mapped(bytes)) {
       std::free(p);
     } else {
       ::munmap(p, bytes);
     }
   }
   template <class U>
-  bool operator==(const mapped_allocator<U>&) const { return true; }
+  bool operator==(const mapped_allocator<U>& o) const { return map == o.map; }
   template <class U>
-  bool operator!=(const mapped_allocator<U>&) const { return false; }
+  bool operator!=(const mapped_allocator<U>& o) const { return map != o.map; }
 };
 using weights = std::vector<float, mapped_allocator<float>>;
 
@@ -714,6 +717,8 @@ predict_scratch& local_scratch() {
 
 class fasttext_model final : public model {
  public:
+  explicit fasttext_model(bool map_weights)
+      : input_(mapped_allocator<float>(map_weights)), output_(mapped_allocator<float>(map_weights)) {}
   status load(std::string_view bytes);
 
   std::vector<prediction> predict(std::string_view text, size_t k) const override;
@@ -1425,9 +1430,9 @@ bool looks_like_fasttext(std::string_view bytes) {
   return magic == k_magic;
 }
 
-result<std::shared_ptr<const model>> load_fasttext(std::string_view bytes) {
+result<std::shared_ptr<const model>> load_fasttext(std::string_view bytes, bool map_weights) {
   try {
-    auto m = std::make_shared<fasttext_model>();
+    auto m = std::make_shared<fasttext_model>(map_weights);
     SHOAL_RETURN_IF_ERROR(m->load(bytes));
     return std::shared_ptr<const model>(std::move(m));
   } catch (const std::bad_alloc&) {

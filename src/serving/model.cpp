@@ -12,9 +12,9 @@ std::vector<std::vector<prediction>> model::predict_batch(const std::vector<std:
   return out;
 }
 
-result<std::shared_ptr<const model>> load_model(std::string_view bytes) {
+result<std::shared_ptr<const model>> load_model(std::string_view bytes, load_use use) {
   if (bytes.empty()) return status::invalid_argument("model file is empty");
-  if (looks_like_fasttext(bytes)) return load_fasttext(bytes);
+  if (looks_like_fasttext(bytes)) return load_fasttext(bytes, use == load_use::serve);
   return status::invalid_argument(
       "unknown model format: expected a fastText supervised model (.bin)");
 }

@@ -96,6 +96,17 @@ class node_test : public ::testing::Test {
     return j["outputs"][0]["data"][0].get<std::string>();
   }
 
+  // Starts the node again with one HTTP thread and the default max_queue_ms, with acme/bot
+  // (v1) pushed and loaded.
+  void restart_with_one_http_thread_and_bot_loaded() {
+    node_.reset();
+    std::vector<std::string> args = {"--http-threads", "1"};
+    for (const auto& a : default_queue_flags()) args.push_back(a);
+    node_ = std::make_unique<node_process>(data_->path() + "/data", args);
+    ASSERT_EQ(node_->cli({"snapshot", "push", "acme/bot", v1_}).exit_code, 0);
+    ASSERT_EQ(http_top_label("where is my parcel"), "order_status");  // loaded
+  }
+
   static temp_dir* models_;
   static std::string v1_, v2_;
   std::unique_ptr<temp_dir> data_;
@@ -1040,12 +1051,7 @@ TEST_F(node_test, a_thread_whose_requests_wait_too_long_sheds_some_with_429_and_
 // budget, when their requests say they may wait only 1 microsecond (Shoal-Max-Queue-Ms); a
 // budget that is not milliseconds above 0 is the client's mistake (400, nothing else changes).
 TEST_F(node_test, requests_that_state_a_short_wait_are_shed_while_a_pool_that_says_nothing_is_not) {
-  node_.reset();
-  std::vector<std::string> args = {"--http-threads", "1"};
-  for (const auto& a : default_queue_flags()) args.push_back(a);
-  node_ = std::make_unique<node_process>(data_->path() + "/data", args);
-  ASSERT_EQ(node_->cli({"snapshot", "push", "acme/bot", v1_}).exit_code, 0);
-  ASSERT_EQ(http_top_label("where is my parcel"), "order_status");  // loaded
+  ASSERT_NO_FATAL_FAILURE(restart_with_one_http_thread_and_bot_loaded());
   auto load = [&](const std::string& headers, answer_tally& answers) {
     std::vector<std::thread> clients;
     const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(1500);
@@ -1092,12 +1098,7 @@ TEST_F(node_test, requests_that_state_a_short_wait_are_shed_while_a_pool_that_sa
 // work, and refusing requests would not win the CPU back. One client, one request at a time,
 // default max_queue_ms: every request is answered, none refused.
 TEST_F(node_test, a_node_the_machine_keeps_off_the_cpu_does_not_refuse_a_lone_client) {
-  node_.reset();
-  std::vector<std::string> args = {"--http-threads", "1"};
-  for (const auto& a : default_queue_flags()) args.push_back(a);
-  node_ = std::make_unique<node_process>(data_->path() + "/data", args);
-  ASSERT_EQ(node_->cli({"snapshot", "push", "acme/bot", v1_}).exit_code, 0);
-  ASSERT_EQ(http_top_label("where is my parcel"), "order_status");  // loaded
+  ASSERT_NO_FATAL_FAILURE(restart_with_one_http_thread_and_bot_loaded());
   std::atomic<bool> done{false};
   std::thread machine([&] {
     while (!done) {

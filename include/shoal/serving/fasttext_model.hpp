@@ -60,7 +60,10 @@ bool looks_like_fasttext(std::string_view bytes);
 
 /// Parses a fastText .bin or .ftz. Any truncation, inconsistent size, unsupported version,
 /// non-supervised model or trailing garbage is an invalid_argument status naming the problem. The
-/// model copies what it needs: `bytes` may be released once this returns.
-result<std::shared_ptr<const model>> load_fasttext(std::string_view bytes);
+/// model copies what it needs: `bytes` may be released once this returns. `map_weights`: the
+/// dense weights get mappings of their own (a model that stays loaded); false: on the heap (a
+/// model checked and dropped).
+result<std::shared_ptr<const model>> load_fasttext(std::string_view bytes,
+                                                   bool map_weights = true);
 
 }  // namespace shoal

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -46,8 +47,14 @@ class model {
   virtual size_t memory_bytes() const = 0;
 };
 
+/// What a load is for: serving (the model stays loaded; its weights get mappings of their own,
+/// returned whole on unload) or a check of pushed bytes (the model is dropped at once; its
+/// weights stay on the heap, sparing a map and unmap per push).
+enum class load_use : uint8_t { serve, check };
+
 /// Detects the format of `bytes` and loads it. Unknown, empty, truncated or corrupt input is an
 /// invalid_argument status whose message says what is wrong ("not a fastText model: bad magic").
-result<std::shared_ptr<const model>> load_model(std::string_view bytes);
+result<std::shared_ptr<const model>> load_model(std::string_view bytes,
+                                                load_use use = load_use::serve);
 
 }  // namespace shoal
