@@ -24,16 +24,22 @@ int64_t now_ms() {
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
-int64_t steady_ms() {
-  using namespace std::chrono;
-  return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
-}
-
 const char* action_name(label_action a) { return a == label_action::promote ? "promote" : "rollback"; }
 
 using self_ptr = catalog_actor::stateful_pointer<catalog_state>;
 
 void flush_commits(self_ptr self);
+
+// The sha256s of every snapshot this node holds in `view` (bytes that must not be removed).
+std::set<std::string> held_here(const catalog& view, const std::string& self_id) {
+  std::set<std::string> held;
+  for (const model_entry* m : view.models()) {
+    for (const auto& s : m->snapshots) {
+      if (s.holders.count(self_id) > 0) held.insert(s.sha256);
+    }
+  }
+  return held;
+}
 
 // Gives every reader the replica's current view: the serving board (front ends) and listeners.
 // `pushes_only`: the change was a group commit of pushes, whose usage the push handler adds to
@@ -60,7 +66,7 @@ void with_fresh_view(self_ptr self, std::function<void()> next) {
       .then(
           [=](const std::vector<member_view>& views) {
             update_live(self, views);
-            self->state.view_at_ms = steady_ms();
+            self->state.view_at_ms = steady_now_ms();
             next();
           },
           [=](const caf::error&) { next(); });
@@ -342,12 +348,7 @@ void place(self_ptr self) {
   if (!commit(self, std::move(plan.changes)).is_ok()) return;
   // What this node holds now (the commit also took the pushes queued before it, whose bytes
   // may be the same as a released copy's).
-  std::set<std::string> held;
-  for (const model_entry* m : st.replica->view().models()) {
-    for (const auto& s : m->snapshots) {
-      if (s.holders.count(st.replica->self_id()) > 0) held.insert(s.sha256);
-    }
-  }
+  const std::set<std::string> held = held_here(st.replica->view(), st.replica->self_id());
   for (const auto& sha : plan.remove) {
     if (held.count(sha) > 0) continue;
     status removed = st.store->remove(sha);
@@ -442,12 +443,7 @@ void follow_traffic(self_ptr self) {
     st.metrics->traffic_copies_dropped.fetch_add(shas.size(), std::memory_order_relaxed);
   }
   // Delete the bytes unless another version this node keeps has the same ones.
-  const catalog after = st.replica->view();
-  for (const model_entry* m : after.models()) {
-    for (const auto& s : m->snapshots) {
-      if (s.holders.count(self_id) > 0) shas.erase(s.sha256);
-    }
-  }
+  for (const auto& sha : held_here(st.replica->view(), self_id)) shas.erase(sha);
   for (const auto& sha : shas) {
     status removed = st.store->remove(sha);
     if (!removed.is_ok()) log_warn("cannot remove a released copy", {{"error", removed.message()}});
@@ -627,7 +623,7 @@ void number_version(self_ptr self, std::shared_ptr<push_job> job,
   }
   // A fresh view of who is reachable: a push may come right after the node started. One taken
   // within the last 200 ms is fresh enough (a bulk push asks for one per batch, not per file).
-  if (st.view_at_ms >= 0 && steady_ms() - st.view_at_ms < 200) {
+  if (st.view_at_ms >= 0 && steady_now_ms() - st.view_at_ms < 200) {
     ask();
     return;
   }
