@@ -13,6 +13,8 @@
 #include "shoal/base/log.hpp"
 #include "shoal/cluster/catalog_sync.hpp"
 #include "shoal/cluster/placement.hpp"
+#include "shoal/serving/validation.hpp"
+#include "shoal/store/registry.hpp"
 #include "shoal/serving/model.hpp"
 #include "shoal/wire/api_codec.hpp"
 
@@ -235,6 +237,7 @@ void update_live(self_ptr self, const std::vector<member_view>& views) {
       continue;
     }
     s.live[v.entry.id] = v.entry.cluster_address;
+    s.names[v.entry.id] = v.entry.name;
     if (!v.is_self) s.peers.push_back(v.entry.cluster_address);
   }
 }
@@ -838,6 +841,548 @@ caf::behavior snapshot_writer(caf::event_based_actor* self,
   };
 }
 
+// ---- knowing whether a model is good: validation sets, the gate, policies, trials ----------
+
+// "alice (key ops)", "alice", "ops" or "": who asked, as the client said and as its key says.
+std::string who_asks(const std::string& user, const std::string& key) {
+  if (!user.empty() && !key.empty() && user != key) return user + " (key " + key + ")";
+  return !user.empty() ? user : key;
+}
+
+// Checks and runs a validation in a detached actor of its own (reading snapshots, loading two
+// models and predicting every example is seconds of disk and CPU work): the set's examples read
+// with the candidate's label prefix, then both versions over them. Answers the report's JSON.
+caf::behavior validation_worker(caf::event_based_actor* self,
+                                std::shared_ptr<snapshot_store> store) {
+  (void)self;
+  return {
+      [=](load_atom, const std::string& candidate_sha, uint32_t candidate,
+          const std::string& baseline_sha, uint32_t baseline,
+          const std::string& set_sha) -> caf::result<std::string> {
+        auto set_bytes = store->get(set_sha);
+        if (!set_bytes) return to_error(set_bytes.error());
+        auto load = [&](const std::string& sha, uint32_t version) -> result<model_ptr> {
+          auto bytes = store->get(sha);
+          if (!bytes) return bytes.error();
+          auto m = load_model(*bytes, load_use::check);
+          if (!m) {
+            return status::internal("version " + std::to_string(version) +
+                                    " does not load: " + m.error().message());
+          }
+          return *m;
+        };
+        auto c = load(candidate_sha, candidate);
+        if (!c) return to_error(c.error());
+        auto examples = parse_validation_set(*set_bytes, (*c)->label_prefix());
+        if (!examples) return to_error(examples.error());
+        std::optional<model_figures> base;
+        if (baseline != 0) {
+          auto b = load(baseline_sha, baseline);
+          if (!b) return to_error(b.error());
+          base = evaluate(**b, baseline, *examples);
+        }
+        return report_to_json(compare(evaluate(**c, candidate, *examples), std::move(base)));
+      },
+  };
+}
+
+// Makes sure the validation set `sha` is stored here, copying it from the live peers in turn
+// when it is not (verified by its hash), then calls `next`.
+void ensure_set_here(self_ptr self, const std::string& sha, std::vector<std::string> sources,
+                     std::function<void(status)> next) {
+  auto& st = self->state;
+  if (st.store->contains(sha)) return next(status::ok());
+  if (sources.empty()) {
+    return next(status::unavailable("no live node has the validation set (sha256 " +
+                                    sha.substr(0, 12) + ")"));
+  }
+  const std::string from = sources.back();
+  sources.pop_back();
+  peer_request req;
+  req.what = peer_request::kind::fetch;
+  req.sha256 = sha;
+  auto again = [=](const std::string& why) {
+    log_warn("cannot copy a validation set", {{"from", from}, {"error", why}});
+    ensure_set_here(self, sha, sources, next);
+  };
+  self->request(st.members, std::chrono::seconds(60), peer_atom_v, from, encode_peer_request(req))
+      .then(
+          [=](const std::string& payload) {
+            auto reply = decode_peer_reply(payload);
+            if (!reply || !reply->error.empty()) {
+              return again(reply ? reply->error : reply.error().message());
+            }
+            if (sha256_hex(reply->snapshot) != sha) return again("the copy does not match its sha256");
+            auto stored = self->state.store->put(reply->snapshot);
+            if (!stored) return next(stored.error());
+            next(status::ok());
+          },
+          [=](const caf::error& err) { again(self->system().render(err)); });
+}
+
+// Runs the validation a peer (or this node) asked for, on this node: both versions must be
+// stored here; the set is copied here first if needed. Calls `done` with the report's JSON.
+void validate_here(self_ptr self, const peer_request& req,
+                   std::function<void(result<std::string>)> done) {
+  auto& st = self->state;
+  const model_entry* m = st.replica->view().find(req.id);
+  if (m == nullptr) return done(model_not_found(req.id));
+  const snapshot_info* c = m->find(req.version);
+  const snapshot_info* b = req.baseline != 0 ? m->find(req.baseline) : nullptr;
+  if (c == nullptr) return done(m->check_version(req.version));
+  if (req.baseline != 0 && b == nullptr) return done(m->check_version(req.baseline));
+  for (const snapshot_info* s : {c, b}) {
+    if (s != nullptr && !st.store->contains(s->sha256)) {
+      return done(status::unavailable("version " + std::to_string(s->version) + " of " +
+                                      req.id.str() + " is not stored on this node"));
+    }
+  }
+  std::vector<std::string> sources = st.peers;
+  const std::string candidate_sha = c->sha256;
+  const std::string baseline_sha = b != nullptr ? b->sha256 : std::string();
+  const peer_request r = req;
+  ensure_set_here(self, req.sha256, sources, [=](status here) {
+    if (!here) return done(here);
+    auto worker = self->system().spawn<caf::detached>(validation_worker, self->state.store);
+    self->request(worker, caf::infinite, load_atom_v, candidate_sha, r.version, baseline_sha,
+                  r.baseline, r.sha256)
+        .then(
+            [=](std::string& report) {
+              caf::anon_send_exit(worker, caf::exit_reason::user_shutdown);
+              done(std::move(report));
+            },
+            [=](caf::error& err) {
+              caf::anon_send_exit(worker, caf::exit_reason::user_shutdown);
+              done(to_status(err, "the validation run"));
+            });
+  });
+}
+
+// The model's policy in force: the defaults with the model's settings over them.
+model_policy policy_of(const model_entry& m) {
+  auto p = apply_policy(model_policy{}, m.policy);
+  return p ? *p : model_policy{};  // settings are checked before they are committed
+}
+
+// Runs `candidate` (and `baseline`, when not 0) of `id` over the model's validation set in use,
+// on a live node that holds both (this one when it does), and calls `done` with the report,
+// judged by the model's policy.
+void run_validation(self_ptr self, const model_id& id, uint32_t candidate, uint32_t baseline,
+                    const std::string& by,
+                    std::function<void(result<validation_report_info>)> done) {
+  auto& st = self->state;
+  const model_entry* m = st.replica->view().find(id);
+  if (m == nullptr) return done(model_not_found(id));
+  const validation_set_info* set = m->current_set();
+  if (set == nullptr) {
+    return done(status::failed_precondition(
+        id.str() + " has no validation set: set one with 'shoal validation set " + id.str() +
+        " FILE'"));
+  }
+  const snapshot_info* c = m->find(candidate);
+  if (c == nullptr) return done(m->check_version(candidate));
+  const snapshot_info* b = baseline != 0 ? m->find(baseline) : nullptr;
+  // Where: a live holder of both, this node first.
+  const std::string& me = st.replica->self_id();
+  auto holds_both = [&](const std::string& node) {
+    return c->holders.count(node) > 0 && (b == nullptr || b->holders.count(node) > 0);
+  };
+  std::string target;  // "" = this node
+  bool found = holds_both(me);
+  if (!found) {
+    for (const auto& node : c->holders) {
+      if (node != me && st.live.count(node) > 0 && holds_both(node)) {
+        target = node;
+        found = true;
+        break;
+      }
+    }
+  }
+  if (!found) {
+    return done(status::unavailable(
+        "no live node holds both version " + std::to_string(candidate) +
+        (baseline != 0 ? " and version " + std::to_string(baseline) : std::string()) + " of " +
+        id.str() + " yet; try again once the copies are placed (shoal snapshot list " +
+        id.str() + " shows where each is held)"));
+  }
+  validation_report_info info;
+  info.candidate = candidate;
+  info.baseline = baseline;
+  info.set_number = set->number;
+  info.set_sha256 = set->sha256;
+  info.by = by;
+  const std::string ran_on_id = target.empty() ? me : target;
+  info.ran_on = st.names.count(ran_on_id) ? st.names.at(ran_on_id) : ran_on_id.substr(0, 8);
+  auto finish = [=](result<std::string> json) mutable {
+    if (!json) return done(json.error());
+    auto report = report_from_json(*json);
+    if (!report) return done(status::internal("the validation report does not parse: " +
+                                              report.error().message()));
+    const model_entry* now = self->state.replica->view().find(id);
+    gate_verdict verdict = judge(*report, now != nullptr ? policy_of(*now) : model_policy{});
+    info.report_json = std::move(*json);
+    info.passed = verdict.passed;
+    info.verdict = verdict.text();
+    info.time_ms = now_ms();
+    done(std::move(info));
+  };
+  peer_request req;
+  req.what = peer_request::kind::validate;
+  req.id = id;
+  req.version = candidate;
+  req.baseline = baseline;
+  req.sha256 = set->sha256;
+  if (target.empty()) return validate_here(self, req, finish);
+  self->request(st.members, std::chrono::seconds(300), peer_atom_v, st.live.at(target),
+                encode_peer_request(req))
+      .then(
+          [=](const std::string& payload) mutable {
+            auto reply = decode_peer_reply(payload);
+            if (!reply) return finish(reply.error());
+            if (!reply->error.empty()) {
+              return finish(status::unavailable("the validation on " + info.ran_on +
+                                                " failed: " + reply->error));
+            }
+            finish(std::move(reply->response));
+          },
+          [=](const caf::error& err) mutable {
+            finish(to_status(err, "the validation on " + info.ran_on));
+          });
+}
+
+catalog_change report_change(const model_id& id, validation_report_info report) {
+  catalog_change c;
+  c.what = catalog_change::kind::validation_report;
+  c.id = id;
+  c.report = std::move(report);
+  return c;
+}
+
+// Warms `version` of `id` on its live holders (a warm-up inference each, see the header), then
+// calls `next` on this actor. Failures are logged: the move goes on (a cold load, not an error).
+void warm_then(self_ptr self, const model_id& id, uint32_t version, std::function<void()> next) {
+  auto& st = self->state;
+  const model_entry* entry = st.replica->view().find(id);
+  const snapshot_info* snap = entry != nullptr ? entry->find(version) : nullptr;
+  std::vector<std::string> warm_at;  // cluster addresses; "" is this node
+  if (snap != nullptr) {
+    for (const auto& holder : snap->holders) {
+      if (holder == st.replica->self_id()) {
+        if (st.router) warm_at.push_back("");
+      } else if (st.members && st.live.count(holder) > 0) {
+        warm_at.push_back(st.live.at(holder));
+      }
+    }
+  }
+  if (warm_at.empty()) return next();
+  infer_request warm;
+  warm.id = id;
+  warm.version = version;
+  warm.texts = {"warm-up"};
+  peer_request forward;
+  forward.what = peer_request::kind::infer;
+  forward.bytes = encode_request(0, api_call{warm});
+  const std::string payload = encode_peer_request(forward);
+  auto pending = std::make_shared<size_t>(warm_at.size());
+  auto done = [=](const std::string& where, const std::string& failure) {
+    if (!failure.empty()) {
+      log_warn("warming a snapshot failed (moving on anyway)",
+               {{"model", id.str()},
+                {"version", version},
+                {"on", where.empty() ? std::string("this node") : where},
+                {"error", failure}});
+    }
+    if (--*pending == 0) next();
+  };
+  const auto warm_timeout = std::chrono::seconds(5);
+  for (const auto& where : warm_at) {
+    auto on_reply = [=](const std::string& bytes) {
+      auto reply = decode_peer_reply(bytes);
+      std::string failure = !reply ? reply.error().message() : reply->error;
+      if (failure.empty()) {
+        auto r = decode_infer_response(reply->response);
+        if (!r) failure = r.error().message();
+      }
+      done(where, failure);
+    };
+    auto on_error = [=](const caf::error& err) { done(where, self->system().render(err)); };
+    if (where.empty()) {
+      self->request(st.router, warm_timeout, peer_atom_v, payload).then(on_reply, on_error);
+    } else {
+      self->request(st.members, warm_timeout, peer_atom_v, where, payload).then(on_reply, on_error);
+    }
+  }
+}
+
+// A promote or rollback. A promote of production with a validation set in use runs the gate
+// first (run_validation): a candidate worse than the current version by more than the policy
+// allows is refused (the report is kept) unless forced; rollbacks are never gated (they are the
+// way back). Then the target is warmed on its holders and the move committed with the report.
+void move_label(self_ptr self, label_request req,
+                caf::typed_response_promise<label_result> rp) {
+  auto& st = self->state;
+  if (req.label.empty()) req.label = default_label;
+  auto planned = st.replica->view().plan_label(req, now_ms());
+  if (!planned) {
+        rp.deliver(to_error(planned.error()));
+        return;
+      }
+  const model_entry* entry = st.replica->view().find(req.id);
+  uint32_t from = 0;
+  auto it = entry->labels.find(req.label);
+  if (it != entry->labels.end()) from = it->second.current();
+  catalog_change change = *planned;
+  change.by = who_asks(req.user, req.by);
+  auto proceed = [=](catalog_change move, std::vector<catalog_change> before,
+                     std::optional<validation_report_info> report, std::string note) {
+    warm_then(self, move.id, move.to, [=]() mutable {
+      before.push_back(move);
+      auto committed = commit(self, before);
+      if (!committed.is_ok()) {
+        log_error("label move failed", {{"model", move.id.str()}, {"error", committed.to_string()}});
+        {
+        rp.deliver(to_error(committed));
+        return;
+      }
+      }
+      log_info("label moved", {{"model", move.id.str()},
+                               {"label", move.label},
+                               {"from", from},
+                               {"to", move.to},
+                               {"action", action_name(move.action)},
+                               {"by", move.by},
+                               {"forced", move.forced ? "yes" : "no"}});
+      rp.deliver(label_result{move.label, from, move.to, report, note});
+    });
+  };
+  const bool gated = req.action == label_action::promote && req.label == default_label;
+  if (!gated) return proceed(change, {}, std::nullopt, "");
+  if (entry->current_set() == nullptr) {
+    return proceed(change, {}, std::nullopt, "no validation set: nothing was checked");
+  }
+  const bool force = req.force;
+  run_validation(self, req.id, change.to, from, change.by,
+                 [=](result<validation_report_info> report) mutable {
+                   if (!report) {
+                     if (!force) {
+                       {
+        rp.deliver(to_error(status(
+                           report.error().code(),
+                           "the validation gate could not run: " + report.error().message() +
+                               " (the label did not move; --force moves it without a check)")));
+        return;
+      }
+                     }
+                     change.forced = true;
+                     change.reason = "forced without validation: " + report.error().message();
+                     return proceed(change, {}, std::nullopt, change.reason);
+                   }
+                   if (!report->passed && !force) {
+                     const std::string verdict = report->verdict;
+                     status kept = commit(self, {report_change(change.id, *report)});
+                     if (!kept) log_error("cannot keep a validation report", {{"error", kept.message()}});
+                     log_warn("promote refused by the validation gate",
+                              {{"model", change.id.str()}, {"to", change.to}, {"why", verdict}});
+                     {
+        rp.deliver(to_error(status::failed_precondition(
+                         "validation refused " + change.id.str() + " version " +
+                         std::to_string(change.to) + " for production: " + verdict +
+                         " (production stays at " + std::to_string(from) +
+                         "; --force moves it anyway)")));
+        return;
+      }
+                   }
+                   std::string note;
+                   if (!report->passed) {
+                     report->forced = true;
+                     change.forced = true;
+                     change.reason = "forced past the validation gate: " + report->verdict;
+                     note = change.reason;
+                   }
+                   auto kept = report_change(change.id, *report);
+                   proceed(change, {kept}, *report, note);
+                 });
+}
+
+// Copies a validation set's bytes to the model's placement members (Store with version 0:
+// bytes only), so the nodes that will run validations hold it. Best effort: a node without it
+// copies it from a peer when it runs one.
+void spread_set(self_ptr self, const model_id& id, const std::string& sha,
+                std::shared_ptr<const std::string> bytes) {
+  auto& st = self->state;
+  if (!st.members) return;
+  for (const auto& address :
+       push_targets(id, st.live, st.replica->self_id(), st.replication_factor)) {
+    peer_request req;
+    req.what = peer_request::kind::store;
+    req.id = id;
+    req.version = 0;
+    req.sha256 = sha;
+    req.bytes = *bytes;
+    self->request(st.members, std::chrono::seconds(60), peer_atom_v, address,
+                  encode_peer_request(req))
+        .then(
+            [=](const std::string& payload) {
+              auto reply = decode_peer_reply(payload);
+              std::string why = !reply ? reply.error().message() : reply->error;
+              if (!why.empty()) log_warn("cannot copy a validation set", {{"to", address}, {"error", why}});
+            },
+            [=](const caf::error& err) {
+              log_warn("cannot copy a validation set",
+                       {{"to", address}, {"error", self->system().render(err)}});
+            });
+  }
+}
+
+void answer_registry_call(self_ptr self, api_call call,
+                          caf::typed_response_promise<api_reply> rp) {
+  auto& st = self->state;
+  auto fail = [&](status why) { rp.deliver(api_reply(std::move(why))); };
+  if (auto* req = std::get_if<validation_set_request>(&call)) {
+    const model_entry* m = st.replica->view().find(req->id);
+    if (m == nullptr) return fail(model_not_found(req->id));
+    catalog_change c;
+    c.what = catalog_change::kind::validation_set;
+    c.id = req->id;
+    if (req->bytes.empty()) {  // a rollback of the set
+      uint32_t to = 0;
+      if (req->to) {
+        to = *req->to;
+        if (to == 0 || to > m->validation_sets.size()) {
+          return fail(status::not_found(req->id.str() + " has no validation set " +
+                                        std::to_string(to) + " (sets: " +
+                                        std::to_string(m->validation_sets.size()) + ")"));
+        }
+      } else {
+        if (m->validation_stack.size() < 2) {
+          return fail(status::failed_precondition(
+              req->id.str() + " has no earlier validation set to go back to"));
+        }
+        to = m->validation_stack[m->validation_stack.size() - 2];
+      }
+      c.validation_set = m->validation_sets[to - 1];
+    } else {
+      auto examples = check_validation_set(req->bytes);
+      if (!examples) return fail(examples.error());
+      auto sha = st.store->put(req->bytes);
+      if (!sha) return fail(sha.error());
+      c.validation_set.sha256 = *sha;
+      c.validation_set.size_bytes = req->bytes.size();
+      c.validation_set.examples = *examples;
+      c.validation_set.created_ms = now_ms();
+      c.validation_set.user = who_asks(req->user, req->by);
+      spread_set(self, req->id, *sha, std::make_shared<const std::string>(std::move(req->bytes)));
+    }
+    if (status ok = commit(self, {c}); !ok) return fail(ok);
+    const model_entry* now = st.replica->view().find(req->id);
+    const validation_set_info* set = now != nullptr ? now->current_set() : nullptr;
+    if (set == nullptr) return fail(status::internal("the validation set was not recorded"));
+    log_info("validation set in use", {{"model", req->id.str()},
+                                       {"set", set->number},
+                                       {"examples", set->examples}});
+    {
+        rp.deliver(api_reply(validation_set_result{set->number, set->examples, set->sha256}));
+        return;
+      }
+  }
+  if (auto* req = std::get_if<validate_request>(&call)) {
+    const model_entry* m = st.replica->view().find(req->id);
+    if (m == nullptr) return fail(model_not_found(req->id));
+    if (status ok = m->check_version(req->version); !ok) return fail(ok);
+    const std::string label = req->label.empty() ? std::string(default_label) : req->label;
+    auto it = m->labels.find(label);
+    uint32_t baseline = it == m->labels.end() ? 0 : it->second.current();
+    if (baseline == req->version) baseline = 0;  // compared with itself: the figures alone
+    const model_id id = req->id;
+    return run_validation(self, id, req->version, baseline, "",
+                          [=](result<validation_report_info> report) mutable {
+                            if (!report) {
+        rp.deliver(api_reply(report.error()));
+        return;
+      }
+                            status kept = commit(self, {report_change(id, *report)});
+                            if (!kept) {
+        rp.deliver(api_reply(kept));
+        return;
+      }
+                            rp.deliver(api_reply(*report));
+                          });
+  }
+  if (auto* req = std::get_if<policy_request>(&call)) {
+    const model_entry* m = st.replica->view().find(req->id);
+    if (m == nullptr) return fail(model_not_found(req->id));
+    if (req->settings.empty()) {
+      {
+        rp.deliver(api_reply(policy_result{policy_settings(policy_of(*m))}));
+        return;
+      }
+    }
+    std::map<std::string, std::string> merged = m->policy;
+    for (const auto& [k, v] : req->settings) {
+      if (v.empty()) {
+        merged.erase(k);
+      } else {
+        merged[k] = v;
+      }
+    }
+    auto checked = apply_policy(model_policy{}, merged);
+    if (!checked) return fail(checked.error());
+    catalog_change c;
+    c.what = catalog_change::kind::policy;
+    c.id = req->id;
+    c.policy = merged;
+    if (status ok = commit(self, {c}); !ok) return fail(ok);
+    log_info("policy set", {{"model", req->id.str()}, {"by", who_asks(req->user, req->by)}});
+    {
+        rp.deliver(api_reply(policy_result{policy_settings(*checked)}));
+        return;
+      }
+  }
+  if (auto* req = std::get_if<trial_request>(&call)) {
+    const model_entry* m = st.replica->view().find(req->id);
+    if (m == nullptr) return fail(model_not_found(req->id));
+    const char* mode = req->what == trial_info::mode::canary ? "canary" : "shadow";
+    catalog_change c;
+    c.what = catalog_change::kind::trial;
+    c.id = req->id;
+    if (req->stop) {
+      if (m->trial.what != req->what) {
+        return fail(status::failed_precondition(req->id.str() + " has no " + mode + " running"));
+      }
+      if (status ok = commit(self, {c}); !ok) return fail(ok);
+      log_info("trial stopped", {{"model", req->id.str()}, {"mode", mode}});
+      {
+        rp.deliver(api_reply(trial_info{}));
+        return;
+      }
+    }
+    if (status ok = m->check_version(req->version); !ok) return fail(ok);
+    auto prod = m->labels.find(default_label);
+    if (prod != m->labels.end() && prod->second.current() == req->version) {
+      return fail(status::failed_precondition("version " + std::to_string(req->version) + " of " +
+                                              req->id.str() + " is production already"));
+    }
+    c.trial.what = req->what;
+    c.trial.version = req->version;
+    c.trial.share_ppm = req->share_ppm;
+    c.trial.started_ms = now_ms();
+    c.trial.by = who_asks(req->user, req->by);
+    const trial_info started = c.trial;
+    return warm_then(self, req->id, req->version, [=]() mutable {
+      if (status ok = commit(self, {c}); !ok) {
+        rp.deliver(api_reply(ok));
+        return;
+      }
+      log_info("trial started", {{"model", c.id.str()},
+                                 {"mode", mode},
+                                 {"version", started.version},
+                                 {"share_ppm", started.share_ppm}});
+      rp.deliver(api_reply(started));
+    });
+  }
+  fail(status::internal("the catalog does not answer this call"));
+}
+
 }  // namespace
 
 catalog_actor::behavior_type catalog_behavior(catalog_actor::stateful_pointer<catalog_state> self,
@@ -907,6 +1452,16 @@ catalog_actor::behavior_type catalog_behavior(catalog_actor::stateful_pointer<ca
         job->snap.created_ms = now_ms();
         job->snap.size_bytes = req.bytes.size();
         job->snap.note = req.note;
+        job->snap.user = std::move(req.user);
+        job->snap.pushed_with = std::move(req.pushed_with);
+        job->snap.tags = std::move(req.tags);
+        job->snap.metrics_json = std::move(req.metrics_json);
+        job->snap.source = std::move(req.source);
+        if (status meta = check_snapshot_metadata(job->snap); !meta) {
+          if (pending.bytes == 0 && pending.new_models.empty()) st.pending.erase(req.id.tenant);
+          return to_error(status::invalid_argument("refused " + req.id.str() + ": " +
+                                                   meta.message()));
+        }
         job->new_model = new_model;
         pending.bytes += job->snap.size_bytes;
         if (job->new_model) ++pending.new_models[req.id.model];
@@ -946,92 +1501,13 @@ catalog_actor::behavior_type catalog_behavior(catalog_actor::stateful_pointer<ca
         return rp;
       },
       [=](label_atom, label_request& req) -> caf::result<label_result> {
-        auto& st = self->state;
-        if (req.label.empty()) req.label = default_label;
-        auto planned = st.replica->view().plan_label(req, now_ms());
-        if (!planned) return to_error(planned.error());
-        uint32_t from = 0;
-        const model_entry* entry = st.replica->view().find(req.id);
-        auto it = entry->labels.find(req.label);
-        if (it != entry->labels.end()) from = it->second.current();
-        const catalog_change change = *planned;
-        const std::string label = req.label;
-        const label_action action = req.action;
-        auto finish = [=]() -> result<label_result> {
-          auto committed = commit(self, {change});
-          if (!committed.is_ok()) {
-            log_error("label move failed",
-                      {{"model", change.id.str()}, {"error", committed.to_string()}});
-            return committed;
-          }
-          log_info("label moved", {{"model", change.id.str()},
-                                   {"label", label},
-                                   {"from", from},
-                                   {"to", change.to},
-                                   {"action", action_name(action)}});
-          return label_result{label, from, change.to};
-        };
-        // Warm the target on its live holders first (see the header).
-        std::vector<std::string> warm_at;  // cluster addresses; "" is this node
-        for (const auto& holder : entry->find(change.to)->holders) {
-          if (holder == st.replica->self_id()) {
-            if (st.router) warm_at.push_back("");
-          } else if (st.members && st.live.count(holder) > 0) {
-            warm_at.push_back(st.live.at(holder));
-          }
-        }
-        if (warm_at.empty()) {
-          auto moved = finish();
-          if (!moved) return to_error(moved.error());
-          return *moved;
-        }
-        infer_request warm;
-        warm.id = change.id;
-        warm.version = change.to;
-        warm.texts = {"warm-up"};
-        peer_request forward;
-        forward.what = peer_request::kind::infer;
-        forward.bytes = encode_request(0, api_call{warm});
-        const std::string payload = encode_peer_request(forward);
         auto rp = self->make_response_promise<label_result>();
-        auto pending = std::make_shared<size_t>(warm_at.size());
-        auto done = [=](const std::string& where, const std::string& failure) mutable {
-          if (!failure.empty()) {
-            log_warn("warming a snapshot failed (moving the label anyway)",
-                     {{"model", change.id.str()},
-                      {"version", change.to},
-                      {"on", where.empty() ? std::string("this node") : where},
-                      {"error", failure}});
-          }
-          if (--*pending > 0) return;
-          auto moved = finish();
-          if (!moved) {
-            rp.deliver(to_error(moved.error()));
-          } else {
-            rp.deliver(*moved);
-          }
-        };
-        const auto warm_timeout = std::chrono::seconds(5);
-        for (const auto& where : warm_at) {
-          auto on_reply = [=](const std::string& bytes) mutable {
-            auto reply = decode_peer_reply(bytes);
-            std::string failure = !reply ? reply.error().message() : reply->error;
-            if (failure.empty()) {
-              auto r = decode_infer_response(reply->response);
-              if (!r) failure = r.error().message();
-            }
-            done(where, failure);
-          };
-          auto on_error = [=](const caf::error& err) mutable {
-            done(where, self->system().render(err));
-          };
-          if (where.empty()) {
-            self->request(st.router, warm_timeout, peer_atom_v, payload).then(on_reply, on_error);
-          } else {
-            self->request(st.members, warm_timeout, peer_atom_v, where, payload)
-                .then(on_reply, on_error);
-          }
-        }
+        move_label(self, std::move(req), rp);
+        return rp;
+      },
+      [=](call_atom, api_call& call) -> caf::result<api_reply> {
+        auto rp = self->make_response_promise<api_reply>();
+        answer_registry_call(self, std::move(call), rp);
         return rp;
       },
       [=](load_atom, const model_id& id, uint32_t version) -> caf::result<model_ptr> {
@@ -1077,7 +1553,21 @@ catalog_actor::behavior_type catalog_behavior(catalog_actor::stateful_pointer<ca
         self->delayed_send(self, st.peers.empty() ? st.sync_interval / 5 : st.sync_interval,
                            tick_atom_v);
       },
-      [=](peer_atom, const std::string& payload) -> std::string {
+      [=](peer_atom, const std::string& payload) -> caf::result<std::string> {
+        auto req = decode_peer_request(payload);
+        if (req && req->what == peer_request::kind::validate) {
+          auto rp = self->make_response_promise<std::string>();
+          validate_here(self, *req, [rp](result<std::string> report) mutable {
+            peer_reply out;
+            if (report) {
+              out.response = std::move(*report);
+            } else {
+              out.error = report.error().message();
+            }
+            rp.deliver(encode_peer_reply(out));
+          });
+          return rp;
+        }
         return answer_peer(self, payload);
       },
       [=](sync_atom, const std::string& payload) {

@@ -114,6 +114,7 @@ struct catalog_state {
   std::string self_address;                // our cluster address
   std::vector<std::string> peers;          // live peers' cluster addresses, refreshed each tick
   std::map<std::string, std::string> live; // live members (us included): id -> cluster address
+  std::map<std::string, std::string> names;  // members seen: id -> node name (for reports)
   size_t replication_factor = 2;
   std::set<std::string> fetching;          // sha256s being copied here now
   uint64_t ticks = 0;

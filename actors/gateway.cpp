@@ -1,5 +1,6 @@
 #include "actors/gateway.hpp"
 
+#include <algorithm>
 #include <map>
 #include <set>
 #include <string>
@@ -26,8 +27,55 @@ gateway_actor::behavior_type gateway(gateway_actor::stateful_pointer<gateway_sta
                     .then([reply](infer_result& r) { reply(std::move(r)); }, fail(what));
               } else if constexpr (std::is_same_v<T, push_request>) {
                 std::string what = "push to " + req.id.str();
+                const model_entry* entry = self->state.current->find(req.id);
+                if (req.label == default_label && entry != nullptr &&
+                    entry->labels.count(default_label) > 0 && entry->current_set() != nullptr) {
+                  // A push straight to production passes the validation gate like a promote:
+                  // store it first, then promote it (gated); the push stays if the gate refuses.
+                  label_request promote;
+                  promote.id = req.id;
+                  promote.label = default_label;
+                  promote.action = label_action::promote;
+                  promote.force = req.force;
+                  promote.user = req.user;
+                  promote.by = req.pushed_with;
+                  req.label.clear();
+                  self->request(catalog, cfg.write_timeout, push_atom_v, std::move(req))
+                      .then(
+                          [=](push_result& pushed) mutable {
+                            promote.version = pushed.version;
+                            self->request(catalog, cfg.write_timeout, label_atom_v, promote)
+                                .then(
+                                    [reply, pushed](label_result&) mutable {
+                                      pushed.labels.push_back(default_label);
+                                      std::sort(pushed.labels.begin(), pushed.labels.end());
+                                      reply(std::move(pushed));
+                                    },
+                                    [reply, pushed](caf::error& err) {
+                                      status why = to_status(err, "the promote");
+                                      reply(status(why.code(),
+                                                   "stored as version " +
+                                                       std::to_string(pushed.version) +
+                                                       ", but production did not move: " +
+                                                       why.message()));
+                                    });
+                          },
+                          fail(what));
+                  return;
+                }
                 self->request(catalog, cfg.write_timeout, push_atom_v, std::move(req))
                     .then([reply](push_result& r) { reply(std::move(r)); }, fail(what));
+              } else if constexpr (std::is_same_v<T, validation_set_request> ||
+                                   std::is_same_v<T, validate_request> ||
+                                   std::is_same_v<T, policy_request> ||
+                                   std::is_same_v<T, trial_request>) {
+                // A validation run loads two models and predicts a whole set: minutes at most.
+                const caf::timespan timeout =
+                    std::is_same_v<T, validate_request>
+                        ? std::max<caf::timespan>(cfg.write_timeout, std::chrono::minutes(5))
+                        : cfg.write_timeout;
+                self->request(catalog, timeout, call_atom_v, api_call(std::move(req)))
+                    .then([reply](api_reply& r) { reply(std::move(r)); }, fail("the call"));
               } else if constexpr (std::is_same_v<T, label_request>) {
                 std::string what = "label move on " + req.id.str();
                 self->request(catalog, cfg.write_timeout, label_atom_v, std::move(req))

@@ -104,6 +104,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(shoal::catalog_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(shoal::snapshot_bytes)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(shoal::api_call)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(shoal::api_callback)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(shoal::api_reply)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<shoal::member_view>)
 
 namespace shoal {
@@ -149,6 +150,9 @@ using membership_actor = caf::typed_actor<
 using catalog_actor = caf::typed_actor<
     caf::replies_to<push_atom, push_request>::with<push_result>,
     caf::replies_to<label_atom, label_request>::with<label_result>,
+    // Validation sets, validation runs, policies, shadow and canary trials (the reply holds the
+    // result or the status that refused the call).
+    caf::replies_to<call_atom, api_call>::with<api_reply>,
     caf::replies_to<load_atom, model_id, uint32_t>::with<model_ptr>,
     caf::reacts_to<subscribe_atom, catalog_listener>,
     // Start replicating: membership, our cluster address, the router (warms versions here).

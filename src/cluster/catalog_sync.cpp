@@ -3,6 +3,7 @@
 #include "store/catalog_proto.hpp"
 #include "proto/shoal.pb.h"
 #include "shoal/base/host_port.hpp"
+#include "shoal/store/registry.hpp"
 
 namespace shoal {
 namespace {
@@ -22,6 +23,7 @@ status check_change(const catalog_change& c, size_t index) {
       c.snapshot.format.size() > max_field || c.snapshot.note.size() > max_note) {
     return bad("a field is too long");
   }
+  if (status text = check_change_text(c); !text) return bad(text.message());
   return status::ok();
 }
 
@@ -110,6 +112,13 @@ std::string encode_peer_request(const peer_request& r) {
     p.mutable_fetch()->set_sha256(r.sha256);
   } else if (r.what == peer_request::kind::infer) {
     p.set_infer(r.bytes);
+  } else if (r.what == peer_request::kind::validate) {
+    auto* s = p.mutable_validate();
+    s->set_tenant(r.id.tenant);
+    s->set_model(r.id.model);
+    s->set_candidate(r.version);
+    s->set_baseline(r.baseline);
+    s->set_set_sha256(r.sha256);
   } else if (r.what == peer_request::kind::reserve) {
     auto* s = p.mutable_reserve();
     s->set_tenant(r.id.tenant);
@@ -157,6 +166,17 @@ result<peer_request> decode_peer_request(const std::string& payload) {
     r.version = s.number();
     if (r.version == 0) return status::invalid_argument("reserve request for number 0");
     r.sha256 = s.sha256();
+  } else if (p.has_validate()) {
+    r.what = peer_request::kind::validate;
+    const auto& s = p.validate();
+    r.id = model_id{s.tenant(), s.model()};
+    if (!is_valid_id_part(r.id.tenant) || !is_valid_id_part(r.id.model)) {
+      return status::invalid_argument("validate request for an invalid model id");
+    }
+    r.version = s.candidate();
+    r.baseline = s.baseline();
+    if (r.version == 0) return status::invalid_argument("validate request for version 0");
+    r.sha256 = s.set_sha256();
   } else if (p.what_case() == pb::PeerRequest::kInfer) {
     r.what = peer_request::kind::infer;
     r.bytes = p.infer();

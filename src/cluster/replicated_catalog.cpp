@@ -40,9 +40,7 @@ status replicated_catalog::check_shape(const catalog_change& change) const {
     return status::invalid_argument("catalog change for an invalid model id '" +
                                     change.id.str().substr(0, 140) + "'");
   }
-  if (change.what != catalog_change::kind::add_snapshot &&
-      change.what != catalog_change::kind::move_label && change.what != catalog_change::kind::hold &&
-      change.what != catalog_change::kind::release && change.what != catalog_change::kind::grant) {
+  if (static_cast<int>(change.what) > static_cast<int>(catalog_change::kind::trial)) {
     return status::invalid_argument("unknown catalog change kind " +
                                     std::to_string(static_cast<int>(change.what)));
   }

@@ -27,7 +27,9 @@
 #include "shoal/base/host_memory.hpp"
 #include "shoal/base/utf8.hpp"
 #include "shoal/serving/api.hpp"
+#include "shoal/serving/validation.hpp"
 #include "shoal/store/catalog.hpp"
+#include "shoal/store/registry.hpp"
 #include "shoal/wire/api_codec.hpp"
 #include "shoal/wire/zmq_client.hpp"
 
@@ -48,7 +50,8 @@ struct option_spec {
 // command, so a name means the same thing everywhere.
 constexpr option_spec option_table[] = {
     {"--node", true}, {"--timeout", true}, {"--label", true}, {"--note", true},  {"--to", true},
-    {"--jobs", true}, {"--key", true},
+    {"--jobs", true}, {"--key", true}, {"--user", true}, {"--tag", true}, {"--metrics", true},
+    {"--source", true}, {"--force", false},
     {"--k", true},    {"--version", true}, {"--json", false}, {"--help", false}, {"-h", false},
 };
 
@@ -68,11 +71,25 @@ struct command_spec {
 
 const std::vector<command_spec>& command_table() {
   static const std::vector<command_spec> table = {
-      {kind::push, "snapshot push", {"--label", "--note", "--json"}, {"TENANT/MODEL", "FILE"}},
-      {kind::push_dir, "snapshot push-dir", {"--label", "--note", "--json", "--jobs"},
+      {kind::push,
+       "snapshot push",
+       {"--label", "--note", "--json", "--user", "--tag", "--metrics", "--source", "--force"},
+       {"TENANT/MODEL", "FILE"}},
+      {kind::push_dir,
+       "snapshot push-dir",
+       {"--label", "--note", "--json", "--jobs", "--user", "--tag", "--metrics", "--source"},
        {"TENANT", "DIR"}},
       {kind::list, "snapshot list", {"--json"}, {"TENANT/MODEL"}},
-      {kind::promote, "snapshot promote", {"--label"}, {"TENANT/MODEL", "VERSION"}},
+      {kind::show, "snapshot show", {"--json"}, {"TENANT/MODEL", "VERSION"}},
+      {kind::validate, "snapshot validate", {"--label", "--json"}, {"TENANT/MODEL", "VERSION"}},
+      {kind::promote,
+       "snapshot promote",
+       {"--label", "--force", "--user", "--json"},
+       {"TENANT/MODEL", "VERSION"}},
+      {kind::validation_set, "validation set", {"--user"}, {"TENANT/MODEL", "FILE"}},
+      {kind::validation_rollback, "validation rollback", {"--to", "--user"}, {"TENANT/MODEL"}},
+      {kind::policy_set, "policy set", {"--user", "--json"}, {"TENANT/MODEL", "KEY=VALUE"}},
+      {kind::policy_show, "policy show", {"--json"}, {"TENANT/MODEL"}},
       {kind::rollback, "snapshot rollback", {"--label", "--to"}, {"TENANT/MODEL"}},
       {kind::models, "models", {"--json"}, {}},
       {kind::infer, "infer", {"--k", "--version", "--label", "--json"}, {"TENANT/MODEL", "TEXT"}},
@@ -191,16 +208,35 @@ identified identify(const std::vector<std::string>& pos) {
     id.words = 2;
     return id;
   }
+  for (const char* group : {"validation", "policy"}) {
+    if (pos[0] != group) continue;
+    const std::string g = group;
+    const char* subs = g == "validation" ? "set or rollback" : "set or show";
+    id.name = g;
+    if (pos.size() < 2) {
+      id.error = g + ": missing subcommand: " + subs;
+      return id;
+    }
+    id.spec = find(g + " " + pos[1]);
+    if (id.spec == nullptr) {
+      id.error = g + ": unknown subcommand " + shown(pos[1]) + ": expected " + subs;
+      return id;
+    }
+    id.name = id.spec->name;
+    id.words = 2;
+    return id;
+  }
   if (pos[0] == "snapshot") {
     id.name = "snapshot";
     if (pos.size() < 2) {
-      id.error = "snapshot: missing subcommand: push, push-dir, list, promote or rollback";
+      id.error = "snapshot: missing subcommand: push, push-dir, list, show, validate, promote or "
+                 "rollback";
       return id;
     }
     id.spec = find("snapshot " + pos[1]);
     if (id.spec == nullptr) {
       id.error = "snapshot: unknown subcommand " + shown(pos[1]) +
-                 ": expected push, push-dir, list, promote or rollback";
+                 ": expected push, push-dir, list, show, validate, promote or rollback";
       return id;
     }
     id.name = id.spec->name;
@@ -312,8 +348,161 @@ std::string history_line(const std::string& label, const label_state& st) {
   }
   for (const auto& mv : st.history) {
     out += (first ? "" : " -> ") + std::to_string(mv.to);
-    if (mv.action == label_action::rollback) out += " (rollback)";
+    if (mv.automatic) {
+      out += " (auto: " + cell(mv.reason) + ")";
+    } else if (mv.forced) {
+      out += " (forced" + (mv.by.empty() ? std::string() : " by " + cell(mv.by)) + ")";
+    } else if (mv.action == label_action::rollback) {
+      out += " (rollback)";
+    }
     first = false;
+  }
+  return out;
+}
+
+// "alice (key ops)": who pushed a snapshot, as the client said and as its key says.
+std::string pushed_by(const snapshot_info& s) {
+  if (!s.user.empty() && !s.pushed_with.empty() && s.user != s.pushed_with) {
+    return s.user + " (key " + s.pushed_with + ")";
+  }
+  return !s.user.empty() ? s.user : s.pushed_with;
+}
+
+std::string percent_text(double share) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f%%", share * 100.0);
+  return buf;
+}
+
+// "accuracy 91.0% (was 90.5%), macro-F1 0.874 (0.866), top label changed 3.2%, ..."
+std::string report_summary(const validation_report_info& info) {
+  auto r = report_from_json(info.report_json);
+  if (!r) return "(the report does not parse: " + r.error().message() + ")";
+  const model_figures& c = r->candidate;
+  const model_figures* b = r->baseline ? &*r->baseline : nullptr;
+  char buf[512];
+  std::string out = std::to_string(c.examples) + " examples: accuracy " +
+                    percent_text(c.accuracy) + (b ? " (was " + percent_text(b->accuracy) + ")" : "");
+  std::snprintf(buf, sizeof buf, ", macro-F1 %.3f", c.macro_f1);
+  out += buf;
+  if (b) {
+    std::snprintf(buf, sizeof buf, " (%.3f)", b->macro_f1);
+    out += buf;
+    out += ", top label changed " + percent_text(r->top_changed);
+  }
+  std::snprintf(buf, sizeof buf, ", mean top-1 %.3f", c.mean_top1);
+  out += buf;
+  if (b) {
+    std::snprintf(buf, sizeof buf, " (%.3f)", b->mean_top1);
+    out += buf;
+  }
+  std::snprintf(buf, sizeof buf, ", p99 predict %.0f us", c.p99_predict_us);
+  out += buf;
+  if (b) {
+    std::snprintf(buf, sizeof buf, " (%.0f us)", b->p99_predict_us);
+    out += buf;
+  }
+  out += ", memory " + size_text(c.memory_bytes) + (b ? " (" + size_text(b->memory_bytes) + ")" : "");
+  return out;
+}
+
+// One report in `snapshot show` and `snapshot validate`.
+std::string render_report(const validation_report_info& r) {
+  std::string head = iso_utc(r.time_ms) + "  version " + std::to_string(r.candidate) +
+                     (r.baseline != 0 ? " vs " + std::to_string(r.baseline) : std::string()) +
+                     " on set " + std::to_string(r.set_number) +
+                     (r.ran_on.empty() ? std::string() : ", run on " + cell(r.ran_on)) + ": " +
+                     (r.passed ? std::string("passed") : "refused: " + cell(r.verdict)) +
+                     (r.forced ? " (forced" + (r.by.empty() ? std::string() : " by " + cell(r.by)) + ")"
+                               : std::string());
+  return head + "\n    " + report_summary(r) + "\n";
+}
+
+json report_json_value(const validation_report_info& r) {
+  json figures = json::parse(r.report_json, nullptr, false);
+  return {{"candidate", r.candidate}, {"baseline", r.baseline},   {"set", r.set_number},
+          {"set_sha256", r.set_sha256}, {"passed", r.passed},     {"verdict", r.verdict},
+          {"forced", r.forced},       {"by", r.by},               {"time_ms", r.time_ms},
+          {"ran_on", r.ran_on},       {"figures", figures.is_discarded() ? json(nullptr) : figures}};
+}
+
+json trial_json(const trial_info& t) {
+  if (t.what == trial_info::mode::none) return nullptr;
+  return {{"mode", t.what == trial_info::mode::canary ? "canary" : "shadow"},
+          {"version", t.version},
+          {"share", double(t.share_ppm) / 1e6},
+          {"started_ms", t.started_ms},
+          {"by", t.by}};
+}
+
+json snapshot_json(const model_entry& e, const snapshot_info& s) {
+  json tags = json::object();
+  for (const auto& [k, v] : s.tags) tags[k] = v;
+  json metrics = s.metrics_json.empty() ? json(nullptr) : json::parse(s.metrics_json, nullptr, false);
+  if (metrics.is_discarded()) metrics = nullptr;
+  return {{"version", s.version},
+          {"sha256", s.sha256},
+          {"created_ms", s.created_ms},
+          {"size_bytes", s.size_bytes},
+          {"format", s.format},
+          {"note", s.note},
+          {"user", s.user},
+          {"pushed_with", s.pushed_with},
+          {"tags", std::move(tags)},
+          {"metrics", std::move(metrics)},
+          {"source", s.source},
+          {"labels", e.labels_at(s.version)},
+          {"holders", s.holders}};
+}
+
+// `snapshot show`: everything known about one version.
+std::string render_show(const model_entry& e, const snapshot_info& s) {
+  std::vector<std::pair<std::string, std::string>> rows;
+  auto labels = e.labels_at(s.version);
+  std::vector<std::string> holders(s.holders.begin(), s.holders.end());
+  std::string tags;
+  for (const auto& [k, v] : s.tags) tags += (tags.empty() ? "" : ", ") + k + "=" + v;
+  rows.emplace_back("created", iso_utc(s.created_ms));
+  rows.emplace_back("size", size_text(s.size_bytes));
+  rows.emplace_back("sha256", s.sha256);
+  rows.emplace_back("format", s.format);
+  rows.emplace_back("labels", labels.empty() ? "-" : join(labels, ", "));
+  rows.emplace_back("held by", holders.empty() ? "-" : join(holders, ", "));
+  rows.emplace_back("pushed by", pushed_by(s).empty() ? "-" : pushed_by(s));
+  rows.emplace_back("note", s.note.empty() ? "-" : s.note);
+  rows.emplace_back("source", s.source.empty() ? "-" : s.source);
+  rows.emplace_back("tags", tags.empty() ? "-" : tags);
+  rows.emplace_back("metrics", s.metrics_json.empty() ? "-" : s.metrics_json);
+  std::string out = e.id.str() + " version " + std::to_string(s.version) + "\n";
+  for (const auto& [k, v] : rows) out += "  " + k + std::string(11 - k.size(), ' ') + cell(v) + "\n";
+  out += "\nvalidation reports:\n";
+  bool any = false;
+  for (const auto& r : e.reports) {
+    if (r.candidate != s.version) continue;
+    out += "  " + render_report(r);
+    any = true;
+  }
+  if (!any) {
+    out += e.current_set() == nullptr
+               ? "  none (the model has no validation set: 'shoal validation set " + e.id.str() +
+                     " FILE')\n"
+               : "  none yet ('shoal snapshot validate " + e.id.str() + " " +
+                     std::to_string(s.version) + "' runs one)\n";
+  }
+  if (e.trial.what != trial_info::mode::none && e.trial.version == s.version) {
+    out += "\n" + std::string(e.trial.what == trial_info::mode::canary ? "canary" : "shadow") +
+           ": " + percent_text(double(e.trial.share_ppm) / 1e6) + " of production traffic since " +
+           iso_utc(e.trial.started_ms) + "\n";
+  }
+  return out;
+}
+
+// `policy set|show`: the settings in policy_keys() order.
+std::string render_policy(const std::map<std::string, std::string>& settings) {
+  std::string out;
+  for (const auto& key : policy_keys()) {
+    auto it = settings.find(key);
+    if (it != settings.end()) out += key + std::string(20 - key.size(), ' ') + it->second + "\n";
   }
   return out;
 }
@@ -339,13 +528,15 @@ std::string render_table(const std::vector<std::vector<std::string>>& rows) {
 
 std::string render_list(const model_entry& e) {
   std::vector<std::vector<std::string>> rows = {
-      {"VERSION", "CREATED", "SIZE", "SHA256", "LABELS", "HELD BY", "NOTE"}};
+      {"VERSION", "CREATED", "SIZE", "SHA256", "LABELS", "HELD BY", "PUSHED BY", "NOTE"}};
   for (const auto& s : e.snapshots) {
     auto labels = e.labels_at(s.version);
     std::vector<std::string> holders(s.holders.begin(), s.holders.end());
+    const std::string by = pushed_by(s);
     rows.push_back({std::to_string(s.version), iso_utc(s.created_ms), size_text(s.size_bytes),
                     cell(s.sha256.substr(0, 12)), labels.empty() ? "-" : cell(join(labels, ",")),
-                    holders.empty() ? "-" : cell(join(holders, ",")), cell(s.note)});
+                    holders.empty() ? "-" : cell(join(holders, ",")), by.empty() ? "-" : cell(by),
+                    cell(s.note)});
   }
   std::string out = render_table(rows);
   if (!e.labels.empty()) {
@@ -381,16 +572,7 @@ std::string render_models(const std::vector<model_entry>& models) {
 
 json model_json(const model_entry& e) {
   json snaps = json::array();
-  for (const auto& s : e.snapshots) {
-    snaps.push_back({{"version", s.version},
-                     {"sha256", s.sha256},
-                     {"created_ms", s.created_ms},
-                     {"size_bytes", s.size_bytes},
-                     {"format", s.format},
-                     {"note", s.note},
-                     {"labels", e.labels_at(s.version)},
-                     {"holders", s.holders}});
-  }
+  for (const auto& s : e.snapshots) snaps.push_back(snapshot_json(e, s));
   json labels = json::object();
   for (const auto& [name, st] : e.labels) {
     json history = json::array();
@@ -398,11 +580,33 @@ json model_json(const model_entry& e) {
       history.push_back({{"from", mv.from},
                          {"to", mv.to},
                          {"action", label_action_name(mv.action)},
-                         {"time_ms", mv.time_ms}});
+                         {"time_ms", mv.time_ms},
+                         {"by", mv.by},
+                         {"forced", mv.forced},
+                         {"automatic", mv.automatic},
+                         {"reason", mv.reason}});
     }
     labels[name] = {{"version", st.current()}, {"history", std::move(history)}};
   }
-  return {{"model", e.id.str()}, {"snapshots", std::move(snaps)}, {"labels", std::move(labels)}};
+  json sets = json::array();
+  for (const auto& s : e.validation_sets) {
+    sets.push_back({{"number", s.number},
+                    {"sha256", s.sha256},
+                    {"examples", s.examples},
+                    {"size_bytes", s.size_bytes},
+                    {"created_ms", s.created_ms},
+                    {"user", s.user}});
+  }
+  const validation_set_info* in_use = e.current_set();
+  json policy = json::object();
+  for (const auto& [k, v] : e.policy) policy[k] = v;
+  return {{"model", e.id.str()},
+          {"snapshots", std::move(snaps)},
+          {"labels", std::move(labels)},
+          {"validation_sets", std::move(sets)},
+          {"validation_set", in_use != nullptr ? json(in_use->number) : json(nullptr)},
+          {"policy", std::move(policy)},
+          {"trial", trial_json(e.trial)}};
 }
 
 std::string dump(const json& j) {
@@ -485,10 +689,11 @@ double rounded_score(float s) { return std::round(double(s) * 1e6) / 1e6; }
 // ---- execution
 // -----------------------------------------------------------------------------------
 
-result<std::string> read_file(const std::string& path) {
+result<std::string> read_file(const std::string& path, const char* what = "model file") {
   std::FILE* f = std::fopen(path.c_str(), "rb");
   if (f == nullptr) {
-    return status::io_error("cannot read model file " + shown(path) + ": " + std::strerror(errno));
+    return status::io_error(std::string("cannot read ") + what + " " + shown(path) + ": " +
+                            std::strerror(errno));
   }
   std::string bytes;
   char buf[1 << 16];
@@ -497,9 +702,31 @@ result<std::string> read_file(const std::string& path) {
   int err = std::ferror(f) ? errno : 0;
   std::fclose(f);
   if (err != 0) {
-    return status::io_error("cannot read model file " + shown(path) + ": " + std::strerror(err));
+    return status::io_error(std::string("cannot read ") + what + " " + shown(path) + ": " +
+                            std::strerror(err));
   }
   return bytes;
+}
+
+// The push of `bytes` as the command line asks: label, note and registry metadata (the
+// --metrics file read and checked here, so a bad one costs no upload).
+result<push_request> make_push(const cli_command& c, model_id id, std::string bytes) {
+  push_request req{std::move(id), std::move(bytes), c.label, c.note};
+  req.user = c.user;
+  req.tags = c.tags;
+  req.source = c.source;
+  req.force = c.force;
+  if (!c.metrics_file.empty()) {
+    auto text = read_file(c.metrics_file, "metrics file");
+    if (!text) return text.error();
+    auto compact = compact_metrics_json(*text);
+    if (!compact) {
+      return status::invalid_argument("--metrics " + shown(c.metrics_file) + ": " +
+                                      compact.error().message());
+    }
+    req.metrics_json = std::move(*compact);
+  }
+  return req;
 }
 
 // Sends `call` to the command's node and returns the reply bytes.
@@ -597,9 +824,11 @@ status push_dir(const cli_command& c, std::ostream& out, std::ostream& err, bool
         s = bytes.error();
       } else if (!client) {
         s = client.error();
+      } else if (auto req = make_push(c, model_id{c.tenant, item.model}, std::move(*bytes));
+                 !req) {
+        s = req.error();
       } else {
-        push_request req{model_id{c.tenant, item.model}, std::move(*bytes), c.label, c.note};
-        auto reply = client->call(encode_request(1, req, c.api_key));
+        auto reply = client->call(encode_request(1, *req, c.api_key));
         if (!reply) {
           s = reply.error();
         } else if (auto r = decode_push_response(*reply); !r) {
@@ -695,8 +924,9 @@ status execute(const cli_command& c, std::ostream& out, std::ostream& err, bool 
     case kind::push: {
       auto bytes = read_file(c.file);
       if (!bytes) return bytes.error();
-      push_request req{c.id, std::move(*bytes), c.label, c.note};
-      auto reply = ask_node(c, req);
+      auto req = make_push(c, c.id, std::move(*bytes));
+      if (!req) return req.error();
+      auto reply = ask_node(c, *req);
       if (!reply) return reply.error();
       auto r = decode_push_response(*reply);
       if (!r) return r.error();
@@ -749,13 +979,106 @@ status execute(const cli_command& c, std::ostream& out, std::ostream& err, bool 
       req.label = c.label;
       req.action = c.what == kind::promote ? label_action::promote : label_action::rollback;
       req.version = c.version;
+      req.force = c.force;
+      req.user = c.user;
       auto reply = ask_node(c, req);
       if (!reply) return reply.error();
       auto r = decode_label_response(*reply);
       if (!r) return r.error();
       std::string label = r->label.empty() ? (c.label.empty() ? default_label : c.label) : r->label;
+      if (c.json) {
+        out << dump({{"model", c.id.str()},
+                     {"label", label},
+                     {"from", r->from},
+                     {"to", r->to},
+                     {"validation", r->report ? report_json_value(*r->report) : json(nullptr)},
+                     {"note", r->gate_note}});
+        return status::ok();
+      }
       out << c.id.str() << " " << cell(label) << ": " << version_text(r->from) << " -> "
           << version_text(r->to) << "\n";
+      if (r->report) out << "validation " << render_report(*r->report);
+      if (!r->gate_note.empty()) err << "shoal: note: " << cell(r->gate_note) << "\n";
+      return status::ok();
+    }
+    case kind::show: {
+      auto reply = ask_node(c, list_request{c.id});
+      if (!reply) return reply.error();
+      auto r = decode_list_response(*reply);
+      if (!r) return r.error();
+      const snapshot_info* s = r->find(*c.version);
+      if (s == nullptr) return r->check_version(*c.version);
+      if (c.json) {
+        json j = snapshot_json(*r, *s);
+        json reports = json::array();
+        for (const auto& rep : r->reports) {
+          if (rep.candidate == s->version) reports.push_back(report_json_value(rep));
+        }
+        j["model"] = c.id.str();
+        j["validation_reports"] = std::move(reports);
+        j["trial"] = r->trial.version == s->version ? trial_json(r->trial) : json(nullptr);
+        out << dump(j);
+      } else {
+        out << render_show(*r, *s);
+      }
+      return status::ok();
+    }
+    case kind::validate: {
+      validate_request req{c.id, *c.version, c.label};
+      auto reply = ask_node(c, req);
+      if (!reply) return reply.error();
+      auto r = decode_validate_response(*reply);
+      if (!r) return r.error();
+      out << (c.json ? dump(report_json_value(*r)) : render_report(*r));
+      if (!r->passed) {
+        return status::failed_precondition("a promote of version " + std::to_string(r->candidate) +
+                                           " would be refused: " + r->verdict);
+      }
+      return status::ok();
+    }
+    case kind::validation_set:
+    case kind::validation_rollback: {
+      validation_set_request req;
+      req.id = c.id;
+      req.user = c.user;
+      if (c.what == kind::validation_set) {
+        auto bytes = read_file(c.file, "validation set");
+        if (!bytes) return bytes.error();
+        if (bytes->empty()) {
+          return status::invalid_argument("the validation set " + shown(c.file) + " is empty");
+        }
+        req.bytes = std::move(*bytes);
+      } else {
+        req.to = c.version;
+      }
+      auto reply = ask_node(c, req);
+      if (!reply) return reply.error();
+      auto r = decode_validation_set_response(*reply);
+      if (!r) return r.error();
+      out << c.id.str() << " validation set " << r->number << " in use: " << r->examples
+          << " examples (sha256 " << r->sha256.substr(0, 12) << ")\n";
+      return status::ok();
+    }
+    case kind::policy_set:
+    case kind::policy_show: {
+      policy_request req;
+      req.id = c.id;
+      req.user = c.user;
+      if (c.what == kind::policy_set) req.settings = c.settings;
+      auto reply = ask_node(c, req);
+      if (!reply) return reply.error();
+      auto r = decode_policy_response(*reply);
+      if (!r) return r.error();
+      if (c.json) {
+        json j = json::object();
+        for (const auto& key : policy_keys()) {
+          auto it = r->settings.find(key);
+          if (it != r->settings.end()) j[key] = it->second;
+        }
+        out << dump(j);
+      } else {
+        out << render_policy(r->settings);
+      }
       return status::ok();
     }
     case kind::infer: {
@@ -819,16 +1142,25 @@ std::string with_common(std::string text, bool has_own_options) {
 std::string cli_help(const std::string& name) {
   if (name == "snapshot push") {
     return with_common(
-               "usage: shoal snapshot push TENANT/MODEL FILE [--label L] [--note TEXT] [--json]\n"
+               "usage: shoal snapshot push TENANT/MODEL FILE [--label L] [--note TEXT] [--user NAME]\n"
+               "                           [--tag KEY=VALUE]... [--metrics FILE] [--source URI]\n"
+               "                           [--force] [--json]\n"
                "\n"
                "Uploads a model file (fastText .bin/.ftz) as the model's next version and prints "
                "its\n"
                "number. The node checks the model before storing it. The first version of a model\n"
-               "becomes production.\n"
+               "becomes production. With --label production and a validation set, the new version\n"
+               "must pass the validation gate (see 'shoal snapshot promote --help'); if it does not,\n"
+               "it stays stored and production does not move (exit 1).\n"
                "\n"
                "options:\n"
                "  --label L           also point label L at the new version\n"
                "  --note TEXT         a note kept with the snapshot\n"
+               "  --user NAME         who pushes (default: $USER); the node also records the key's name\n"
+               "  --tag KEY=VALUE     a tag kept with the snapshot (repeatable; at most 32)\n"
+               "  --metrics FILE      training metrics and hyper-parameters: a JSON object (16 KiB)\n"
+               "  --source URI        what the model was built from (a commit, a job, a bucket)\n"
+               "  --force             with --label production: move it even if validation refuses\n"
                "  --json              print {\"version\":N,\"sha256\":...,\"labels\":[...]}\n",
                true) +
            "\nexample:\n  shoal snapshot push acme/bot model.bin --label staging --note \"May "
@@ -849,6 +1181,10 @@ std::string cli_help(const std::string& name) {
                "options:\n"
                "  --label L           also point label L at each new version\n"
                "  --note TEXT         a note kept with each snapshot\n"
+               "  --user NAME         who pushes (default: $USER); the node also records the key's name\n"
+               "  --tag KEY=VALUE     a tag kept with each snapshot (repeatable; at most 32)\n"
+               "  --metrics FILE      training metrics and hyper-parameters: a JSON object (16 KiB)\n"
+               "  --source URI        what the model was built from (a commit, a job, a bucket)\n"
                "  --jobs N            pushes in flight at once (default 16; the node makes the pushes\n"
                "                      that arrive together durable with one journal fsync)\n"
                "  --json              print {\"pushed\":[{\"file\",\"model\",\"version\"}],"
@@ -871,15 +1207,88 @@ std::string cli_help(const std::string& name) {
   }
   if (name == "snapshot promote") {
     return with_common(
-               "usage: shoal snapshot promote TENANT/MODEL VERSION [--label L]\n"
+               "usage: shoal snapshot promote TENANT/MODEL VERSION [--label L] [--force] [--json]\n"
                "\n"
                "Points a label (production unless --label) at VERSION, on every node.\n"
                "Prints \"TENANT/MODEL LABEL: OLD -> NEW\".\n"
                "\n"
+               "The validation gate: when the model has a validation set, a promote of production\n"
+               "first runs VERSION and the current production version over it (on a node that\n"
+               "holds both) and keeps the report. If VERSION is worse than the model's policy\n"
+               "allows (default: accuracy down more than 1 point, or any label's recall down more\n"
+               "than 10), the promote is refused with the rules that failed, and exits 1.\n"
+               "Without a validation set nothing is checked (a note says so). Rollbacks are never\n"
+               "gated.\n"
+               "\n"
                "options:\n"
-               "  --label L           the label to move (default production)\n",
+               "  --label L           the label to move (default production)\n"
+               "  --force             move it even if validation refuses (recorded, with who)\n"
+               "  --user NAME         who moves it, for the history (default: $USER)\n"
+               "  --json              print {\"from\",\"to\",\"validation\":{...},\"note\"}\n",
                true) +
            "\nexample:\n  shoal snapshot promote acme/bot 3\n";
+  }
+  if (name == "snapshot show") {
+    return with_common(
+               "usage: shoal snapshot show TENANT/MODEL VERSION [--json]\n"
+               "\n"
+               "Shows everything known about one version: size, hash, labels, where it is held,\n"
+               "who pushed it, its note, source, tags and training metrics, and its validation\n"
+               "reports.\n"
+               "\n"
+               "options:\n"
+               "  --json              print it as one JSON object\n",
+               true) +
+           "\nexample:\n  shoal snapshot show acme/bot 3\n";
+  }
+  if (name == "snapshot validate") {
+    return with_common(
+               "usage: shoal snapshot validate TENANT/MODEL VERSION [--label L] [--json]\n"
+               "\n"
+               "Runs VERSION and the version label L (production) points at over the model's\n"
+               "validation set, as a promote would, and keeps the report; moves nothing. Exits 1\n"
+               "when a promote would be refused.\n"
+               "\n"
+               "options:\n"
+               "  --label L           compare with the version L points at (default production)\n"
+               "  --json              print the report as JSON\n",
+               true) +
+           "\nexample:\n  shoal snapshot validate acme/bot 4\n";
+  }
+  if (name == "validation set" || name == "validation rollback" || name == "validation") {
+    return with_common(
+               "usage: shoal validation set TENANT/MODEL FILE [--user NAME]\n"
+               "       shoal validation rollback TENANT/MODEL [--to N]\n"
+               "\n"
+               "A model's validation set: labelled examples in fastText's format, one per line\n"
+               "(__label__billing how do I pay; the model's own label prefix), at most 16 MiB and\n"
+               "100,000 examples. 'set' stores FILE as the model's next set and uses it from now on;\n"
+               "sets are kept, numbered 1, 2, ..., and 'rollback' goes back to the previous one (or\n"
+               "set N). Promotes of production are checked against the set in use.\n"
+               "\n"
+               "options:\n"
+               "  --user NAME         who sets it (default: $USER)\n"
+               "  --to N              rollback: the set to use again\n",
+               true) +
+           "\nexample:\n  shoal validation set acme/bot heldout.txt\n";
+  }
+  if (name == "policy set" || name == "policy show" || name == "policy") {
+    return with_common(
+               "usage: shoal policy set TENANT/MODEL KEY=VALUE... [--json]\n"
+               "       shoal policy show TENANT/MODEL [--json]\n"
+               "\n"
+               "The model's rules for the validation gate (and the watch after a promote). 'set'\n"
+               "changes the named settings (KEY= goes back to the default) on every node and\n"
+               "prints the policy in force; 'show' prints it.\n"
+               "\n"
+               "settings:\n"
+               "  accuracy_drop=1     points of accuracy a candidate may lose\n"
+               "  recall_drop=10      points of any one label's recall it may lose\n"
+               "  min_label_examples=1  labels with fewer examples are not judged on recall\n"
+               "  watch=10m, watch_share=10%, min_agreement=70%, confidence_drop=20%,\n"
+               "  max_error_rate=5%, max_p99_ratio=4, min_requests=200: the watch's rules\n",
+               false) +
+           "\nexample:\n  shoal policy set acme/bot accuracy_drop=0.5 recall_drop=5\n";
   }
   if (name == "snapshot rollback") {
     return with_common(
@@ -952,6 +1361,8 @@ std::string cli_help(const std::string& name) {
         "  snapshot push       upload a model file as a new version\n"
         "  snapshot push-dir   upload every file of a directory, one model per file\n"
         "  snapshot list       show a model's versions and label history\n"
+        "  snapshot show       everything known about one version\n"
+        "  snapshot validate   compare a version with production over the validation set\n"
         "  snapshot promote    point a label (production) at a version\n"
         "  snapshot rollback   move a label back to its previous version\n"
         "\n"
@@ -968,8 +1379,12 @@ std::string cli_help(const std::string& name) {
          "  snapshot push       upload a model file as a new version\n"
          "  snapshot push-dir   upload every file of a directory, one model per file\n"
          "  snapshot list       show a model's versions and label history\n"
+         "  snapshot show       everything known about one version\n"
+         "  snapshot validate   compare a version with production over the validation set\n"
          "  snapshot promote    point a label (production) at a version\n"
          "  snapshot rollback   move a label back to its previous version\n"
+         "  validation set      set the labelled examples promotes are checked against\n"
+         "  policy set|show     the model's validation rules\n"
          "  models              list the models and where production points\n"
          "  infer               classify a text with a model\n"
          "  cluster status      the cluster's members as this node sees them\n"
@@ -1001,7 +1416,8 @@ result<cli_command> parse_cli(const std::vector<std::string>& args, const cli_en
   tokens t = tokenize(args);
   identified id = identify(t.positionals);
   cli_command c;
-  if (t.help && (id.spec != nullptr || id.name == "snapshot" || t.positionals.empty())) {
+  if (t.help && (id.spec != nullptr || id.name == "snapshot" || id.name == "validation" ||
+                 id.name == "policy" || t.positionals.empty())) {
     c.what = kind::help;
     c.name = id.name;
     return c;
@@ -1027,7 +1443,9 @@ result<cli_command> parse_cli(const std::vector<std::string>& args, const cli_en
     bool allowed = common;
     for (auto o : spec.options) allowed = allowed || o == name;
     if (!allowed) return usage("unknown option '" + name + "'");
-    if (!seen.insert(name).second) return usage("option '" + name + "' given twice");
+    if (name != "--tag" && !seen.insert(name).second) {
+      return usage("option '" + name + "' given twice");
+    }
     if (name == "--key") {
       if (value.empty()) return usage("--key needs the API key (or set SHOAL_KEY)");
       c.api_key = value;
@@ -1049,6 +1467,29 @@ result<cli_command> parse_cli(const std::vector<std::string>& args, const cli_en
     } else if (name == "--note") {
       if (!utf8::is_valid_utf8(value)) return usage("--note is not valid UTF-8");
       c.note = value;
+    } else if (name == "--user") {
+      if (value.empty() || value.size() > 128 || !utf8::is_valid_utf8(value)) {
+        return usage("--user must be 1 to 128 bytes of UTF-8, got " + shown(value));
+      }
+      c.user = value;
+    } else if (name == "--tag") {
+      auto tag = parse_tag(value);
+      if (!tag) return usage(tag.error().message());
+      if (c.tags.count(tag->first) > 0) return usage("tag " + tag->first + " given twice");
+      c.tags.insert(std::move(*tag));
+      if (c.tags.size() > max_tags) {
+        return usage("at most " + std::to_string(max_tags) + " tags");
+      }
+    } else if (name == "--metrics") {
+      if (value.empty()) return usage("--metrics needs a JSON file");
+      c.metrics_file = value;
+    } else if (name == "--source") {
+      if (value.size() > max_source_bytes || !utf8::is_valid_utf8(value)) {
+        return usage("--source must be at most 1024 bytes of UTF-8");
+      }
+      c.source = value;
+    } else if (name == "--force") {
+      c.force = true;
     } else if (name == "--to" || name == "--version") {
       auto v = positive_integer(value, UINT32_MAX);
       if (!v) return usage(name + " must be a positive integer, got " + shown(value));
@@ -1067,6 +1508,11 @@ result<cli_command> parse_cli(const std::vector<std::string>& args, const cli_en
     }
   }
   if (c.api_key.empty()) c.api_key = env.shoal_key;
+  if (c.user.empty() && env.user.size() <= 128 && utf8::is_valid_utf8(env.user)) c.user = env.user;
+  if (c.what == kind::promote || c.what == kind::validate) {
+    // A promote may run the validation gate: two models over the whole set.
+    if (!seen.count("--timeout")) c.timeout = default_push_timeout;
+  }
   if (c.what == kind::infer && c.version && label) {
     return usage("--version and --label cannot be used together: pick one");
   }
@@ -1078,6 +1524,18 @@ result<cli_command> parse_cli(const std::vector<std::string>& args, const cli_en
 
   // Positionals.
   std::vector<std::string> pos(t.positionals.begin() + long(id.words), t.positionals.end());
+  if (c.what == kind::policy_set && pos.size() > 2) {
+    // KEY=VALUE ...: one or more settings.
+    for (size_t i = 1; i < pos.size(); ++i) {
+      auto eq = pos[i].find('=');
+      if (eq == std::string::npos || eq == 0) {
+        return usage("a setting is KEY=VALUE (an empty VALUE goes back to the default), got " +
+                     shown(pos[i]));
+      }
+      c.settings[pos[i].substr(0, eq)] = pos[i].substr(eq + 1);
+    }
+    pos.resize(2);
+  }
   if (pos.size() > spec.positionals.size()) {
     return usage("unexpected argument " + shown(pos[spec.positionals.size()]));
   }
@@ -1102,6 +1560,21 @@ result<cli_command> parse_cli(const std::vector<std::string>& args, const cli_en
       if (pos[1].empty()) return usage("FILE is empty: name the model file to push");
       c.file = pos[1];
       break;
+    case kind::validation_set:
+      if (pos[1].empty()) return usage("FILE is empty: name the validation set file");
+      c.file = pos[1];
+      break;
+    case kind::policy_set: {
+      auto eq = pos[1].find('=');
+      if (eq == std::string::npos || eq == 0) {
+        return usage("a setting is KEY=VALUE (an empty VALUE goes back to the default), got " +
+                     shown(pos[1]));
+      }
+      c.settings[pos[1].substr(0, eq)] = pos[1].substr(eq + 1);
+      break;
+    }
+    case kind::show:
+    case kind::validate:
     case kind::promote: {
       auto v = positive_integer(pos[1], UINT32_MAX);
       if (!v) return usage("VERSION must be a positive integer, got " + shown(pos[1]));
@@ -1141,6 +1614,7 @@ int run_cli(int argc, char** argv) {
   cli_env env;
   if (const char* node = std::getenv("SHOAL_NODE")) env.shoal_node = node;
   if (const char* key = std::getenv("SHOAL_KEY")) env.shoal_key = key;
+  if (const char* user = std::getenv("USER")) env.user = user;
   env.stderr_is_tty = ::isatty(2) == 1;
   return run_cli(args, env, std::cout, std::cerr);
 }

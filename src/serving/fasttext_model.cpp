@@ -726,6 +726,7 @@ class fasttext_model final : public model {
                                                      size_t k) const override;
   std::string format() const override { return "fasttext"; }
   size_t label_count() const override { return labels_.size(); }
+  std::string label_prefix() const override { return label_prefix_; }
   size_t memory_bytes() const override { return memory_bytes_; }
 
  private:
@@ -775,6 +776,7 @@ class fasttext_model final : public model {
   std::vector<size_t> subword_offsets_;
   std::vector<int32_t> subword_ids_;
   std::vector<std::string> labels_;  // prefix stripped
+  std::string label_prefix_ = "__label__";  // what the labels carried before stripping
   // Dictionary::pruneidx_ of a pruned dictionary (`fasttext quantize -cutoff`): n-gram bucket ->
   // its input row after the words. Open addressing on the bucket id (key -1 = empty); a pruned
   // dictionary with no entries keeps no n-gram rows at all.
@@ -946,6 +948,7 @@ status fasttext_model::load(std::string_view bytes) {
   const size_t strip = label_prefix_length(raw_labels);
   labels_.reserve(raw_labels.size());
   for (std::string_view l : raw_labels) labels_.emplace_back(l.substr(strip));
+  if (!raw_labels.empty()) label_prefix_ = std::string(raw_labels[0].substr(0, strip));
   if (loss_ == loss_kind::hs) SHOAL_RETURN_IF_ERROR(build_tree(label_counts));
   use_blas_ = !quant_output_ && static_cast<int64_t>(nlabels_) * dim_ >= k_blas_min_weights;
 

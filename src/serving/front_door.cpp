@@ -325,6 +325,21 @@ void front_door::answer_inline(const std::shared_ptr<const model>& m, uint32_t v
 
 void front_door::call(const principal& who, api_call call, api_callback done) {
   if (status allowed = authorize(who, call); !allowed) return done(std::move(allowed));
+  // Who asks, as the node knows it (a key's name), for the records; never the client's word.
+  const std::string by = who.open ? std::string() : who.display_name();
+  std::visit(
+      [&by](auto& c) {
+        using T = std::decay_t<decltype(c)>;
+        if constexpr (std::is_same_v<T, push_request>) {
+          c.pushed_with = by;
+        } else if constexpr (std::is_same_v<T, label_request> ||
+                             std::is_same_v<T, validation_set_request> ||
+                             std::is_same_v<T, policy_request> ||
+                             std::is_same_v<T, trial_request>) {
+          c.by = by;
+        }
+      },
+      call);
   cluster_->call(std::move(call), [who, done = std::move(done)](api_reply reply) {
     if (auto* all = std::get_if<std::vector<model_entry>>(&reply)) {
       return done(visible_models(who, std::move(*all)));

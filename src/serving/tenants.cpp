@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "shoal/base/model_id.hpp"
+#include "shoal/store/catalog.hpp"
 
 namespace shoal {
 namespace {
@@ -106,8 +107,8 @@ result<key_table> key_table::parse(const std::string& text, const std::string& o
     std::vector<std::string> f;
     for (std::string w; fields >> w;) f.push_back(w);
     if (f.empty()) continue;
-    if (f.size() != 2) {
-      return status::invalid_argument(where + "expected 'KEY TENANT' or 'KEY admin', got " +
+    if (f.size() != 2 && f.size() != 3) {
+      return status::invalid_argument(where + "expected 'KEY TENANT [NAME]' or 'KEY admin [NAME]', got " +
                                       std::to_string(f.size()) + " field" +
                                       (f.size() == 1 ? "" : "s"));
     }
@@ -130,6 +131,14 @@ result<key_table> key_table::parse(const std::string& text, const std::string& o
                                       ": a tenant name must match [a-z0-9][a-z0-9_-]{0,63}");
     } else {
       who.tenant = f[1];
+    }
+    if (f.size() == 3) {
+      // The key's name: who pushed a snapshot or moved a label, in the catalog's records.
+      if (!is_valid_label(f[2])) {
+        return status::invalid_argument(where + "invalid key name " + shown(f[2]) +
+                                        ": a key name must match [a-z0-9][a-z0-9_.-]{0,63}");
+      }
+      who.name = f[2];
     }
     std::string d = digest(key);
     auto [it, added] = line_of.emplace(d, number);

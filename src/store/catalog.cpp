@@ -108,6 +108,12 @@ bool is_valid_label(const std::string& name) {
   return std::all_of(name.begin() + 1, name.end(), is_label_tail_char);
 }
 
+const validation_set_info* model_entry::current_set() const {
+  if (validation_stack.empty()) return nullptr;
+  const uint32_t n = validation_stack.back();
+  return n >= 1 && n <= validation_sets.size() ? &validation_sets[n - 1] : nullptr;
+}
+
 status model_entry::check_version(uint32_t version) const {
   return find(version) != nullptr ? status::ok() : no_version(*this, version);
 }
@@ -312,6 +318,13 @@ status catalog::apply(const catalog_change& change) {
     return status::ok();
   }
 
+  if (change.what == catalog_change::kind::validation_set ||
+      change.what == catalog_change::kind::validation_report ||
+      change.what == catalog_change::kind::policy || change.what == catalog_change::kind::trial) {
+    if (it == models_.end()) return no_model(change.id);
+    return apply_model_setting(change, *it);
+  }
+
   if (change.what != catalog_change::kind::move_label) {
     return status::invalid_argument("unknown catalog change kind " +
                                     std::to_string(static_cast<int>(change.what)));
@@ -326,6 +339,13 @@ status catalog::apply(const catalog_change& change) {
   if (change.action != label_action::promote && change.action != label_action::rollback) {
     return status::invalid_argument("unknown label action " +
                                     std::to_string(static_cast<int>(change.action)));
+  }
+  if (change.expect_from != 0) {
+    // An automatic rollback of a move that something else already undid: nothing to do.
+    auto at = before.labels.find(change.label);
+    if (at == before.labels.end() || at->second.current() != change.expect_from) {
+      return status::ok();
+    }
   }
   model_entry* writable_entry = nullptr;
   try {
@@ -352,6 +372,15 @@ status catalog::apply(const catalog_change& change) {
   move.to = change.to;
   move.action = change.action;
   move.time_ms = change.time_ms;
+  try {
+    move.reason = change.reason;
+    move.by = change.by;
+  } catch (const std::bad_alloc&) {
+    return out_of_memory(change.id);
+  }
+  move.forced = change.forced;
+  move.automatic = change.automatic;
+  if (change.label == default_label) m.trial = trial_info{};  // production moved: trials end
   if (change.action == label_action::promote) {
     state.stack.push_back(change.to);
   } else {
@@ -363,6 +392,55 @@ status catalog::apply(const catalog_change& change) {
     }
   }
   state.history.push_back(move);
+  return status::ok();
+}
+
+status catalog::apply_model_setting(const catalog_change& change, slot& entry) {
+  using k = catalog_change::kind;
+  if (change.what == k::trial && change.trial.what != trial_info::mode::none &&
+      entry->find(change.trial.version) == nullptr) {
+    return no_version(*entry, change.trial.version);
+  }
+  if (change.what == k::validation_set && change.validation_set.sha256.empty()) {
+    return status::invalid_argument("a validation set without its sha256");
+  }
+  try {
+    model_entry& m = writable(entry);
+    switch (change.what) {
+      case k::validation_set: {
+        uint32_t number = 0;
+        for (const auto& s : m.validation_sets) {
+          if (s.sha256 == change.validation_set.sha256) number = s.number;
+        }
+        if (number == 0) {
+          validation_set_info set = change.validation_set;
+          set.number = static_cast<uint32_t>(m.validation_sets.size() + 1);
+          number = set.number;
+          m.validation_sets.push_back(std::move(set));
+        }
+        // Like a label: a set used before is gone back to (popped down to), a new one pushed.
+        size_t pos = find_on_stack(m.validation_stack, number);
+        if (pos != static_cast<size_t>(-1)) {
+          m.validation_stack.resize(pos + 1);
+        } else {
+          m.validation_stack.push_back(number);
+        }
+        break;
+      }
+      case k::validation_report:
+        m.reports.push_back(change.report);
+        if (m.reports.size() > model_entry::max_reports) m.reports.erase(m.reports.begin());
+        break;
+      case k::policy:
+        m.policy = change.policy;
+        break;
+      default:
+        m.trial = change.trial;
+        break;
+    }
+  } catch (const std::bad_alloc&) {
+    return out_of_memory(change.id);
+  }
   return status::ok();
 }
 

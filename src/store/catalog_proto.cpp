@@ -10,6 +10,112 @@ const char* action_text(label_action a) {
 
 }  // namespace
 
+void snapshot_to_proto(const snapshot_info& s, pb::SnapshotInfo* out) {
+  out->set_version(s.version);
+  out->set_sha256(s.sha256);
+  out->set_created_ms(s.created_ms);
+  out->set_size_bytes(s.size_bytes);
+  out->set_format(s.format);
+  out->set_note(s.note);
+  out->set_user(s.user);
+  out->set_pushed_with(s.pushed_with);
+  for (const auto& [k, v] : s.tags) (*out->mutable_tags())[k] = v;
+  out->set_metrics_json(s.metrics_json);
+  out->set_source(s.source);
+}
+
+snapshot_info snapshot_from_proto(const pb::SnapshotInfo& in) {
+  snapshot_info s;
+  s.version = in.version();
+  s.sha256 = in.sha256();
+  s.created_ms = in.created_ms();
+  s.size_bytes = in.size_bytes();
+  s.format = in.format();
+  s.note = in.note();
+  s.user = in.user();
+  s.pushed_with = in.pushed_with();
+  s.tags.insert(in.tags().begin(), in.tags().end());
+  s.metrics_json = in.metrics_json();
+  s.source = in.source();
+  return s;
+}
+
+void set_to_proto(const validation_set_info& s, pb::ValidationSetInfo* out) {
+  out->set_number(s.number);
+  out->set_sha256(s.sha256);
+  out->set_size_bytes(s.size_bytes);
+  out->set_examples(s.examples);
+  out->set_created_ms(s.created_ms);
+  out->set_user(s.user);
+}
+
+validation_set_info set_from_proto(const pb::ValidationSetInfo& in) {
+  validation_set_info s;
+  s.number = in.number();
+  s.sha256 = in.sha256();
+  s.size_bytes = in.size_bytes();
+  s.examples = in.examples();
+  s.created_ms = in.created_ms();
+  s.user = in.user();
+  return s;
+}
+
+void report_to_proto(const validation_report_info& r, pb::ValidationReport* out) {
+  out->set_candidate(r.candidate);
+  out->set_baseline(r.baseline);
+  out->set_set_number(r.set_number);
+  out->set_set_sha256(r.set_sha256);
+  out->set_report_json(r.report_json);
+  out->set_passed(r.passed);
+  out->set_verdict(r.verdict);
+  out->set_forced(r.forced);
+  out->set_by(r.by);
+  out->set_time_ms(r.time_ms);
+  out->set_ran_on(r.ran_on);
+}
+
+validation_report_info report_from_proto(const pb::ValidationReport& in) {
+  validation_report_info r;
+  r.candidate = in.candidate();
+  r.baseline = in.baseline();
+  r.set_number = in.set_number();
+  r.set_sha256 = in.set_sha256();
+  r.report_json = in.report_json();
+  r.passed = in.passed();
+  r.verdict = in.verdict();
+  r.forced = in.forced();
+  r.by = in.by();
+  r.time_ms = in.time_ms();
+  r.ran_on = in.ran_on();
+  return r;
+}
+
+void trial_to_proto(const trial_info& t, pb::TrialInfo* out) {
+  out->set_mode(t.what == trial_info::mode::shadow   ? "shadow"
+                : t.what == trial_info::mode::canary ? "canary"
+                                                     : "");
+  out->set_version(t.version);
+  out->set_share_ppm(t.share_ppm);
+  out->set_started_ms(t.started_ms);
+  out->set_by(t.by);
+}
+
+result<trial_info> trial_from_proto(const pb::TrialInfo& in) {
+  trial_info t;
+  if (in.mode() == "shadow") {
+    t.what = trial_info::mode::shadow;
+  } else if (in.mode() == "canary") {
+    t.what = trial_info::mode::canary;
+  } else if (!in.mode().empty()) {
+    return status::corruption("unknown trial mode '" + in.mode().substr(0, 40) + "'");
+  }
+  t.version = in.version();
+  t.share_ppm = in.share_ppm();
+  t.started_ms = in.started_ms();
+  t.by = in.by();
+  return t;
+}
+
 void change_to_proto(const catalog_change& c, pb::CatalogChange* out) {
   out->set_tenant(c.id.tenant);
   out->set_model(c.id.model);
@@ -19,13 +125,19 @@ void change_to_proto(const catalog_change& c, pb::CatalogChange* out) {
   out->set_at_logical(c.at.logical);
   if (c.what == catalog_change::kind::add_snapshot) {
     out->set_kind(pb::CatalogChange::ADD_SNAPSHOT);
-    pb::SnapshotInfo* s = out->mutable_snapshot();
-    s->set_version(c.snapshot.version);
-    s->set_sha256(c.snapshot.sha256);
-    s->set_created_ms(c.snapshot.created_ms);
-    s->set_size_bytes(c.snapshot.size_bytes);
-    s->set_format(c.snapshot.format);
-    s->set_note(c.snapshot.note);
+    snapshot_to_proto(c.snapshot, out->mutable_snapshot());
+  } else if (c.what == catalog_change::kind::validation_set) {
+    out->set_kind(pb::CatalogChange::VALIDATION_SET);
+    set_to_proto(c.validation_set, out->mutable_validation_set());
+  } else if (c.what == catalog_change::kind::validation_report) {
+    out->set_kind(pb::CatalogChange::VALIDATION_REPORT);
+    report_to_proto(c.report, out->mutable_report());
+  } else if (c.what == catalog_change::kind::policy) {
+    out->set_kind(pb::CatalogChange::POLICY);
+    for (const auto& [k, v] : c.policy) (*out->mutable_policy())[k] = v;
+  } else if (c.what == catalog_change::kind::trial) {
+    out->set_kind(pb::CatalogChange::TRIAL);
+    trial_to_proto(c.trial, out->mutable_trial());
   } else if (c.what == catalog_change::kind::join) {
     out->set_kind(pb::CatalogChange::JOIN);
   } else if (c.what == catalog_change::kind::grant) {
@@ -42,6 +154,11 @@ void change_to_proto(const catalog_change& c, pb::CatalogChange* out) {
     out->set_action(action_text(c.action));
     out->set_to(c.to);
     out->set_time_ms(c.time_ms);
+    out->set_reason(c.reason);
+    out->set_by(c.by);
+    out->set_forced(c.forced);
+    out->set_automatic(c.automatic);
+    out->set_expect_from(c.expect_from);
   }
 }
 
@@ -54,13 +171,26 @@ result<catalog_change> change_from_proto(const pb::CatalogChange& in) {
   switch (in.kind()) {
     case pb::CatalogChange::ADD_SNAPSHOT: {
       c.what = catalog_change::kind::add_snapshot;
-      const pb::SnapshotInfo& s = in.snapshot();
-      c.snapshot.version = s.version();
-      c.snapshot.sha256 = s.sha256();
-      c.snapshot.created_ms = s.created_ms();
-      c.snapshot.size_bytes = s.size_bytes();
-      c.snapshot.format = s.format();
-      c.snapshot.note = s.note();
+      c.snapshot = snapshot_from_proto(in.snapshot());
+      return c;
+    }
+    case pb::CatalogChange::VALIDATION_SET:
+      c.what = catalog_change::kind::validation_set;
+      c.validation_set = set_from_proto(in.validation_set());
+      return c;
+    case pb::CatalogChange::VALIDATION_REPORT:
+      c.what = catalog_change::kind::validation_report;
+      c.report = report_from_proto(in.report());
+      return c;
+    case pb::CatalogChange::POLICY:
+      c.what = catalog_change::kind::policy;
+      c.policy.insert(in.policy().begin(), in.policy().end());
+      return c;
+    case pb::CatalogChange::TRIAL: {
+      c.what = catalog_change::kind::trial;
+      auto t = trial_from_proto(in.trial());
+      if (!t) return t.error();
+      c.trial = std::move(*t);
       return c;
     }
     case pb::CatalogChange::JOIN:
@@ -89,6 +219,11 @@ result<catalog_change> change_from_proto(const pb::CatalogChange& in) {
       }
       c.to = in.to();
       c.time_ms = in.time_ms();
+      c.reason = in.reason();
+      c.by = in.by();
+      c.forced = in.forced();
+      c.automatic = in.automatic();
+      c.expect_from = in.expect_from();
       return c;
     default:
       return status::corruption("unknown change kind " + std::to_string(in.kind()));

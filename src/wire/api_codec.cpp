@@ -9,6 +9,8 @@
 
 #include "cluster/member_proto.hpp"
 #include "proto/shoal.pb.h"
+#include "store/catalog_proto.hpp"
+#include "shoal/store/registry.hpp"
 #include "shoal/base/utf8.hpp"
 
 namespace shoal {
@@ -187,7 +189,92 @@ result<api_call> decode_push(pb::PushRequest& m) {
   SHOAL_RETURN_IF_ERROR(check_label(m.label()));
   r.label = m.label();
   r.note = m.note();
+  r.user = m.user();
+  r.tags.insert(m.tags().begin(), m.tags().end());
+  r.source = m.source();
+  r.force = m.force();
+  if (!m.metrics_json().empty()) {
+    auto compact = compact_metrics_json(m.metrics_json());
+    if (!compact) return bad_request("push to " + r.id.str() + ": " + compact.error().message());
+    r.metrics_json = std::move(*compact);
+  }
+  snapshot_info meta;
+  meta.user = r.user;
+  meta.note = r.note;
+  meta.tags = r.tags;
+  meta.source = r.source;
+  if (status ok = check_snapshot_metadata(meta); !ok) {
+    return bad_request("push to " + r.id.str() + ": " + ok.message());
+  }
   r.bytes = std::move(*m.mutable_data());
+  return api_call(std::move(r));
+}
+
+result<api_call> decode_validation_set(pb::ValidationSetRequest& m) {
+  auto id = request_model(m.model());
+  if (!id) return id.error();
+  validation_set_request r;
+  r.id = std::move(*id);
+  if (m.user().size() > max_user_bytes) return bad_request("user is over 128 bytes");
+  r.user = m.user();
+  if (m.to() != 0) {
+    if (!m.data().empty()) return bad_request("a validation set carries either bytes or `to`");
+    r.to = m.to();
+  }
+  r.bytes = std::move(*m.mutable_data());
+  return api_call(std::move(r));
+}
+
+result<api_call> decode_validate(const pb::ValidateRequest& m) {
+  auto id = request_model(m.model());
+  if (!id) return id.error();
+  validate_request r;
+  r.id = std::move(*id);
+  if (m.version() == 0) return bad_request("validate of " + r.id.str() + " needs a version");
+  r.version = m.version();
+  SHOAL_RETURN_IF_ERROR(check_label(m.label()));
+  r.label = m.label();
+  return api_call(std::move(r));
+}
+
+result<api_call> decode_policy(const pb::PolicyRequest& m) {
+  auto id = request_model(m.model());
+  if (!id) return id.error();
+  policy_request r;
+  r.id = std::move(*id);
+  r.settings.insert(m.settings().begin(), m.settings().end());
+  r.user = m.user();
+  catalog_change c;
+  c.what = catalog_change::kind::policy;
+  c.policy = r.settings;
+  if (status ok = check_change_text(c); !ok) return bad_request(ok.message());
+  if (r.user.size() > max_user_bytes) return bad_request("user is over 128 bytes");
+  return api_call(std::move(r));
+}
+
+result<api_call> decode_trial(const pb::TrialRequest& m) {
+  auto id = request_model(m.model());
+  if (!id) return id.error();
+  trial_request r;
+  r.id = std::move(*id);
+  r.stop = m.stop();
+  r.user = m.user();
+  if (r.user.size() > max_user_bytes) return bad_request("user is over 128 bytes");
+  if (m.mode() == "shadow") {
+    r.what = trial_info::mode::shadow;
+  } else if (m.mode() == "canary") {
+    r.what = trial_info::mode::canary;
+  } else {
+    return bad_request("unknown trial mode " + shown(m.mode()) + ": expected shadow or canary");
+  }
+  if (!r.stop) {
+    if (m.version() == 0) return bad_request("a " + m.mode() + " of " + r.id.str() + " needs a version");
+    if (m.share_ppm() == 0 || m.share_ppm() > 1000000) {
+      return bad_request("the share must be above 0% and at most 100%");
+    }
+  }
+  r.version = m.version();
+  r.share_ppm = m.share_ppm();
   return api_call(std::move(r));
 }
 
@@ -198,6 +285,8 @@ result<api_call> decode_label(const pb::LabelRequest& m) {
   r.id = std::move(*id);
   SHOAL_RETURN_IF_ERROR(check_label(m.label()));
   r.label = m.label();
+  if (m.user().size() > max_user_bytes) return bad_request("user is over 128 bytes");
+  r.user = m.user();
   switch (m.action()) {
     case pb::LabelRequest::PROMOTE:
       if (m.version() == 0) {
@@ -205,6 +294,7 @@ result<api_call> decode_label(const pb::LabelRequest& m) {
       }
       r.action = label_action::promote;
       r.version = m.version();
+      r.force = m.force();
       break;
     case pb::LabelRequest::ROLLBACK:
       r.action = label_action::rollback;
@@ -286,10 +376,8 @@ void fill_model_info(const model_entry& e, pb::ModelInfo* out) {
   out->set_model(e.id.str());
   for (const auto& s : e.snapshots) {
     auto* si = out->add_snapshots();
-    si->set_version(s.version);
+    snapshot_to_proto(s, si);
     si->set_sha256(wire_text(s.sha256));
-    si->set_created_ms(s.created_ms);
-    si->set_size_bytes(s.size_bytes);
     si->set_format(wire_text(s.format));
     si->set_note(wire_text(s.note));
     for (const auto& name : e.labels_at(s.version)) si->add_labels(wire_text(name));
@@ -305,9 +393,18 @@ void fill_model_info(const model_entry& e, pb::ModelInfo* out) {
       m->set_to(mv.to);
       m->set_action(label_action_name(mv.action));
       m->set_time_ms(mv.time_ms);
+      m->set_reason(wire_text(mv.reason));
+      m->set_by(wire_text(mv.by));
+      m->set_forced(mv.forced);
+      m->set_automatic(mv.automatic);
     }
     for (uint32_t v : state.stack) li->add_stack(v);
   }
+  for (const auto& set : e.validation_sets) set_to_proto(set, out->add_validation_sets());
+  if (const auto* set = e.current_set()) out->set_validation_current(set->number);
+  for (const auto& r : e.reports) report_to_proto(r, out->add_reports());
+  for (const auto& [k, v] : e.policy) (*out->mutable_policy())[k] = v;
+  if (e.trial.what != trial_info::mode::none) trial_to_proto(e.trial, out->mutable_trial());
 }
 
 const char* result_name(pb::Response::ResultCase c) {
@@ -326,6 +423,14 @@ const char* result_name(pb::Response::ResultCase c) {
       return "status";
     case pb::Response::kClusterStatus:
       return "cluster status";
+    case pb::Response::kValidationSet:
+      return "validation set";
+    case pb::Response::kValidate:
+      return "validate";
+    case pb::Response::kPolicy:
+      return "policy";
+    case pb::Response::kTrial:
+      return "trial";
     case pb::Response::RESULT_NOT_SET:
       break;
   }
@@ -367,13 +472,7 @@ result<model_entry> to_model_entry(const pb::ModelInfo& m) {
   model_entry e;
   e.id = std::move(*id);
   for (const auto& si : m.snapshots()) {
-    snapshot_info s;
-    s.version = si.version();
-    s.sha256 = si.sha256();
-    s.created_ms = si.created_ms();
-    s.size_bytes = si.size_bytes();
-    s.format = si.format();
-    s.note = si.note();
+    snapshot_info s = snapshot_from_proto(si);
     s.holders.insert(si.holders().begin(), si.holders().end());
     e.snapshots.push_back(std::move(s));
   }
@@ -388,9 +487,23 @@ result<model_entry> to_model_entry(const pb::ModelInfo& m) {
       move.to = mv.to();
       move.action = mv.action() == "rollback" ? label_action::rollback : label_action::promote;
       move.time_ms = mv.time_ms();
+      move.reason = mv.reason();
+      move.by = mv.by();
+      move.forced = mv.forced();
+      move.automatic = mv.automatic();
       st.history.push_back(move);
     }
     e.labels[li.name()] = std::move(st);
+  }
+  for (const auto& set : m.validation_sets()) e.validation_sets.push_back(set_from_proto(set));
+  // The stack is the node's; a client needs only the set in use.
+  if (m.validation_current() != 0) e.validation_stack.push_back(m.validation_current());
+  for (const auto& r : m.reports()) e.reports.push_back(report_from_proto(r));
+  e.policy.insert(m.policy().begin(), m.policy().end());
+  if (m.has_trial()) {
+    auto t = trial_from_proto(m.trial());
+    if (!t) return status::internal("the node sent a bad trial: " + t.error().message());
+    e.trial = std::move(*t);
   }
   return e;
 }
@@ -446,6 +559,18 @@ request_decode_result decode_request(std::string_view bytes) {
       break;
     case pb::Request::kClusterStatus:
       call = api_call(cluster_status_request{});
+      break;
+    case pb::Request::kValidationSet:
+      call = decode_validation_set(*m.mutable_validation_set());
+      break;
+    case pb::Request::kValidate:
+      call = decode_validate(m.validate());
+      break;
+    case pb::Request::kPolicy:
+      call = decode_policy(m.policy());
+      break;
+    case pb::Request::kTrial:
+      call = decode_trial(m.trial());
       break;
     case pb::Request::CALL_NOT_SET:
       call = bad_request("request " + std::to_string(request_id) +
@@ -509,6 +634,39 @@ std::string encode_response(uint64_t request_id, const label_result& r) {
   out->set_label(wire_text(r.label));
   out->set_from(r.from);
   out->set_to(r.to);
+  if (r.report) report_to_proto(*r.report, out->mutable_report());
+  out->set_gate_note(wire_text(r.gate_note));
+  return serialize(m);
+}
+
+std::string encode_response(uint64_t request_id, const validation_set_result& r) {
+  pb::Response m;
+  m.set_request_id(request_id);
+  auto* out = m.mutable_validation_set();
+  out->set_number(r.number);
+  out->set_examples(r.examples);
+  out->set_sha256(r.sha256);
+  return serialize(m);
+}
+
+std::string encode_response(uint64_t request_id, const validation_report_info& r) {
+  pb::Response m;
+  m.set_request_id(request_id);
+  report_to_proto(r, m.mutable_validate());
+  return serialize(m);
+}
+
+std::string encode_response(uint64_t request_id, const policy_result& r) {
+  pb::Response m;
+  m.set_request_id(request_id);
+  for (const auto& [k, v] : r.settings) (*m.mutable_policy()->mutable_settings())[k] = v;
+  return serialize(m);
+}
+
+std::string encode_response(uint64_t request_id, const trial_info& r) {
+  pb::Response m;
+  m.set_request_id(request_id);
+  trial_to_proto(r, m.mutable_trial());
   return serialize(m);
 }
 
@@ -569,6 +727,11 @@ std::string encode_request(uint64_t request_id, const api_call& call, const std:
           out->set_data(c.bytes);
           out->set_label(c.label);
           out->set_note(c.note);
+          out->set_user(c.user);
+          for (const auto& [k, v] : c.tags) (*out->mutable_tags())[k] = v;
+          out->set_metrics_json(c.metrics_json);
+          out->set_source(c.source);
+          out->set_force(c.force);
         } else if constexpr (std::is_same_v<T, list_request>) {
           m.mutable_list()->set_model(c.id.str());
         } else if constexpr (std::is_same_v<T, models_request>) {
@@ -580,8 +743,34 @@ std::string encode_request(uint64_t request_id, const api_call& call, const std:
           out->set_action(c.action == label_action::rollback ? pb::LabelRequest::ROLLBACK
                                                              : pb::LabelRequest::PROMOTE);
           out->set_version(c.version.value_or(0));
+          out->set_force(c.force);
+          out->set_user(c.user);
         } else if constexpr (std::is_same_v<T, status_request>) {
           m.mutable_status();
+        } else if constexpr (std::is_same_v<T, validation_set_request>) {
+          auto* out = m.mutable_validation_set();
+          out->set_model(c.id.str());
+          out->set_data(c.bytes);
+          out->set_user(c.user);
+          out->set_to(c.to.value_or(0));
+        } else if constexpr (std::is_same_v<T, validate_request>) {
+          auto* out = m.mutable_validate();
+          out->set_model(c.id.str());
+          out->set_version(c.version);
+          out->set_label(c.label);
+        } else if constexpr (std::is_same_v<T, policy_request>) {
+          auto* out = m.mutable_policy();
+          out->set_model(c.id.str());
+          for (const auto& [k, v] : c.settings) (*out->mutable_settings())[k] = v;
+          out->set_user(c.user);
+        } else if constexpr (std::is_same_v<T, trial_request>) {
+          auto* out = m.mutable_trial();
+          out->set_model(c.id.str());
+          out->set_version(c.version);
+          out->set_mode(c.what == trial_info::mode::canary ? "canary" : "shadow");
+          out->set_share_ppm(c.share_ppm);
+          out->set_stop(c.stop);
+          out->set_user(c.user);
         } else {
           static_assert(std::is_same_v<T, cluster_status_request>);
           m.mutable_cluster_status();
@@ -649,7 +838,39 @@ result<std::vector<model_entry>> decode_models_response(std::string_view bytes) 
 result<label_result> decode_label_response(std::string_view bytes) {
   auto r = parse_response(bytes, pb::Response::kLabel);
   if (!r) return r.error();
-  return label_result{r->label().label(), r->label().from(), r->label().to()};
+  label_result out{r->label().label(), r->label().from(), r->label().to(), std::nullopt,
+                   r->label().gate_note()};
+  if (r->label().has_report()) out.report = report_from_proto(r->label().report());
+  return out;
+}
+
+result<validation_set_result> decode_validation_set_response(std::string_view bytes) {
+  auto r = parse_response(bytes, pb::Response::kValidationSet);
+  if (!r) return r.error();
+  return validation_set_result{r->validation_set().number(), r->validation_set().examples(),
+                               r->validation_set().sha256()};
+}
+
+result<validation_report_info> decode_validate_response(std::string_view bytes) {
+  auto r = parse_response(bytes, pb::Response::kValidate);
+  if (!r) return r.error();
+  return report_from_proto(r->validate());
+}
+
+result<policy_result> decode_policy_response(std::string_view bytes) {
+  auto r = parse_response(bytes, pb::Response::kPolicy);
+  if (!r) return r.error();
+  policy_result out;
+  out.settings.insert(r->policy().settings().begin(), r->policy().settings().end());
+  return out;
+}
+
+result<trial_info> decode_trial_response(std::string_view bytes) {
+  auto r = parse_response(bytes, pb::Response::kTrial);
+  if (!r) return r.error();
+  auto t = trial_from_proto(r->trial());
+  if (!t) return status::internal("the node sent a bad trial: " + t.error().message());
+  return *t;
 }
 
 result<node_status> decode_status_response(std::string_view bytes) {

@@ -532,12 +532,22 @@ std::string render_model_meta(const model_entry& m, std::optional<uint32_t> vers
     for (const auto& [name, state] : m.labels) {  // std::map: sorted by name
       if (state.current() == s.version) labels.push_back(name);
     }
+    json tags = json::object();
+    for (const auto& [k, v] : s.tags) tags[k] = v;
+    json metrics = s.metrics_json.empty() ? json(nullptr)
+                                          : json::parse(s.metrics_json, nullptr, false);
+    if (metrics.is_discarded()) metrics = nullptr;
     snapshots.push_back({{"version", std::to_string(s.version)},
                          {"sha256", s.sha256},
                          {"created_ms", s.created_ms},
                          {"size_bytes", s.size_bytes},
                          {"format", s.format},
                          {"note", s.note},
+                         {"user", s.user},
+                         {"pushed_with", s.pushed_with},
+                         {"tags", std::move(tags)},
+                         {"metrics", std::move(metrics)},
+                         {"source", s.source},
                          {"labels", std::move(labels)}});
     if (!s.format.empty()) platform = s.format;  // the newest shown version decides
   }

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <cstdlib>
@@ -324,6 +325,165 @@ TEST_F(node_test, promote_and_rollback_change_what_is_served) {
   EXPECT_EQ(j["labels"]["production"]["version"], 1);
   EXPECT_EQ(j["labels"]["staging"]["version"], 2);
   EXPECT_EQ(j["labels"]["production"]["history"].size(), 3u);  // push, promote, rollback
+}
+
+// Issue 18: registry metadata is kept with a snapshot and shown by the CLI and V2 metadata; bad
+// metadata is refused before anything is stored.
+TEST_F(node_test, snapshots_carry_who_pushed_them_tags_metrics_and_source) {
+  const std::string metrics = data_->path() + "/metrics.json";
+  ASSERT_TRUE(write_file(metrics, "{\"accuracy\": 0.93, \"epochs\": 25}\n"));
+  auto push = node_->cli({"snapshot", "push", "acme/bot", v1_, "--user", "alice", "--tag",
+                          "dataset=2026-12-01", "--tag", "team=bots", "--metrics", metrics,
+                          "--source", "git://example/bots@abc123", "--note", "first bot"});
+  ASSERT_EQ(push.exit_code, 0) << push.err;
+  auto show = node_->cli({"snapshot", "show", "acme/bot", "1", "--json"});
+  ASSERT_EQ(show.exit_code, 0) << show.err;
+  auto j = json::parse(show.out);
+  EXPECT_EQ(j["user"], "alice");
+  EXPECT_EQ(j["pushed_with"], "");  // an open node: no key
+  EXPECT_EQ(j["tags"], (json{{"dataset", "2026-12-01"}, {"team", "bots"}}));
+  EXPECT_EQ(j["metrics"]["accuracy"], 0.93);
+  EXPECT_EQ(j["source"], "git://example/bots@abc123");
+  EXPECT_EQ(j["note"], "first bot");
+  auto text = node_->cli({"snapshot", "show", "acme/bot", "1"});
+  EXPECT_NE(text.out.find("pushed by  alice"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("tags       dataset=2026-12-01, team=bots"), std::string::npos) << text.out;
+  auto meta = http_call(node_->http_port(), "GET", "/v2/models/acme/bot");
+  ASSERT_EQ(meta.status, 200) << meta.body;
+  auto m = json::parse(meta.body);
+  EXPECT_EQ(m["snapshots"][0]["user"], "alice");
+  EXPECT_EQ(m["snapshots"][0]["tags"]["team"], "bots");
+  EXPECT_EQ(m["snapshots"][0]["metrics"]["epochs"], 25);
+
+  // Bad metadata: a clear error, exit 1 or 2, and no version used.
+  ASSERT_TRUE(write_file(metrics, "[1, 2]"));
+  auto array = node_->cli({"snapshot", "push", "acme/bot", v2_, "--metrics", metrics});
+  EXPECT_EQ(array.exit_code, 1);
+  EXPECT_NE(array.err.find("must be a JSON object"), std::string::npos) << array.err;
+  auto tag = node_->cli({"snapshot", "push", "acme/bot", v2_, "--tag", "Upper=x"});
+  EXPECT_EQ(tag.exit_code, 2);
+  auto missing = node_->cli({"snapshot", "push", "acme/bot", v2_, "--metrics", "/nonexistent"});
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_NE(missing.err.find("cannot read metrics file"), std::string::npos) << missing.err;
+  auto after = node_->cli({"snapshot", "push", "acme/bot", v2_});
+  ASSERT_EQ(after.exit_code, 0) << after.err;
+  EXPECT_EQ(trim(after.out), "2");
+  auto no_such = node_->cli({"snapshot", "show", "acme/bot", "7"});
+  EXPECT_EQ(no_such.exit_code, 1);
+  EXPECT_NE(no_such.err.find("has no version 7"), std::string::npos) << no_such.err;
+}
+
+// Issue 18: the validation gate. A model trained on shuffled labels is refused, an equally good
+// retrain passes, --force moves the label and says who forced it, and a push straight to
+// production is gated like a promote.
+TEST_F(node_test, the_validation_gate_refuses_a_worse_model_and_lets_a_good_one_through) {
+  const std::string examples = read_file(source_dir() + "/examples/intents-v2.txt");
+  std::string shuffled_text;
+  {
+    // The same texts with every label moved to another line: a model that learned nothing.
+    std::vector<std::string> labels, texts;
+    std::istringstream in(examples);
+    for (std::string line; std::getline(in, line);) {
+      auto sp = line.find(' ');
+      labels.push_back(line.substr(0, sp));
+      texts.push_back(line.substr(sp + 1));
+    }
+    std::rotate(labels.begin(), labels.begin() + 7, labels.end());
+    for (size_t i = 0; i < texts.size(); ++i) shuffled_text += labels[i] + " " + texts[i] + "\n";
+  }
+  std::vector<std::string> opts = {"-epoch", "25", "-lr", "0.5", "-dim", "16", "-bucket", "20000",
+                                   "-wordNgrams", "2", "-minn", "2", "-maxn", "4"};
+  const std::string shuffled = train_fasttext(data_->path(), "shuffled", shuffled_text, opts);
+  opts.push_back("-seed");
+  opts.push_back("7");
+  const std::string retrained = train_fasttext(data_->path(), "retrained", examples, opts);
+
+  ASSERT_EQ(node_->cli({"snapshot", "push", "acme/bot", v2_}).exit_code, 0);        // 1
+  ASSERT_EQ(node_->cli({"snapshot", "push", "acme/bot", shuffled}).exit_code, 0);   // 2
+  ASSERT_EQ(node_->cli({"snapshot", "push", "acme/bot", retrained}).exit_code, 0);  // 3
+
+  // No validation set: promoted as before, with a note that nothing was checked.
+  auto unchecked = node_->cli({"snapshot", "promote", "acme/bot", "3"});
+  ASSERT_EQ(unchecked.exit_code, 0) << unchecked.err;
+  EXPECT_NE(unchecked.err.find("no validation set: nothing was checked"), std::string::npos)
+      << unchecked.err;
+  ASSERT_EQ(node_->cli({"snapshot", "rollback", "acme/bot"}).exit_code, 0);  // back to 1
+
+  const std::string set = data_->path() + "/heldout.txt";
+  ASSERT_TRUE(write_file(set, examples));
+  auto set_it = node_->cli({"validation", "set", "acme/bot", set});
+  ASSERT_EQ(set_it.exit_code, 0) << set_it.err;
+  EXPECT_NE(set_it.out.find("validation set 1 in use: 320 examples"), std::string::npos)
+      << set_it.out;
+
+  const std::string text = "cancel my order";
+  ASSERT_EQ(http_top_label(text), "cancel_order");  // version 1 serves
+  auto refused = node_->cli({"snapshot", "promote", "acme/bot", "2"});
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_NE(refused.err.find("validation refused acme/bot version 2 for production: accuracy "
+                             "dropped"),
+            std::string::npos)
+      << refused.err;
+  EXPECT_NE(refused.err.find("production stays at 1"), std::string::npos) << refused.err;
+  EXPECT_EQ(http_top_label(text), "cancel_order");
+  auto list = json::parse(node_->cli({"snapshot", "list", "acme/bot", "--json"}).out);
+  EXPECT_EQ(list["labels"]["production"]["version"], 1);
+  auto show2 = json::parse(node_->cli({"snapshot", "show", "acme/bot", "2", "--json"}).out);
+  ASSERT_EQ(show2["validation_reports"].size(), 1u) << show2.dump();
+  const auto& report = show2["validation_reports"][0];
+  EXPECT_EQ(report["passed"], false);
+  EXPECT_EQ(report["baseline"], 1);
+  EXPECT_EQ(report["set"], 1);
+  EXPECT_LT(report["figures"]["candidate"]["accuracy"].get<double>(), 0.5);
+  EXPECT_GT(report["figures"]["baseline"]["accuracy"].get<double>(), 0.9);
+  EXPECT_GT(report["figures"]["top_changed"].get<double>(), 0.5);
+  EXPECT_EQ(report["figures"]["candidate"]["labels"].size(), 7u);
+
+  // `validate` compares without moving; a passing retrain then promotes.
+  auto check = node_->cli({"snapshot", "validate", "acme/bot", "3"});
+  EXPECT_EQ(check.exit_code, 0) << check.err;
+  EXPECT_NE(check.out.find("version 3 vs 1 on set 1"), std::string::npos) << check.out;
+  auto passed = node_->cli({"snapshot", "promote", "acme/bot", "3"});
+  ASSERT_EQ(passed.exit_code, 0) << passed.err;
+  EXPECT_NE(passed.out.find("acme/bot production: 1 -> 3"), std::string::npos) << passed.out;
+  EXPECT_NE(passed.out.find("passed"), std::string::npos) << passed.out;
+
+  // Straight to production with a push: stored, gated, refused.
+  auto push_bad = node_->cli({"snapshot", "push", "acme/bot", shuffled, "--label", "production"});
+  EXPECT_EQ(push_bad.exit_code, 1);
+  EXPECT_NE(push_bad.err.find("stored as version 4, but production did not move"),
+            std::string::npos)
+      << push_bad.err;
+
+  // Forced: moved, and the history says so and by whom.
+  auto forced = node_->cli({"snapshot", "promote", "acme/bot", "2", "--force", "--user", "ops"});
+  ASSERT_EQ(forced.exit_code, 0) << forced.err;
+  EXPECT_NE(forced.err.find("forced past the validation gate"), std::string::npos) << forced.err;
+  list = json::parse(node_->cli({"snapshot", "list", "acme/bot", "--json"}).out);
+  EXPECT_EQ(list["labels"]["production"]["version"], 2);
+  const auto& last = list["labels"]["production"]["history"].back();
+  EXPECT_EQ(last["forced"], true);
+  EXPECT_EQ(last["by"], "ops");
+  auto text_list = node_->cli({"snapshot", "list", "acme/bot"});
+  EXPECT_NE(text_list.out.find("-> 2 (forced by ops)"), std::string::npos) << text_list.out;
+
+  // Rollbacks are never gated; policies loosen the gate; bad policies and sets are refused.
+  ASSERT_EQ(node_->cli({"snapshot", "rollback", "acme/bot"}).exit_code, 0);
+  auto policy = node_->cli({"policy", "set", "acme/bot", "accuracy_drop=100", "recall_drop=100"});
+  ASSERT_EQ(policy.exit_code, 0) << policy.err;
+  EXPECT_NE(policy.out.find("accuracy_drop       100"), std::string::npos) << policy.out;
+  auto loose = node_->cli({"snapshot", "validate", "acme/bot", "2"});
+  EXPECT_EQ(loose.exit_code, 0) << loose.err;
+  auto bogus = node_->cli({"policy", "set", "acme/bot", "accuracy=1"});
+  EXPECT_EQ(bogus.exit_code, 1);
+  EXPECT_NE(bogus.err.find("unknown policy setting 'accuracy'"), std::string::npos) << bogus.err;
+  ASSERT_TRUE(write_file(set, "__label__a fine\nno label\n"));
+  auto bad_set = node_->cli({"validation", "set", "acme/bot", set});
+  EXPECT_EQ(bad_set.exit_code, 1);
+  EXPECT_NE(bad_set.err.find("line 2"), std::string::npos) << bad_set.err;
+  auto back = node_->cli({"validation", "rollback", "acme/bot"});
+  EXPECT_EQ(back.exit_code, 1);  // only one set
+  EXPECT_NE(back.err.find("no earlier validation set"), std::string::npos) << back.err;
 }
 
 TEST_F(node_test, kill_9_after_acknowledgement_loses_nothing) {

@@ -53,11 +53,14 @@ bool holds_more(const catalog_frontier& theirs, const catalog_frontier& ours);
 /// A request one node makes of another: fetch or store snapshot bytes (placement), or answer an
 /// inference (routing). Payload of the REQUEST channel.
 struct peer_request {
-  enum class kind : uint8_t { fetch, store, infer, reserve };
+  // store with version 0: keep the bytes only (a validation set). validate: run versions
+  // `version` (candidate) and `baseline` of `id` over the validation set `sha256`.
+  enum class kind : uint8_t { fetch, store, infer, reserve, validate };
   kind what = kind::fetch;
-  std::string sha256;    // fetch, store
-  model_id id;           // store, reserve
-  uint32_t version = 0;  // store; reserve: the number asked for
+  std::string sha256;    // fetch, store, validate (the set)
+  model_id id;           // store, reserve, validate
+  uint32_t version = 0;  // store; reserve: the number asked for; validate: the candidate
+  uint32_t baseline = 0; // validate: 0 = none
   std::string bytes;     // store: the snapshot; infer: a serialized Request (api_codec)
 };
 

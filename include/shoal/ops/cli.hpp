@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdint>
 #include <iosfwd>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -34,13 +35,15 @@ inline constexpr std::chrono::milliseconds default_push_timeout{60'000};
 struct cli_env {
   std::string shoal_node;  // $SHOAL_NODE; empty when unset
   std::string shoal_key;   // $SHOAL_KEY; empty when unset
+  std::string user;        // $USER: who pushes and moves labels, unless --user says
   bool stderr_is_tty = false;  // progress redraws one line on a terminal, else prints lines
 };
 
 /// One parsed command line.
 struct cli_command {
   enum class kind : uint8_t {
-    help, push, push_dir, list, models, promote, rollback, infer, cluster_status
+    help, push, push_dir, list, models, promote, rollback, infer, cluster_status, show,
+    validate, validation_set, validation_rollback, policy_set, policy_show
   };
   kind what = kind::help;
   /// The command's name as typed, "snapshot promote"; for help, the command whose help to print
@@ -57,6 +60,13 @@ struct cli_command {
                                     // the ones that arrive together with one fsync)
   std::string label;                // push, promote, rollback, infer; "" = none
   std::string note;                 // push
+  // Registry metadata (push, push-dir) and who asks (push, promote, validation set, policy).
+  std::string user;
+  std::map<std::string, std::string> tags;
+  std::string metrics_file;         // --metrics FILE (read when the command runs)
+  std::string source;
+  bool force = false;               // promote, push: past a refusing validation gate
+  std::map<std::string, std::string> settings;  // policy set KEY=VALUE ...
   std::optional<uint32_t> version;  // promote VERSION, rollback --to, infer --version
   std::string text;                 // infer
   uint32_t top_k = 1;               // infer --k

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <variant>
@@ -11,6 +12,7 @@
 #include "shoal/base/model_id.hpp"
 #include "shoal/cluster/membership.hpp"
 #include "shoal/serving/model.hpp"
+#include "shoal/store/catalog.hpp"
 #include "shoal/store/label.hpp"
 
 namespace shoal {
@@ -34,6 +36,14 @@ struct push_request {
   std::string bytes;     // the model file
   std::string label;     // move this label to the new version (optional)
   std::string note;      // free text kept with the snapshot
+  // Registry metadata (store/registry.hpp checks it).
+  std::string user{};                         // who pushes, as the client says
+  std::map<std::string, std::string> tags{};  // KEY=VALUE
+  std::string metrics_json{};                 // a JSON object (training metrics, parameters)
+  std::string source{};                       // what it was built from
+  bool force = false;  // with label production: move it even if the validation gate refuses
+  // Set by the node from the caller's key (never by the client): the key's name.
+  std::string pushed_with{};
 };
 
 struct push_result {
@@ -49,6 +59,55 @@ struct label_result {
   std::string label;
   uint32_t from = 0;  // 0: the label did not exist before
   uint32_t to = 0;
+  std::optional<validation_report_info> report{};  // when the validation gate ran
+  std::string gate_note{};  // "no validation set: nothing was checked", "forced past: ..."
+};
+
+/// `shoal validation set` (bytes: labelled examples) and `shoal validation rollback` (no bytes:
+/// use set `to`, or the previous one, again).
+struct validation_set_request {
+  model_id id;
+  std::string bytes;
+  std::optional<uint32_t> to;
+  std::string user;
+  std::string by;  // set by the node from the caller's key
+};
+
+struct validation_set_result {
+  uint32_t number = 0;
+  uint32_t examples = 0;
+  std::string sha256;
+};
+
+/// `shoal snapshot validate`: compare `version` with the version `label` points at.
+struct validate_request {
+  model_id id;
+  uint32_t version = 0;
+  std::string label;  // empty: production
+};
+
+/// `shoal policy set|show`: key=value settings of the model's validation and watch rules (an
+/// empty value goes back to the default); no settings: only show the policy in force.
+struct policy_request {
+  model_id id;
+  std::map<std::string, std::string> settings;
+  std::string user;
+  std::string by;  // set by the node
+};
+
+struct policy_result {
+  std::map<std::string, std::string> settings;  // every rule in force, defaults included
+};
+
+/// `shoal snapshot shadow|canary`: start (or with stop, end) a trial of a version.
+struct trial_request {
+  model_id id;
+  uint32_t version = 0;
+  trial_info::mode what = trial_info::mode::shadow;
+  uint32_t share_ppm = 0;
+  bool stop = false;
+  std::string user;
+  std::string by;  // set by the node
 };
 
 /// `snapshot list TENANT/MODEL` and `GET /v2/models/TENANT/MODEL`.
@@ -78,6 +137,8 @@ struct cluster_status {
 
 /// Any call a front end can make; both codecs decode into this.
 using api_call = std::variant<infer_request, push_request, list_request, models_request,
-                              label_request, status_request, cluster_status_request>;
+                              label_request, status_request, cluster_status_request,
+                              validation_set_request, validate_request, policy_request,
+                              trial_request>;
 
 }  // namespace shoal

@@ -40,6 +40,9 @@ class model {
   /// Returns the format name ("fasttext").
   virtual std::string format() const = 0;
 
+  /// Returns the prefix the model's labels carry in its training data (stripped in
+  /// predictions): what marks a label in a validation set ("__label__").
+  virtual std::string label_prefix() const { return "__label__"; }
   /// Returns the number of labels the model can answer.
   virtual size_t label_count() const = 0;
 

@@ -35,6 +35,10 @@ namespace shoal {
 struct principal {
   std::string tenant;  // empty for an admin
   bool admin = false;
+  bool open = false;   // no keys file: every caller is an admin without a name
+  std::string name{};  // the key's name (third field of its line), else "admin" or the tenant
+  /// Returns who this is in records (who pushed a snapshot, who moved a label).
+  std::string display_name() const { return !name.empty() ? name : admin ? "admin" : tenant; }
   /// Returns true if this principal may see and change models of `model_tenant`.
   bool may_access(const std::string& model_tenant) const {
     return admin || tenant == model_tenant;

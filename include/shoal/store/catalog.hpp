@@ -30,7 +30,15 @@ struct snapshot_info {
   std::string note;
   /// Ids of the nodes that hold the bytes (derived from hold/release changes; empty in the
   /// add_snapshot change itself).
-  std::set<std::string> holders;
+  std::set<std::string> holders{};
+  // Registry metadata, set at push and never changed (registry.hpp checks it). After `holders`
+  // and with braced defaults, so aggregate initializers that stop at `holders` keep meaning what
+  // they meant.
+  std::string user{};         // who pushed, as the client said (--user, else the login name)
+  std::string pushed_with{};  // the name of the API key the node saw; "" on an open node
+  std::map<std::string, std::string> tags{};  // --tag KEY=VALUE
+  std::string metrics_json{};  // training metrics and hyper-parameters: a compact JSON object
+  std::string source{};        // what it was built from (--source URI)
 };
 
 /// One move of a label, kept forever for `snapshot list`.
@@ -39,6 +47,48 @@ struct label_move {
   uint32_t to = 0;
   label_action action = label_action::promote;
   int64_t time_ms = 0;
+  std::string reason{};    // automatic and forced moves say why
+  std::string by{};        // who moved it ("" when nobody said)
+  bool forced = false;     // past a validation gate that refused it
+  bool automatic = false;  // the watch rolled it back
+};
+
+/// A model's validation set: labelled examples in fastText's format, stored by sha256 like
+/// snapshot bytes. Numbered 1, 2, ... in the order the catalog learned of them.
+struct validation_set_info {
+  uint32_t number = 0;
+  std::string sha256;
+  uint64_t size_bytes = 0;
+  uint32_t examples = 0;
+  int64_t created_ms = 0;
+  std::string user;
+};
+
+/// One comparison of a candidate version with a baseline over a validation set (the figures
+/// are serving/validation.hpp's report, as JSON).
+struct validation_report_info {
+  uint32_t candidate = 0;
+  uint32_t baseline = 0;  // 0: there was nothing to compare with
+  uint32_t set_number = 0;
+  std::string set_sha256;
+  std::string report_json;
+  bool passed = false;
+  std::string verdict;    // "passed", or the rules that failed
+  bool forced = false;    // a label moved anyway
+  std::string by;
+  int64_t time_ms = 0;
+  std::string ran_on;     // the node's name
+};
+
+/// A shadow (a share of production traffic also predicted by `version`, answers discarded) or
+/// canary (a share answered by it) trial. Ended by a production move or a stop.
+struct trial_info {
+  enum class mode : uint8_t { none, shadow, canary };
+  mode what = mode::none;
+  uint32_t version = 0;
+  uint32_t share_ppm = 0;  // parts per million of the model's requests
+  int64_t started_ms = 0;
+  std::string by;
 };
 
 struct label_state {
@@ -56,7 +106,17 @@ struct model_entry {
   model_id id;
   std::vector<snapshot_info> snapshots;         // ascending version
   std::map<std::string, label_state> labels;
+  std::vector<validation_set_info> validation_sets;  // by number
+  std::vector<uint32_t> validation_stack;            // sets in use, back() = current
+  std::vector<validation_report_info> reports;       // oldest first, the last max_reports
+  std::map<std::string, std::string> policy;         // settings set for this model
+  trial_info trial;
 
+  /// Reports kept per model (older ones stay in the journal).
+  static constexpr size_t max_reports = 64;
+
+  /// Returns the validation set in use, or nullptr.
+  const validation_set_info* current_set() const;
   /// Returns the snapshot with `version`, or nullptr.
   const snapshot_info* find(uint32_t version) const;
   /// Returns ok if `version` exists, else not_found naming the versions that do
@@ -72,7 +132,13 @@ struct catalog_change {
   // `to` (placement). join: the origin node takes part in numbering versions (a voter). grant:
   // the origin voter gives version number `to` of `id` to the bytes `snapshot.sha256` (see
   // replicated_catalog.hpp, "Version numbers"). join and grant leave the view unchanged.
-  enum class kind : uint8_t { add_snapshot, move_label, hold, release, join, grant };
+  // validation_set: `validation_set` becomes the set in use (added when new). validation_report:
+  // `report` was made. policy: `policy` replaces the model's settings. trial: `trial` starts
+  // (mode none: ends) a shadow or canary.
+  enum class kind : uint8_t {
+    add_snapshot, move_label, hold, release, join, grant, validation_set, validation_report,
+    policy, trial
+  };
   kind what = kind::add_snapshot;
   model_id id;
   snapshot_info snapshot;  // add_snapshot
@@ -81,6 +147,17 @@ struct catalog_change {
   uint32_t to = 0;         // move_label: the version the label points at afterwards;
                            // hold, release: the version whose bytes
   int64_t time_ms = 0;     // move_label
+  // move_label: who and why; applies only while the label points at `expect_from` (0: always),
+  // so that two nodes rolling back the same move at once move the label once.
+  std::string reason;
+  std::string by;
+  bool forced = false;
+  bool automatic = false;
+  uint32_t expect_from = 0;
+  validation_set_info validation_set;        // validation_set
+  validation_report_info report;             // validation_report
+  std::map<std::string, std::string> policy;  // policy
+  trial_info trial;                          // trial
 
   // Who made it and when, for replication (replicated_catalog.hpp): the node's id, the change's
   // number among that node's changes (1, 2, ...) and its hybrid-logical-clock time. Empty and
@@ -148,6 +225,8 @@ class catalog {
   static model_entry& writable(std::shared_ptr<const model_entry>& slot);
 
   using slot = std::shared_ptr<const model_entry>;
+  // Applies a validation_set, validation_report, policy or trial change to `entry`.
+  static status apply_model_setting(const catalog_change& change, slot& entry);
   // The slot of `id` (where it is or would go: sorted by id).
   std::vector<slot>::iterator lower(const model_id& id);
   std::vector<slot>::const_iterator lower(const model_id& id) const;

@@ -21,6 +21,9 @@ struct label_request {
   std::string label;                // empty: "production"
   label_action action = label_action::promote;
   std::optional<uint32_t> version;  // promote: required; rollback: optional --to
+  bool force = false;               // promote: move even if the validation gate refuses
+  std::string user{};               // who asks, as the client says
+  std::string by{};                 // set by the node from the caller's key
 };
 
 }  // namespace shoal

@@ -78,6 +78,10 @@ std::string encode_response(uint64_t request_id, const std::vector<model_entry>&
 std::string encode_response(uint64_t request_id, const label_result& r);
 std::string encode_response(uint64_t request_id, const node_status& r);
 std::string encode_response(uint64_t request_id, const cluster_status& r);
+std::string encode_response(uint64_t request_id, const validation_set_result& r);
+std::string encode_response(uint64_t request_id, const validation_report_info& r);  // validate
+std::string encode_response(uint64_t request_id, const policy_result& r);
+std::string encode_response(uint64_t request_id, const trial_info& r);
 
 /// Returns a serialized Response carrying `error`'s code and message.
 /// @pre !error.is_ok() (an ok status is sent as internal "no error given")
@@ -103,6 +107,10 @@ result<std::vector<model_entry>> decode_models_response(std::string_view bytes);
 result<label_result> decode_label_response(std::string_view bytes);
 result<node_status> decode_status_response(std::string_view bytes);
 result<cluster_status> decode_cluster_status_response(std::string_view bytes);
+result<validation_set_result> decode_validation_set_response(std::string_view bytes);
+result<validation_report_info> decode_validate_response(std::string_view bytes);
+result<policy_result> decode_policy_response(std::string_view bytes);
+result<trial_info> decode_trial_response(std::string_view bytes);
 
 /// Returns "promote" or "rollback", the spelling the wire and JSON use.
 const char* label_action_name(label_action a);

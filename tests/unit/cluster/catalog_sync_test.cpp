@@ -108,8 +108,8 @@ TEST(catalog_sync, malformed_messages_are_refused_with_the_reason) {
             "the catalog payload is not a CatalogSync");
   pb::CatalogSync unknown;
   unknown.set_from_address("127.0.0.1:1");
-  unknown.add_changes()->set_kind(static_cast<pb::CatalogChange::Kind>(7));
-  EXPECT_NE(decode_catalog_sync(unknown.SerializeAsString()).error().message().find("kind 7"),
+  unknown.add_changes()->set_kind(static_cast<pb::CatalogChange::Kind>(99));
+  EXPECT_NE(decode_catalog_sync(unknown.SerializeAsString()).error().message().find("kind 99"),
             std::string::npos);
 }
 

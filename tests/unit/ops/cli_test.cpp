@@ -201,10 +201,11 @@ TEST(cli_parse, usage_errors_say_what_is_wrong_and_where_to_look) {
        "unknown command 'deploy': expected snapshot push|list|promote|rollback, models, infer or cluster status",
        "try 'shoal --help'"},
       {{"snapshot"},
-       "snapshot: missing subcommand: push, push-dir, list, promote or rollback",
+       "snapshot: missing subcommand: push, push-dir, list, show, validate, promote or rollback",
        "try 'shoal snapshot --help'"},
       {{"snapshot", "delete", "acme/bot"},
-       "snapshot: unknown subcommand 'delete': expected push, push-dir, list, promote or rollback",
+       "snapshot: unknown subcommand 'delete': expected push, push-dir, list, show, validate, "
+       "promote or rollback",
        "try 'shoal snapshot --help'"},
       {{"snapshot", "promote", "acme/bot", "x"},
        "snapshot promote: VERSION must be a positive integer, got 'x'",
@@ -230,9 +231,9 @@ TEST(cli_parse, usage_errors_say_what_is_wrong_and_where_to_look) {
       {{"snapshot", "promote", "acme/bot", "2", "--to", "1"},
        "snapshot promote: unknown option '--to'",
        "try 'shoal snapshot promote --help'"},
-      {{"snapshot", "promote", "acme/bot", "2", "--json"},
-       "snapshot promote: unknown option '--json'",
-       "try 'shoal snapshot promote --help'"},
+      {{"snapshot", "rollback", "acme/bot", "--json"},
+       "snapshot rollback: unknown option '--json'",
+       "try 'shoal snapshot rollback --help'"},
       {{"snapshot", "rollback", "acme/bot", "--to", "two"},
        "snapshot rollback: --to must be a positive integer, got 'two'",
        "try 'shoal snapshot rollback --help'"},
@@ -318,11 +319,19 @@ model_entry sample_entry() {
        {"n1", "n2"}});
   e.snapshots.push_back({2, "9a8b7c6d5e4f" + std::string(52, '1'), 1714653000000, 1572864,
                          "fasttext", "retrained\ton May data", {}});
+  snapshot_info& v2 = e.snapshots.back();
+  v2.user = "alice";
+  v2.pushed_with = "ci";
+  v2.tags = {{"dataset", "2024-05"}};
+  v2.metrics_json = "{\"accuracy\":0.91}";
+  v2.source = "git://example/bots@abc";
   label_state prod;
   prod.stack = {1};
   prod.history = {{0, 1, label_action::promote, 1714564800000},
                   {1, 2, label_action::promote, 1714653100000},
                   {2, 1, label_action::rollback, 1714653200000}};
+  prod.history[1].forced = true;
+  prod.history[1].by = "bob";
   e.labels["production"] = prod;
   label_state staging;
   staging.stack = {2};
@@ -492,34 +501,44 @@ TEST_F(cli_run, list_prints_a_table_and_label_history) {
   EXPECT_EQ(r.err, "");
   EXPECT_EQ(
       r.out,
-      "VERSION  CREATED               SIZE     SHA256        LABELS      HELD BY  NOTE\n"
-      "1        2024-05-01T12:00:00Z  812 B    3f5a9c0e1b2d  production  n1,n2    first\n"
-      "2        2024-05-02T12:30:00Z  1.5 MiB  9a8b7c6d5e4f  staging     -        retrained on May data\n"
+      "VERSION  CREATED               SIZE     SHA256        LABELS      HELD BY  PUSHED BY       NOTE\n"
+      "1        2024-05-01T12:00:00Z  812 B    3f5a9c0e1b2d  production  n1,n2    -               first\n"
+      "2        2024-05-02T12:30:00Z  1.5 MiB  9a8b7c6d5e4f  staging     -        alice (key ci)  retrained on May data\n"
       "\n"
-      "production: 1 -> 2 -> 1 (rollback)\n"
+      "production: 1 -> 2 (forced by bob) -> 1 (rollback)\n"
       "staging: 2\n");
 }
 
 TEST_F(cli_run, list_json) {
   auto r = shoal({"snapshot", "list", "acme/bot", "--json"});
   EXPECT_EQ(r.code, 0) << r.err;
-  EXPECT_EQ(r.out,
-            "{\"model\":\"acme/bot\",\"snapshots\":["
-            "{\"version\":1,\"sha256\":\"3f5a9c0e1b2d" +
-                std::string(52, '0') +
-                "\",\"created_ms\":1714564800000,\"size_bytes\":812,\"format\":\"fasttext\","
-                "\"note\":\"first\",\"labels\":[\"production\"],\"holders\":[\"n1\",\"n2\"]},"
-                "{\"version\":2,\"sha256\":\"9a8b7c6d5e4f" +
-                std::string(52, '1') +
-                "\",\"created_ms\":1714653000000,\"size_bytes\":1572864,\"format\":\"fasttext\","
-                "\"note\":\"retrained\\ton May data\",\"labels\":[\"staging\"],\"holders\":[]}],"
-                "\"labels\":{"
-                "\"production\":{\"version\":1,\"history\":["
-                "{\"from\":0,\"to\":1,\"action\":\"promote\",\"time_ms\":1714564800000},"
-                "{\"from\":1,\"to\":2,\"action\":\"promote\",\"time_ms\":1714653100000},"
-                "{\"from\":2,\"to\":1,\"action\":\"rollback\",\"time_ms\":1714653200000}]},"
-                "\"staging\":{\"version\":2,\"history\":["
-                "{\"from\":0,\"to\":2,\"action\":\"promote\",\"time_ms\":1714653000000}]}}}\n");
+  auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["snapshots"].size(), 2u);
+  const auto& v1 = j["snapshots"][0];
+  EXPECT_EQ(v1["version"], 1);
+  EXPECT_EQ(v1["sha256"], "3f5a9c0e1b2d" + std::string(52, '0'));
+  EXPECT_EQ(v1["created_ms"], 1714564800000);
+  EXPECT_EQ(v1["size_bytes"], 812);
+  EXPECT_EQ(v1["note"], "first");
+  EXPECT_EQ(v1["labels"], nlohmann::json::array({"production"}));
+  EXPECT_EQ(v1["holders"], nlohmann::json::array({"n1", "n2"}));
+  EXPECT_EQ(v1["user"], "");
+  EXPECT_TRUE(v1["metrics"].is_null());
+  const auto& v2 = j["snapshots"][1];
+  EXPECT_EQ(v2["note"], "retrained\ton May data");
+  EXPECT_EQ(v2["user"], "alice");
+  EXPECT_EQ(v2["pushed_with"], "ci");
+  EXPECT_EQ(v2["tags"]["dataset"], "2024-05");
+  EXPECT_EQ(v2["metrics"]["accuracy"], 0.91);
+  EXPECT_EQ(v2["source"], "git://example/bots@abc");
+  const auto& history = j["labels"]["production"]["history"];
+  ASSERT_EQ(history.size(), 3u);
+  EXPECT_EQ(history[1]["forced"], true);
+  EXPECT_EQ(history[1]["by"], "bob");
+  EXPECT_EQ(history[2]["action"], "rollback");
+  EXPECT_EQ(j["labels"]["staging"]["version"], 2);
+  EXPECT_TRUE(j["validation_set"].is_null());
+  EXPECT_TRUE(j["trial"].is_null());
 }
 
 TEST_F(cli_run, models_prints_one_line_per_model) {

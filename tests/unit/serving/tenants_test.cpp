@@ -61,16 +61,32 @@ TEST(key_table, admin_is_the_operator_word_not_a_tenant) {
   EXPECT_FALSE(t->find(acme_key)->may_access("admin"));
 }
 
+TEST(key_table, a_third_field_names_the_key_for_the_records) {
+  auto t = key_table::parse(admin_key + " admin alice\n" + acme_key + " acme ci-bot\n", "keys");
+  ASSERT_TRUE(t.is_ok()) << t.error().to_string();
+  EXPECT_EQ(t->find(admin_key)->display_name(), "alice");
+  EXPECT_TRUE(t->find(admin_key)->admin);
+  EXPECT_EQ(t->find(acme_key)->display_name(), "ci-bot");
+  EXPECT_EQ(t->find(acme_key)->tenant, "acme");
+  auto unnamed = key_table::parse(acme_key + " acme\n", "keys");
+  ASSERT_TRUE(unnamed.is_ok());
+  EXPECT_EQ(unnamed->find(acme_key)->display_name(), "acme");
+}
+
 TEST(key_table, every_mistake_names_the_line) {
   struct row {
     std::string text;
     std::string message;
   };
   const std::vector<row> table = {
-      {"# c\n" + acme_key + "\n", "keys line 2: expected 'KEY TENANT' or 'KEY admin', got 1 field"},
-      {acme_key + " acme extra\n", "keys line 1: expected 'KEY TENANT' or 'KEY admin', got 3 fields"},
+      {"# c\n" + acme_key + "\n",
+       "keys line 2: expected 'KEY TENANT [NAME]' or 'KEY admin [NAME]', got 1 field"},
+      {acme_key + " acme ci-bot extra\n",
+       "keys line 1: expected 'KEY TENANT [NAME]' or 'KEY admin [NAME]', got 4 fields"},
+      {acme_key + " acme Bad.Name\n",
+       "keys line 1: invalid key name 'Bad.Name': a key name must match [a-z0-9][a-z0-9_.-]{0,63}"},
       {acme_key + " acme # extra\n\n" + acme_key + "#acme\n",
-       "keys line 3: expected 'KEY TENANT' or 'KEY admin', got 1 field"},
+       "keys line 3: expected 'KEY TENANT [NAME]' or 'KEY admin [NAME]', got 1 field"},
       {"short acme\n", "keys line 1: a key must be 16 to 256 characters long, this one has 5"},
       {"acme-key-012345 acme\n", "keys line 1: a key must be 16 to 256 characters long, this one has 15"},
       {std::string(257, 'k') + " acme\n",
@@ -116,9 +132,9 @@ TEST(key_table, loads_a_file_and_names_one_it_cannot_read) {
   EXPECT_EQ(missing.error().message(),
             "cannot read keys file '" + dir.file("nope") + "': No such file or directory");
 
-  ASSERT_TRUE(shoal::testing::write_file(path, "x y z\n"));
+  ASSERT_TRUE(shoal::testing::write_file(path, "w x y z\n"));
   EXPECT_EQ(key_table::load_file(path).error().message(),
-            path + " line 1: expected 'KEY TENANT' or 'KEY admin', got 3 fields");
+            path + " line 1: expected 'KEY TENANT [NAME]' or 'KEY admin [NAME]', got 4 fields");
 }
 
 // Regression: ifstream opens a directory and reads nothing, which parsed as an empty table; a

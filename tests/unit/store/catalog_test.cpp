@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -527,6 +528,123 @@ TEST(catalog, a_copy_shares_entries_and_changing_one_leaves_the_other_alone) {
   EXPECT_EQ(a.find(model_id{"acme", "bot"})->labels.count("staging"), 0u);
   EXPECT_EQ(b.find(model_id{"acme", "bot"})->snapshots.size(), 2u);
   EXPECT_EQ(b.find(model_id{"acme", "bot"})->labels.count("staging"), 1u);
+}
+
+catalog_change setting(catalog_change::kind what) {
+  catalog_change c;
+  c.what = what;
+  c.id = bot;
+  return c;
+}
+
+catalog_change set_change(const std::string& sha, uint32_t examples) {
+  catalog_change c = setting(catalog_change::kind::validation_set);
+  c.validation_set.sha256 = sha;
+  c.validation_set.examples = examples;
+  return c;
+}
+
+TEST(catalog, validation_sets_are_numbered_in_order_and_rolled_back_like_a_label) {
+  catalog c;
+  EXPECT_EQ(c.apply(set_change("s1", 10)).code(), status_code::not_found);  // no model yet
+  push(c, bot, "1111");
+  ASSERT_TRUE(c.apply(set_change("s1", 10)).is_ok());
+  ASSERT_TRUE(c.apply(set_change("s2", 20)).is_ok());
+  const model_entry* m = c.find(bot);
+  ASSERT_EQ(m->validation_sets.size(), 2u);
+  EXPECT_EQ(m->validation_sets[1].number, 2u);
+  EXPECT_EQ(m->current_set()->sha256, "s2");
+  // The same bytes again: no new number, back to set 1 (popped down to it).
+  ASSERT_TRUE(c.apply(set_change("s1", 10)).is_ok());
+  m = c.find(bot);
+  EXPECT_EQ(m->validation_sets.size(), 2u);
+  EXPECT_EQ(m->current_set()->number, 1u);
+  EXPECT_EQ(m->validation_stack, std::vector<uint32_t>{1});
+  EXPECT_FALSE(c.apply(set_change("", 1)).is_ok());  // no sha256
+}
+
+TEST(catalog, reports_are_kept_up_to_a_bound_and_policies_replace_whole) {
+  catalog c;
+  push(c, bot, "1111");
+  for (uint32_t i = 1; i <= model_entry::max_reports + 5; ++i) {
+    catalog_change r = setting(catalog_change::kind::validation_report);
+    r.report.candidate = i;
+    ASSERT_TRUE(c.apply(r).is_ok());
+  }
+  const model_entry* m = c.find(bot);
+  ASSERT_EQ(m->reports.size(), model_entry::max_reports);
+  EXPECT_EQ(m->reports.front().candidate, 6u);  // the oldest went first
+  catalog_change p = setting(catalog_change::kind::policy);
+  p.policy = {{"accuracy_drop", "2"}, {"recall_drop", "5"}};
+  ASSERT_TRUE(c.apply(p).is_ok());
+  p.policy = {{"recall_drop", "7"}};
+  ASSERT_TRUE(c.apply(p).is_ok());
+  EXPECT_EQ(c.find(bot)->policy, (std::map<std::string, std::string>{{"recall_drop", "7"}}));
+}
+
+TEST(catalog, a_trial_needs_its_version_and_ends_when_production_moves) {
+  catalog c;
+  push(c, bot, "1111");
+  push(c, bot, "2222");
+  catalog_change t = setting(catalog_change::kind::trial);
+  t.trial.what = trial_info::mode::shadow;
+  t.trial.version = 9;
+  t.trial.share_ppm = 100000;
+  EXPECT_EQ(c.apply(t).code(), status_code::not_found);
+  t.trial.version = 2;
+  ASSERT_TRUE(c.apply(t).is_ok());
+  EXPECT_EQ(c.find(bot)->trial.what, trial_info::mode::shadow);
+  // Another label's move leaves it; a production move ends it.
+  auto staging = c.plan_label(promote_req(2, "staging"), 2000);
+  ASSERT_TRUE(staging);
+  ASSERT_TRUE(c.apply(*staging).is_ok());
+  EXPECT_EQ(c.find(bot)->trial.what, trial_info::mode::shadow);
+  auto prod = c.plan_label(promote_req(2), 3000);
+  ASSERT_TRUE(prod);
+  ASSERT_TRUE(c.apply(*prod).is_ok());
+  EXPECT_EQ(c.find(bot)->trial.what, trial_info::mode::none);
+  // A stop is a trial change with no mode.
+  ASSERT_TRUE(c.apply(t).is_ok());
+  ASSERT_TRUE(c.apply(setting(catalog_change::kind::trial)).is_ok());
+  EXPECT_EQ(c.find(bot)->trial.what, trial_info::mode::none);
+}
+
+TEST(catalog, a_move_that_expects_another_current_version_changes_nothing) {
+  catalog c;
+  push(c, bot, "1111");
+  push(c, bot, "2222");
+  auto up = c.plan_label(promote_req(2), 2000);
+  ASSERT_TRUE(up);
+  ASSERT_TRUE(c.apply(*up).is_ok());
+  // Two automatic rollbacks of the same move (two nodes decided at once): one moves the label.
+  auto back = c.plan_label(rollback_req(), 3000);
+  ASSERT_TRUE(back);
+  back->expect_from = 2;
+  back->automatic = true;
+  back->reason = "agreement 31% < 70% over 2,000 requests";
+  ASSERT_TRUE(c.apply(*back).is_ok());
+  ASSERT_TRUE(c.apply(*back).is_ok());
+  const label_state& st = c.find(bot)->labels.at("production");
+  EXPECT_EQ(st.current(), 1u);
+  ASSERT_EQ(st.history.size(), 3u);
+  EXPECT_TRUE(st.history.back().automatic);
+  EXPECT_EQ(st.history.back().reason, "agreement 31% < 70% over 2,000 requests");
+}
+
+TEST(catalog, a_move_keeps_who_made_it_and_whether_it_was_forced) {
+  catalog c;
+  push(c, bot, "1111");
+  push(c, bot, "2222");
+  auto up = c.plan_label(promote_req(2), 2000);
+  ASSERT_TRUE(up);
+  up->by = "bob (key ops)";
+  up->forced = true;
+  up->reason = "forced past the validation gate: accuracy dropped";
+  ASSERT_TRUE(c.apply(*up).is_ok());
+  const label_move& mv = c.find(bot)->labels.at("production").history.back();
+  EXPECT_EQ(mv.by, "bob (key ops)");
+  EXPECT_TRUE(mv.forced);
+  EXPECT_FALSE(mv.automatic);
 }
 
 }  // namespace
