@@ -1137,6 +1137,25 @@ void move_label(self_ptr self, label_request req,
                      std::optional<validation_report_info> report, std::string note) {
     warm_then(self, move.id, move.to, [=]() mutable {
       before.push_back(move);
+      // A new production is watched (the previous one predicts a share of its requests in
+      // shadow) for the policy's window; an automatic rollback may follow (watch_models).
+      const model_entry* now_entry = self->state.replica->view().find(move.id);
+      if (move.label == default_label && move.action == label_action::promote && from != 0 &&
+          now_entry != nullptr && self->state.trials) {
+        const model_policy policy = policy_of(*now_entry);
+        if (policy.watch_ms > 0) {
+          catalog_change watch;
+          watch.what = catalog_change::kind::trial;
+          watch.id = move.id;
+          watch.trial.what = trial_info::mode::watch;
+          watch.trial.version = from;
+          watch.trial.watched = move.to;
+          watch.trial.share_ppm = static_cast<uint32_t>(std::lround(policy.watch_share * 1e6));
+          watch.trial.started_ms = now_ms();
+          watch.trial.until_ms = watch.trial.started_ms + policy.watch_ms;
+          before.push_back(watch);
+        }
+      }
       auto committed = commit(self, before);
       if (!committed.is_ok()) {
         log_error("label move failed", {{"model", move.id.str()}, {"error", committed.to_string()}});
@@ -1144,6 +1163,12 @@ void move_label(self_ptr self, label_request req,
         rp.deliver(to_error(committed));
         return;
       }
+      }
+      const model_entry* after = self->state.replica->view().find(move.id);
+      if (after != nullptr && after->trial.what == trial_info::mode::watch &&
+          after->trial.watched == move.to && from != 0) {
+        // The previous version predicts in shadow during the watch: keep it in memory.
+        warm_then(self, move.id, from, [] {});
       }
       log_info("label moved", {{"model", move.id.str()},
                                {"label", move.label},
@@ -1231,6 +1256,77 @@ void spread_set(self_ptr self, const model_id& id, const std::string& sha,
               log_warn("cannot copy a validation set",
                        {{"to", address}, {"error", self->system().render(err)}});
             });
+  }
+}
+
+// The watch (once a tick): for each model whose production is watched, what this node saw of it
+// against the previous version, judged by the model's policy; a rule broken at every check for
+// watch_confirm_ms rolls production back by itself, once (the move expects the watched version,
+// so a second node deciding at the same time changes nothing).
+constexpr int64_t watch_confirm_ms = 2000;
+
+void watch_models(self_ptr self) {
+  auto& st = self->state;
+  if (!st.trials) return;
+  const int64_t now = now_ms();
+  std::set<model_id> watched;
+  for (const model_entry* m : st.replica->view().models()) {
+    const trial_info& t = m->trial;
+    if (t.what != trial_info::mode::watch || now >= t.until_ms) continue;
+    auto prod = m->labels.find(default_label);
+    if (prod == m->labels.end() || prod->second.current() != t.watched) continue;
+    watched.insert(m->id);
+    const trial_figures f = st.trials->read(m->id, t.watched, t.version);
+    watch_figures w;
+    w.requests = f.requests;
+    w.errors = f.errors;
+    w.p99_ms = f.p99_served_ms;
+    w.compared = f.compared;
+    w.agreed = f.agreed;
+    w.mean_top1_new = f.mean_top1_served;
+    w.mean_top1_old = f.mean_top1_shadow;
+    w.p99_ms_old = f.p99_shadow_ms;
+    auto reason = judge_watch(w, policy_of(*m));
+    if (!reason) {
+      st.watch_broken_since.erase(m->id);
+      continue;
+    }
+    const int64_t since = st.watch_broken_since.emplace(m->id, steady_now_ms()).first->second;
+    if (steady_now_ms() - since < watch_confirm_ms) continue;
+    st.watch_broken_since.erase(m->id);
+    label_request back;
+    back.id = m->id;
+    back.label = default_label;
+    back.action = label_action::rollback;
+    back.version = t.version;
+    auto planned = st.replica->view().plan_label(back, now);
+    if (!planned) {
+      log_warn("automatic rollback not possible", {{"model", m->id.str()},
+                                                   {"why", *reason},
+                                                   {"error", planned.error().message()}});
+      continue;
+    }
+    planned->automatic = true;
+    planned->expect_from = t.watched;
+    planned->reason = *reason;
+    planned->by = "auto";
+    const model_id id = m->id;
+    const uint32_t from = t.watched, to = t.version;
+    status done = commit(self, {*planned});
+    if (!done) {
+      log_error("automatic rollback failed", {{"model", id.str()}, {"error", done.message()}});
+      continue;
+    }
+    if (st.metrics) st.metrics->auto_rollbacks.fetch_add(1, std::memory_order_relaxed);
+    log_warn("automatic rollback", {{"model", id.str()},
+                                    {"label", default_label},
+                                    {"from", from},
+                                    {"to", to},
+                                    {"why", *reason}});
+    return;  // the view changed under the loop; the others are judged at the next tick
+  }
+  for (auto it = st.watch_broken_since.begin(); it != st.watch_broken_since.end();) {
+    it = watched.count(it->first) > 0 ? std::next(it) : st.watch_broken_since.erase(it);
   }
 }
 
@@ -1410,6 +1506,7 @@ catalog_actor::behavior_type catalog_behavior(catalog_actor::stateful_pointer<ca
     for (const auto& w : writers) caf::anon_send_exit(w, caf::exit_reason::user_shutdown);
   });
   self->state.traffic = storage.traffic;
+  self->state.trials = storage.trials;
   self->state.model_memory_budget = storage.model_memory_budget;
   if (storage.traffic && storage.follow.enabled) self->state.follower.emplace(storage.follow);
   return {
@@ -1541,6 +1638,7 @@ catalog_actor::behavior_type catalog_behavior(catalog_actor::stateful_pointer<ca
           auto& s = self->state;
           if (++s.ticks % 2 == 0) place(self);
           follow_traffic(self);
+          watch_models(self);
           if (s.peers.empty()) return;
           std::uniform_int_distribution<size_t> pick(0, s.peers.size() - 1);
           catalog_sync_msg hello;

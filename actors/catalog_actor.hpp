@@ -52,6 +52,7 @@
 #include "shoal/serving/serving_view.hpp"
 #include "shoal/serving/tenants.hpp"
 #include "shoal/serving/traffic.hpp"
+#include "shoal/serving/trials.hpp"
 #include "shoal/store/catalog.hpp"
 #include "shoal/store/catalog_journal.hpp"
 #include "shoal/store/snapshot_store.hpp"
@@ -74,6 +75,9 @@ struct catalog_storage {
   std::shared_ptr<traffic_meter> traffic;
   follow_settings follow;
   uint64_t model_memory_budget = UINT64_MAX;
+  // What front ends saw of versions under trial: the watch after a production move judges it
+  // (null: no watch, no automatic rollback).
+  std::shared_ptr<trial_meter> trials;
   // The push writers run detached (blocking disk work, each its own thread); tests on CAF's
   // deterministic scheduler spawn them scheduled, so that sched.run() runs them too.
   bool detached_writers = true;
@@ -133,6 +137,9 @@ struct catalog_state {
   std::vector<snapshot_store::staged> staged;  // pushed bytes the next group commit stores
   std::map<std::string, catalog::usage> usage_cache;  // by tenant; cleared by every change
   int64_t view_at_ms = -1;                   // steady ms of the last fresh member view
+  std::shared_ptr<trial_meter> trials;       // see catalog_storage
+  // Watched models breaking a rule of their policy now, since when (steady ms).
+  std::map<model_id, int64_t> watch_broken_since;
   static inline const char* name = "catalog";
 };
 

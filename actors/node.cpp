@@ -261,6 +261,8 @@ int run_node(const node_config& cfg) {
     return 1;
   }
   auto traffic = std::make_shared<traffic_meter>();
+  auto trials = std::make_shared<trial_meter>();  // shadow, canary and watch figures
+  storage.trials = trials;
   const uint64_t model_memory = cfg.model_memory_mb > 0
                                     ? cfg.model_memory_mb << 20
                                     : default_model_memory(read_total_memory().value_or(4ull << 30));
@@ -348,7 +350,8 @@ int run_node(const node_config& cfg) {
   door_cfg.micro_batch_texts = cfg.micro_batch_texts;
   door_cfg.max_queue_ms = cfg.max_queue_ms;
   auto door = std::make_shared<front_door>(door_cfg, board, keys, in_flight, admission, metrics,
-                                           std::make_shared<gateway_port>(gw), data, traffic);
+                                           std::make_shared<gateway_port>(gw), data, traffic,
+                                           trials);
   caf::anon_send(catalog, subscribe_atom_v, caf::actor_cast<catalog_listener>(rtr));
   caf::anon_send(catalog, subscribe_atom_v, caf::actor_cast<catalog_listener>(gw));
   caf::anon_send(catalog, cluster_atom_v, members, cluster_address,

@@ -51,7 +51,7 @@ struct option_spec {
 constexpr option_spec option_table[] = {
     {"--node", true}, {"--timeout", true}, {"--label", true}, {"--note", true},  {"--to", true},
     {"--jobs", true}, {"--key", true}, {"--user", true}, {"--tag", true}, {"--metrics", true},
-    {"--source", true}, {"--force", false},
+    {"--source", true}, {"--force", false}, {"--share", true}, {"--stop", false},
     {"--k", true},    {"--version", true}, {"--json", false}, {"--help", false}, {"-h", false},
 };
 
@@ -86,6 +86,8 @@ const std::vector<command_spec>& command_table() {
        "snapshot promote",
        {"--label", "--force", "--user", "--json"},
        {"TENANT/MODEL", "VERSION"}},
+      {kind::shadow, "snapshot shadow", {"--share", "--stop", "--user"}, {"TENANT/MODEL", "VERSION"}},
+      {kind::canary, "snapshot canary", {"--share", "--stop", "--user"}, {"TENANT/MODEL", "VERSION"}},
       {kind::validation_set, "validation set", {"--user"}, {"TENANT/MODEL", "FILE"}},
       {kind::validation_rollback, "validation rollback", {"--to", "--user"}, {"TENANT/MODEL"}},
       {kind::policy_set, "policy set", {"--user", "--json"}, {"TENANT/MODEL", "KEY=VALUE"}},
@@ -229,14 +231,15 @@ identified identify(const std::vector<std::string>& pos) {
   if (pos[0] == "snapshot") {
     id.name = "snapshot";
     if (pos.size() < 2) {
-      id.error = "snapshot: missing subcommand: push, push-dir, list, show, validate, promote or "
-                 "rollback";
+      id.error = "snapshot: missing subcommand: push, push-dir, list, show, validate, shadow, "
+                 "canary, promote or rollback";
       return id;
     }
     id.spec = find("snapshot " + pos[1]);
     if (id.spec == nullptr) {
       id.error = "snapshot: unknown subcommand " + shown(pos[1]) +
-                 ": expected push, push-dir, list, show, validate, promote or rollback";
+                 ": expected push, push-dir, list, show, validate, shadow, canary, promote or "
+                 "rollback";
       return id;
     }
     id.name = id.spec->name;
@@ -426,13 +429,31 @@ json report_json_value(const validation_report_info& r) {
           {"ran_on", r.ran_on},       {"figures", figures.is_discarded() ? json(nullptr) : figures}};
 }
 
+const char* trial_mode_name(trial_info::mode m) {
+  switch (m) {
+    case trial_info::mode::shadow:
+      return "shadow";
+    case trial_info::mode::canary:
+      return "canary";
+    case trial_info::mode::watch:
+      return "watch";
+    default:
+      return "none";
+  }
+}
+
 json trial_json(const trial_info& t) {
   if (t.what == trial_info::mode::none) return nullptr;
-  return {{"mode", t.what == trial_info::mode::canary ? "canary" : "shadow"},
-          {"version", t.version},
-          {"share", double(t.share_ppm) / 1e6},
-          {"started_ms", t.started_ms},
-          {"by", t.by}};
+  json j = {{"mode", trial_mode_name(t.what)},
+            {"version", t.version},
+            {"share", double(t.share_ppm) / 1e6},
+            {"started_ms", t.started_ms},
+            {"by", t.by}};
+  if (t.what == trial_info::mode::watch) {
+    j["watched"] = t.watched;
+    j["until_ms"] = t.until_ms;
+  }
+  return j;
 }
 
 json snapshot_json(const model_entry& e, const snapshot_info& s) {
@@ -489,10 +510,18 @@ std::string render_show(const model_entry& e, const snapshot_info& s) {
                : "  none yet ('shoal snapshot validate " + e.id.str() + " " +
                      std::to_string(s.version) + "' runs one)\n";
   }
-  if (e.trial.what != trial_info::mode::none && e.trial.version == s.version) {
-    out += "\n" + std::string(e.trial.what == trial_info::mode::canary ? "canary" : "shadow") +
-           ": " + percent_text(double(e.trial.share_ppm) / 1e6) + " of production traffic since " +
-           iso_utc(e.trial.started_ms) + "\n";
+  const trial_info& t = e.trial;
+  if ((t.what == trial_info::mode::shadow || t.what == trial_info::mode::canary) &&
+      t.version == s.version) {
+    out += "\n" + std::string(trial_mode_name(t.what)) + ": " +
+           percent_text(double(t.share_ppm) / 1e6) + " of production traffic since " +
+           iso_utc(t.started_ms) + (t.by.empty() ? std::string() : " (by " + cell(t.by) + ")") +
+           "\n";
+  }
+  if (t.what == trial_info::mode::watch && t.watched == s.version) {
+    out += "\nwatch: production since " + iso_utc(t.started_ms) + ", watched until " +
+           iso_utc(t.until_ms) + "; version " + std::to_string(t.version) + " predicts " +
+           percent_text(double(t.share_ppm) / 1e6) + " of its requests to compare\n";
   }
   return out;
 }
@@ -1036,6 +1065,32 @@ status execute(const cli_command& c, std::ostream& out, std::ostream& err, bool 
       }
       return status::ok();
     }
+    case kind::shadow:
+    case kind::canary: {
+      trial_request req;
+      req.id = c.id;
+      req.what = c.what == kind::canary ? trial_info::mode::canary : trial_info::mode::shadow;
+      req.version = c.version.value_or(0);
+      req.share_ppm = c.share_ppm;
+      req.stop = c.stop;
+      req.user = c.user;
+      auto reply = ask_node(c, req);
+      if (!reply) return reply.error();
+      auto r = decode_trial_response(*reply);
+      if (!r) return r.error();
+      const char* mode = c.what == kind::canary ? "canary" : "shadow";
+      if (c.stop) {
+        out << c.id.str() << " " << mode << " stopped\n";
+      } else if (c.what == kind::canary) {
+        out << c.id.str() << " canary: version " << r->version << " answers "
+            << percent_text(double(r->share_ppm) / 1e6) << " of production requests\n";
+      } else {
+        out << c.id.str() << " shadow: version " << r->version << " also predicts "
+            << percent_text(double(r->share_ppm) / 1e6)
+            << " of production requests (answers discarded)\n";
+      }
+      return status::ok();
+    }
     case kind::validation_set:
     case kind::validation_rollback: {
       validation_set_request req;
@@ -1255,6 +1310,27 @@ std::string cli_help(const std::string& name) {
                true) +
            "\nexample:\n  shoal snapshot validate acme/bot 4\n";
   }
+  if (name == "snapshot shadow" || name == "snapshot canary") {
+    return with_common(
+               "usage: shoal snapshot shadow TENANT/MODEL VERSION [--share PERCENT]\n"
+               "       shoal snapshot canary TENANT/MODEL VERSION --share PERCENT\n"
+               "       shoal snapshot shadow|canary TENANT/MODEL --stop\n"
+               "\n"
+               "Tries VERSION on live traffic before it is production. shadow: a share of the\n"
+               "requests production answers (default 10%) is predicted by VERSION too, after the\n"
+               "answer went out, and each node counts how often the two agree, each one's mean\n"
+               "top-1 probability and predict time (shoal_trial_* in /metrics). canary: that share\n"
+               "of requests for production is answered by VERSION. One trial per model; a promote,\n"
+               "a rollback of production or --stop ends it.\n"
+               "\n"
+               "options:\n"
+               "  --share PERCENT     the share of production requests, e.g. 10% (0.0001 to 100)\n"
+               "  --stop              end the model's shadow (or canary)\n"
+               "  --user NAME         who starts it (default: $USER)\n",
+               true) +
+           "\nexamples:\n  shoal snapshot shadow acme/bot 4 --share 10%\n"
+           "  shoal snapshot canary acme/bot 4 --share 5%\n  shoal snapshot canary acme/bot --stop\n";
+  }
   if (name == "validation set" || name == "validation rollback" || name == "validation") {
     return with_common(
                "usage: shoal validation set TENANT/MODEL FILE [--user NAME]\n"
@@ -1363,6 +1439,8 @@ std::string cli_help(const std::string& name) {
         "  snapshot list       show a model's versions and label history\n"
         "  snapshot show       everything known about one version\n"
         "  snapshot validate   compare a version with production over the validation set\n"
+        "  snapshot shadow     a share of production traffic also predicted by a version\n"
+        "  snapshot canary     a share of production traffic answered by a version\n"
         "  snapshot promote    point a label (production) at a version\n"
         "  snapshot rollback   move a label back to its previous version\n"
         "\n"
@@ -1381,6 +1459,8 @@ std::string cli_help(const std::string& name) {
          "  snapshot list       show a model's versions and label history\n"
          "  snapshot show       everything known about one version\n"
          "  snapshot validate   compare a version with production over the validation set\n"
+         "  snapshot shadow     a share of production traffic also predicted by a version\n"
+         "  snapshot canary     a share of production traffic answered by a version\n"
          "  snapshot promote    point a label (production) at a version\n"
          "  snapshot rollback   move a label back to its previous version\n"
          "  validation set      set the labelled examples promotes are checked against\n"
@@ -1490,6 +1570,21 @@ result<cli_command> parse_cli(const std::vector<std::string>& args, const cli_en
       c.source = value;
     } else if (name == "--force") {
       c.force = true;
+    } else if (name == "--stop") {
+      c.stop = true;
+    } else if (name == "--share") {
+      // A percentage: "10%" or "10"; 0.0001% to 100%.
+      std::string v = value;
+      if (!v.empty() && v.back() == '%') v.pop_back();
+      char* end = nullptr;
+      errno = 0;
+      const double pct = v.empty() ? -1 : std::strtod(v.c_str(), &end);
+      if (v.empty() || errno != 0 || end != v.c_str() + v.size() || !(pct > 0) || pct > 100 ||
+          std::llround(pct * 10000) < 1) {
+        return usage("--share must be a percentage above 0 and at most 100 (10%), got " +
+                     shown(value));
+      }
+      c.share_ppm = static_cast<uint32_t>(std::llround(pct * 10000));
     } else if (name == "--to" || name == "--version") {
       auto v = positive_integer(value, UINT32_MAX);
       if (!v) return usage(name + " must be a positive integer, got " + shown(value));
@@ -1524,6 +1619,14 @@ result<cli_command> parse_cli(const std::vector<std::string>& args, const cli_en
 
   // Positionals.
   std::vector<std::string> pos(t.positionals.begin() + long(id.words), t.positionals.end());
+  if ((c.what == kind::shadow || c.what == kind::canary) && c.stop) {
+    if (pos.size() == 1) pos.push_back("");  // --stop needs no VERSION
+    if (c.share_ppm != 0) return usage("--stop and --share cannot be used together");
+  }
+  if (c.what == kind::canary && !c.stop && c.share_ppm == 0 && pos.size() == 2) {
+    return usage("--share is required: the share of production requests the canary answers");
+  }
+  if (c.what == kind::shadow && !c.stop && c.share_ppm == 0) c.share_ppm = 100000;  // 10%
   if (c.what == kind::policy_set && pos.size() > 2) {
     // KEY=VALUE ...: one or more settings.
     for (size_t i = 1; i < pos.size(); ++i) {
@@ -1573,6 +1676,10 @@ result<cli_command> parse_cli(const std::vector<std::string>& args, const cli_en
       c.settings[pos[1].substr(0, eq)] = pos[1].substr(eq + 1);
       break;
     }
+    case kind::shadow:
+    case kind::canary:
+      if (c.stop && pos[1].empty()) break;
+      [[fallthrough]];
     case kind::show:
     case kind::validate:
     case kind::promote: {

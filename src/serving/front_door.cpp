@@ -157,7 +157,8 @@ front_door::front_door(front_door_settings settings, std::shared_ptr<const servi
                        std::shared_ptr<in_flight_counter> in_flight,
                        std::shared_ptr<tenant_admission> admission,
                        std::shared_ptr<node_metrics> metrics, std::shared_ptr<cluster_port> cluster,
-                       std::shared_ptr<peer_port> peers, std::shared_ptr<traffic_meter> traffic)
+                       std::shared_ptr<peer_port> peers, std::shared_ptr<traffic_meter> traffic,
+                       std::shared_ptr<trial_meter> trials)
     : id_(next_door_id.fetch_add(1, std::memory_order_relaxed)),
       settings_(settings),
       board_(std::move(board)),
@@ -167,7 +168,21 @@ front_door::front_door(front_door_settings settings, std::shared_ptr<const servi
       metrics_(std::move(metrics)),
       cluster_(std::move(cluster)),
       peers_(std::move(peers)),
-      traffic_(std::move(traffic)) {}
+      traffic_(std::move(traffic)),
+      trials_(std::move(trials)) {}
+
+int64_t front_door::wall_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+infer_done front_door::count_trial(const inline_target& in, const model_id& id, infer_done done) {
+  if (!in.on_trial || !trials_) return done;
+  return [done = std::move(done), trials = trials_, id, version = in.version](infer_outcome o) {
+    trials->observe_served(id, version, metrics_status(o) >= 500);
+    done(std::move(o));
+  };
+}
 
 result<principal> front_door::authenticate(std::optional<std::string_view> key,
                                            const char* how) const {
@@ -245,11 +260,13 @@ void front_door::infer(inference_pass pass, const principal& who, infer_request 
   thread_state& t = state_for(id_);
   serving_board::cache call_view;  // a view for this call only (see front_end::keep_view)
   const serving_view& view = board_->read(fe.keep_view ? t.view : call_view);
-  inline_target in = find_inline(view, req, settings_.inline_max_texts);
+  inline_target in = find_inline(view, req, settings_.inline_max_texts, trials_ ? wall_ms() : 0);
   if (in.error) return done(refusal(infer_outcome::kind::failed, std::move(*in.error)));
   if (in.m) {
     metrics_->served_local.fetch_add(1, std::memory_order_relaxed);
-    return answer_inline(in.m, in.version, std::move(req), fe, std::move(done));
+    done = count_trial(in, req.id, std::move(done));
+    return answer_inline(in.m, in.version, std::move(req), fe, std::move(done),
+                         std::move(in.shadow), in.shadow_version);
   }
   req.version = in.version;
   if (peers_ && in.holders != nullptr && view.peers->held_elsewhere(*in.holders)) {
@@ -284,10 +301,14 @@ void front_door::serve_peer(infer_request req, const front_end& fe, infer_done d
   };
   thread_state& t = state_for(id_);
   serving_board::cache call_view;
-  inline_target in =
-      find_inline(board_->read(fe.keep_view ? t.view : call_view), req, settings_.inline_max_texts);
+  inline_target in = find_inline(board_->read(fe.keep_view ? t.view : call_view), req,
+                                 settings_.inline_max_texts, trials_ ? wall_ms() : 0);
   if (in.error) return done(refusal(infer_outcome::kind::failed, std::move(*in.error)));
-  if (in.m) return answer_inline(in.m, in.version, std::move(req), fe, std::move(done));
+  done = count_trial(in, req.id, std::move(done));
+  if (in.m) {
+    return answer_inline(in.m, in.version, std::move(req), fe, std::move(done),
+                         std::move(in.shadow), in.shadow_version);
+  }
   req.version = in.version;
   answer_by_actors(std::move(req), std::move(done));
 }
@@ -300,7 +321,8 @@ void front_door::answer_by_actors(infer_request req, infer_done done) {
 }
 
 void front_door::answer_inline(const std::shared_ptr<const model>& m, uint32_t version,
-                               infer_request req, const front_end& fe, infer_done done) {
+                               infer_request req, const front_end& fe, infer_done done,
+                               std::shared_ptr<const model> shadow, uint32_t shadow_version) {
   thread_state& t = this_thread;
   const size_t batch_texts = settings_.micro_batch_texts;
   if (status full = round_refusal(t, settings_.max_queue_ms, req.texts.size(), fe.thread_name);
@@ -313,6 +335,38 @@ void front_door::answer_inline(const std::shared_ptr<const model>& m, uint32_t v
   base.answer.id = req.id;
   base.answer.version = version;
   const size_t k = req.top_k == 0 ? 1 : req.top_k;
+  if (shadow && trials_) {
+    // Shadow: the answer goes first; then, on this thread, both versions predict the request's
+    // texts (at most 4), each timed, and the meter counts whether their top labels agree.
+    auto answer = [done = std::move(done), base = std::move(base), served = m,
+                   shadow = std::move(shadow), shadow_version, trials = trials_,
+                   texts = std::vector<std::string>(
+                       req.texts.begin(), req.texts.begin() + std::min<size_t>(req.texts.size(), 4))](
+                      std::vector<std::vector<prediction>> rows) mutable {
+      base.answer.rows = std::move(rows);
+      const model_id id = base.answer.id;
+      const uint32_t version = base.answer.version;
+      done(std::move(base));
+      for (const auto& text : texts) {
+        using clock = std::chrono::steady_clock;
+        const auto t0 = clock::now();
+        auto a = served->predict(text, 1);
+        const auto t1 = clock::now();
+        auto b = shadow->predict(text, 1);
+        const auto t2 = clock::now();
+        const bool agreed = (a.empty() && b.empty()) ||
+                            (!a.empty() && !b.empty() && a[0].label == b[0].label);
+        trials->observe_shadow(id, version, shadow_version, agreed, a.empty() ? 0.0 : a[0].score,
+                               b.empty() ? 0.0 : b[0].score,
+                               std::chrono::duration<double, std::micro>(t1 - t0).count(),
+                               std::chrono::duration<double, std::micro>(t2 - t1).count());
+      }
+    };
+    if (batch_texts == 0) return answer(m->predict_batch(req.texts, k));
+    micro_batcher& b = thread_batcher(t, batch_texts);
+    if (b.add(m, k, std::move(req.texts), std::move(answer))) schedule_flush(fe, b);
+    return;
+  }
   auto answer = [done = std::move(done), base = std::move(base)](
                     std::vector<std::vector<prediction>> rows) mutable {
     base.answer.rows = std::move(rows);
@@ -352,7 +406,9 @@ std::string front_door::render_metrics() const {
   node_metrics::gauges now;
   now.in_flight = in_flight_->now();
   now.max_in_flight = settings_.max_in_flight;
-  return metrics_->render(now);
+  std::string out = metrics_->render(now);
+  if (trials_) trials_->render(out);
+  return out;
 }
 
 void front_door::end_round() { flush_this_thread(); }

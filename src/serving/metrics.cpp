@@ -352,6 +352,9 @@ std::string node_metrics::render(const gauges& now) {
   single("shoal_traffic_copies_dropped_total", "counter",
          "Traffic-following copies dropped since start (their traffic stopped).",
          read_u(traffic_copies_dropped));
+  single("shoal_auto_rollbacks_total", "counter",
+         "Production moves this node rolled back by itself (a watch rule broken).",
+         read_u(auto_rollbacks));
 
   // ---- model cache ----
   single("shoal_model_cache_hits_total", "counter",

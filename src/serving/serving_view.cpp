@@ -106,20 +106,64 @@ const serving_view& serving_board::read(cache& c) const {
   return *c.view;
 }
 
-inline_target find_inline(const serving_view& view, const infer_request& req, size_t max_texts) {
+bool sample_share(uint32_t ppm) {
+  if (ppm >= 1000000) return true;
+  if (ppm == 0) return false;
+  // xorshift64*, seeded per thread from its address and the clock: cheap, and no state shared.
+  thread_local uint64_t x = (reinterpret_cast<uintptr_t>(&x) ^
+                             static_cast<uint64_t>(
+                                 std::chrono::steady_clock::now().time_since_epoch().count())) |
+                            1;
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  return ((x * 0x2545F4914F6CDD1DULL) >> 32) % 1000000 < ppm;
+}
+
+inline_target find_inline(const serving_view& view, const infer_request& req, size_t max_texts,
+                          int64_t now_ms) {
   inline_target out;
-  auto version = view.catalog_copy->resolve(req.id, req.version, req.label);
+  const model_entry* entry = view.catalog_copy->find(req.id);
+  if (entry == nullptr) {
+    out.error = model_not_found(req.id);
+    return out;
+  }
+  auto version = entry->resolve(req.version, req.label);
   if (!version) {
     out.error = version.error();
     return out;
   }
   out.version = *version;
+  // Trials are rare: the common case looks at one field.
+  if (entry->trial.what != trial_info::mode::none) {
+    const trial_info& t = entry->trial;
+    auto prod = entry->labels.find(default_label);
+    const uint32_t production = prod == entry->labels.end() ? 0 : prod->second.current();
+    const bool asks_production =
+        !req.version && (req.label.empty() || req.label == default_label);
+    if (t.what == trial_info::mode::canary) {
+      if (asks_production && entry->find(t.version) != nullptr && sample_share(t.share_ppm)) {
+        out.version = t.version;
+        out.on_trial = true;
+      }
+    } else if (*version == production && t.version != production &&
+               (t.what == trial_info::mode::shadow ||
+                (t.what == trial_info::mode::watch && now_ms < t.until_ms))) {
+      out.on_trial = true;
+      if (sample_share(t.share_ppm)) {
+        if (const resident_model* s = view.loaded->find(std::make_pair(req.id, t.version))) {
+          s->touch(steady_now_ms());
+          out.shadow = s->m;
+          out.shadow_version = t.version;
+        }
+      }
+    }
+  }
   const resident_model* resident = req.texts.size() > max_texts
                                        ? nullptr
-                                       : view.loaded->find(std::make_pair(req.id, *version));
+                                       : view.loaded->find(std::make_pair(req.id, out.version));
   if (resident == nullptr) {
-    const model_entry* entry = view.catalog_copy->find(req.id);
-    const snapshot_info* snap = entry != nullptr ? entry->find(*version) : nullptr;
+    const snapshot_info* snap = entry->find(out.version);
     if (snap != nullptr) out.holders = &snap->holders;
     return out;
   }

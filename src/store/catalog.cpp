@@ -463,13 +463,22 @@ result<uint32_t> catalog::resolve(const model_id& id, std::optional<uint32_t> ve
                                   const std::string& label) const {
   const model_entry* m = find(id);
   if (m == nullptr) return no_model(id);
+  return m->resolve(version, label);
+}
+
+result<uint32_t> model_entry::resolve(std::optional<uint32_t> version,
+                                      const std::string& label) const {
   if (version) {
-    if (m->find(*version) == nullptr) return no_version(*m, *version);
+    if (find(*version) == nullptr) return no_version(*this, *version);
     return *version;
   }
-  const std::string name = label_or_default(label);
-  auto it = m->labels.find(name);
-  if (it == m->labels.end() || it->second.stack.empty()) return no_label(*m, name);
+  if (label.empty()) {  // the common case: no string built
+    auto it = labels.find(default_label);
+    if (it == labels.end() || it->second.stack.empty()) return no_label(*this, default_label);
+    return it->second.current();
+  }
+  auto it = labels.find(label);
+  if (it == labels.end() || it->second.stack.empty()) return no_label(*this, label);
   return it->second.current();
 }
 

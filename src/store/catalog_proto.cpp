@@ -93,7 +93,10 @@ validation_report_info report_from_proto(const pb::ValidationReport& in) {
 void trial_to_proto(const trial_info& t, pb::TrialInfo* out) {
   out->set_mode(t.what == trial_info::mode::shadow   ? "shadow"
                 : t.what == trial_info::mode::canary ? "canary"
+                : t.what == trial_info::mode::watch  ? "watch"
                                                      : "");
+  out->set_watched(t.watched);
+  out->set_until_ms(t.until_ms);
   out->set_version(t.version);
   out->set_share_ppm(t.share_ppm);
   out->set_started_ms(t.started_ms);
@@ -106,6 +109,8 @@ result<trial_info> trial_from_proto(const pb::TrialInfo& in) {
     t.what = trial_info::mode::shadow;
   } else if (in.mode() == "canary") {
     t.what = trial_info::mode::canary;
+  } else if (in.mode() == "watch") {
+    t.what = trial_info::mode::watch;
   } else if (!in.mode().empty()) {
     return status::corruption("unknown trial mode '" + in.mode().substr(0, 40) + "'");
   }
@@ -113,6 +118,8 @@ result<trial_info> trial_from_proto(const pb::TrialInfo& in) {
   t.share_ppm = in.share_ppm();
   t.started_ms = in.started_ms();
   t.by = in.by();
+  t.watched = in.watched();
+  t.until_ms = in.until_ms();
   return t;
 }
 

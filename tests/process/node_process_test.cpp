@@ -327,6 +327,31 @@ TEST_F(node_test, promote_and_rollback_change_what_is_served) {
   EXPECT_EQ(j["labels"]["production"]["history"].size(), 3u);  // push, promote, rollback
 }
 
+// The examples of intents-v2 with every label moved seven lines on: a model trained on them
+// learned nothing (the "shuffled labels" model of issue 18).
+std::string shuffled_examples() {
+  const std::string examples = read_file(source_dir() + "/examples/intents-v2.txt");
+  std::vector<std::string> labels, texts;
+  std::istringstream in(examples);
+  for (std::string line; std::getline(in, line);) {
+    auto sp = line.find(' ');
+    labels.push_back(line.substr(0, sp));
+    texts.push_back(line.substr(sp + 1));
+  }
+  std::rotate(labels.begin(), labels.begin() + 7, labels.end());
+  std::string out;
+  for (size_t i = 0; i < texts.size(); ++i) out += labels[i] + " " + texts[i] + "\n";
+  return out;
+}
+
+// The texts of intents-v2, for traffic that exercises every label.
+std::vector<std::string> example_texts() {
+  std::vector<std::string> texts;
+  std::istringstream in(read_file(source_dir() + "/examples/intents-v2.txt"));
+  for (std::string line; std::getline(in, line);) texts.push_back(line.substr(line.find(' ') + 1));
+  return texts;
+}
+
 // Issue 18: registry metadata is kept with a snapshot and shown by the CLI and V2 metadata; bad
 // metadata is refused before anything is stored.
 TEST_F(node_test, snapshots_carry_who_pushed_them_tags_metrics_and_source) {
@@ -378,19 +403,7 @@ TEST_F(node_test, snapshots_carry_who_pushed_them_tags_metrics_and_source) {
 // production is gated like a promote.
 TEST_F(node_test, the_validation_gate_refuses_a_worse_model_and_lets_a_good_one_through) {
   const std::string examples = read_file(source_dir() + "/examples/intents-v2.txt");
-  std::string shuffled_text;
-  {
-    // The same texts with every label moved to another line: a model that learned nothing.
-    std::vector<std::string> labels, texts;
-    std::istringstream in(examples);
-    for (std::string line; std::getline(in, line);) {
-      auto sp = line.find(' ');
-      labels.push_back(line.substr(0, sp));
-      texts.push_back(line.substr(sp + 1));
-    }
-    std::rotate(labels.begin(), labels.begin() + 7, labels.end());
-    for (size_t i = 0; i < texts.size(); ++i) shuffled_text += labels[i] + " " + texts[i] + "\n";
-  }
+  const std::string shuffled_text = shuffled_examples();
   std::vector<std::string> opts = {"-epoch", "25", "-lr", "0.5", "-dim", "16", "-bucket", "20000",
                                    "-wordNgrams", "2", "-minn", "2", "-maxn", "4"};
   const std::string shuffled = train_fasttext(data_->path(), "shuffled", shuffled_text, opts);
@@ -484,6 +497,106 @@ TEST_F(node_test, the_validation_gate_refuses_a_worse_model_and_lets_a_good_one_
   auto back = node_->cli({"validation", "rollback", "acme/bot"});
   EXPECT_EQ(back.exit_code, 1);  // only one set
   EXPECT_NE(back.err.find("no earlier validation set"), std::string::npos) << back.err;
+}
+
+// Issue 18: shadow and canary trials on live traffic, and the watch after a promote: a forced
+// bad promote under traffic is rolled back by the node itself, once, with its reason; a retrain
+// of the same quality is kept.
+TEST_F(node_test, trials_on_live_traffic_and_the_watch_rolls_a_bad_promote_back_by_itself) {
+  std::vector<std::string> opts = {"-epoch", "25", "-lr", "0.5", "-dim", "16", "-bucket", "20000",
+                                   "-wordNgrams", "2", "-minn", "2", "-maxn", "4"};
+  const std::string shuffled = train_fasttext(data_->path(), "shuffled", shuffled_examples(), opts);
+  opts.insert(opts.end(), {"-seed", "7"});
+  const std::string retrained = train_fasttext(
+      data_->path(), "retrained", read_file(source_dir() + "/examples/intents-v2.txt"), opts);
+  ASSERT_EQ(node_->cli({"snapshot", "push", "acme/bot", v2_}).exit_code, 0);        // 1
+  ASSERT_EQ(node_->cli({"snapshot", "push", "acme/bot", shuffled}).exit_code, 0);   // 2
+  ASSERT_EQ(node_->cli({"snapshot", "push", "acme/bot", retrained}).exit_code, 0);  // 3
+  // Judge after 50 compared requests, with every request compared.
+  ASSERT_EQ(node_->cli({"policy", "set", "acme/bot", "watch_share=100%", "min_requests=50"})
+                .exit_code,
+            0);
+  const auto texts = example_texts();
+  size_t next = 0;
+  auto send = [&](int n, std::map<std::string, int>* versions = nullptr) {
+    for (int i = 0; i < n; ++i) {
+      auto r = http_call(node_->http_port(), "POST", "/v2/models/acme/bot/infer",
+                         infer_body({texts[next++ % texts.size()]}));
+      ASSERT_EQ(r.status, 200) << r.body;
+      if (versions) ++(*versions)[json::parse(r.body).value("model_version", "")];
+    }
+  };
+  auto metric = [&](const std::string& series) {
+    return metric_value(http_call(node_->http_port(), "GET", "/metrics").body, series).value_or(-1);
+  };
+  auto production = [&] {
+    return json::parse(node_->cli({"snapshot", "list", "acme/bot", "--json"}).out)["labels"]
+        ["production"];
+  };
+
+  send(1);  // version 1 in memory: from here every answer is given on the HTTP thread
+  // Shadow: every request answered by 1 is predicted by 3 too; the answers stay 1's.
+  auto shadow = node_->cli({"snapshot", "shadow", "acme/bot", "3", "--share", "100%"});
+  ASSERT_EQ(shadow.exit_code, 0) << shadow.err;
+  EXPECT_EQ(trim(shadow.out),
+            "acme/bot shadow: version 3 also predicts 100.0% of production requests (answers "
+            "discarded)");
+  std::map<std::string, int> versions;
+  send(80, &versions);
+  EXPECT_EQ(versions, (std::map<std::string, int>{{"1", 80}}));
+  const std::string pair = "{tenant=\"acme\",model=\"bot\",version=\"1\",shadow_version=\"3\"}";
+  EXPECT_EQ(metric("shoal_trial_compared_total" + pair), 80);
+  EXPECT_GE(metric("shoal_trial_agreed_total" + pair), 60);  // a retrain mostly agrees
+  auto show = node_->cli({"snapshot", "show", "acme/bot", "3"});
+  EXPECT_NE(show.out.find("shadow: 100.0% of production traffic"), std::string::npos) << show.out;
+  ASSERT_EQ(node_->cli({"snapshot", "shadow", "acme/bot", "--stop"}).exit_code, 0);
+  auto stopped = node_->cli({"snapshot", "shadow", "acme/bot", "--stop"});
+  EXPECT_EQ(stopped.exit_code, 1);
+  EXPECT_NE(stopped.err.find("has no shadow running"), std::string::npos) << stopped.err;
+
+  // Canary: half of production's requests are answered by 3.
+  ASSERT_EQ(node_->cli({"snapshot", "canary", "acme/bot", "3", "--share", "50%"}).exit_code, 0);
+  versions.clear();
+  send(200, &versions);
+  EXPECT_GT(versions["3"], 50) << versions["1"] << " / " << versions["3"];
+  EXPECT_GT(versions["1"], 50) << versions["1"] << " / " << versions["3"];
+  EXPECT_EQ(versions["1"] + versions["3"], 200);
+  auto needs_share = node_->cli({"snapshot", "canary", "acme/bot", "3"});
+  EXPECT_EQ(needs_share.exit_code, 2);
+  auto bad_share = node_->cli({"snapshot", "canary", "acme/bot", "3", "--share", "150%"});
+  EXPECT_EQ(bad_share.exit_code, 2);
+
+  // A retrain of the same quality: promoted (the promote ends the canary), watched, kept.
+  ASSERT_EQ(node_->cli({"snapshot", "promote", "acme/bot", "3"}).exit_code, 0);
+  EXPECT_TRUE(json::parse(node_->cli({"snapshot", "list", "acme/bot", "--json"}).out)["trial"]
+                  ["mode"] == "watch");
+  send(150);
+  std::this_thread::sleep_for(std::chrono::milliseconds(3000));
+  EXPECT_EQ(production()["version"], 3);
+  EXPECT_EQ(metric("shoal_auto_rollbacks_total"), 0);
+
+  // A forced bad promote under traffic: rolled back to 3 by the node, with the reason.
+  ASSERT_EQ(node_->cli({"snapshot", "promote", "acme/bot", "2", "--force"}).exit_code, 0);
+  const auto t0 = std::chrono::steady_clock::now();
+  while (production()["version"] != 3 &&
+         std::chrono::steady_clock::now() - t0 < std::chrono::seconds(20 * build_slowdown)) {
+    send(20);
+  }
+  auto p = production();
+  ASSERT_EQ(p["version"], 3) << node_->log();
+  const auto& last = p["history"].back();
+  EXPECT_EQ(last["automatic"], true);
+  EXPECT_EQ(last["from"], 2);
+  EXPECT_EQ(last["to"], 3);
+  EXPECT_NE(last["reason"].get<std::string>().find("agreement"), std::string::npos) << last;
+  EXPECT_EQ(metric("shoal_auto_rollbacks_total"), 1);
+  EXPECT_NE(node_->log().find("automatic rollback"), std::string::npos);
+  auto listing = node_->cli({"snapshot", "list", "acme/bot"});
+  EXPECT_NE(listing.out.find("-> 2 -> 3 (auto: agreement"), std::string::npos) << listing.out;
+  // Once: more traffic moves nothing more.
+  send(100);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  EXPECT_EQ(production()["history"].size(), p["history"].size());
 }
 
 TEST_F(node_test, kill_9_after_acknowledgement_loses_nothing) {

@@ -43,7 +43,7 @@ struct cli_env {
 struct cli_command {
   enum class kind : uint8_t {
     help, push, push_dir, list, models, promote, rollback, infer, cluster_status, show,
-    validate, validation_set, validation_rollback, policy_set, policy_show
+    validate, validation_set, validation_rollback, policy_set, policy_show, shadow, canary
   };
   kind what = kind::help;
   /// The command's name as typed, "snapshot promote"; for help, the command whose help to print
@@ -67,6 +67,8 @@ struct cli_command {
   std::string source;
   bool force = false;               // promote, push: past a refusing validation gate
   std::map<std::string, std::string> settings;  // policy set KEY=VALUE ...
+  uint32_t share_ppm = 0;           // shadow, canary: --share (parts per million)
+  bool stop = false;                // shadow, canary: --stop
   std::optional<uint32_t> version;  // promote VERSION, rollback --to, infer --version
   std::string text;                 // infer
   uint32_t top_k = 1;               // infer --k

@@ -44,6 +44,7 @@
 #include "shoal/serving/serving_view.hpp"
 #include "shoal/serving/tenants.hpp"
 #include "shoal/serving/traffic.hpp"
+#include "shoal/serving/trials.hpp"
 #include "shoal/store/catalog.hpp"
 
 namespace shoal {
@@ -142,7 +143,8 @@ class front_door {
              std::shared_ptr<const key_board> keys, std::shared_ptr<in_flight_counter> in_flight,
              std::shared_ptr<tenant_admission> admission, std::shared_ptr<node_metrics> metrics,
              std::shared_ptr<cluster_port> cluster, std::shared_ptr<peer_port> peers = nullptr,
-             std::shared_ptr<traffic_meter> traffic = nullptr);
+             std::shared_ptr<traffic_meter> traffic = nullptr,
+             std::shared_ptr<trial_meter> trials = nullptr);
 
   front_door(const front_door&) = delete;
   front_door& operator=(const front_door&) = delete;
@@ -211,7 +213,12 @@ class front_door {
   // Sends an admission refusal: a shed one after the round where `fe` asks for that.
   void refuse_admission(const front_end& fe, infer_outcome refusal, infer_done refused);
   void answer_inline(const std::shared_ptr<const model>& m, uint32_t version, infer_request req,
-                     const front_end& fe, infer_done done);
+                     const front_end& fe, infer_done done,
+                     std::shared_ptr<const model> shadow = nullptr, uint32_t shadow_version = 0);
+  // Wraps `done` to count the answer for a version under trial (when `in` says it is one).
+  infer_done count_trial(const inline_target& in, const model_id& id, infer_done done);
+  // Unix time for a watch's end, read only when a trial asks.
+  static int64_t wall_ms();
   // Hands a request this thread cannot answer to the actors.
   void answer_by_actors(infer_request req, infer_done done);
   // Notes a forward of `key` on this thread (traffic-following copies read the counts).
@@ -229,6 +236,7 @@ class front_door {
   const std::shared_ptr<cluster_port> cluster_;
   const std::shared_ptr<peer_port> peers_;
   const std::shared_ptr<traffic_meter> traffic_;  // may be null: forwards are not counted
+  const std::shared_ptr<trial_meter> trials_;     // may be null: no shadow, canary counts
   // Set once by the main thread on SIGTERM, read by every front-end thread: an atomic flag (a
   // message per request to ask would cost more than the request).
   std::atomic<bool> draining_{false};

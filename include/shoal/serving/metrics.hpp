@@ -82,6 +82,7 @@ class node_metrics {
   std::atomic<uint64_t> traffic_copies{0};    // extra copies held for this node's traffic now
   std::atomic<uint64_t> traffic_copies_taken{0};    // such copies taken since start
   std::atomic<uint64_t> traffic_copies_dropped{0};  // and dropped again
+  std::atomic<uint64_t> auto_rollbacks{0};          // production moves this node rolled back
 
   // ---- cluster (the router and the catalog actor update these) ----
   struct member_sample {

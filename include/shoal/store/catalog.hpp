@@ -81,14 +81,18 @@ struct validation_report_info {
 };
 
 /// A shadow (a share of production traffic also predicted by `version`, answers discarded) or
-/// canary (a share answered by it) trial. Ended by a production move or a stop.
+/// canary (a share answered by it) trial, or the watch after a production move (the previous
+/// production, `version`, predicts a share of the new one's requests until `until_ms`, so the
+/// node can compare them). Ended by a production move or a stop; a watch also by its end.
 struct trial_info {
-  enum class mode : uint8_t { none, shadow, canary };
+  enum class mode : uint8_t { none, shadow, canary, watch };
   mode what = mode::none;
   uint32_t version = 0;
   uint32_t share_ppm = 0;  // parts per million of the model's requests
   int64_t started_ms = 0;
   std::string by;
+  uint32_t watched = 0;    // watch: the version being watched (production when it started)
+  int64_t until_ms = 0;    // watch: when it ends (unix ms)
 };
 
 struct label_state {
@@ -122,6 +126,8 @@ struct model_entry {
   /// Returns ok if `version` exists, else not_found naming the versions that do
   /// ("model acme/bot has no version 7 (versions: 1-3)").
   status check_version(uint32_t version) const;
+  /// Returns the version a request names (see catalog::resolve), for this model.
+  result<uint32_t> resolve(std::optional<uint32_t> version, const std::string& label) const;
   /// Returns the labels that point at `version`, sorted.
   std::vector<std::string> labels_at(uint32_t version) const;
 };

@@ -201,11 +201,12 @@ TEST(cli_parse, usage_errors_say_what_is_wrong_and_where_to_look) {
        "unknown command 'deploy': expected snapshot push|list|promote|rollback, models, infer or cluster status",
        "try 'shoal --help'"},
       {{"snapshot"},
-       "snapshot: missing subcommand: push, push-dir, list, show, validate, promote or rollback",
+       "snapshot: missing subcommand: push, push-dir, list, show, validate, shadow, canary, "
+       "promote or rollback",
        "try 'shoal snapshot --help'"},
       {{"snapshot", "delete", "acme/bot"},
        "snapshot: unknown subcommand 'delete': expected push, push-dir, list, show, validate, "
-       "promote or rollback",
+       "shadow, canary, promote or rollback",
        "try 'shoal snapshot --help'"},
       {{"snapshot", "promote", "acme/bot", "x"},
        "snapshot promote: VERSION must be a positive integer, got 'x'",
