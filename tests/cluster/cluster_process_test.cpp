@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <signal.h>
 
+#include <algorithm>
 #include <chrono>
 #include <functional>
 #include <cstdlib>
@@ -17,6 +18,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <sstream>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -713,6 +715,132 @@ TEST_F(cluster, a_node_takes_a_copy_of_a_model_it_keeps_forwarding_and_drops_it_
   EXPECT_NE(node(front).log().find("traffic copy released"), std::string::npos);
   // And the model is still served there, through the holder again.
   EXPECT_EQ(served_version(front, "acme/bot"), "1");
+}
+
+// Issue 18 on a 3-node cluster: the validation gate runs on a node that holds both versions and
+// its report reaches every node; a forced bad promote under traffic through every node is rolled
+// back by the cluster itself, once, and every node shows the same history; a retrain of the same
+// quality is kept.
+TEST_F(cluster, a_bad_promote_is_refused_or_rolled_back_by_itself_and_every_node_agrees) {
+  start("n1", {});
+  start("n2", {"n1"});
+  start("n3", {"n1"});
+  expect_all_alive({"n1", "n2", "n3"}, 10s);
+  const std::string examples = testing::read_file(source_dir() + "/examples/intents-v2.txt");
+  std::vector<std::string> labels, texts;
+  {
+    std::istringstream in(examples);
+    for (std::string line; std::getline(in, line);) {
+      labels.push_back(line.substr(0, line.find(' ')));
+      texts.push_back(line.substr(line.find(' ') + 1));
+    }
+  }
+  std::vector<std::string> rotated = labels;
+  std::rotate(rotated.begin(), rotated.begin() + 7, rotated.end());
+  std::string shuffled_text;
+  for (size_t i = 0; i < texts.size(); ++i) shuffled_text += rotated[i] + " " + texts[i] + "\n";
+  const std::vector<std::string> opts = {"-epoch", "25", "-lr", "0.5", "-dim", "16"};
+  const std::string good = testing::train_fasttext(models_->path(), "good18", examples, opts);
+  const std::string bad = testing::train_fasttext(models_->path(), "bad18", shuffled_text, opts);
+  auto seeded = opts;
+  seeded.insert(seeded.end(), {"-seed", "7"});
+  const std::string retrained =
+      testing::train_fasttext(models_->path(), "retrained18", examples, seeded);
+
+  auto p1 = node("n1").cli({"snapshot", "push", "acme/bot", good, "--user", "alice", "--tag",
+                            "dataset=v2"});
+  ASSERT_EQ(p1.exit_code, 0) << p1.err;
+  ASSERT_EQ(node("n2").cli({"snapshot", "push", "acme/bot", bad}).exit_code, 0);
+  ASSERT_EQ(node("n3").cli({"snapshot", "push", "acme/bot", retrained}).exit_code, 0);
+  const std::string set = models_->path() + "/set18.txt";
+  ASSERT_TRUE(testing::write_file(set, examples));
+  auto set_it = node("n2").cli({"validation", "set", "acme/bot", set});
+  ASSERT_EQ(set_it.exit_code, 0) << set_it.err;
+  ASSERT_EQ(node("n3").cli({"policy", "set", "acme/bot", "watch_share=100%", "min_requests=50"})
+                .exit_code,
+            0);
+  // Every node knows everything above (metadata, set, policy) before the promotes.
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto want = listing("n1", "acme/bot");
+        return !want.is_null() && want["validation_set"] == 1 && !want["policy"].empty() &&
+               listing("n2", "acme/bot") == want && listing("n3", "acme/bot") == want;
+      },
+      5s))
+      << listing("n3", "acme/bot").dump();
+  EXPECT_EQ(listing("n2", "acme/bot")["snapshots"][0]["user"], "alice");
+  EXPECT_EQ(listing("n3", "acme/bot")["snapshots"][0]["tags"]["dataset"], "v2");
+
+  // The gate, asked through a node: refused, and the report is on every node.
+  auto refused = node("n1").cli({"snapshot", "promote", "acme/bot", "2"});
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_NE(refused.err.find("validation refused"), std::string::npos) << refused.err;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto j = node("n3").cli({"snapshot", "show", "acme/bot", "2", "--json"});
+        if (j.exit_code != 0) return false;
+        auto r = nlohmann::json::parse(j.out)["validation_reports"];
+        return r.size() == 1 && r[0]["passed"] == false;
+      },
+      3s));
+
+  // Traffic through all three nodes, with every label's texts.
+  std::atomic<bool> stop{false};
+  std::atomic<int> failed{0};
+  std::vector<std::thread> load;
+  for (const char* name : {"n1", "n2", "n3"}) {
+    const uint16_t port = node(name).http_port();
+    load.emplace_back([&, port] {
+      size_t i = 0;
+      while (!stop) {
+        auto r = testing::http_call(port, "POST", "/v2/models/acme/bot/infer",
+                                    infer_body(texts[i++ % texts.size()]));
+        if (r.status != 200) ++failed;
+        std::this_thread::sleep_for(2ms);
+      }
+    });
+  }
+  auto stop_load = [&] {
+    stop = true;
+    for (auto& t : load) t.join();
+    load.clear();
+  };
+
+  // A forced bad promote: moved, then rolled back by the cluster itself.
+  auto forced = node("n2").cli({"snapshot", "promote", "acme/bot", "2", "--force"});
+  ASSERT_EQ(forced.exit_code, 0) << forced.err;
+  auto back = wait_until(
+      [&] {
+        for (const char* name : {"n1", "n2", "n3"}) {
+          if (label_on(name, "acme/bot", "production") != 1) return false;
+        }
+        return true;
+      },
+      30s * testing::build_slowdown);
+  ASSERT_TRUE(back) << node("n1").log() << node("n2").log() << node("n3").log();
+  RecordProperty("auto_rollback_seen_everywhere_ms", static_cast<int>(back->count()));
+  std::this_thread::sleep_for(2s);  // a second decision elsewhere would show by now
+  auto history = listing("n1", "acme/bot")["labels"]["production"]["history"];
+  int automatic = 0;
+  for (const auto& mv : history) automatic += mv["automatic"] == true;
+  EXPECT_EQ(automatic, 1) << history.dump();
+  EXPECT_EQ(history.back()["from"], 2);
+  EXPECT_EQ(history.back()["to"], 1);
+  EXPECT_EQ(listing("n2", "acme/bot")["labels"], listing("n1", "acme/bot")["labels"]);
+  EXPECT_EQ(listing("n3", "acme/bot")["labels"], listing("n1", "acme/bot")["labels"]);
+  double rollbacks = 0;
+  for (const char* name : {"n1", "n2", "n3"}) rollbacks += counter(node(name), "shoal_auto_rollbacks_total");
+  EXPECT_GE(rollbacks, 1);
+
+  // A retrain of the same quality passes the gate and survives its watch under traffic.
+  auto promote = node("n3").cli({"snapshot", "promote", "acme/bot", "3"});
+  ASSERT_EQ(promote.exit_code, 0) << promote.err;
+  std::this_thread::sleep_for(6s);
+  stop_load();
+  for (const char* name : {"n1", "n2", "n3"}) {
+    EXPECT_EQ(label_on(name, "acme/bot", "production"), 3) << name;
+  }
+  EXPECT_EQ(failed.load(), 0);
 }
 
 // A holder killed with requests in flight to it: they go to the other holder at once; no
