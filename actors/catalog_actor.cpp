@@ -958,10 +958,13 @@ void validate_here(self_ptr self, const peer_request& req,
   });
 }
 
-// The model's policy in force: the defaults with the model's settings over them.
-model_policy policy_of(const model_entry& m) {
-  auto p = apply_policy(model_policy{}, m.policy);
-  return p ? *p : model_policy{};  // settings are checked before they are committed
+// The model's policy in force: the defaults, the tenant's settings over them, the model's over
+// those (settings are checked before they are committed; a bad one would be skipped whole).
+model_policy policy_of(const catalog& view, const model_entry& m) {
+  auto tenant = apply_policy(model_policy{}, view.tenant_policy(m.id.tenant));
+  const model_policy base = tenant ? *tenant : model_policy{};
+  auto p = apply_policy(base, m.policy);
+  return p ? *p : base;
 }
 
 // Runs `candidate` (and `baseline`, when not 0) of `id` over the model's validation set in use,
@@ -1019,7 +1022,7 @@ void run_validation(self_ptr self, const model_id& id, uint32_t candidate, uint3
     if (!report) return done(status::internal("the validation report does not parse: " +
                                               report.error().message()));
     const model_entry* now = self->state.replica->view().find(id);
-    gate_verdict verdict = judge(*report, now != nullptr ? policy_of(*now) : model_policy{});
+    gate_verdict verdict = judge(*report, now != nullptr ? policy_of(self->state.replica->view(), *now) : model_policy{});
     info.report_json = std::move(*json);
     info.passed = verdict.passed;
     info.verdict = verdict.text();
@@ -1142,7 +1145,7 @@ void move_label(self_ptr self, label_request req,
       const model_entry* now_entry = self->state.replica->view().find(move.id);
       if (move.label == default_label && move.action == label_action::promote && from != 0 &&
           now_entry != nullptr && self->state.trials) {
-        const model_policy policy = policy_of(*now_entry);
+        const model_policy policy = policy_of(self->state.replica->view(), *now_entry);
         if (policy.watch_ms > 0) {
           catalog_change watch;
           watch.what = catalog_change::kind::trial;
@@ -1286,7 +1289,7 @@ void watch_models(self_ptr self) {
     w.mean_top1_new = f.mean_top1_served;
     w.mean_top1_old = f.mean_top1_shadow;
     w.p99_ms_old = f.p99_shadow_ms;
-    auto reason = judge_watch(w, policy_of(*m));
+    auto reason = judge_watch(w, policy_of(st.replica->view(), *m));
     if (!reason) {
       st.watch_broken_since.erase(m->id);
       continue;
@@ -1405,15 +1408,21 @@ void answer_registry_call(self_ptr self, api_call call,
                           });
   }
   if (auto* req = std::get_if<policy_request>(&call)) {
-    const model_entry* m = st.replica->view().find(req->id);
-    if (m == nullptr) return fail(model_not_found(req->id));
+    // A model's policy, or (no model name) its tenant's, over which model settings go.
+    const catalog& view = st.replica->view();
+    const bool tenant_wide = req->id.model.empty();
+    const model_entry* m = tenant_wide ? nullptr : view.find(req->id);
+    if (!tenant_wide && m == nullptr) return fail(model_not_found(req->id));
+    auto tenant_policy = apply_policy(model_policy{}, view.tenant_policy(req->id.tenant));
+    const model_policy base = tenant_policy ? *tenant_policy : model_policy{};
     if (req->settings.empty()) {
       {
-        rp.deliver(api_reply(policy_result{policy_settings(policy_of(*m))}));
+        rp.deliver(api_reply(policy_result{policy_settings(tenant_wide ? base : policy_of(view, *m))}));
         return;
       }
     }
-    std::map<std::string, std::string> merged = m->policy;
+    std::map<std::string, std::string> merged =
+        tenant_wide ? view.tenant_policy(req->id.tenant) : m->policy;
     for (const auto& [k, v] : req->settings) {
       if (v.empty()) {
         merged.erase(k);
@@ -1421,14 +1430,16 @@ void answer_registry_call(self_ptr self, api_call call,
         merged[k] = v;
       }
     }
-    auto checked = apply_policy(model_policy{}, merged);
+    auto checked = apply_policy(tenant_wide ? model_policy{} : base, merged);
     if (!checked) return fail(checked.error());
     catalog_change c;
     c.what = catalog_change::kind::policy;
     c.id = req->id;
     c.policy = merged;
     if (status ok = commit(self, {c}); !ok) return fail(ok);
-    log_info("policy set", {{"model", req->id.str()}, {"by", who_asks(req->user, req->by)}});
+    log_info("policy set", {{tenant_wide ? "tenant" : "model",
+                             tenant_wide ? req->id.tenant : req->id.str()},
+                            {"by", who_asks(req->user, req->by)}});
     {
         rp.deliver(api_reply(policy_result{policy_settings(*checked)}));
         return;

@@ -36,7 +36,9 @@ status replicated_catalog::check_shape(const catalog_change& change) const {
       (change.origin.empty() || change.to == 0 || change.snapshot.sha256.empty())) {
     return status::invalid_argument("a grant needs a voter, a number and a sha256");
   }
-  if (!is_valid_id_part(change.id.tenant) || !is_valid_id_part(change.id.model)) {
+  const bool tenant_wide = change.what == catalog_change::kind::policy && change.id.model.empty();
+  if (!is_valid_id_part(change.id.tenant) ||
+      (!tenant_wide && !is_valid_id_part(change.id.model))) {
     return status::invalid_argument("catalog change for an invalid model id '" +
                                     change.id.str().substr(0, 140) + "'");
   }
@@ -133,6 +135,10 @@ void replicated_catalog::refold(const model_id& id) {
     } else if (s.is_ok() && c.what == catalog_change::kind::add_snapshot) {
       conflicts_.erase({c.origin, c.seq});  // an earlier claim may have arrived since
     }
+  }
+  if (id.model.empty()) {  // a tenant's policy changes (the only changes without a model)
+    view_.set_tenant_policy(id.tenant, fresh.tenant_policy(id.tenant));
+    return;
   }
   const model_entry* entry = fresh.find(id);
   if (entry != nullptr) {

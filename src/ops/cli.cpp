@@ -90,8 +90,8 @@ const std::vector<command_spec>& command_table() {
       {kind::canary, "snapshot canary", {"--share", "--stop", "--user"}, {"TENANT/MODEL", "VERSION"}},
       {kind::validation_set, "validation set", {"--user"}, {"TENANT/MODEL", "FILE"}},
       {kind::validation_rollback, "validation rollback", {"--to", "--user"}, {"TENANT/MODEL"}},
-      {kind::policy_set, "policy set", {"--user", "--json"}, {"TENANT/MODEL", "KEY=VALUE"}},
-      {kind::policy_show, "policy show", {"--json"}, {"TENANT/MODEL"}},
+      {kind::policy_set, "policy set", {"--user", "--json"}, {"TENANT[/MODEL]", "KEY=VALUE"}},
+      {kind::policy_show, "policy show", {"--json"}, {"TENANT[/MODEL]"}},
       {kind::rollback, "snapshot rollback", {"--label", "--to"}, {"TENANT/MODEL"}},
       {kind::models, "models", {"--json"}, {}},
       {kind::infer, "infer", {"--k", "--version", "--label", "--json"}, {"TENANT/MODEL", "TEXT"}},
@@ -1350,12 +1350,14 @@ std::string cli_help(const std::string& name) {
   }
   if (name == "policy set" || name == "policy show" || name == "policy") {
     return with_common(
-               "usage: shoal policy set TENANT/MODEL KEY=VALUE... [--json]\n"
-               "       shoal policy show TENANT/MODEL [--json]\n"
+               "usage: shoal policy set TENANT[/MODEL] KEY=VALUE... [--json]\n"
+               "       shoal policy show TENANT[/MODEL] [--json]\n"
                "\n"
-               "The model's rules for the validation gate (and the watch after a promote). 'set'\n"
-               "changes the named settings (KEY= goes back to the default) on every node and\n"
-               "prints the policy in force; 'show' prints it.\n"
+               "The rules for the validation gate and the watch after a promote, for one model or\n"
+               "(TENANT alone) for all of a tenant's models; a model's own settings win over its\n"
+               "tenant's, which win over the defaults. 'set' changes the named settings (KEY= goes\n"
+               "back to the tenant's or the default) on every node and prints the policy in force;\n"
+               "'show' prints it.\n"
                "\n"
                "settings:\n"
                "  accuracy_drop=1     points of accuracy a candidate may lose\n"
@@ -1653,6 +1655,13 @@ result<cli_command> parse_cli(const std::vector<std::string>& args, const cli_en
     if (pos[1].empty()) return usage("DIR is empty: name the directory of model files");
     c.tenant = pos[0];
     c.file = pos[1];
+  } else if ((c.what == kind::policy_set || c.what == kind::policy_show) && !pos.empty() &&
+             pos[0].find('/') == std::string::npos) {
+    if (!is_valid_id_part(pos[0])) {
+      return usage("invalid tenant " + shown(pos[0]) +
+                   ": a tenant name must match [a-z0-9][a-z0-9_-]{0,63}");
+    }
+    c.id = model_id{pos[0], ""};  // the tenant's policy, for all its models
   } else if (!pos.empty()) {
     auto mid = parse_model_id(pos[0]);
     if (!mid) return usage(utf8::to_valid_utf8(mid.error().message()));

@@ -134,24 +134,24 @@ std::vector<trial_meter::row> trial_meter::rows() const {
 
 void trial_meter::render(std::string& out) const {
   auto all = rows();
+  auto labels = [](const row& r) {
+    return "{tenant=\"" + escaped(r.id.tenant) + "\",model=\"" + escaped(r.id.model) +
+           "\",version=\"" + std::to_string(r.served) + "\",shadow_version=\"" +
+           std::to_string(r.shadow) + "\"";
+  };
   out +=
       "# HELP shoal_trial_compared_total Requests answered by a version (version) and predicted "
       "by a version on trial (shadow_version) too, on this node.\n"
       "# TYPE shoal_trial_compared_total counter\n";
   for (const auto& r : all) {
-    out += "shoal_trial_compared_total{tenant=\"" + escaped(r.id.tenant) + "\",model=\"" +
-           escaped(r.id.model) + "\",version=\"" + std::to_string(r.served) +
-           "\",shadow_version=\"" + std::to_string(r.shadow) + "\"} " +
-           std::to_string(r.figures.compared) + "\n";
+    out += "shoal_trial_compared_total" + labels(r) + "} " + std::to_string(r.figures.compared) +
+           "\n";
   }
   out +=
       "# HELP shoal_trial_agreed_total Of those, requests whose top label was the same.\n"
       "# TYPE shoal_trial_agreed_total counter\n";
   for (const auto& r : all) {
-    out += "shoal_trial_agreed_total{tenant=\"" + escaped(r.id.tenant) + "\",model=\"" +
-           escaped(r.id.model) + "\",version=\"" + std::to_string(r.served) +
-           "\",shadow_version=\"" + std::to_string(r.shadow) + "\"} " +
-           std::to_string(r.figures.agreed) + "\n";
+    out += "shoal_trial_agreed_total" + labels(r) + "} " + std::to_string(r.figures.agreed) + "\n";
   }
   out +=
       "# HELP shoal_trial_mean_top1 Mean top-1 probability over the compared requests, of the "
@@ -162,10 +162,8 @@ void trial_meter::render(std::string& out) const {
     for (int role = 0; role < 2; ++role) {
       std::snprintf(buf, sizeof buf, "%.6f",
                     role == 0 ? r.figures.mean_top1_served : r.figures.mean_top1_shadow);
-      out += "shoal_trial_mean_top1{tenant=\"" + escaped(r.id.tenant) + "\",model=\"" +
-             escaped(r.id.model) + "\",version=\"" + std::to_string(r.served) +
-             "\",shadow_version=\"" + std::to_string(r.shadow) + "\",role=\"" +
-             (role == 0 ? "served" : "shadow") + "\"} " + buf + "\n";
+      out += "shoal_trial_mean_top1" + labels(r) + ",role=\"" + (role == 0 ? "served" : "shadow") +
+             "\"} " + buf + "\n";
     }
   }
 }

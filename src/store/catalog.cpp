@@ -256,9 +256,35 @@ result<catalog_change> catalog::plan_label(const label_request& req, int64_t now
   return c;
 }
 
+const std::map<std::string, std::string>& catalog::tenant_policy(const std::string& tenant) const {
+  static const std::map<std::string, std::string> none;
+  auto it = tenant_policies_.find(tenant);
+  return it == tenant_policies_.end() ? none : it->second;
+}
+
+void catalog::set_tenant_policy(const std::string& tenant,
+                                std::map<std::string, std::string> settings) {
+  if (settings.empty()) {
+    tenant_policies_.erase(tenant);
+  } else {
+    tenant_policies_[tenant] = std::move(settings);
+  }
+}
+
 status catalog::apply(const catalog_change& change) {
   // Validate everything first: a refused change must leave the catalog untouched.
   if (change.what == catalog_change::kind::join) return status::ok();
+  if (change.what == catalog_change::kind::policy && change.id.model.empty()) {
+    if (!is_valid_id_part(change.id.tenant)) {
+      return status::invalid_argument("invalid tenant '" + change.id.tenant.substr(0, 80) + "'");
+    }
+    try {
+      set_tenant_policy(change.id.tenant, change.policy);
+    } catch (const std::bad_alloc&) {
+      return out_of_memory(change.id);
+    }
+    return status::ok();
+  }
   if (!is_valid_id_part(change.id.tenant) || !is_valid_id_part(change.id.model)) {
     return status::invalid_argument("invalid model id '" + change.id.str().substr(0, 140) + "'");
   }

@@ -238,10 +238,18 @@ result<api_call> decode_validate(const pb::ValidateRequest& m) {
 }
 
 result<api_call> decode_policy(const pb::PolicyRequest& m) {
-  auto id = request_model(m.model());
-  if (!id) return id.error();
   policy_request r;
-  r.id = std::move(*id);
+  if (m.model().find('/') == std::string::npos) {  // a tenant: its policy for all its models
+    if (!is_valid_id_part(m.model())) {
+      return bad_request("invalid tenant " + shown(m.model()) +
+                         ": a tenant name must match [a-z0-9][a-z0-9_-]{0,63}");
+    }
+    r.id = model_id{m.model(), ""};
+  } else {
+    auto id = request_model(m.model());
+    if (!id) return id.error();
+    r.id = std::move(*id);
+  }
   r.settings.insert(m.settings().begin(), m.settings().end());
   r.user = m.user();
   catalog_change c;
@@ -760,7 +768,7 @@ std::string encode_request(uint64_t request_id, const api_call& call, const std:
           out->set_label(c.label);
         } else if constexpr (std::is_same_v<T, policy_request>) {
           auto* out = m.mutable_policy();
-          out->set_model(c.id.str());
+          out->set_model(c.id.model.empty() ? c.id.tenant : c.id.str());
           for (const auto& [k, v] : c.settings) (*out->mutable_settings())[k] = v;
           out->set_user(c.user);
         } else if constexpr (std::is_same_v<T, trial_request>) {

@@ -487,6 +487,16 @@ TEST_F(node_test, the_validation_gate_refuses_a_worse_model_and_lets_a_good_one_
   EXPECT_NE(policy.out.find("accuracy_drop       100"), std::string::npos) << policy.out;
   auto loose = node_->cli({"snapshot", "validate", "acme/bot", "2"});
   EXPECT_EQ(loose.exit_code, 0) << loose.err;
+  // A tenant's policy applies to its models; a model's own settings win.
+  auto tenant = node_->cli({"policy", "set", "acme", "recall_drop=50", "watch=5m"});
+  ASSERT_EQ(tenant.exit_code, 0) << tenant.err;
+  auto shown = node_->cli({"policy", "show", "acme/bot", "--json"});
+  ASSERT_EQ(shown.exit_code, 0) << shown.err;
+  auto pol = json::parse(shown.out);
+  EXPECT_EQ(pol["watch"], "5m");             // the tenant's
+  EXPECT_EQ(pol["recall_drop"], "100");      // the model's own
+  EXPECT_EQ(pol["accuracy_drop"], "100");
+  EXPECT_EQ(json::parse(node_->cli({"policy", "show", "acme", "--json"}).out)["accuracy_drop"], "1");
   auto bogus = node_->cli({"policy", "set", "acme/bot", "accuracy=1"});
   EXPECT_EQ(bogus.exit_code, 1);
   EXPECT_NE(bogus.err.find("unknown policy setting 'accuracy'"), std::string::npos) << bogus.err;

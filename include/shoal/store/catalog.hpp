@@ -139,8 +139,9 @@ struct catalog_change {
   // the origin voter gives version number `to` of `id` to the bytes `snapshot.sha256` (see
   // replicated_catalog.hpp, "Version numbers"). join and grant leave the view unchanged.
   // validation_set: `validation_set` becomes the set in use (added when new). validation_report:
-  // `report` was made. policy: `policy` replaces the model's settings. trial: `trial` starts
-  // (mode none: ends) a shadow or canary.
+  // `report` was made. policy: `policy` replaces the model's settings (with an empty model
+  // name: the tenant's, for all its models). trial: `trial` starts (mode none: ends) a shadow,
+  // canary or watch.
   enum class kind : uint8_t {
     add_snapshot, move_label, hold, release, join, grant, validation_set, validation_report,
     policy, trial
@@ -198,6 +199,12 @@ class catalog {
   /// Returns `tenant`'s usage (per-tenant limits check pushes against it).
   usage tenant_usage(const std::string& tenant) const;
 
+  /// Returns the policy settings set for every model of `tenant` (a policy change whose model
+  /// is empty), or an empty map. A model's own settings win over these.
+  const std::map<std::string, std::string>& tenant_policy(const std::string& tenant) const;
+  /// Sets them (the replicated catalog's refold of a tenant's policy changes).
+  void set_tenant_policy(const std::string& tenant, std::map<std::string, std::string> settings);
+
   /// Returns the changes a push makes: add the snapshot as the next version (the first version
   /// also becomes "production"), and move `label` to it when not empty.
   /// `snap.version` is ignored: the version is `version` when given (a number the cluster
@@ -245,6 +252,8 @@ class catalog {
   // model (a map's was an allocation per model, the bulk of a bulk push at 10,000 models);
   // adding a model moves the pointers after it.
   std::vector<slot> models_;
+  // Tenant-wide policy settings (few: copied whole with the catalog).
+  std::map<std::string, std::map<std::string, std::string>> tenant_policies_;
 };
 
 /// Returns what a request for a model that does not exist is answered ("no model acme/bot").

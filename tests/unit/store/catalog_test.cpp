@@ -582,6 +582,23 @@ TEST(catalog, reports_are_kept_up_to_a_bound_and_policies_replace_whole) {
   EXPECT_EQ(c.find(bot)->policy, (std::map<std::string, std::string>{{"recall_drop", "7"}}));
 }
 
+TEST(catalog, a_policy_without_a_model_is_the_tenants) {
+  catalog c;
+  catalog_change p;
+  p.what = catalog_change::kind::policy;
+  p.id = model_id{"acme", ""};
+  p.policy = {{"watch", "5m"}};
+  ASSERT_TRUE(c.apply(p).is_ok());  // no model needed
+  EXPECT_EQ(c.tenant_policy("acme").at("watch"), "5m");
+  EXPECT_TRUE(c.tenant_policy("globex").empty());
+  EXPECT_TRUE(c.models().empty());
+  p.policy.clear();
+  ASSERT_TRUE(c.apply(p).is_ok());
+  EXPECT_TRUE(c.tenant_policy("acme").empty());
+  p.id = model_id{"Bad", ""};
+  EXPECT_FALSE(c.apply(p).is_ok());
+}
+
 TEST(catalog, a_trial_needs_its_version_and_ends_when_production_moves) {
   catalog c;
   push(c, bot, "1111");
