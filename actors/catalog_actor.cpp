@@ -1273,8 +1273,15 @@ void watch_models(self_ptr self) {
   if (!st.trials) return;
   const int64_t now = now_ms();
   std::set<model_id> watched;
+  // The trials in force, for /metrics: production compared with the trial version.
+  std::set<std::tuple<model_id, uint32_t, uint32_t>> active;
   for (const model_entry* m : st.replica->view().models()) {
     const trial_info& t = m->trial;
+    if (t.what == trial_info::mode::shadow ||
+        (t.what == trial_info::mode::watch && now < t.until_ms)) {
+      auto prod = m->labels.find(default_label);
+      if (prod != m->labels.end()) active.emplace(m->id, prod->second.current(), t.version);
+    }
     if (t.what != trial_info::mode::watch || now >= t.until_ms) continue;
     auto prod = m->labels.find(default_label);
     if (prod == m->labels.end() || prod->second.current() != t.watched) continue;
@@ -1326,8 +1333,10 @@ void watch_models(self_ptr self) {
                                     {"from", from},
                                     {"to", to},
                                     {"why", *reason}});
+    st.trials->set_active(std::move(active));
     return;  // the view changed under the loop; the others are judged at the next tick
   }
+  st.trials->set_active(std::move(active));
   for (auto it = st.watch_broken_since.begin(); it != st.watch_broken_since.end();) {
     it = watched.count(it->first) > 0 ? std::next(it) : st.watch_broken_since.erase(it);
   }

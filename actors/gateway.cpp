@@ -29,9 +29,10 @@ gateway_actor::behavior_type gateway(gateway_actor::stateful_pointer<gateway_sta
                 std::string what = "push to " + req.id.str();
                 const model_entry* entry = self->state.current->find(req.id);
                 if (req.label == default_label && entry != nullptr &&
-                    entry->labels.count(default_label) > 0 && entry->current_set() != nullptr) {
-                  // A push straight to production passes the validation gate like a promote:
-                  // store it first, then promote it (gated); the push stays if the gate refuses.
+                    entry->labels.count(default_label) > 0) {
+                  // A push straight to production is a promote: it passes the validation gate
+                  // and is watched like one. Store it first, then promote it; the push stays if
+                  // the gate refuses.
                   label_request promote;
                   promote.id = req.id;
                   promote.label = default_label;

@@ -119,12 +119,19 @@ trial_figures trial_meter::read(const model_id& id, uint32_t served, uint32_t sh
   return f;
 }
 
+void trial_meter::set_active(std::set<key> active) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  active_ = std::move(active);
+}
+
 std::vector<trial_meter::row> trial_meter::rows() const {
   std::vector<std::pair<model_id, std::pair<uint32_t, uint32_t>>> keys;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     for (const auto& [k, list] : shards_) {
-      if (std::get<2>(k) != 0) keys.push_back({std::get<0>(k), {std::get<1>(k), std::get<2>(k)}});
+      if (std::get<2>(k) != 0 && active_.count(k) > 0) {
+        keys.push_back({std::get<0>(k), {std::get<1>(k), std::get<2>(k)}});
+      }
     }
   }
   std::vector<row> out;

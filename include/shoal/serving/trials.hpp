@@ -66,8 +66,14 @@ class trial_meter {
   };
   std::vector<row> rows() const;
 
-  /// Appends the trial series to a Prometheus exposition (shoal_trial_*).
+  /// Appends the series of the trials in force (set_active) to a Prometheus exposition
+  /// (shoal_trial_*): a trial's series go when it ends.
   void render(std::string& out) const;
+
+  /// The (model, served version, trial version) pairs of the trials in force (the catalog actor
+  /// sets them each tick). Counters of ended trials stay (a few hundred bytes per front-end
+  /// thread and trial: freeing them would need the threads to agree) but are not shown.
+  void set_active(std::set<std::tuple<model_id, uint32_t, uint32_t>> active);
 
  private:
   // Predict times in microseconds: bucket i holds times below 2^i us (the last: the rest).
@@ -85,6 +91,7 @@ class trial_meter {
   const uint64_t generation_;  // tells this meter's thread caches from another's
   mutable std::mutex mutex_;   // guards shards_ (not the counters)
   std::map<key, std::vector<std::unique_ptr<counters>>> shards_;
+  std::set<key> active_;  // guarded by mutex_
 };
 
 }  // namespace shoal
