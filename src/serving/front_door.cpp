@@ -171,11 +171,6 @@ front_door::front_door(front_door_settings settings, std::shared_ptr<const servi
       traffic_(std::move(traffic)),
       trials_(std::move(trials)) {}
 
-int64_t front_door::wall_ms() {
-  using namespace std::chrono;
-  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
-
 infer_done front_door::count_trial(const inline_target& in, const model_id& id, infer_done done) {
   if (!in.on_trial || !trials_) return done;
   return [done = std::move(done), trials = trials_, id, version = in.version](infer_outcome o) {
@@ -260,15 +255,16 @@ void front_door::infer(inference_pass pass, const principal& who, infer_request 
   thread_state& t = state_for(id_);
   serving_board::cache call_view;  // a view for this call only (see front_end::keep_view)
   const serving_view& view = board_->read(fe.keep_view ? t.view : call_view);
-  inline_target in = find_inline(view, req, settings_.inline_max_texts, trials_ ? wall_ms() : 0);
+  inline_target in = find_inline(view, req, settings_.inline_max_texts);
   if (in.error) return done(refusal(infer_outcome::kind::failed, std::move(*in.error)));
   if (in.m) {
     metrics_->served_local.fetch_add(1, std::memory_order_relaxed);
-    done = count_trial(in, req.id, std::move(done));
+    if (in.on_trial && trials_) trials_->observe_served(req.id, in.version, false);
     return answer_inline(in.m, in.version, std::move(req), fe, std::move(done),
-                         std::move(in.shadow), in.shadow_version);
+                         std::move(in.shadow), in.shadow_version, in.on_trial);
   }
   req.version = in.version;
+  done = count_trial(in, req.id, std::move(done));
   if (peers_ && in.holders != nullptr && view.peers->held_elsewhere(*in.holders)) {
     auto targets = view.peers->attempts(req.id.str(), *in.holders);
     if (!targets.empty()) {
@@ -302,14 +298,15 @@ void front_door::serve_peer(infer_request req, const front_end& fe, infer_done d
   thread_state& t = state_for(id_);
   serving_board::cache call_view;
   inline_target in = find_inline(board_->read(fe.keep_view ? t.view : call_view), req,
-                                 settings_.inline_max_texts, trials_ ? wall_ms() : 0);
+                                 settings_.inline_max_texts);
   if (in.error) return done(refusal(infer_outcome::kind::failed, std::move(*in.error)));
-  done = count_trial(in, req.id, std::move(done));
   if (in.m) {
+    if (in.on_trial && trials_) trials_->observe_served(req.id, in.version, false);
     return answer_inline(in.m, in.version, std::move(req), fe, std::move(done),
-                         std::move(in.shadow), in.shadow_version);
+                         std::move(in.shadow), in.shadow_version, in.on_trial);
   }
   req.version = in.version;
+  done = count_trial(in, req.id, std::move(done));
   answer_by_actors(std::move(req), std::move(done));
 }
 
@@ -322,7 +319,8 @@ void front_door::answer_by_actors(infer_request req, infer_done done) {
 
 void front_door::answer_inline(const std::shared_ptr<const model>& m, uint32_t version,
                                infer_request req, const front_end& fe, infer_done done,
-                               std::shared_ptr<const model> shadow, uint32_t shadow_version) {
+                               std::shared_ptr<const model> shadow, uint32_t shadow_version,
+                               bool time_served) {
   thread_state& t = this_thread;
   const size_t batch_texts = settings_.micro_batch_texts;
   if (status full = round_refusal(t, settings_.max_queue_ms, req.texts.size(), fe.thread_name);
@@ -336,30 +334,38 @@ void front_door::answer_inline(const std::shared_ptr<const model>& m, uint32_t v
   base.answer.version = version;
   const size_t k = req.top_k == 0 ? 1 : req.top_k;
   if (shadow && trials_) {
-    // Shadow: the answer goes first; then, on this thread, both versions predict the request's
-    // texts (at most 4), each timed, and the meter counts whether their top labels agree.
+    // Shadow: the answer goes first; then, on this thread, the trial version predicts the
+    // request's texts (at most 4), timed, and the meter counts whether its top label agrees with
+    // the answer's. Under a watch the answering version predicts again too, timed the same way,
+    // for the p99 rule (its time inside a micro-batch is not its own).
+    const size_t n = std::min<size_t>(req.texts.size(), 4);
     auto answer = [done = std::move(done), base = std::move(base), served = m,
-                   shadow = std::move(shadow), shadow_version, trials = trials_,
-                   texts = std::vector<std::string>(
-                       req.texts.begin(), req.texts.begin() + std::min<size_t>(req.texts.size(), 4))](
+                   shadow = std::move(shadow), shadow_version, trials = trials_, time_served,
+                   texts = std::vector<std::string>(req.texts.begin(), req.texts.begin() + long(n))](
                       std::vector<std::vector<prediction>> rows) mutable {
-      base.answer.rows = std::move(rows);
+      using clock = std::chrono::steady_clock;
       const model_id id = base.answer.id;
       const uint32_t version = base.answer.version;
+      std::vector<prediction> tops;  // the answer's top label per compared text
+      for (size_t i = 0; i < texts.size(); ++i) {
+        tops.push_back(i < rows.size() && !rows[i].empty() ? rows[i][0] : prediction{});
+      }
+      base.answer.rows = std::move(rows);
       done(std::move(base));
-      for (const auto& text : texts) {
-        using clock = std::chrono::steady_clock;
-        const auto t0 = clock::now();
-        auto a = served->predict(text, 1);
+      for (size_t i = 0; i < texts.size(); ++i) {
+        double served_us = 0;
+        if (time_served) {
+          const auto t0 = clock::now();
+          (void)served->predict(texts[i], 1);
+          served_us = std::chrono::duration<double, std::micro>(clock::now() - t0).count();
+        }
         const auto t1 = clock::now();
-        auto b = shadow->predict(text, 1);
-        const auto t2 = clock::now();
-        const bool agreed = (a.empty() && b.empty()) ||
-                            (!a.empty() && !b.empty() && a[0].label == b[0].label);
-        trials->observe_shadow(id, version, shadow_version, agreed, a.empty() ? 0.0 : a[0].score,
-                               b.empty() ? 0.0 : b[0].score,
-                               std::chrono::duration<double, std::micro>(t1 - t0).count(),
-                               std::chrono::duration<double, std::micro>(t2 - t1).count());
+        auto b = shadow->predict(texts[i], 1);
+        const double shadow_us = std::chrono::duration<double, std::micro>(clock::now() - t1).count();
+        const std::string none;
+        const bool agreed = tops[i].label == (b.empty() ? none : b[0].label);
+        trials->observe_shadow(id, version, shadow_version, agreed, tops[i].score,
+                               b.empty() ? 0.0 : b[0].score, served_us, shadow_us);
       }
     };
     if (batch_texts == 0) return answer(m->predict_batch(req.texts, k));

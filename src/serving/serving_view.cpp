@@ -106,6 +106,15 @@ const serving_view& serving_board::read(cache& c) const {
   return *c.view;
 }
 
+namespace {
+
+int64_t wall_now_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
+
 bool sample_share(uint32_t ppm) {
   if (ppm >= 1000000) return true;
   if (ppm == 0) return false;
@@ -120,8 +129,7 @@ bool sample_share(uint32_t ppm) {
   return ((x * 0x2545F4914F6CDD1DULL) >> 32) % 1000000 < ppm;
 }
 
-inline_target find_inline(const serving_view& view, const infer_request& req, size_t max_texts,
-                          int64_t now_ms) {
+inline_target find_inline(const serving_view& view, const infer_request& req, size_t max_texts) {
   inline_target out;
   const model_entry* entry = view.catalog_copy->find(req.id);
   if (entry == nullptr) {
@@ -144,12 +152,11 @@ inline_target find_inline(const serving_view& view, const infer_request& req, si
     if (t.what == trial_info::mode::canary) {
       if (asks_production && entry->find(t.version) != nullptr && sample_share(t.share_ppm)) {
         out.version = t.version;
-        out.on_trial = true;
       }
     } else if (*version == production && t.version != production &&
                (t.what == trial_info::mode::shadow ||
-                (t.what == trial_info::mode::watch && now_ms < t.until_ms))) {
-      out.on_trial = true;
+                (t.what == trial_info::mode::watch && wall_now_ms() < t.until_ms))) {
+      out.on_trial = t.what == trial_info::mode::watch;
       if (sample_share(t.share_ppm)) {
         if (const resident_model* s = view.loaded->find(std::make_pair(req.id, t.version))) {
           s->touch(steady_now_ms());

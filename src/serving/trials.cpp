@@ -27,19 +27,29 @@ trial_meter::counters& trial_meter::mine(const key& k) {
   struct cache {
     uint64_t generation = 0;
     std::map<key, counters*> by_key;
+    key last_key;              // the key asked for last (a model under watch: every request)
+    counters* last = nullptr;
   };
   thread_local cache here;
   if (here.generation != generation_) {
     here.generation = generation_;
     here.by_key.clear();
+    here.last = nullptr;
   }
+  if (here.last != nullptr && here.last_key == k) return *here.last;
   auto it = here.by_key.find(k);
-  if (it != here.by_key.end()) return *it->second;
+  if (it != here.by_key.end()) {
+    here.last_key = k;
+    here.last = it->second;
+    return *it->second;
+  }
   std::lock_guard<std::mutex> lock(mutex_);
   auto& list = shards_[k];
   list.push_back(std::make_unique<counters>());
   counters* c = list.back().get();
   here.by_key.emplace(k, c);
+  here.last_key = k;
+  here.last = c;
   return *c;
 }
 

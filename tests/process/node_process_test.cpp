@@ -555,6 +555,10 @@ TEST_F(node_test, trials_on_live_traffic_and_the_watch_rolls_a_bad_promote_back_
   send(80, &versions);
   EXPECT_EQ(versions, (std::map<std::string, int>{{"1", 80}}));
   const std::string pair = "{tenant=\"acme\",model=\"bot\",version=\"1\",shadow_version=\"3\"}";
+  // The series of a trial appear with the node's next tick (at most a second).
+  for (int i = 0; i < 50 && metric("shoal_trial_compared_total" + pair) < 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
   EXPECT_EQ(metric("shoal_trial_compared_total" + pair), 80);
   EXPECT_GE(metric("shoal_trial_agreed_total" + pair), 60);  // a retrain mostly agrees
   auto show = node_->cli({"snapshot", "show", "acme/bot", "3"});

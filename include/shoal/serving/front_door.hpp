@@ -214,11 +214,11 @@ class front_door {
   void refuse_admission(const front_end& fe, infer_outcome refusal, infer_done refused);
   void answer_inline(const std::shared_ptr<const model>& m, uint32_t version, infer_request req,
                      const front_end& fe, infer_done done,
-                     std::shared_ptr<const model> shadow = nullptr, uint32_t shadow_version = 0);
-  // Wraps `done` to count the answer for a version under trial (when `in` says it is one).
+                     std::shared_ptr<const model> shadow = nullptr, uint32_t shadow_version = 0,
+                     bool time_served = false);
+  // Wraps `done` to count the answer of a watched version (when `in` says it is one) that is
+  // not answered on this thread (an inline answer never fails: counted at once, no wrapper).
   infer_done count_trial(const inline_target& in, const model_id& id, infer_done done);
-  // Unix time for a watch's end, read only when a trial asks.
-  static int64_t wall_ms();
   // Hands a request this thread cannot answer to the actors.
   void answer_by_actors(infer_request req, infer_done done);
   // Notes a forward of `key` on this thread (traffic-following copies read the counts).

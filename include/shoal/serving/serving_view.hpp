@@ -230,8 +230,7 @@ struct inline_target {
   /// When no error and no `m`: the nodes recorded as holding `version` (catalog holders), valid
   /// while the view is.
   const std::set<std::string>* holders = nullptr;
-  /// A trial of the model (catalog trial_info) concerns `version`: count its answers
-  /// (trials.hpp). A canary may have chosen `version` instead of production.
+  /// `version` is production under a watch: count its answers and failures (trials.hpp).
   bool on_trial = false;
   /// Sampled for a shadow or watch comparison: the loaded trial version to predict this request
   /// too, after answering it (null: not sampled, or that version is not loaded here).
@@ -241,10 +240,9 @@ struct inline_target {
 
 /// Resolves `req` against `view` and finds its loaded snapshot (see inline_target). Applies the
 /// model's trial: a request for production is answered by a canary's version with the canary's
-/// share; one answered by production under a shadow (or a watch not yet over, at `now_ms`, unix
-/// time) is sampled with the trial's share for `shadow`.
-inline_target find_inline(const serving_view& view, const infer_request& req, size_t max_texts,
-                          int64_t now_ms = 0);
+/// share; one answered by production under a shadow (or a watch not yet over: the clock is read
+/// only then) is sampled with the trial's share for `shadow`.
+inline_target find_inline(const serving_view& view, const infer_request& req, size_t max_texts);
 
 /// Returns true with probability `ppm` / 1,000,000 (a per-thread generator: no shared state).
 bool sample_share(uint32_t ppm);
