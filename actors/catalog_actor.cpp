@@ -1473,6 +1473,14 @@ void answer_registry_call(self_ptr self, api_call call,
       }
     }
     if (status ok = m->check_version(req->version); !ok) return fail(ok);
+    if (m->trial.what == trial_info::mode::watch && now_ms() < m->trial.until_ms) {
+      // A trial would end the watch, and with it the automatic rollback.
+      return fail(status::failed_precondition(
+          "production of " + req->id.str() + " (version " + std::to_string(m->trial.watched) +
+          ") is watched after its promote for " +
+          std::to_string((m->trial.until_ms - now_ms() + 999) / 1000) +
+          " s more; start the " + mode + " after the watch (policy 'watch' sets its length)"));
+    }
     auto prod = m->labels.find(default_label);
     if (prod != m->labels.end() && prod->second.current() == req->version) {
       return fail(status::failed_precondition("version " + std::to_string(req->version) + " of " +

@@ -50,6 +50,53 @@ void sync(const replicated_catalog& from, replicated_catalog& to, int64_t t) {
   }
 }
 
+// Issue 18: two nodes roll back the same watched move by themselves at once; whatever order the
+// changes arrive in, production moves back once. Tenant policies converge the same way.
+TEST(replicated_catalog, two_automatic_rollbacks_of_one_move_apply_once_in_any_order) {
+  replicated_catalog n1("n1"), n2("n2");
+  push(n1, bot, "s1", 1000);
+  push(n1, bot, "s2", 2000);
+  move(n1, bot, label_action::promote, 2u, 3000);
+  sync(n1, n2, 3100);
+  auto automatic = [&](replicated_catalog& r, int64_t t) {
+    label_request req;
+    req.id = bot;
+    req.label = "production";
+    req.action = label_action::rollback;
+    req.version = 1u;
+    auto planned = r.view().plan_label(req, t);
+    EXPECT_TRUE(planned.is_ok());
+    planned->automatic = true;
+    planned->expect_from = 2;
+    planned->reason = "agreement 31% < 70% over 2,000 requests";
+    auto changes = r.stamp({*planned}, t);
+    EXPECT_TRUE(r.add(changes[0], t).is_ok());
+  };
+  automatic(n1, 4000);
+  automatic(n2, 4001);
+  sync(n1, n2, 5000);
+  sync(n2, n1, 5000);
+  EXPECT_EQ(dump(n1.view()), dump(n2.view()));
+  const auto& st = n1.view().find(bot)->labels.at("production");
+  EXPECT_EQ(st.current(), 1u);
+  EXPECT_EQ(std::count_if(st.history.begin(), st.history.end(),
+                          [](const label_move& m) { return m.automatic; }),
+            1);
+  // A tenant's policy set on both nodes: the later one wins everywhere.
+  for (auto* r : {&n1, &n2}) {
+    catalog_change p;
+    p.what = catalog_change::kind::policy;
+    p.id = model_id{"acme", ""};
+    p.policy = {{"watch", r == &n1 ? "5m" : "7m"}};
+    auto stamped = r->stamp({p}, r == &n1 ? 6000 : 6001);
+    ASSERT_TRUE(r->add(stamped[0], 6002).is_ok());
+  }
+  sync(n2, n1, 7000);
+  sync(n1, n2, 7000);
+  EXPECT_EQ(n1.view().tenant_policy("acme").at("watch"), "7m");
+  EXPECT_EQ(n2.view().tenant_policy("acme").at("watch"), "7m");
+}
+
 TEST(replicated_catalog, a_change_made_on_one_node_shows_the_same_on_another) {
   replicated_catalog n1("n1"), n2("n2");
   push(n1, bot, "s1", 1000);

@@ -1,10 +1,12 @@
 // validation: the validation set format, the figures, the gate's rules, policies and the watch's
 // rules, as pure functions; evaluate() over a real fastText model trained here.
 #include "shoal/serving/validation.hpp"
+#include "shoal/serving/trials.hpp"
 
 #include <gtest/gtest.h>
 
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "support/files.hpp"
@@ -277,6 +279,45 @@ TEST(validation_run, a_trained_model_scores_its_own_training_data) {
   EXPECT_GT(f.memory_bytes, 0u);
   EXPECT_EQ(f.labels.size(), 4u);
   EXPECT_EQ(f.top.size(), 120u);
+}
+
+TEST(trial_meter, counts_from_many_threads_sum_per_version_pair) {
+  trial_meter meter;
+  const model_id bot{"acme", "bot"};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&meter, bot, t] {
+      for (int i = 0; i < 1000; ++i) {
+        meter.observe_served(bot, 2, i % 100 == 0);
+        if (i % 10 == 0) {
+          meter.observe_shadow(bot, 2, 1, i % 20 == 0, 0.9, 0.7, 5.0 + t, 3000.0);
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  auto f = meter.read(bot, 2, 1);
+  EXPECT_EQ(f.requests, 4000u);
+  EXPECT_EQ(f.errors, 40u);
+  EXPECT_EQ(f.compared, 400u);
+  EXPECT_EQ(f.agreed, 200u);
+  EXPECT_NEAR(f.mean_top1_served, 0.9, 1e-6);
+  EXPECT_NEAR(f.mean_top1_shadow, 0.7, 1e-6);
+  EXPECT_LE(f.p99_served_ms, 0.016);  // under 16 us
+  EXPECT_GE(f.p99_shadow_ms, 3.0);    // 3 ms lands in the 2-4 ms bucket
+  EXPECT_LE(f.p99_shadow_ms, 4.1);
+  EXPECT_EQ(meter.read(bot, 3, 1).requests, 0u);
+  // /metrics shows only the trials in force.
+  std::string out;
+  meter.render(out);
+  EXPECT_EQ(out.find("shoal_trial_compared_total{"), std::string::npos);
+  meter.set_active({{bot, 2, 1}});
+  out.clear();
+  meter.render(out);
+  EXPECT_NE(out.find("shoal_trial_compared_total{tenant=\"acme\",model=\"bot\",version=\"2\","
+                     "shadow_version=\"1\"} 400"),
+            std::string::npos)
+      << out;
 }
 
 }  // namespace
