@@ -192,7 +192,7 @@ identified identify(const std::vector<std::string>& pos) {
     return nullptr;
   };
   if (pos.empty()) {
-    id.error = "missing command: try snapshot push|list|promote|rollback, models, infer or cluster status";
+    id.error = "missing command: try snapshot push|list|show|promote|rollback, validation, policy, models, infer or cluster status";
     return id;
   }
   if (pos[0] == "cluster") {
@@ -249,7 +249,7 @@ identified identify(const std::vector<std::string>& pos) {
   id.spec = (pos[0] == "models" || pos[0] == "infer") ? find(pos[0]) : nullptr;
   if (id.spec == nullptr) {
     id.error = "unknown command " + shown(pos[0]) +
-               ": expected snapshot push|list|promote|rollback, models, infer or cluster status";
+               ": expected snapshot push|list|show|promote|rollback, validation, policy, models, infer or cluster status";
     if (pos[0] == "node") id.error = "'shoal node' runs a node: see 'shoal node --help'";
     return id;
   }
@@ -1433,7 +1433,7 @@ std::string cli_help(const std::string& name) {
   }
   if (name == "snapshot") {
     return with_common(
-        "usage: shoal snapshot push|push-dir|list|promote|rollback ...\n"
+        "usage: shoal snapshot push|push-dir|list|show|validate|shadow|canary|promote|rollback ...\n"
         "\n"
         "commands:\n"
         "  snapshot push       upload a model file as a new version\n"

@@ -51,6 +51,49 @@ TEST(cli_parse, snapshot_push) {
   EXPECT_EQ(c.timeout, 60s);
 }
 
+TEST(cli_parse, registry_metadata_and_the_commands_of_issue_18) {
+  cli_env env;
+  env.user = "alice";
+  auto c = parsed({"snapshot", "push", "acme/bot", "m.bin", "--tag", "dataset=2026-12-01", "--tag",
+                   "team=bots", "--metrics", "m.json", "--source", "git://x@1", "--force"},
+                  env);
+  EXPECT_EQ(c.user, "alice");  // $USER unless --user
+  EXPECT_EQ(c.tags, (std::map<std::string, std::string>{{"dataset", "2026-12-01"}, {"team", "bots"}}));
+  EXPECT_EQ(c.metrics_file, "m.json");
+  EXPECT_EQ(c.source, "git://x@1");
+  EXPECT_TRUE(c.force);
+  EXPECT_EQ(parsed({"snapshot", "push", "acme/bot", "m.bin", "--user", "bob"}, env).user, "bob");
+  c = parsed({"policy", "set", "acme/bot", "accuracy_drop=2", "watch=", "recall_drop=5"});
+  EXPECT_EQ(c.what, cli_command::kind::policy_set);
+  EXPECT_EQ(c.settings, (std::map<std::string, std::string>{
+                            {"accuracy_drop", "2"}, {"recall_drop", "5"}, {"watch", ""}}));
+  c = parsed({"policy", "show", "acme"});
+  EXPECT_EQ(c.id.tenant, "acme");
+  EXPECT_EQ(c.id.model, "");
+  c = parsed({"snapshot", "shadow", "acme/bot", "3"});
+  EXPECT_EQ(c.share_ppm, 100000u);  // 10% by default
+  EXPECT_EQ(*c.version, 3u);
+  c = parsed({"snapshot", "canary", "acme/bot", "3", "--share", "0.5%"});
+  EXPECT_EQ(c.share_ppm, 5000u);
+  c = parsed({"snapshot", "canary", "acme/bot", "--stop"});
+  EXPECT_TRUE(c.stop);
+  EXPECT_FALSE(c.version);
+  c = parsed({"snapshot", "show", "acme/bot", "2", "--json"});
+  EXPECT_EQ(c.what, cli_command::kind::show);
+  c = parsed({"validation", "rollback", "acme/bot", "--to", "1"});
+  EXPECT_EQ(c.what, cli_command::kind::validation_rollback);
+  for (const args& bad : std::vector<args>{
+           {"snapshot", "push", "acme/bot", "m.bin", "--tag", "novalue"},
+           {"snapshot", "push", "acme/bot", "m.bin", "--tag", "a=1", "--tag", "a=2"},
+           {"snapshot", "canary", "acme/bot", "3"},
+           {"snapshot", "canary", "acme/bot", "3", "--share", "0"},
+           {"snapshot", "shadow", "acme/bot", "--stop", "--share", "5%"},
+           {"policy", "set", "acme/bot", "nokey"},
+           {"validation", "frobnicate", "acme/bot"}}) {
+    EXPECT_FALSE(parse_cli(bad, {})) << bad.size();
+  }
+}
+
 TEST(cli_parse, snapshot_push_dir) {
   auto c = parsed({"snapshot", "push-dir", "acme", "models/", "--jobs", "8", "--label", "staging"});
   EXPECT_EQ(c.what, kind::push_dir);
@@ -195,10 +238,10 @@ TEST(cli_parse, usage_errors_say_what_is_wrong_and_where_to_look) {
   };
   const std::vector<row> table = {
       {{},
-       "missing command: try snapshot push|list|promote|rollback, models, infer or cluster status",
+       "missing command: try snapshot push|list|show|promote|rollback, validation, policy, models, infer or cluster status",
        "try 'shoal --help'"},
       {{"deploy"},
-       "unknown command 'deploy': expected snapshot push|list|promote|rollback, models, infer or cluster status",
+       "unknown command 'deploy': expected snapshot push|list|show|promote|rollback, validation, policy, models, infer or cluster status",
        "try 'shoal --help'"},
       {{"snapshot"},
        "snapshot: missing subcommand: push, push-dir, list, show, validate, shadow, canary, "
