@@ -1,6 +1,9 @@
 // catalog_actor: the durable writer of the catalog (catalog_actor.hpp). Over 500 lines: besides
-// pushes and label moves it still holds version voting (number_version) and the answers to peers'
-// requests; placement moved to cluster/placement.hpp, and voting is the next planner to pull out.
+// pushes and label moves it still holds version voting (number_version), the answers to peers'
+// requests, and issue 18's control plane (validation runs and the gate, validation sets,
+// policies, trials, the watch); placement moved to cluster/placement.hpp, the gate's and the
+// watch's rules live in serving/validation.hpp. Voting and the validation runs are the next
+// planners to pull out.
 #include "actors/catalog_actor.hpp"
 
 #include <algorithm>
@@ -13,9 +16,9 @@
 #include "shoal/base/log.hpp"
 #include "shoal/cluster/catalog_sync.hpp"
 #include "shoal/cluster/placement.hpp"
+#include "shoal/serving/model.hpp"
 #include "shoal/serving/validation.hpp"
 #include "shoal/store/registry.hpp"
-#include "shoal/serving/model.hpp"
 #include "shoal/wire/api_codec.hpp"
 
 namespace shoal {
@@ -912,7 +915,8 @@ void ensure_set_here(self_ptr self, const std::string& sha, std::vector<std::str
             if (!reply || !reply->error.empty()) {
               return again(reply ? reply->error : reply.error().message());
             }
-            if (sha256_hex(reply->snapshot) != sha) return again("the copy does not match its sha256");
+            if (sha256_hex(reply->snapshot) != sha)
+              return again("the copy does not match its sha256");
             auto stored = self->state.store->put(reply->snapshot);
             if (!stored) return next(stored.error());
             next(status::ok());
@@ -1005,8 +1009,8 @@ void run_validation(self_ptr self, const model_id& id, uint32_t candidate, uint3
     return done(status::unavailable(
         "no live node holds both version " + std::to_string(candidate) +
         (baseline != 0 ? " and version " + std::to_string(baseline) : std::string()) + " of " +
-        id.str() + " yet; try again once the copies are placed (shoal snapshot list " +
-        id.str() + " shows where each is held)"));
+        id.str() + " yet; try again once the copies are placed (shoal snapshot list " + id.str() +
+        " shows where each is held)"));
   }
   validation_report_info info;
   info.candidate = candidate;
@@ -1019,10 +1023,12 @@ void run_validation(self_ptr self, const model_id& id, uint32_t candidate, uint3
   auto finish = [=](result<std::string> json) mutable {
     if (!json) return done(json.error());
     auto report = report_from_json(*json);
-    if (!report) return done(status::internal("the validation report does not parse: " +
-                                              report.error().message()));
+    if (!report)
+      return done(
+          status::internal("the validation report does not parse: " + report.error().message()));
     const model_entry* now = self->state.replica->view().find(id);
-    gate_verdict verdict = judge(*report, now != nullptr ? policy_of(self->state.replica->view(), *now) : model_policy{});
+    gate_verdict verdict = judge(
+        *report, now != nullptr ? policy_of(self->state.replica->view(), *now) : model_policy{});
     info.report_json = std::move(*json);
     info.passed = verdict.passed;
     info.verdict = verdict.text();
@@ -1121,15 +1127,14 @@ void warm_then(self_ptr self, const model_id& id, uint32_t version, std::functio
 // first (run_validation): a candidate worse than the current version by more than the policy
 // allows is refused (the report is kept) unless forced; rollbacks are never gated (they are the
 // way back). Then the target is warmed on its holders and the move committed with the report.
-void move_label(self_ptr self, label_request req,
-                caf::typed_response_promise<label_result> rp) {
+void move_label(self_ptr self, label_request req, caf::typed_response_promise<label_result> rp) {
   auto& st = self->state;
   if (req.label.empty()) req.label = default_label;
   auto planned = st.replica->view().plan_label(req, now_ms());
   if (!planned) {
-        rp.deliver(to_error(planned.error()));
-        return;
-      }
+    rp.deliver(to_error(planned.error()));
+    return;
+  }
   const model_entry* entry = st.replica->view().find(req.id);
   uint32_t from = 0;
   auto it = entry->labels.find(req.label);
@@ -1161,11 +1166,10 @@ void move_label(self_ptr self, label_request req,
       }
       auto committed = commit(self, before);
       if (!committed.is_ok()) {
-        log_error("label move failed", {{"model", move.id.str()}, {"error", committed.to_string()}});
-        {
+        log_error("label move failed",
+                  {{"model", move.id.str()}, {"error", committed.to_string()}});
         rp.deliver(to_error(committed));
         return;
-      }
       }
       const model_entry* after = self->state.replica->view().find(move.id);
       if (after != nullptr && after->trial.what == trial_info::mode::watch &&
@@ -1189,47 +1193,42 @@ void move_label(self_ptr self, label_request req,
     return proceed(change, {}, std::nullopt, "no validation set: nothing was checked");
   }
   const bool force = req.force;
-  run_validation(self, req.id, change.to, from, change.by,
-                 [=](result<validation_report_info> report) mutable {
-                   if (!report) {
-                     if (!force) {
-                       {
-        rp.deliver(to_error(status(
-                           report.error().code(),
-                           "the validation gate could not run: " + report.error().message() +
-                               " (the label did not move; --force moves it without a check)")));
-        return;
-      }
-                     }
-                     change.forced = true;
-                     change.reason = "forced without validation: " + report.error().message();
-                     return proceed(change, {}, std::nullopt, change.reason);
-                   }
-                   if (!report->passed && !force) {
-                     const std::string verdict = report->verdict;
-                     status kept = commit(self, {report_change(change.id, *report)});
-                     if (!kept) log_error("cannot keep a validation report", {{"error", kept.message()}});
-                     log_warn("promote refused by the validation gate",
-                              {{"model", change.id.str()}, {"to", change.to}, {"why", verdict}});
-                     {
-        rp.deliver(to_error(status::failed_precondition(
-                         "validation refused " + change.id.str() + " version " +
-                         std::to_string(change.to) + " for production: " + verdict +
-                         " (production stays at " + std::to_string(from) +
-                         "; --force moves it anyway)")));
-        return;
-      }
-                   }
-                   std::string note;
-                   if (!report->passed) {
-                     report->forced = true;
-                     change.forced = true;
-                     change.reason = "forced past the validation gate: " + report->verdict;
-                     note = change.reason;
-                   }
-                   auto kept = report_change(change.id, *report);
-                   proceed(change, {kept}, *report, note);
-                 });
+  run_validation(
+      self, req.id, change.to, from, change.by, [=](result<validation_report_info> report) mutable {
+        if (!report) {
+          if (!force) {
+            rp.deliver(to_error(
+                status(report.error().code(),
+                       "the validation gate could not run: " + report.error().message() +
+                           " (the label did not move; --force moves it without a check)")));
+            return;
+          }
+          change.forced = true;
+          change.reason = "forced without validation: " + report.error().message();
+          return proceed(change, {}, std::nullopt, change.reason);
+        }
+        if (!report->passed && !force) {
+          const std::string verdict = report->verdict;
+          status kept = commit(self, {report_change(change.id, *report)});
+          if (!kept) log_error("cannot keep a validation report", {{"error", kept.message()}});
+          log_warn("promote refused by the validation gate",
+                   {{"model", change.id.str()}, {"to", change.to}, {"why", verdict}});
+          rp.deliver(to_error(status::failed_precondition(
+              "validation refused " + change.id.str() + " version " + std::to_string(change.to) +
+              " for production: " + verdict + " (production stays at " + std::to_string(from) +
+              "; --force moves it anyway)")));
+          return;
+        }
+        std::string note;
+        if (!report->passed) {
+          report->forced = true;
+          change.forced = true;
+          change.reason = "forced past the validation gate: " + report->verdict;
+          note = change.reason;
+        }
+        auto kept = report_change(change.id, *report);
+        proceed(change, {kept}, *report, note);
+      });
 }
 
 // Copies a validation set's bytes to the model's placement members (Store with version 0:
@@ -1253,7 +1252,8 @@ void spread_set(self_ptr self, const model_id& id, const std::string& sha,
             [=](const std::string& payload) {
               auto reply = decode_peer_reply(payload);
               std::string why = !reply ? reply.error().message() : reply->error;
-              if (!why.empty()) log_warn("cannot copy a validation set", {{"to", address}, {"error", why}});
+              if (!why.empty())
+                log_warn("cannot copy a validation set", {{"to", address}, {"error", why}});
             },
             [=](const caf::error& err) {
               log_warn("cannot copy a validation set",
@@ -1311,9 +1311,8 @@ void watch_models(self_ptr self) {
     back.version = t.version;
     auto planned = st.replica->view().plan_label(back, now);
     if (!planned) {
-      log_warn("automatic rollback not possible", {{"model", m->id.str()},
-                                                   {"why", *reason},
-                                                   {"error", planned.error().message()}});
+      log_warn("automatic rollback not possible",
+               {{"model", m->id.str()}, {"why", *reason}, {"error", planned.error().message()}});
       continue;
     }
     planned->automatic = true;
@@ -1342,8 +1341,7 @@ void watch_models(self_ptr self) {
   }
 }
 
-void answer_registry_call(self_ptr self, api_call call,
-                          caf::typed_response_promise<api_reply> rp) {
+void answer_registry_call(self_ptr self, api_call call, caf::typed_response_promise<api_reply> rp) {
   auto& st = self->state;
   auto fail = [&](status why) { rp.deliver(api_reply(std::move(why))); };
   if (auto* req = std::get_if<validation_set_request>(&call)) {
@@ -1357,14 +1355,14 @@ void answer_registry_call(self_ptr self, api_call call,
       if (req->to) {
         to = *req->to;
         if (to == 0 || to > m->validation_sets.size()) {
-          return fail(status::not_found(req->id.str() + " has no validation set " +
-                                        std::to_string(to) + " (sets: " +
-                                        std::to_string(m->validation_sets.size()) + ")"));
+          return fail(
+              status::not_found(req->id.str() + " has no validation set " + std::to_string(to) +
+                                " (sets: " + std::to_string(m->validation_sets.size()) + ")"));
         }
       } else {
         if (m->validation_stack.size() < 2) {
-          return fail(status::failed_precondition(
-              req->id.str() + " has no earlier validation set to go back to"));
+          return fail(status::failed_precondition(req->id.str() +
+                                                  " has no earlier validation set to go back to"));
         }
         to = m->validation_stack[m->validation_stack.size() - 2];
       }
@@ -1385,13 +1383,10 @@ void answer_registry_call(self_ptr self, api_call call,
     const model_entry* now = st.replica->view().find(req->id);
     const validation_set_info* set = now != nullptr ? now->current_set() : nullptr;
     if (set == nullptr) return fail(status::internal("the validation set was not recorded"));
-    log_info("validation set in use", {{"model", req->id.str()},
-                                       {"set", set->number},
-                                       {"examples", set->examples}});
-    {
-        rp.deliver(api_reply(validation_set_result{set->number, set->examples, set->sha256}));
-        return;
-      }
+    log_info("validation set in use",
+             {{"model", req->id.str()}, {"set", set->number}, {"examples", set->examples}});
+    rp.deliver(api_reply(validation_set_result{set->number, set->examples, set->sha256}));
+    return;
   }
   if (auto* req = std::get_if<validate_request>(&call)) {
     const model_entry* m = st.replica->view().find(req->id);
@@ -1405,14 +1400,14 @@ void answer_registry_call(self_ptr self, api_call call,
     return run_validation(self, id, req->version, baseline, "",
                           [=](result<validation_report_info> report) mutable {
                             if (!report) {
-        rp.deliver(api_reply(report.error()));
-        return;
-      }
+                              rp.deliver(api_reply(report.error()));
+                              return;
+                            }
                             status kept = commit(self, {report_change(id, *report)});
                             if (!kept) {
-        rp.deliver(api_reply(kept));
-        return;
-      }
+                              rp.deliver(api_reply(kept));
+                              return;
+                            }
                             rp.deliver(api_reply(*report));
                           });
   }
@@ -1425,10 +1420,9 @@ void answer_registry_call(self_ptr self, api_call call,
     auto tenant_policy = apply_policy(model_policy{}, view.tenant_policy(req->id.tenant));
     const model_policy base = tenant_policy ? *tenant_policy : model_policy{};
     if (req->settings.empty()) {
-      {
-        rp.deliver(api_reply(policy_result{policy_settings(tenant_wide ? base : policy_of(view, *m))}));
-        return;
-      }
+      rp.deliver(
+          api_reply(policy_result{policy_settings(tenant_wide ? base : policy_of(view, *m))}));
+      return;
     }
     std::map<std::string, std::string> merged =
         tenant_wide ? view.tenant_policy(req->id.tenant) : m->policy;
@@ -1446,13 +1440,11 @@ void answer_registry_call(self_ptr self, api_call call,
     c.id = req->id;
     c.policy = merged;
     if (status ok = commit(self, {c}); !ok) return fail(ok);
-    log_info("policy set", {{tenant_wide ? "tenant" : "model",
-                             tenant_wide ? req->id.tenant : req->id.str()},
-                            {"by", who_asks(req->user, req->by)}});
-    {
-        rp.deliver(api_reply(policy_result{policy_settings(*checked)}));
-        return;
-      }
+    log_info("policy set",
+             {{tenant_wide ? "tenant" : "model", tenant_wide ? req->id.tenant : req->id.str()},
+              {"by", who_asks(req->user, req->by)}});
+    rp.deliver(api_reply(policy_result{policy_settings(*checked)}));
+    return;
   }
   if (auto* req = std::get_if<trial_request>(&call)) {
     const model_entry* m = st.replica->view().find(req->id);
@@ -1467,10 +1459,8 @@ void answer_registry_call(self_ptr self, api_call call,
       }
       if (status ok = commit(self, {c}); !ok) return fail(ok);
       log_info("trial stopped", {{"model", req->id.str()}, {"mode", mode}});
-      {
-        rp.deliver(api_reply(trial_info{}));
-        return;
-      }
+      rp.deliver(api_reply(trial_info{}));
+      return;
     }
     if (status ok = m->check_version(req->version); !ok) return fail(ok);
     if (m->trial.what == trial_info::mode::watch && now_ms() < m->trial.until_ms) {
@@ -1478,8 +1468,8 @@ void answer_registry_call(self_ptr self, api_call call,
       return fail(status::failed_precondition(
           "production of " + req->id.str() + " (version " + std::to_string(m->trial.watched) +
           ") is watched after its promote for " +
-          std::to_string((m->trial.until_ms - now_ms() + 999) / 1000) +
-          " s more; start the " + mode + " after the watch (policy 'watch' sets its length)"));
+          std::to_string((m->trial.until_ms - now_ms() + 999) / 1000) + " s more; start the " +
+          mode + " after the watch (policy 'watch' sets its length)"));
     }
     auto prod = m->labels.find(default_label);
     if (prod != m->labels.end() && prod->second.current() == req->version) {
@@ -1584,8 +1574,8 @@ catalog_actor::behavior_type catalog_behavior(catalog_actor::stateful_pointer<ca
         job->snap.source = std::move(req.source);
         if (status meta = check_snapshot_metadata(job->snap); !meta) {
           if (pending.bytes == 0 && pending.new_models.empty()) st.pending.erase(req.id.tenant);
-          return to_error(status::invalid_argument("refused " + req.id.str() + ": " +
-                                                   meta.message()));
+          return to_error(
+              status::invalid_argument("refused " + req.id.str() + ": " + meta.message()));
         }
         job->new_model = new_model;
         pending.bytes += job->snap.size_bytes;

@@ -29,6 +29,12 @@
 // by hash), so copies come back when a holder dies or a node joins. Holding is recorded in the
 // catalog (hold changes), which is what `snapshot list` shows and routing reads.
 //
+// Knowing whether a model is good (issue 18): validation sets are stored like snapshot bytes and
+// copied to the model's placement members; a promote of production runs the validation gate on
+// a live holder of both versions (a detached worker per run) and keeps the report; a promote also
+// starts the watch (a catalog trial), which this actor judges every tick against the figures the
+// front doors recorded (trial_meter), rolling production back once when a rule stays broken.
+//
 // Label moves warm first: before a promote or rollback is committed, every live holder of the
 // target version loads it (a warm-up inference), so the old version serves until the new one is
 // in memory where requests will go: no cold-load spike, no window of errors. A version that
@@ -39,10 +45,10 @@
 #include <chrono>
 #include <functional>
 #include <map>
-#include <optional>
 #include <memory>
-#include <set>
+#include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 

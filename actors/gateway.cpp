@@ -54,11 +54,10 @@ gateway_actor::behavior_type gateway(gateway_actor::stateful_pointer<gateway_sta
                                     },
                                     [reply, pushed](caf::error& err) {
                                       status why = to_status(err, "the promote");
-                                      reply(status(why.code(),
-                                                   "stored as version " +
-                                                       std::to_string(pushed.version) +
-                                                       ", but production did not move: " +
-                                                       why.message()));
+                                      reply(status(
+                                          why.code(),
+                                          "stored as version " + std::to_string(pushed.version) +
+                                              ", but production did not move: " + why.message()));
                                     });
                           },
                           fail(what));

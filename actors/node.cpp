@@ -349,9 +349,9 @@ int run_node(const node_config& cfg) {
   door_cfg.max_batch = cfg.max_batch;
   door_cfg.micro_batch_texts = cfg.micro_batch_texts;
   door_cfg.max_queue_ms = cfg.max_queue_ms;
-  auto door = std::make_shared<front_door>(door_cfg, board, keys, in_flight, admission, metrics,
-                                           std::make_shared<gateway_port>(gw), data, traffic,
-                                           trials);
+  auto door =
+      std::make_shared<front_door>(door_cfg, board, keys, in_flight, admission, metrics,
+                                   std::make_shared<gateway_port>(gw), data, traffic, trials);
   caf::anon_send(catalog, subscribe_atom_v, caf::actor_cast<catalog_listener>(rtr));
   caf::anon_send(catalog, subscribe_atom_v, caf::actor_cast<catalog_listener>(gw));
   caf::anon_send(catalog, cluster_atom_v, members, cluster_address,

@@ -157,9 +157,9 @@ using catalog_actor = caf::typed_actor<
     caf::reacts_to<subscribe_atom, catalog_listener>,
     // Start replicating: membership, our cluster address, the router (warms versions here).
     caf::reacts_to<cluster_atom, membership_actor, std::string, peer_request_sink>,
-    caf::reacts_to<sync_atom, std::string>,                       // a peer's CatalogSync payload
-    caf::replies_to<peer_atom, std::string>::with<std::string>,    // PeerRequest -> PeerReply
-    caf::reacts_to<tick_atom>,                                    // anti-entropy timer
+    caf::reacts_to<sync_atom, std::string>,                      // a peer's CatalogSync payload
+    caf::replies_to<peer_atom, std::string>::with<std::string>,  // PeerRequest -> PeerReply
+    caf::reacts_to<tick_atom>,                                   // anti-entropy timer
     // A loader found this node's copy of (model, version) damaged: remove it, release holds.
     caf::reacts_to<damaged_atom, model_id, uint32_t>,
     caf::reacts_to<flush_atom>>;  // the group commit of the changes queued so far

@@ -1,9 +1,9 @@
 #include "shoal/cluster/catalog_sync.hpp"
 
-#include "store/catalog_proto.hpp"
 #include "proto/shoal.pb.h"
 #include "shoal/base/host_port.hpp"
 #include "shoal/store/registry.hpp"
+#include "store/catalog_proto.hpp"
 
 namespace shoal {
 namespace {

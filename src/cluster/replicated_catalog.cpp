@@ -37,8 +37,7 @@ status replicated_catalog::check_shape(const catalog_change& change) const {
     return status::invalid_argument("a grant needs a voter, a number and a sha256");
   }
   const bool tenant_wide = change.what == catalog_change::kind::policy && change.id.model.empty();
-  if (!is_valid_id_part(change.id.tenant) ||
-      (!tenant_wide && !is_valid_id_part(change.id.model))) {
+  if (!is_valid_id_part(change.id.tenant) || (!tenant_wide && !is_valid_id_part(change.id.model))) {
     return status::invalid_argument("catalog change for an invalid model id '" +
                                     change.id.str().substr(0, 140) + "'");
   }

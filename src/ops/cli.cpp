@@ -49,10 +49,11 @@ struct option_spec {
 // Every option of every command: the tokenizer must know which take a value before it knows the
 // command, so a name means the same thing everywhere.
 constexpr option_spec option_table[] = {
-    {"--node", true}, {"--timeout", true}, {"--label", true}, {"--note", true},  {"--to", true},
-    {"--jobs", true}, {"--key", true}, {"--user", true}, {"--tag", true}, {"--metrics", true},
-    {"--source", true}, {"--force", false}, {"--share", true}, {"--stop", false},
-    {"--k", true},    {"--version", true}, {"--json", false}, {"--help", false}, {"-h", false},
+    {"--node", true},  {"--timeout", true}, {"--label", true},  {"--note", true},
+    {"--to", true},    {"--jobs", true},    {"--key", true},    {"--user", true},
+    {"--tag", true},   {"--metrics", true}, {"--source", true}, {"--force", false},
+    {"--share", true}, {"--stop", false},   {"--k", true},      {"--version", true},
+    {"--json", false}, {"--help", false},   {"-h", false},
 };
 
 const option_spec* find_option(std::string_view name) {
@@ -86,8 +87,14 @@ const std::vector<command_spec>& command_table() {
        "snapshot promote",
        {"--label", "--force", "--user", "--json"},
        {"TENANT/MODEL", "VERSION"}},
-      {kind::shadow, "snapshot shadow", {"--share", "--stop", "--user"}, {"TENANT/MODEL", "VERSION"}},
-      {kind::canary, "snapshot canary", {"--share", "--stop", "--user"}, {"TENANT/MODEL", "VERSION"}},
+      {kind::shadow,
+       "snapshot shadow",
+       {"--share", "--stop", "--user"},
+       {"TENANT/MODEL", "VERSION"}},
+      {kind::canary,
+       "snapshot canary",
+       {"--share", "--stop", "--user"},
+       {"TENANT/MODEL", "VERSION"}},
       {kind::validation_set, "validation set", {"--user"}, {"TENANT/MODEL", "FILE"}},
       {kind::validation_rollback, "validation rollback", {"--to", "--user"}, {"TENANT/MODEL"}},
       {kind::policy_set, "policy set", {"--user", "--json"}, {"TENANT[/MODEL]", "KEY=VALUE"}},
@@ -192,7 +199,9 @@ identified identify(const std::vector<std::string>& pos) {
     return nullptr;
   };
   if (pos.empty()) {
-    id.error = "missing command: try snapshot push|list|show|promote|rollback, validation, policy, models, infer or cluster status";
+    id.error =
+        "missing command: try snapshot push|list|show|promote|rollback, validation, policy, "
+        "models, infer or cluster status";
     return id;
   }
   if (pos[0] == "cluster") {
@@ -231,8 +240,9 @@ identified identify(const std::vector<std::string>& pos) {
   if (pos[0] == "snapshot") {
     id.name = "snapshot";
     if (pos.size() < 2) {
-      id.error = "snapshot: missing subcommand: push, push-dir, list, show, validate, shadow, "
-                 "canary, promote or rollback";
+      id.error =
+          "snapshot: missing subcommand: push, push-dir, list, show, validate, shadow, "
+          "canary, promote or rollback";
       return id;
     }
     id.spec = find("snapshot " + pos[1]);
@@ -249,7 +259,8 @@ identified identify(const std::vector<std::string>& pos) {
   id.spec = (pos[0] == "models" || pos[0] == "infer") ? find(pos[0]) : nullptr;
   if (id.spec == nullptr) {
     id.error = "unknown command " + shown(pos[0]) +
-               ": expected snapshot push|list|show|promote|rollback, validation, policy, models, infer or cluster status";
+               ": expected snapshot push|list|show|promote|rollback, validation, policy, models, "
+               "infer or cluster status";
     if (pos[0] == "node") id.error = "'shoal node' runs a node: see 'shoal node --help'";
     return id;
   }
@@ -384,8 +395,8 @@ std::string report_summary(const validation_report_info& info) {
   const model_figures& c = r->candidate;
   const model_figures* b = r->baseline ? &*r->baseline : nullptr;
   char buf[512];
-  std::string out = std::to_string(c.examples) + " examples: accuracy " +
-                    percent_text(c.accuracy) + (b ? " (was " + percent_text(b->accuracy) + ")" : "");
+  std::string out = std::to_string(c.examples) + " examples: accuracy " + percent_text(c.accuracy) +
+                    (b ? " (was " + percent_text(b->accuracy) + ")" : "");
   std::snprintf(buf, sizeof buf, ", macro-F1 %.3f", c.macro_f1);
   out += buf;
   if (b) {
@@ -405,28 +416,37 @@ std::string report_summary(const validation_report_info& info) {
     std::snprintf(buf, sizeof buf, " (%.0f us)", b->p99_predict_us);
     out += buf;
   }
-  out += ", memory " + size_text(c.memory_bytes) + (b ? " (" + size_text(b->memory_bytes) + ")" : "");
+  out +=
+      ", memory " + size_text(c.memory_bytes) + (b ? " (" + size_text(b->memory_bytes) + ")" : "");
   return out;
 }
 
 // One report in `snapshot show` and `snapshot validate`.
 std::string render_report(const validation_report_info& r) {
-  std::string head = iso_utc(r.time_ms) + "  version " + std::to_string(r.candidate) +
-                     (r.baseline != 0 ? " vs " + std::to_string(r.baseline) : std::string()) +
-                     " on set " + std::to_string(r.set_number) +
-                     (r.ran_on.empty() ? std::string() : ", run on " + cell(r.ran_on)) + ": " +
-                     (r.passed ? std::string("passed") : "refused: " + cell(r.verdict)) +
-                     (r.forced ? " (forced" + (r.by.empty() ? std::string() : " by " + cell(r.by)) + ")"
-                               : std::string());
+  std::string head =
+      iso_utc(r.time_ms) + "  version " + std::to_string(r.candidate) +
+      (r.baseline != 0 ? " vs " + std::to_string(r.baseline) : std::string()) + " on set " +
+      std::to_string(r.set_number) +
+      (r.ran_on.empty() ? std::string() : ", run on " + cell(r.ran_on)) + ": " +
+      (r.passed ? std::string("passed") : "refused: " + cell(r.verdict)) +
+      (r.forced ? " (forced" + (r.by.empty() ? std::string() : " by " + cell(r.by)) + ")"
+                : std::string());
   return head + "\n    " + report_summary(r) + "\n";
 }
 
 json report_json_value(const validation_report_info& r) {
   json figures = json::parse(r.report_json, nullptr, false);
-  return {{"candidate", r.candidate}, {"baseline", r.baseline},   {"set", r.set_number},
-          {"set_sha256", r.set_sha256}, {"passed", r.passed},     {"verdict", r.verdict},
-          {"forced", r.forced},       {"by", r.by},               {"time_ms", r.time_ms},
-          {"ran_on", r.ran_on},       {"figures", figures.is_discarded() ? json(nullptr) : figures}};
+  return {{"candidate", r.candidate},
+          {"baseline", r.baseline},
+          {"set", r.set_number},
+          {"set_sha256", r.set_sha256},
+          {"passed", r.passed},
+          {"verdict", r.verdict},
+          {"forced", r.forced},
+          {"by", r.by},
+          {"time_ms", r.time_ms},
+          {"ran_on", r.ran_on},
+          {"figures", figures.is_discarded() ? json(nullptr) : figures}};
 }
 
 const char* trial_mode_name(trial_info::mode m) {
@@ -459,7 +479,8 @@ json trial_json(const trial_info& t) {
 json snapshot_json(const model_entry& e, const snapshot_info& s) {
   json tags = json::object();
   for (const auto& [k, v] : s.tags) tags[k] = v;
-  json metrics = s.metrics_json.empty() ? json(nullptr) : json::parse(s.metrics_json, nullptr, false);
+  json metrics =
+      s.metrics_json.empty() ? json(nullptr) : json::parse(s.metrics_json, nullptr, false);
   if (metrics.is_discarded()) metrics = nullptr;
   return {{"version", s.version},
           {"sha256", s.sha256},
@@ -495,7 +516,8 @@ std::string render_show(const model_entry& e, const snapshot_info& s) {
   rows.emplace_back("tags", tags.empty() ? "-" : tags);
   rows.emplace_back("metrics", s.metrics_json.empty() ? "-" : s.metrics_json);
   std::string out = e.id.str() + " version " + std::to_string(s.version) + "\n";
-  for (const auto& [k, v] : rows) out += "  " + k + std::string(11 - k.size(), ' ') + cell(v) + "\n";
+  for (const auto& [k, v] : rows)
+    out += "  " + k + std::string(11 - k.size(), ' ') + cell(v) + "\n";
   out += "\nvalidation reports:\n";
   bool any = false;
   for (const auto& r : e.reports) {
@@ -853,8 +875,7 @@ status push_dir(const cli_command& c, std::ostream& out, std::ostream& err, bool
         s = bytes.error();
       } else if (!client) {
         s = client.error();
-      } else if (auto req = make_push(c, model_id{c.tenant, item.model}, std::move(*bytes));
-                 !req) {
+      } else if (auto req = make_push(c, model_id{c.tenant, item.model}, std::move(*bytes)); !req) {
         s = req.error();
       } else {
         auto reply = client->call(encode_request(1, *req, c.api_key));
@@ -1197,7 +1218,8 @@ std::string with_common(std::string text, bool has_own_options) {
 std::string cli_help(const std::string& name) {
   if (name == "snapshot push") {
     return with_common(
-               "usage: shoal snapshot push TENANT/MODEL FILE [--label L] [--note TEXT] [--user NAME]\n"
+               "usage: shoal snapshot push TENANT/MODEL FILE [--label L] [--note TEXT] [--user "
+               "NAME]\n"
                "                           [--tag KEY=VALUE]... [--metrics FILE] [--source URI]\n"
                "                           [--force] [--json]\n"
                "\n"
@@ -1205,15 +1227,18 @@ std::string cli_help(const std::string& name) {
                "its\n"
                "number. The node checks the model before storing it. The first version of a model\n"
                "becomes production. With --label production and a validation set, the new version\n"
-               "must pass the validation gate (see 'shoal snapshot promote --help'); if it does not,\n"
+               "must pass the validation gate (see 'shoal snapshot promote --help'); if it does "
+               "not,\n"
                "it stays stored and production does not move (exit 1).\n"
                "\n"
                "options:\n"
                "  --label L           also point label L at the new version\n"
                "  --note TEXT         a note kept with the snapshot\n"
-               "  --user NAME         who pushes (default: $USER); the node also records the key's name\n"
+               "  --user NAME         who pushes (default: $USER); the node also records the key's "
+               "name\n"
                "  --tag KEY=VALUE     a tag kept with the snapshot (repeatable; at most 32)\n"
-               "  --metrics FILE      training metrics and hyper-parameters: a JSON object (16 KiB)\n"
+               "  --metrics FILE      training metrics and hyper-parameters: a JSON object (16 "
+               "KiB)\n"
                "  --source URI        what the model was built from (a commit, a job, a bucket)\n"
                "  --force             with --label production: move it even if validation refuses\n"
                "  --json              print {\"version\":N,\"sha256\":...,\"labels\":[...]}\n",
@@ -1226,7 +1251,8 @@ std::string cli_help(const std::string& name) {
                "usage: shoal snapshot push-dir TENANT DIR [--label L] [--note TEXT] [--jobs N] "
                "[--json]\n"
                "\n"
-               "Pushes every file of DIR as a new version of its own model, TENANT/NAME, where NAME\n"
+               "Pushes every file of DIR as a new version of its own model, TENANT/NAME, where "
+               "NAME\n"
                "is the file name without its extension (bot-7.bin -> TENANT/bot-7). Hidden files\n"
                "and subdirectories are skipped. Shows progress on stderr; prints a line\n"
                "\"TENANT/NAME<TAB>VERSION\" per pushed file; then lists the files that failed\n"
@@ -1236,16 +1262,20 @@ std::string cli_help(const std::string& name) {
                "options:\n"
                "  --label L           also point label L at each new version\n"
                "  --note TEXT         a note kept with each snapshot\n"
-               "  --user NAME         who pushes (default: $USER); the node also records the key's name\n"
+               "  --user NAME         who pushes (default: $USER); the node also records the key's "
+               "name\n"
                "  --tag KEY=VALUE     a tag kept with each snapshot (repeatable; at most 32)\n"
-               "  --metrics FILE      training metrics and hyper-parameters: a JSON object (16 KiB)\n"
+               "  --metrics FILE      training metrics and hyper-parameters: a JSON object (16 "
+               "KiB)\n"
                "  --source URI        what the model was built from (a commit, a job, a bucket)\n"
-               "  --jobs N            pushes in flight at once (default 16; the node makes the pushes\n"
+               "  --jobs N            pushes in flight at once (default 16; the node makes the "
+               "pushes\n"
                "                      that arrive together durable with one journal fsync)\n"
                "  --json              print {\"pushed\":[{\"file\",\"model\",\"version\"}],"
                "\"failed\":[{\"file\",\"error\"}]}\n",
                true) +
-           "\nexample:\n  shoal snapshot push-dir acme ./models/   # models/bot-1.bin -> acme/bot-1\n";
+           "\nexample:\n  shoal snapshot push-dir acme ./models/   # models/bot-1.bin -> "
+           "acme/bot-1\n";
   }
   if (name == "snapshot list") {
     return with_common(
@@ -1319,8 +1349,10 @@ std::string cli_help(const std::string& name) {
                "Tries VERSION on live traffic before it is production. shadow: a share of the\n"
                "requests production answers (default 10%) is predicted by VERSION too, after the\n"
                "answer went out, and each node counts how often the two agree, each one's mean\n"
-               "top-1 probability and predict time (shoal_trial_* in /metrics). canary: that share\n"
-               "of requests for production is answered by VERSION. One trial per model; a promote,\n"
+               "top-1 probability and predict time (shoal_trial_* in /metrics). canary: that "
+               "share\n"
+               "of requests for production is answered by VERSION. One trial per model; a "
+               "promote,\n"
                "a rollback of production or --stop ends it.\n"
                "\n"
                "options:\n"
@@ -1329,7 +1361,8 @@ std::string cli_help(const std::string& name) {
                "  --user NAME         who starts it (default: $USER)\n",
                true) +
            "\nexamples:\n  shoal snapshot shadow acme/bot 4 --share 10%\n"
-           "  shoal snapshot canary acme/bot 4 --share 5%\n  shoal snapshot canary acme/bot --stop\n";
+           "  shoal snapshot canary acme/bot 4 --share 5%\n  shoal snapshot canary acme/bot "
+           "--stop\n";
   }
   if (name == "validation set" || name == "validation rollback" || name == "validation") {
     return with_common(
@@ -1338,8 +1371,10 @@ std::string cli_help(const std::string& name) {
                "\n"
                "A model's validation set: labelled examples in fastText's format, one per line\n"
                "(__label__billing how do I pay; the model's own label prefix), at most 16 MiB and\n"
-               "100,000 examples. 'set' stores FILE as the model's next set and uses it from now on;\n"
-               "sets are kept, numbered 1, 2, ..., and 'rollback' goes back to the previous one (or\n"
+               "100,000 examples. 'set' stores FILE as the model's next set and uses it from now "
+               "on;\n"
+               "sets are kept, numbered 1, 2, ..., and 'rollback' goes back to the previous one "
+               "(or\n"
                "set N). Promotes of production are checked against the set in use.\n"
                "\n"
                "options:\n"
@@ -1355,8 +1390,10 @@ std::string cli_help(const std::string& name) {
                "\n"
                "The rules for the validation gate and the watch after a promote, for one model or\n"
                "(TENANT alone) for all of a tenant's models; a model's own settings win over its\n"
-               "tenant's, which win over the defaults. 'set' changes the named settings (KEY= goes\n"
-               "back to the tenant's or the default) on every node and prints the policy in force;\n"
+               "tenant's, which win over the defaults. 'set' changes the named settings (KEY= "
+               "goes\n"
+               "back to the tenant's or the default) on every node and prints the policy in "
+               "force;\n"
                "'show' prints it.\n"
                "\n"
                "settings:\n"
@@ -1433,7 +1470,8 @@ std::string cli_help(const std::string& name) {
   }
   if (name == "snapshot") {
     return with_common(
-        "usage: shoal snapshot push|push-dir|list|show|validate|shadow|canary|promote|rollback ...\n"
+        "usage: shoal snapshot push|push-dir|list|show|validate|shadow|canary|promote|rollback "
+        "...\n"
         "\n"
         "commands:\n"
         "  snapshot push       upload a model file as a new version\n"

@@ -297,8 +297,8 @@ void front_door::serve_peer(infer_request req, const front_end& fe, infer_done d
   };
   thread_state& t = state_for(id_);
   serving_board::cache call_view;
-  inline_target in = find_inline(board_->read(fe.keep_view ? t.view : call_view), req,
-                                 settings_.inline_max_texts);
+  inline_target in =
+      find_inline(board_->read(fe.keep_view ? t.view : call_view), req, settings_.inline_max_texts);
   if (in.error) return done(refusal(infer_outcome::kind::failed, std::move(*in.error)));
   if (in.m) {
     if (in.on_trial && trials_) trials_->observe_served(req.id, in.version, false);
@@ -341,7 +341,8 @@ void front_door::answer_inline(const std::shared_ptr<const model>& m, uint32_t v
     const size_t n = std::min<size_t>(req.texts.size(), 4);
     auto answer = [done = std::move(done), base = std::move(base), served = m,
                    shadow = std::move(shadow), shadow_version, trials = trials_, time_served,
-                   texts = std::vector<std::string>(req.texts.begin(), req.texts.begin() + long(n))](
+                   texts =
+                       std::vector<std::string>(req.texts.begin(), req.texts.begin() + long(n))](
                       std::vector<std::vector<prediction>> rows) mutable {
       using clock = std::chrono::steady_clock;
       const model_id id = base.answer.id;
@@ -361,7 +362,8 @@ void front_door::answer_inline(const std::shared_ptr<const model>& m, uint32_t v
         }
         const auto t1 = clock::now();
         auto b = shadow->predict(texts[i], 1);
-        const double shadow_us = std::chrono::duration<double, std::micro>(clock::now() - t1).count();
+        const double shadow_us =
+            std::chrono::duration<double, std::micro>(clock::now() - t1).count();
         const std::string none;
         const bool agreed = tops[i].label == (b.empty() ? none : b[0].label);
         trials->observe_shadow(id, version, shadow_version, agreed, tops[i].score,

@@ -119,10 +119,10 @@ bool sample_share(uint32_t ppm) {
   if (ppm >= 1000000) return true;
   if (ppm == 0) return false;
   // xorshift64*, seeded per thread from its address and the clock: cheap, and no state shared.
-  thread_local uint64_t x = (reinterpret_cast<uintptr_t>(&x) ^
-                             static_cast<uint64_t>(
-                                 std::chrono::steady_clock::now().time_since_epoch().count())) |
-                            1;
+  thread_local uint64_t x =
+      (reinterpret_cast<uintptr_t>(&x) ^
+       static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count())) |
+      1;
   x ^= x >> 12;
   x ^= x << 25;
   x ^= x >> 27;
@@ -147,8 +147,7 @@ inline_target find_inline(const serving_view& view, const infer_request& req, si
     const trial_info& t = entry->trial;
     auto prod = entry->labels.find(default_label);
     const uint32_t production = prod == entry->labels.end() ? 0 : prod->second.current();
-    const bool asks_production =
-        !req.version && (req.label.empty() || req.label == default_label);
+    const bool asks_production = !req.version && (req.label.empty() || req.label == default_label);
     if (t.what == trial_info::mode::canary) {
       if (asks_production && entry->find(t.version) != nullptr && sample_share(t.share_ppm)) {
         out.version = t.version;

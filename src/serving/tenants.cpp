@@ -108,9 +108,9 @@ result<key_table> key_table::parse(const std::string& text, const std::string& o
     for (std::string w; fields >> w;) f.push_back(w);
     if (f.empty()) continue;
     if (f.size() != 2 && f.size() != 3) {
-      return status::invalid_argument(where + "expected 'KEY TENANT [NAME]' or 'KEY admin [NAME]', got " +
-                                      std::to_string(f.size()) + " field" +
-                                      (f.size() == 1 ? "" : "s"));
+      return status::invalid_argument(
+          where + "expected 'KEY TENANT [NAME]' or 'KEY admin [NAME]', got " +
+          std::to_string(f.size()) + " field" + (f.size() == 1 ? "" : "s"));
     }
     // Key errors never quote the key: it is a secret and the message goes to a log.
     const std::string& key = f[0];

@@ -27,7 +27,7 @@ trial_meter::counters& trial_meter::mine(const key& k) {
   struct cache {
     uint64_t generation = 0;
     std::map<key, counters*> by_key;
-    key last_key;              // the key asked for last (a model under watch: every request)
+    key last_key;  // the key asked for last (a model under watch: every request)
     counters* last = nullptr;
   };
   thread_local cache here;
@@ -82,9 +82,9 @@ void trial_meter::observe_served(const model_id& id, uint32_t served, bool faile
   if (failed) c.errors.fetch_add(1, std::memory_order_relaxed);
 }
 
-void trial_meter::observe_shadow(const model_id& id, uint32_t served, uint32_t shadow,
-                                 bool agreed, double top1_served, double top1_shadow,
-                                 double served_us, double shadow_us) {
+void trial_meter::observe_shadow(const model_id& id, uint32_t served, uint32_t shadow, bool agreed,
+                                 double top1_served, double top1_shadow, double served_us,
+                                 double shadow_us) {
   counters& c = mine(key{id, served, shadow});
   c.compared.fetch_add(1, std::memory_order_relaxed);
   if (agreed) c.agreed.fetch_add(1, std::memory_order_relaxed);
@@ -145,7 +145,8 @@ std::vector<trial_meter::row> trial_meter::rows() const {
     }
   }
   std::vector<row> out;
-  for (const auto& [id, vs] : keys) out.push_back({id, vs.first, vs.second, read(id, vs.first, vs.second)});
+  for (const auto& [id, vs] : keys)
+    out.push_back({id, vs.first, vs.second, read(id, vs.first, vs.second)});
   return out;
 }
 
@@ -161,8 +162,8 @@ void trial_meter::render(std::string& out) const {
       "by a version on trial (shadow_version) too, on this node.\n"
       "# TYPE shoal_trial_compared_total counter\n";
   for (const auto& r : all) {
-    out += "shoal_trial_compared_total" + labels(r) + "} " + std::to_string(r.figures.compared) +
-           "\n";
+    out +=
+        "shoal_trial_compared_total" + labels(r) + "} " + std::to_string(r.figures.compared) + "\n";
   }
   out +=
       "# HELP shoal_trial_agreed_total Of those, requests whose top label was the same.\n"

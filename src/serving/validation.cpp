@@ -96,9 +96,9 @@ json figures_json(const model_figures& f) {
   for (const auto& [name, l] : f.labels) {
     labels[name] = {{"support", l.support}, {"precision", l.precision}, {"recall", l.recall}};
   }
-  return {{"version", f.version},         {"examples", f.examples},
-          {"accuracy", f.accuracy},       {"macro_f1", f.macro_f1},
-          {"mean_top1", f.mean_top1},     {"p99_predict_us", f.p99_predict_us},
+  return {{"version", f.version},           {"examples", f.examples},
+          {"accuracy", f.accuracy},         {"macro_f1", f.macro_f1},
+          {"mean_top1", f.mean_top1},       {"p99_predict_us", f.p99_predict_us},
           {"memory_bytes", f.memory_bytes}, {"labels", std::move(labels)}};
 }
 
@@ -112,8 +112,8 @@ model_figures figures_from(const json& j) {
   f.p99_predict_us = j.at("p99_predict_us").get<double>();
   f.memory_bytes = j.at("memory_bytes").get<uint64_t>();
   for (const auto& [name, l] : j.at("labels").items()) {
-    f.labels[name] = label_figures{l.at("support").get<uint32_t>(),
-                                   l.at("precision").get<double>(), l.at("recall").get<double>()};
+    f.labels[name] = label_figures{l.at("support").get<uint32_t>(), l.at("precision").get<double>(),
+                                   l.at("recall").get<double>()};
   }
   return f;
 }
@@ -270,8 +270,7 @@ model_figures score(const std::vector<labelled_example>& set, const std::vector<
   return f;
 }
 
-model_figures evaluate(const model& m, uint32_t version,
-                       const std::vector<labelled_example>& set) {
+model_figures evaluate(const model& m, uint32_t version, const std::vector<labelled_example>& set) {
   std::vector<std::string> top;
   std::vector<double> top1, times;
   top.reserve(set.size());
@@ -321,16 +320,14 @@ result<validation_report> report_from_json(std::string_view text) {
     r.top_changed = j.at("top_changed").get<double>();
     return r;
   } catch (const json::exception& e) {
-    return status::corruption(std::string("a validation report that does not parse: ") +
-                              e.what());
+    return status::corruption(std::string("a validation report that does not parse: ") + e.what());
   }
 }
 
 const std::vector<std::string>& policy_keys() {
   static const std::vector<std::string> keys = {
-      "accuracy_drop", "recall_drop",     "min_label_examples", "watch",
-      "watch_share",   "min_agreement",   "confidence_drop",    "max_error_rate",
-      "max_p99_ratio", "min_requests"};
+      "accuracy_drop", "recall_drop",     "min_label_examples", "watch",         "watch_share",
+      "min_agreement", "confidence_drop", "max_error_rate",     "max_p99_ratio", "min_requests"};
   return keys;
 }
 
@@ -372,8 +369,8 @@ result<model_policy> apply_policy(model_policy p,
       std::string known;
       for (const auto& k : policy_keys()) known += (known.empty() ? "" : ", ") + k;
       return status::invalid_argument("unknown policy setting '" +
-                                      utf8::to_valid_utf8(key.substr(0, 64)) + "' (settings: " +
-                                      known + ")");
+                                      utf8::to_valid_utf8(key.substr(0, 64)) +
+                                      "' (settings: " + known + ")");
     }
   }
   return p;
@@ -381,7 +378,7 @@ result<model_policy> apply_policy(model_policy p,
 
 std::map<std::string, std::string> policy_settings(const model_policy& p) {
   auto percent = [](double share) { return number_text(share * 100.0) + "%"; };
-  std::string watch = p.watch_ms % 60000 == 0 ? std::to_string(p.watch_ms / 60000) + "m"
+  std::string watch = p.watch_ms % 60000 == 0  ? std::to_string(p.watch_ms / 60000) + "m"
                       : p.watch_ms % 1000 == 0 ? std::to_string(p.watch_ms / 1000) + "s"
                                                : std::to_string(p.watch_ms) + "ms";
   return {{"accuracy_drop", number_text(p.max_accuracy_drop)},
@@ -426,7 +423,8 @@ gate_verdict judge(const validation_report& r, const model_policy& p) {
     const double after = it == c.labels.end() ? 0.0 : it->second.recall;
     const double recall_drop = (before.recall - after) * 100.0;
     if (recall_drop > p.max_recall_drop + 1e-9) {
-      drops.push_back({recall_drop, name + " " + points(before.recall) + "% -> " + points(after) + "%"});
+      drops.push_back(
+          {recall_drop, name + " " + points(before.recall) + "% -> " + points(after) + "%"});
     }
   }
   if (!drops.empty()) {

@@ -9,9 +9,9 @@
 
 #include "cluster/member_proto.hpp"
 #include "proto/shoal.pb.h"
-#include "store/catalog_proto.hpp"
-#include "shoal/store/registry.hpp"
 #include "shoal/base/utf8.hpp"
+#include "shoal/store/registry.hpp"
+#include "store/catalog_proto.hpp"
 
 namespace shoal {
 namespace {
@@ -276,7 +276,8 @@ result<api_call> decode_trial(const pb::TrialRequest& m) {
     return bad_request("unknown trial mode " + shown(m.mode()) + ": expected shadow or canary");
   }
   if (!r.stop) {
-    if (m.version() == 0) return bad_request("a " + m.mode() + " of " + r.id.str() + " needs a version");
+    if (m.version() == 0)
+      return bad_request("a " + m.mode() + " of " + r.id.str() + " needs a version");
     if (m.share_ppm() == 0 || m.share_ppm() > 1000000) {
       return bad_request("the share must be above 0% and at most 100%");
     }

@@ -534,8 +534,8 @@ std::string render_model_meta(const model_entry& m, std::optional<uint32_t> vers
     }
     json tags = json::object();
     for (const auto& [k, v] : s.tags) tags[k] = v;
-    json metrics = s.metrics_json.empty() ? json(nullptr)
-                                          : json::parse(s.metrics_json, nullptr, false);
+    json metrics =
+        s.metrics_json.empty() ? json(nullptr) : json::parse(s.metrics_json, nullptr, false);
     if (metrics.is_discarded()) metrics = nullptr;
     snapshots.push_back({{"version", std::to_string(s.version)},
                          {"sha256", s.sha256},

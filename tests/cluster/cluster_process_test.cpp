@@ -6,21 +6,20 @@
 // themselves are measured by bench/cluster_detection.sh.
 // Over 500 lines: every case of the cluster in one suite, so it reads as its specification.
 #include <gtest/gtest.h>
-
-#include <nlohmann/json.hpp>
 #include <signal.h>
 
 #include <algorithm>
-#include <chrono>
-#include <functional>
-#include <cstdlib>
 #include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <sstream>
-#include <memory>
-#include <optional>
 #include <stdexcept>
 #include <thread>
 
@@ -747,8 +746,8 @@ TEST_F(cluster, a_bad_promote_is_refused_or_rolled_back_by_itself_and_every_node
   const std::string retrained =
       testing::train_fasttext(models_->path(), "retrained18", examples, seeded);
 
-  auto p1 = node("n1").cli({"snapshot", "push", "acme/bot", good, "--user", "alice", "--tag",
-                            "dataset=v2"});
+  auto p1 = node("n1").cli(
+      {"snapshot", "push", "acme/bot", good, "--user", "alice", "--tag", "dataset=v2"});
   ASSERT_EQ(p1.exit_code, 0) << p1.err;
   ASSERT_EQ(node("n2").cli({"snapshot", "push", "acme/bot", bad}).exit_code, 0);
   ASSERT_EQ(node("n3").cli({"snapshot", "push", "acme/bot", retrained}).exit_code, 0);
@@ -756,7 +755,8 @@ TEST_F(cluster, a_bad_promote_is_refused_or_rolled_back_by_itself_and_every_node
   ASSERT_TRUE(testing::write_file(set, examples));
   auto set_it = node("n2").cli({"validation", "set", "acme/bot", set});
   ASSERT_EQ(set_it.exit_code, 0) << set_it.err;
-  ASSERT_EQ(node("n3").cli({"policy", "set", "acme/bot", "watch_share=100%", "min_requests=50"})
+  ASSERT_EQ(node("n3")
+                .cli({"policy", "set", "acme/bot", "watch_share=100%", "min_requests=50"})
                 .exit_code,
             0);
   // Every node knows everything above (metadata, set, policy) before the promotes.
@@ -829,7 +829,8 @@ TEST_F(cluster, a_bad_promote_is_refused_or_rolled_back_by_itself_and_every_node
   EXPECT_EQ(listing("n2", "acme/bot")["labels"], listing("n1", "acme/bot")["labels"]);
   EXPECT_EQ(listing("n3", "acme/bot")["labels"], listing("n1", "acme/bot")["labels"]);
   double rollbacks = 0;
-  for (const char* name : {"n1", "n2", "n3"}) rollbacks += counter(node(name), "shoal_auto_rollbacks_total");
+  for (const char* name : {"n1", "n2", "n3"})
+    rollbacks += counter(node(name), "shoal_auto_rollbacks_total");
   EXPECT_GE(rollbacks, 1);
 
   // A retrain of the same quality passes the gate and survives its watch under traffic.

@@ -1,5 +1,8 @@
 // Process-level tests: a real `shoal node` on loopback, driven through the real CLI and raw HTTP.
 // Over 500 lines: every case of a node in one suite, so it reads as its specification.
+#include "support/node_process.hpp"
+
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -14,17 +17,14 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
 #include <thread>
-
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <zmq.hpp>
 
 #include "shoal/wire/api_codec.hpp"
 #include "shoal/wire/zmq_client.hpp"
-#include "support/node_process.hpp"
 
 namespace shoal::testing {
 namespace {
@@ -372,7 +372,8 @@ TEST_F(node_test, snapshots_carry_who_pushed_them_tags_metrics_and_source) {
   EXPECT_EQ(j["note"], "first bot");
   auto text = node_->cli({"snapshot", "show", "acme/bot", "1"});
   EXPECT_NE(text.out.find("pushed by  alice"), std::string::npos) << text.out;
-  EXPECT_NE(text.out.find("tags       dataset=2026-12-01, team=bots"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("tags       dataset=2026-12-01, team=bots"), std::string::npos)
+      << text.out;
   auto meta = http_call(node_->http_port(), "GET", "/v2/models/acme/bot");
   ASSERT_EQ(meta.status, 200) << meta.body;
   auto m = json::parse(meta.body);
@@ -404,8 +405,9 @@ TEST_F(node_test, snapshots_carry_who_pushed_them_tags_metrics_and_source) {
 TEST_F(node_test, the_validation_gate_refuses_a_worse_model_and_lets_a_good_one_through) {
   const std::string examples = read_file(source_dir() + "/examples/intents-v2.txt");
   const std::string shuffled_text = shuffled_examples();
-  std::vector<std::string> opts = {"-epoch", "25", "-lr", "0.5", "-dim", "16", "-bucket", "20000",
-                                   "-wordNgrams", "2", "-minn", "2", "-maxn", "4"};
+  std::vector<std::string> opts = {"-epoch",  "25",    "-lr",         "0.5", "-dim",  "16",
+                                   "-bucket", "20000", "-wordNgrams", "2",   "-minn", "2",
+                                   "-maxn",   "4"};
   const std::string shuffled = train_fasttext(data_->path(), "shuffled", shuffled_text, opts);
   opts.push_back("-seed");
   opts.push_back("7");
@@ -493,10 +495,11 @@ TEST_F(node_test, the_validation_gate_refuses_a_worse_model_and_lets_a_good_one_
   auto shown = node_->cli({"policy", "show", "acme/bot", "--json"});
   ASSERT_EQ(shown.exit_code, 0) << shown.err;
   auto pol = json::parse(shown.out);
-  EXPECT_EQ(pol["watch"], "5m");             // the tenant's
-  EXPECT_EQ(pol["recall_drop"], "100");      // the model's own
+  EXPECT_EQ(pol["watch"], "5m");         // the tenant's
+  EXPECT_EQ(pol["recall_drop"], "100");  // the model's own
   EXPECT_EQ(pol["accuracy_drop"], "100");
-  EXPECT_EQ(json::parse(node_->cli({"policy", "show", "acme", "--json"}).out)["accuracy_drop"], "1");
+  EXPECT_EQ(json::parse(node_->cli({"policy", "show", "acme", "--json"}).out)["accuracy_drop"],
+            "1");
   auto bogus = node_->cli({"policy", "set", "acme/bot", "accuracy=1"});
   EXPECT_EQ(bogus.exit_code, 1);
   EXPECT_NE(bogus.err.find("unknown policy setting 'accuracy'"), std::string::npos) << bogus.err;
@@ -513,8 +516,9 @@ TEST_F(node_test, the_validation_gate_refuses_a_worse_model_and_lets_a_good_one_
 // bad promote under traffic is rolled back by the node itself, once, with its reason; a retrain
 // of the same quality is kept.
 TEST_F(node_test, trials_on_live_traffic_and_the_watch_rolls_a_bad_promote_back_by_itself) {
-  std::vector<std::string> opts = {"-epoch", "25", "-lr", "0.5", "-dim", "16", "-bucket", "20000",
-                                   "-wordNgrams", "2", "-minn", "2", "-maxn", "4"};
+  std::vector<std::string> opts = {"-epoch",  "25",    "-lr",         "0.5", "-dim",  "16",
+                                   "-bucket", "20000", "-wordNgrams", "2",   "-minn", "2",
+                                   "-maxn",   "4"};
   const std::string shuffled = train_fasttext(data_->path(), "shuffled", shuffled_examples(), opts);
   opts.insert(opts.end(), {"-seed", "7"});
   const std::string retrained = train_fasttext(
@@ -523,9 +527,9 @@ TEST_F(node_test, trials_on_live_traffic_and_the_watch_rolls_a_bad_promote_back_
   ASSERT_EQ(node_->cli({"snapshot", "push", "acme/bot", shuffled}).exit_code, 0);   // 2
   ASSERT_EQ(node_->cli({"snapshot", "push", "acme/bot", retrained}).exit_code, 0);  // 3
   // Judge after 50 compared requests, with every request compared.
-  ASSERT_EQ(node_->cli({"policy", "set", "acme/bot", "watch_share=100%", "min_requests=50"})
-                .exit_code,
-            0);
+  ASSERT_EQ(
+      node_->cli({"policy", "set", "acme/bot", "watch_share=100%", "min_requests=50"}).exit_code,
+      0);
   const auto texts = example_texts();
   size_t next = 0;
   auto send = [&](int n, std::map<std::string, int>* versions = nullptr) {
@@ -540,8 +544,8 @@ TEST_F(node_test, trials_on_live_traffic_and_the_watch_rolls_a_bad_promote_back_
     return metric_value(http_call(node_->http_port(), "GET", "/metrics").body, series).value_or(-1);
   };
   auto production = [&] {
-    return json::parse(node_->cli({"snapshot", "list", "acme/bot", "--json"}).out)["labels"]
-        ["production"];
+    return json::parse(
+        node_->cli({"snapshot", "list", "acme/bot", "--json"}).out)["labels"]["production"];
   };
 
   send(1);  // version 1 in memory: from here every answer is given on the HTTP thread
@@ -582,8 +586,9 @@ TEST_F(node_test, trials_on_live_traffic_and_the_watch_rolls_a_bad_promote_back_
 
   // A retrain of the same quality: promoted (the promote ends the canary), watched, kept.
   ASSERT_EQ(node_->cli({"snapshot", "promote", "acme/bot", "3"}).exit_code, 0);
-  EXPECT_TRUE(json::parse(node_->cli({"snapshot", "list", "acme/bot", "--json"}).out)["trial"]
-                  ["mode"] == "watch");
+  EXPECT_TRUE(
+      json::parse(node_->cli({"snapshot", "list", "acme/bot", "--json"}).out)["trial"]["mode"] ==
+      "watch");
   send(150);
   std::this_thread::sleep_for(std::chrono::milliseconds(3000));
   EXPECT_EQ(production()["version"], 3);

@@ -57,10 +57,10 @@ struct peer_request {
   // `version` (candidate) and `baseline` of `id` over the validation set `sha256`.
   enum class kind : uint8_t { fetch, store, infer, reserve, validate };
   kind what = kind::fetch;
-  std::string sha256;    // fetch, store, validate (the set)
-  model_id id;           // store, reserve, validate
-  uint32_t version = 0;  // store; reserve: the number asked for; validate: the candidate
-  uint32_t baseline = 0; // validate: 0 = none
+  std::string sha256;     // fetch, store, validate (the set)
+  model_id id;            // store, reserve, validate
+  uint32_t version = 0;   // store; reserve: the number asked for; validate: the candidate
+  uint32_t baseline = 0;  // validate: 0 = none
   std::string bytes;     // store: the snapshot; infer: a serialized Request (api_codec)
 };
 

@@ -42,8 +42,23 @@ struct cli_env {
 /// One parsed command line.
 struct cli_command {
   enum class kind : uint8_t {
-    help, push, push_dir, list, models, promote, rollback, infer, cluster_status, show,
-    validate, validation_set, validation_rollback, policy_set, policy_show, shadow, canary
+    help,
+    push,
+    push_dir,
+    list,
+    models,
+    promote,
+    rollback,
+    infer,
+    cluster_status,
+    show,
+    validate,
+    validation_set,
+    validation_rollback,
+    policy_set,
+    policy_show,
+    shadow,
+    canary
   };
   kind what = kind::help;
   /// The command's name as typed, "snapshot promote"; for help, the command whose help to print
@@ -63,12 +78,12 @@ struct cli_command {
   // Registry metadata (push, push-dir) and who asks (push, promote, validation set, policy).
   std::string user;
   std::map<std::string, std::string> tags;
-  std::string metrics_file;         // --metrics FILE (read when the command runs)
+  std::string metrics_file;  // --metrics FILE (read when the command runs)
   std::string source;
-  bool force = false;               // promote, push: past a refusing validation gate
+  bool force = false;                           // promote, push: past a refusing validation gate
   std::map<std::string, std::string> settings;  // policy set KEY=VALUE ...
-  uint32_t share_ppm = 0;           // shadow, canary: --share (parts per million)
-  bool stop = false;                // shadow, canary: --stop
+  uint32_t share_ppm = 0;                       // shadow, canary: --share (parts per million)
+  bool stop = false;                            // shadow, canary: --stop
   std::optional<uint32_t> version;  // promote VERSION, rollback --to, infer --version
   std::string text;                 // infer
   uint32_t top_k = 1;               // infer --k

@@ -136,9 +136,9 @@ struct cluster_status {
 };
 
 /// Any call a front end can make; both codecs decode into this.
-using api_call = std::variant<infer_request, push_request, list_request, models_request,
-                              label_request, status_request, cluster_status_request,
-                              validation_set_request, validate_request, policy_request,
-                              trial_request>;
+using api_call =
+    std::variant<infer_request, push_request, list_request, models_request, label_request,
+                 status_request, cluster_status_request, validation_set_request, validate_request,
+                 policy_request, trial_request>;
 
 }  // namespace shoal

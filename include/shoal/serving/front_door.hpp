@@ -50,10 +50,10 @@
 namespace shoal {
 
 /// Everything a front end can get back for one api_call.
-using api_reply = std::variant<status, infer_result, push_result, model_entry,
-                               std::vector<model_entry>, label_result, node_status,
-                               cluster_status, validation_set_result, validation_report_info,
-                               policy_result, trial_info>;
+using api_reply =
+    std::variant<status, infer_result, push_result, model_entry, std::vector<model_entry>,
+                 label_result, node_status, cluster_status, validation_set_result,
+                 validation_report_info, policy_result, trial_info>;
 
 /// Called exactly once with the reply; invoked on an actor thread, so it must not block (front
 /// ends post the reply onto their own I/O threads).

@@ -48,9 +48,9 @@ result<uint32_t> check_validation_set(std::string_view bytes);
 
 /// One label's figures.
 struct label_figures {
-  uint32_t support = 0;   // examples that carry it
-  double precision = 0;   // of the examples predicted as it, the share that carry it
-  double recall = 0;      // of the examples that carry it, the share predicted as it
+  uint32_t support = 0;  // examples that carry it
+  double precision = 0;  // of the examples predicted as it, the share that carry it
+  double recall = 0;     // of the examples that carry it, the share predicted as it
 };
 
 /// One model's figures over a set.
@@ -67,8 +67,7 @@ struct model_figures {
 };
 
 /// Returns `m`'s figures over `set` (predicting each example alone, timing each prediction).
-model_figures evaluate(const model& m, uint32_t version,
-                       const std::vector<labelled_example>& set);
+model_figures evaluate(const model& m, uint32_t version, const std::vector<labelled_example>& set);
 
 /// Returns the figures from top labels, probabilities and predict times (evaluate's arithmetic,
 /// for tests). @pre top, top1 and times_us have one entry per example of `set`
@@ -95,13 +94,13 @@ struct model_policy {
   double max_recall_drop = 10.0;    // points of any one label's recall it may lose
   uint32_t min_label_examples = 1;  // labels with fewer examples are not judged on recall
   // The watch after a production move.
-  int64_t watch_ms = 600000;        // how long the new version is watched (0: not at all)
-  double watch_share = 0.10;        // share of its requests the previous version predicts too
-  double min_agreement = 0.70;      // top label agreeing with the previous version's
+  int64_t watch_ms = 600000;          // how long the new version is watched (0: not at all)
+  double watch_share = 0.10;          // share of its requests the previous version predicts too
+  double min_agreement = 0.70;        // top label agreeing with the previous version's
   double max_confidence_drop = 0.20;  // mean top-1 probability below the previous version's
-  double max_error_rate = 0.05;     // failed requests of the new version
-  double max_p99_ratio = 4.0;       // its p99 latency over the previous version's (floor 1 ms)
-  uint32_t min_requests = 200;      // no rule judges fewer requests (or compared pairs) than this
+  double max_error_rate = 0.05;       // failed requests of the new version
+  double max_p99_ratio = 4.0;         // its p99 latency over the previous version's (floor 1 ms)
+  uint32_t min_requests = 200;        // no rule judges fewer requests (or compared pairs) than this
 };
 
 /// The settings users may set, in the order `policy show` prints them.
@@ -130,14 +129,14 @@ gate_verdict judge(const validation_report& r, const model_policy& p);
 
 /// What the node saw of a newly promoted version on live traffic (see judge_watch).
 struct watch_figures {
-  uint64_t requests = 0;        // requests answered by the new version
-  uint64_t errors = 0;          // of which failed
-  double p99_ms = 0;            // the new version's p99 latency
-  uint64_t compared = 0;        // requests the previous version also predicted
-  uint64_t agreed = 0;          // ... with the same top label
-  double mean_top1_new = 0;     // over the compared requests
+  uint64_t requests = 0;     // requests answered by the new version
+  uint64_t errors = 0;       // of which failed
+  double p99_ms = 0;         // the new version's p99 latency
+  uint64_t compared = 0;     // requests the previous version also predicted
+  uint64_t agreed = 0;       // ... with the same top label
+  double mean_top1_new = 0;  // over the compared requests
   double mean_top1_old = 0;
-  double p99_ms_old = 0;        // the previous version's predict p99 on those requests
+  double p99_ms_old = 0;  // the previous version's predict p99 on those requests
 };
 
 /// Returns the reason to roll back ("agreement 31% < 70% over 2,000 requests"), or nullopt

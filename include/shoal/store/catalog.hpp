@@ -73,11 +73,11 @@ struct validation_report_info {
   std::string set_sha256;
   std::string report_json;
   bool passed = false;
-  std::string verdict;    // "passed", or the rules that failed
-  bool forced = false;    // a label moved anyway
+  std::string verdict;  // "passed", or the rules that failed
+  bool forced = false;  // a label moved anyway
   std::string by;
   int64_t time_ms = 0;
-  std::string ran_on;     // the node's name
+  std::string ran_on;  // the node's name
 };
 
 /// A shadow (a share of production traffic also predicted by `version`, answers discarded) or
@@ -91,8 +91,8 @@ struct trial_info {
   uint32_t share_ppm = 0;  // parts per million of the model's requests
   int64_t started_ms = 0;
   std::string by;
-  uint32_t watched = 0;    // watch: the version being watched (production when it started)
-  int64_t until_ms = 0;    // watch: when it ends (unix ms)
+  uint32_t watched = 0;  // watch: the version being watched (production when it started)
+  int64_t until_ms = 0;  // watch: when it ends (unix ms)
 };
 
 struct label_state {
@@ -143,8 +143,16 @@ struct catalog_change {
   // name: the tenant's, for all its models). trial: `trial` starts (mode none: ends) a shadow,
   // canary or watch.
   enum class kind : uint8_t {
-    add_snapshot, move_label, hold, release, join, grant, validation_set, validation_report,
-    policy, trial
+    add_snapshot,
+    move_label,
+    hold,
+    release,
+    join,
+    grant,
+    validation_set,
+    validation_report,
+    policy,
+    trial
   };
   kind what = kind::add_snapshot;
   model_id id;
@@ -161,10 +169,10 @@ struct catalog_change {
   bool forced = false;
   bool automatic = false;
   uint32_t expect_from = 0;
-  validation_set_info validation_set;        // validation_set
-  validation_report_info report;             // validation_report
+  validation_set_info validation_set;         // validation_set
+  validation_report_info report;              // validation_report
   std::map<std::string, std::string> policy;  // policy
-  trial_info trial;                          // trial
+  trial_info trial;                           // trial
 
   // Who made it and when, for replication (replicated_catalog.hpp): the node's id, the change's
   // number among that node's changes (1, 2, ...) and its hybrid-logical-clock time. Empty and

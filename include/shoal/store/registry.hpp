@@ -20,10 +20,10 @@ inline constexpr size_t max_user_bytes = 128;
 inline constexpr size_t max_note_bytes = 4096;
 inline constexpr size_t max_tags = 32;
 inline constexpr size_t max_tag_value_bytes = 256;
-inline constexpr size_t max_metrics_bytes = 16384;   // the compact JSON
+inline constexpr size_t max_metrics_bytes = 16384;  // the compact JSON
 inline constexpr size_t max_source_bytes = 1024;
 inline constexpr size_t max_reason_bytes = 1024;
-inline constexpr size_t max_report_bytes = 262144;   // a report's JSON (per-label figures)
+inline constexpr size_t max_report_bytes = 262144;  // a report's JSON (per-label figures)
 inline constexpr size_t max_policy_settings = 32;
 
 /// Returns ok, or invalid_argument naming the field and the limit it breaks: user, note and

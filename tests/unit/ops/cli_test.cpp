@@ -58,7 +58,8 @@ TEST(cli_parse, registry_metadata_and_the_commands_of_issue_18) {
                    "team=bots", "--metrics", "m.json", "--source", "git://x@1", "--force"},
                   env);
   EXPECT_EQ(c.user, "alice");  // $USER unless --user
-  EXPECT_EQ(c.tags, (std::map<std::string, std::string>{{"dataset", "2026-12-01"}, {"team", "bots"}}));
+  EXPECT_EQ(c.tags,
+            (std::map<std::string, std::string>{{"dataset", "2026-12-01"}, {"team", "bots"}}));
   EXPECT_EQ(c.metrics_file, "m.json");
   EXPECT_EQ(c.source, "git://x@1");
   EXPECT_TRUE(c.force);
@@ -82,14 +83,14 @@ TEST(cli_parse, registry_metadata_and_the_commands_of_issue_18) {
   EXPECT_EQ(c.what, cli_command::kind::show);
   c = parsed({"validation", "rollback", "acme/bot", "--to", "1"});
   EXPECT_EQ(c.what, cli_command::kind::validation_rollback);
-  for (const args& bad : std::vector<args>{
-           {"snapshot", "push", "acme/bot", "m.bin", "--tag", "novalue"},
-           {"snapshot", "push", "acme/bot", "m.bin", "--tag", "a=1", "--tag", "a=2"},
-           {"snapshot", "canary", "acme/bot", "3"},
-           {"snapshot", "canary", "acme/bot", "3", "--share", "0"},
-           {"snapshot", "shadow", "acme/bot", "--stop", "--share", "5%"},
-           {"policy", "set", "acme/bot", "nokey"},
-           {"validation", "frobnicate", "acme/bot"}}) {
+  for (const args& bad :
+       std::vector<args>{{"snapshot", "push", "acme/bot", "m.bin", "--tag", "novalue"},
+                         {"snapshot", "push", "acme/bot", "m.bin", "--tag", "a=1", "--tag", "a=2"},
+                         {"snapshot", "canary", "acme/bot", "3"},
+                         {"snapshot", "canary", "acme/bot", "3", "--share", "0"},
+                         {"snapshot", "shadow", "acme/bot", "--stop", "--share", "5%"},
+                         {"policy", "set", "acme/bot", "nokey"},
+                         {"validation", "frobnicate", "acme/bot"}}) {
     EXPECT_FALSE(parse_cli(bad, {})) << bad.size();
   }
 }
@@ -238,10 +239,12 @@ TEST(cli_parse, usage_errors_say_what_is_wrong_and_where_to_look) {
   };
   const std::vector<row> table = {
       {{},
-       "missing command: try snapshot push|list|show|promote|rollback, validation, policy, models, infer or cluster status",
+       "missing command: try snapshot push|list|show|promote|rollback, validation, policy, models, "
+       "infer or cluster status",
        "try 'shoal --help'"},
       {{"deploy"},
-       "unknown command 'deploy': expected snapshot push|list|show|promote|rollback, validation, policy, models, infer or cluster status",
+       "unknown command 'deploy': expected snapshot push|list|show|promote|rollback, validation, "
+       "policy, models, infer or cluster status",
        "try 'shoal --help'"},
       {{"snapshot"},
        "snapshot: missing subcommand: push, push-dir, list, show, validate, shadow, canary, "
@@ -543,14 +546,16 @@ TEST_F(cli_run, list_prints_a_table_and_label_history) {
   auto r = shoal({"snapshot", "list", "acme/bot"});
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.err, "");
-  EXPECT_EQ(
-      r.out,
-      "VERSION  CREATED               SIZE     SHA256        LABELS      HELD BY  PUSHED BY       NOTE\n"
-      "1        2024-05-01T12:00:00Z  812 B    3f5a9c0e1b2d  production  n1,n2    -               first\n"
-      "2        2024-05-02T12:30:00Z  1.5 MiB  9a8b7c6d5e4f  staging     -        alice (key ci)  retrained on May data\n"
-      "\n"
-      "production: 1 -> 2 (forced by bob) -> 1 (rollback)\n"
-      "staging: 2\n");
+  EXPECT_EQ(r.out,
+            "VERSION  CREATED               SIZE     SHA256        LABELS      HELD BY  PUSHED BY  "
+            "     NOTE\n"
+            "1        2024-05-01T12:00:00Z  812 B    3f5a9c0e1b2d  production  n1,n2    -          "
+            "     first\n"
+            "2        2024-05-02T12:30:00Z  1.5 MiB  9a8b7c6d5e4f  staging     -        alice (key "
+            "ci)  retrained on May data\n"
+            "\n"
+            "production: 1 -> 2 (forced by bob) -> 1 (rollback)\n"
+            "staging: 2\n");
 }
 
 TEST_F(cli_run, list_json) {

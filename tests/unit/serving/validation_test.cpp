@@ -1,7 +1,6 @@
 // validation: the validation set format, the figures, the gate's rules, policies and the watch's
 // rules, as pure functions; evaluate() over a real fastText model trained here.
 #include "shoal/serving/validation.hpp"
-#include "shoal/serving/trials.hpp"
 
 #include <gtest/gtest.h>
 
@@ -9,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "shoal/serving/trials.hpp"
 #include "support/files.hpp"
 #include "support/node_process.hpp"
 
@@ -128,7 +128,8 @@ TEST(validation_gate, the_default_policy_allows_one_point_of_accuracy_and_ten_of
   EXPECT_EQ(acc.text(), "accuracy dropped 1.5 points (91.0% -> 89.5%; the policy allows 1)");
   auto recall = judge(report_with(0.91, 0.91, {{"a", {0.80, 0.95}}, {"b", {0.5, 0.5}}}), p);
   ASSERT_FALSE(recall.passed);
-  EXPECT_EQ(recall.text(), "recall of label a dropped 15 points (95.0% -> 80.0%; the policy allows 10)");
+  EXPECT_EQ(recall.text(),
+            "recall of label a dropped 15 points (95.0% -> 80.0%; the policy allows 10)");
   // Better is never refused; no baseline passes.
   EXPECT_TRUE(judge(report_with(0.99, 0.5, {{"a", {1.0, 0.1}}}), p).passed);
   validation_report alone;
@@ -138,7 +139,10 @@ TEST(validation_gate, the_default_policy_allows_one_point_of_accuracy_and_ten_of
 
 TEST(validation_gate, many_failing_labels_are_named_worst_first_and_counted) {
   auto r = report_with(0.5, 0.5,
-                       {{"a", {0.7, 0.9}}, {"b", {0.0, 1.0}}, {"c", {0.5, 0.9}}, {"d", {0.1, 0.9}},
+                       {{"a", {0.7, 0.9}},
+                        {"b", {0.0, 1.0}},
+                        {"c", {0.5, 0.9}},
+                        {"d", {0.1, 0.9}},
                         {"e", {0.6, 0.9}}});
   auto v = judge(r, model_policy{});
   ASSERT_FALSE(v.passed);
@@ -259,13 +263,15 @@ TEST(validation_run, a_trained_model_scores_its_own_training_data) {
   testing::temp_dir dir;
   std::string lines;
   const std::vector<std::pair<std::string, std::string>> intents = {
-      {"greet", "hello there friend"}, {"bye", "goodbye see you later"},
-      {"refund", "i want my money back"}, {"hours", "when are you open today"}};
+      {"greet", "hello there friend"},
+      {"bye", "goodbye see you later"},
+      {"refund", "i want my money back"},
+      {"hours", "when are you open today"}};
   for (int i = 0; i < 30; ++i) {
     for (const auto& [label, text] : intents) lines += "__label__" + label + " " + text + "\n";
   }
-  const std::string good = testing::train_fasttext(dir.path(), "good", lines,
-                                                    {"-epoch", "50", "-lr", "1.0"});
+  const std::string good =
+      testing::train_fasttext(dir.path(), "good", lines, {"-epoch", "50", "-lr", "1.0"});
   auto bytes = testing::read_file(good);
   auto m = load_model(bytes);
   ASSERT_TRUE(m) << m.error().to_string();
