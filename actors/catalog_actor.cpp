@@ -846,12 +846,6 @@ caf::behavior snapshot_writer(caf::event_based_actor* self,
 
 // ---- knowing whether a model is good: validation sets, the gate, policies, trials ----------
 
-// "alice (key ops)", "alice", "ops" or "": who asked, as the client said and as its key says.
-std::string who_asks(const std::string& user, const std::string& key) {
-  if (!user.empty() && !key.empty() && user != key) return user + " (key " + key + ")";
-  return !user.empty() ? user : key;
-}
-
 // Checks and runs a validation in a detached actor of its own (reading snapshots, loading two
 // models and predicting every example is seconds of disk and CPU work): the set's examples read
 // with the candidate's label prefix, then both versions over them. Answers the report's JSON.
@@ -962,11 +956,17 @@ void validate_here(self_ptr self, const peer_request& req,
   });
 }
 
-// The model's policy in force: the defaults, the tenant's settings over them, the model's over
-// those (settings are checked before they are committed; a bad one would be skipped whole).
+// The policy in force for every model of `tenant` that sets nothing itself: the defaults with
+// the tenant's settings over them (settings are checked before they are committed; a bad one
+// would be skipped whole).
+model_policy tenant_policy_of(const catalog& view, const std::string& tenant) {
+  auto p = apply_policy(model_policy{}, view.tenant_policy(tenant));
+  return p ? *p : model_policy{};
+}
+
+// The model's policy in force: its tenant's, with the model's settings over it.
 model_policy policy_of(const catalog& view, const model_entry& m) {
-  auto tenant = apply_policy(model_policy{}, view.tenant_policy(m.id.tenant));
-  const model_policy base = tenant ? *tenant : model_policy{};
+  const model_policy base = tenant_policy_of(view, m.id.tenant);
   auto p = apply_policy(base, m.policy);
   return p ? *p : base;
 }
@@ -1140,13 +1140,14 @@ void move_label(self_ptr self, label_request req, caf::typed_response_promise<la
   auto it = entry->labels.find(req.label);
   if (it != entry->labels.end()) from = it->second.current();
   catalog_change change = *planned;
-  change.by = who_asks(req.user, req.by);
+  change.by = author_text(req.user, req.by);
   auto proceed = [=](catalog_change move, std::vector<catalog_change> before,
                      std::optional<validation_report_info> report, std::string note) {
     warm_then(self, move.id, move.to, [=]() mutable {
       before.push_back(move);
       // A new production is watched (the previous one predicts a share of its requests in
       // shadow) for the policy's window; an automatic rollback may follow (watch_models).
+      bool watched = false;
       const model_entry* now_entry = self->state.replica->view().find(move.id);
       if (move.label == default_label && move.action == label_action::promote && from != 0 &&
           now_entry != nullptr && self->state.trials) {
@@ -1162,6 +1163,7 @@ void move_label(self_ptr self, label_request req, caf::typed_response_promise<la
           watch.trial.started_ms = now_ms();
           watch.trial.until_ms = watch.trial.started_ms + policy.watch_ms;
           before.push_back(watch);
+          watched = true;
         }
       }
       auto committed = commit(self, before);
@@ -1171,12 +1173,8 @@ void move_label(self_ptr self, label_request req, caf::typed_response_promise<la
         rp.deliver(to_error(committed));
         return;
       }
-      const model_entry* after = self->state.replica->view().find(move.id);
-      if (after != nullptr && after->trial.what == trial_info::mode::watch &&
-          after->trial.watched == move.to && from != 0) {
-        // The previous version predicts in shadow during the watch: keep it in memory.
-        warm_then(self, move.id, from, [] {});
-      }
+      // The previous version predicts in shadow during the watch: keep it in memory.
+      if (watched) warm_then(self, move.id, from, [] {});
       log_info("label moved", {{"model", move.id.str()},
                                {"label", move.label},
                                {"from", from},
@@ -1376,7 +1374,7 @@ void answer_registry_call(self_ptr self, api_call call, caf::typed_response_prom
       c.validation_set.size_bytes = req->bytes.size();
       c.validation_set.examples = *examples;
       c.validation_set.created_ms = now_ms();
-      c.validation_set.user = who_asks(req->user, req->by);
+      c.validation_set.user = author_text(req->user, req->by);
       spread_set(self, req->id, *sha, std::make_shared<const std::string>(std::move(req->bytes)));
     }
     if (status ok = commit(self, {c}); !ok) return fail(ok);
@@ -1417,8 +1415,7 @@ void answer_registry_call(self_ptr self, api_call call, caf::typed_response_prom
     const bool tenant_wide = req->id.model.empty();
     const model_entry* m = tenant_wide ? nullptr : view.find(req->id);
     if (!tenant_wide && m == nullptr) return fail(model_not_found(req->id));
-    auto tenant_policy = apply_policy(model_policy{}, view.tenant_policy(req->id.tenant));
-    const model_policy base = tenant_policy ? *tenant_policy : model_policy{};
+    const model_policy base = tenant_policy_of(view, req->id.tenant);
     if (req->settings.empty()) {
       rp.deliver(
           api_reply(policy_result{policy_settings(tenant_wide ? base : policy_of(view, *m))}));
@@ -1442,7 +1439,7 @@ void answer_registry_call(self_ptr self, api_call call, caf::typed_response_prom
     if (status ok = commit(self, {c}); !ok) return fail(ok);
     log_info("policy set",
              {{tenant_wide ? "tenant" : "model", tenant_wide ? req->id.tenant : req->id.str()},
-              {"by", who_asks(req->user, req->by)}});
+              {"by", author_text(req->user, req->by)}});
     rp.deliver(api_reply(policy_result{policy_settings(*checked)}));
     return;
   }
@@ -1480,7 +1477,7 @@ void answer_registry_call(self_ptr self, api_call call, caf::typed_response_prom
     c.trial.version = req->version;
     c.trial.share_ppm = req->share_ppm;
     c.trial.started_ms = now_ms();
-    c.trial.by = who_asks(req->user, req->by);
+    c.trial.by = author_text(req->user, req->by);
     const trial_info started = c.trial;
     return warm_then(self, req->id, req->version, [=]() mutable {
       if (status ok = commit(self, {c}); !ok) {

@@ -375,12 +375,7 @@ std::string history_line(const std::string& label, const label_state& st) {
 }
 
 // "alice (key ops)": who pushed a snapshot, as the client said and as its key says.
-std::string pushed_by(const snapshot_info& s) {
-  if (!s.user.empty() && !s.pushed_with.empty() && s.user != s.pushed_with) {
-    return s.user + " (key " + s.pushed_with + ")";
-  }
-  return !s.user.empty() ? s.user : s.pushed_with;
-}
+std::string pushed_by(const snapshot_info& s) { return author_text(s.user, s.pushed_with); }
 
 std::string percent_text(double share) {
   char buf[32];
@@ -510,7 +505,8 @@ std::string render_show(const model_entry& e, const snapshot_info& s) {
   rows.emplace_back("format", s.format);
   rows.emplace_back("labels", labels.empty() ? "-" : join(labels, ", "));
   rows.emplace_back("held by", holders.empty() ? "-" : join(holders, ", "));
-  rows.emplace_back("pushed by", pushed_by(s).empty() ? "-" : pushed_by(s));
+  const std::string by = pushed_by(s);
+  rows.emplace_back("pushed by", by.empty() ? "-" : by);
   rows.emplace_back("note", s.note.empty() ? "-" : s.note);
   rows.emplace_back("source", s.source.empty() ? "-" : s.source);
   rows.emplace_back("tags", tags.empty() ? "-" : tags);

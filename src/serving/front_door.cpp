@@ -333,6 +333,12 @@ void front_door::answer_inline(const std::shared_ptr<const model>& m, uint32_t v
   base.answer.id = req.id;
   base.answer.version = version;
   const size_t k = req.top_k == 0 ? 1 : req.top_k;
+  // Predicts now, or with this thread's micro-batch, and hands the rows to `answer`.
+  auto predict = [&](auto answer) {
+    if (batch_texts == 0) return answer(m->predict_batch(req.texts, k));
+    micro_batcher& b = thread_batcher(t, batch_texts);
+    if (b.add(m, k, std::move(req.texts), std::move(answer))) schedule_flush(fe, b);
+  };
   if (shadow && trials_) {
     // Shadow: the answer goes first; then, on this thread, the trial version predicts the
     // request's texts (at most 4), timed, and the meter counts whether its top label agrees with
@@ -370,19 +376,14 @@ void front_door::answer_inline(const std::shared_ptr<const model>& m, uint32_t v
                                b.empty() ? 0.0 : b[0].score, served_us, shadow_us);
       }
     };
-    if (batch_texts == 0) return answer(m->predict_batch(req.texts, k));
-    micro_batcher& b = thread_batcher(t, batch_texts);
-    if (b.add(m, k, std::move(req.texts), std::move(answer))) schedule_flush(fe, b);
-    return;
+    return predict(std::move(answer));
   }
   auto answer = [done = std::move(done), base = std::move(base)](
                     std::vector<std::vector<prediction>> rows) mutable {
     base.answer.rows = std::move(rows);
     done(std::move(base));
   };
-  if (batch_texts == 0) return answer(m->predict_batch(req.texts, k));
-  micro_batcher& b = thread_batcher(t, batch_texts);
-  if (b.add(m, k, std::move(req.texts), std::move(answer))) schedule_flush(fe, b);
+  predict(std::move(answer));
 }
 
 void front_door::call(const principal& who, api_call call, api_callback done) {

@@ -88,6 +88,11 @@ status check_change_text(const catalog_change& c) {
   }
 }
 
+std::string author_text(const std::string& user, const std::string& key) {
+  if (!user.empty() && !key.empty() && user != key) return user + " (key " + key + ")";
+  return !user.empty() ? user : key;
+}
+
 result<std::pair<std::string, std::string>> parse_tag(std::string_view text) {
   auto eq = text.find('=');
   if (eq == std::string_view::npos) {

@@ -36,6 +36,10 @@ status check_snapshot_metadata(const snapshot_info& s);
 /// report, a policy, a trial's author) is within the limits above; else invalid_argument.
 status check_change_text(const catalog_change& c);
 
+/// Returns who did something, as the records show it: "alice (key ops)" when the client's word
+/// (`user`) and the API key's name (`key`) differ, else whichever is set ("" when neither is).
+std::string author_text(const std::string& user, const std::string& key);
+
 /// Returns (key, value) of "KEY=VALUE" (--tag), or invalid_argument saying what is wrong.
 result<std::pair<std::string, std::string>> parse_tag(std::string_view text);
 
