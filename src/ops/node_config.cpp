@@ -490,8 +490,9 @@ options:
                             predicted together, up to N texts (default 64; 0: each alone)
   --drain-timeout-ms N      on SIGTERM, finish requests in flight for up to N ms while new
                             ones get 503, then stop (default 5000)
-  --keys-file FILE          API keys, one "KEY TENANT [NAME]" or "KEY admin [NAME]" a line ('#' comments);
-                            reread on SIGHUP. Without it every client reaches every model
+  --keys-file FILE          API keys, one "KEY TENANT [NAME]" or "KEY admin [NAME]" a line
+                            ('#' comments); reread on SIGHUP. Without it every client
+                            reaches every model
   --model-memory-mb N       memory for loaded models; above it the least recently used are
                             unloaded (they stay stored and load again on their next request).
                             Default: half of this machine's RAM
