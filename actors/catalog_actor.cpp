@@ -829,7 +829,7 @@ caf::behavior snapshot_writer(caf::event_based_actor* self,
   (void)self;
   return {
       [=](push_atom, const snapshot_bytes& bytes)
-          -> caf::result<std::string, std::string, std::string> {
+          -> caf::result<std::string, std::string, std::string, std::string> {
         auto loaded = load_model(*bytes, load_use::check);
         if (!loaded) {
           return to_error(status::invalid_argument(loaded.error().message()));
@@ -839,7 +839,8 @@ caf::behavior snapshot_writer(caf::event_based_actor* self,
           log_error("snapshot store failed", {{"error", staged.error().to_string()}});
           return to_error(staged.error());
         }
-        return {std::move(staged->sha256), (*loaded)->format(), std::move(staged->tmp_path)};
+        return {std::move(staged->sha256), (*loaded)->format(), std::move(staged->tmp_path),
+                signature_json(**loaded)};
       },
   };
 }
@@ -1084,10 +1085,7 @@ void warm_then(self_ptr self, const model_id& id, uint32_t version, std::functio
     }
   }
   if (warm_at.empty()) return next();
-  infer_request warm;
-  warm.id = id;
-  warm.version = version;
-  warm.texts = {"warm-up"};
+  const infer_request warm = warm_up_request(id, version, snap->signature_json);
   peer_request forward;
   forward.what = peer_request::kind::infer;
   forward.bytes = encode_request(0, api_call{warm});
@@ -1583,7 +1581,8 @@ catalog_actor::behavior_type catalog_behavior(catalog_actor::stateful_pointer<ca
         auto& writer = st.writers[st.next_writer++ % st.writers.size()];
         self->request(writer, caf::infinite, push_atom_v, job->bytes)
             .then(
-                [=](std::string& sha, std::string& format, std::string& tmp) mutable {
+                [=](std::string& sha, std::string& format, std::string& tmp,
+                    std::string& signature) mutable {
                   auto& s = self->state;
                   job->file = snapshot_store::staged{sha, std::move(tmp)};
                   // Stored already, but the copy may have been released and removed since:
@@ -1598,6 +1597,7 @@ catalog_actor::behavior_type catalog_behavior(catalog_actor::stateful_pointer<ca
                   }
                   job->snap.sha256 = std::move(sha);
                   job->snap.format = std::move(format);
+                  job->snap.signature_json = std::move(signature);
                   number_version(self, job, rp);
                 },
                 [=](caf::error& err) mutable {

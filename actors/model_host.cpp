@@ -24,6 +24,20 @@ model_host_actor::behavior_type model_host(model_host_actor::stateful_pointer<mo
   // Answers `req` from the loaded model: at once without micro-batching, else with the next
   // flush (which is sent when the batch starts, so it comes after the mailbox's requests).
   auto serve = [=](caf::typed_response_promise<infer_result> promise, infer_request req) {
+    const model& m = *self->state.loaded;
+    if (status fits = check_fits(m, req, version); !fits) {
+      promise.deliver(to_error(std::move(fits)));
+      return;
+    }
+    if (!req.inputs.empty()) {  // a tensor model: answered at once
+      auto r = answer_tensors(m, req, version);
+      if (r) {
+        promise.deliver(std::move(*r));
+      } else {
+        promise.deliver(to_error(r.error()));
+      }
+      return;
+    }
     const size_t k = req.top_k == 0 ? 1 : req.top_k;
     if (micro_batch_texts == 0) {
       promise.deliver(run_inference(*self->state.loaded, req, version));

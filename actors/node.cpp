@@ -36,6 +36,7 @@
 #include "shoal/store/snapshot_store.hpp"
 #include "shoal/wire/data_plane.hpp"
 #include "shoal/wire/front_ends.hpp"
+#include "shoal/wire/grpc_front_end.hpp"
 #include "shoal/wire/http_server.hpp"
 #include "shoal/wire/zmq_server.hpp"
 
@@ -415,6 +416,21 @@ int run_node(const node_config& cfg) {
     return 1;
   }
 
+  grpc_front_end_options grpc_opts;
+  grpc_opts.host = cfg.host;
+  grpc_opts.port = cfg.grpc_port.value_or(uint16_t(cfg.http_port + 1));
+  grpc_opts.max_message_bytes = cfg.max_body_bytes;
+  grpc_opts.max_batch = cfg.max_batch;
+  auto grpc = grpc_front_end::start(grpc_opts, door);
+  if (!grpc) {
+    log_error("cannot start gRPC", {{"error", grpc.error().message()}});
+    (*zmq)->stop();
+    data->stop();
+    (*http)->stop();
+    stop_actors();
+    return 1;
+  }
+
   log_info(cfg.model_memory_mb > 0 ? "node started"
                                    : "node started (model_memory is half of RAM; set "
                                      "model_memory_mb to change)",
@@ -426,6 +442,7 @@ int run_node(const node_config& cfg) {
             {"version", SHOAL_VERSION}});
   log_info("listening", {{"http", cfg.host + ":" + std::to_string((*http)->port())},
                          {"zmq", cfg.host + ":" + std::to_string((*zmq)->port())},
+                         {"grpc", cfg.host + ":" + std::to_string((*grpc)->port())},
                          {"cluster", cfg.host + ":" + std::to_string(*published)},
                          {"data", cfg.host + ":" + std::to_string(data->port())}});
   log_info("cluster: node id " + *node_id +
@@ -480,6 +497,7 @@ int run_node(const node_config& cfg) {
   data->stop();
   (*http)->stop();
   (*zmq)->stop();
+  (*grpc)->stop();
   stop_actors();
   sys.await_all_actors_done();
   log_info("node stopped", {{"name", cfg.name}});

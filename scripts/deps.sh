@@ -6,11 +6,14 @@ set -euo pipefail
 
 build_pkgs=(cmake make g++ pkg-config libcaf-dev libprotobuf-dev protobuf-compiler libzmq3-dev
             cppzmq-dev libboost-dev libboost-system-dev libopenblas-dev libssl-dev zlib1g-dev
-            nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev libfasttext-dev)
+            nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev libfasttext-dev
+            libonnx-dev libgrpc++-dev protobuf-compiler-grpc)
 test_pkgs=(fasttext openssl prometheus patchelf binutils debootstrap lintian python3 python3-zmq
-           python3-protobuf)  # fasttext: the test oracle; openssl: test certificates;
+           python3-protobuf python3-torch python3-onnx python3-grpcio)  # fasttext: the test oracle; openssl: test certificates;
             # prometheus: scrapes a node; patchelf, binutils, debootstrap, lintian: the bundle and
-            # .deb tests (in a minimal Debian root); python3-*: the Python client's test
+            # .deb tests (in a minimal Debian root); python3-*: the Python client's test;
+            # python3-torch, python3-onnx: build and export the ONNX test models (npm, already on the
+            # machine, installs their second oracle, onnxruntime-node, into a cache)
 demo_pkgs=(fasttext curl)        # the demo trains its sample models with the fasttext tool
 bundle_pkgs=(patchelf binutils)  # scripts/bundle.sh: rpaths, strip
 root_pkgs=(debootstrap)            # scripts/debian-root.sh: a minimal Debian root for the bundle test

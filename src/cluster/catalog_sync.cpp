@@ -10,6 +10,7 @@ namespace {
 
 constexpr size_t max_field = 256;          // origin ids, tenant/model/label, sha, format
 constexpr size_t max_note = 4096;
+constexpr size_t max_signature = 64 * 1024;  // a model's inputs and outputs, as JSON
 constexpr size_t max_frontier = 100000;    // origins: every node that ever made a change
 
 status check_change(const catalog_change& c, size_t index) {
@@ -20,7 +21,8 @@ status check_change(const catalog_change& c, size_t index) {
   if (c.seq == 0) return bad("no seq");
   if (c.id.tenant.size() > max_field || c.id.model.size() > max_field) return bad("id too long");
   if (c.label.size() > max_field || c.snapshot.sha256.size() > max_field ||
-      c.snapshot.format.size() > max_field || c.snapshot.note.size() > max_note) {
+      c.snapshot.format.size() > max_field || c.snapshot.note.size() > max_note ||
+      c.snapshot.signature_json.size() > max_signature) {
     return bad("a field is too long");
   }
   if (status text = check_change_text(c); !text) return bad(text.message());

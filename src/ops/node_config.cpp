@@ -96,6 +96,12 @@ status set_field(node_config& cfg, const std::string& key, const std::string& va
   }
   if (key == "http_port") return port(cfg.http_port);
   if (key == "zmq_port") return port(cfg.zmq_port);
+  if (key == "grpc_port") {
+    uint16_t p = 0;
+    SHOAL_RETURN_IF_ERROR(port(p));
+    cfg.grpc_port = p;
+    return status::ok();
+  }
   if (key == "cluster_port") return port(cfg.cluster_port);
   if (key == "data_port") return port(cfg.data_port);
   if (key == "follow_traffic_rps") {
@@ -261,7 +267,7 @@ status set_field(node_config& cfg, const std::string& key, const std::string& va
   }
   return status::invalid_argument(
       what + ": unknown setting '" + key +
-      "' (known: data_dir, host, http_port, zmq_port, cluster_port, data_port, name, http_threads, "
+      "' (known: data_dir, host, http_port, zmq_port, grpc_port, cluster_port, data_port, name, http_threads, "
       "max_body_bytes, max_push_bytes, request_timeout_ms, max_batch, max_in_flight, "
       "micro_batch_texts, max_queue_ms, log_format, "
       "drain_timeout_ms, keys_file, tenant_limits, tenant_limits.TENANT, model_memory_mb, "
@@ -371,6 +377,7 @@ result<node_command> parse_node_args(const std::vector<std::string>& args) {
   static const std::pair<const char*, const char*> flags[] = {
       {"--data-dir", "data_dir"},         {"--host", "host"},
       {"--http-port", "http_port"},       {"--zmq-port", "zmq_port"},
+      {"--grpc-port", "grpc_port"},
       {"--cluster-port", "cluster_port"}, {"--data-port", "data_port"},
       {"--name", "name"},
       {"--http-threads", "http_threads"}, {"--request-timeout-ms", "request_timeout_ms"},
@@ -471,6 +478,8 @@ options:
   --host ADDR               address to listen on (default 127.0.0.1)
   --http-port N             HTTP port (default 7422)
   --zmq-port N              ZeroMQ port, for the CLI (default 7421)
+  --grpc-port N             KServe V2 gRPC port (default: the HTTP port + 1, so 7423; 0: any
+                            free port, logged at start)
   --cluster-port N          node-to-node port: gossip, catalog, snapshot copies (default 7420)
   --data-port N             node-to-node port for forwarded inference (default 0: any free
                             port, told to peers by gossip; set it where a firewall needs one)

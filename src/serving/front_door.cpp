@@ -224,10 +224,11 @@ void front_door::infer(inference_pass pass, const principal& who, infer_request 
                                 seconds_since(pass.start));
     done(std::move(o));
   };
-  if (req.texts.size() > settings_.max_batch) {
+  if (req.batch_size() > settings_.max_batch) {
     return refuse(infer_outcome::kind::failed,
-                  status::invalid_argument("a batch of " + std::to_string(req.texts.size()) +
-                                           " texts is over this node's limit of " +
+                  status::invalid_argument("a batch of " + std::to_string(req.batch_size()) +
+                                           (req.inputs.empty() ? " texts" : " rows") +
+                                           " is over this node's limit of " +
                                            std::to_string(settings_.max_batch) +
                                            " (max_batch): split it into several requests"));
   }
@@ -321,6 +322,13 @@ void front_door::answer_inline(const std::shared_ptr<const model>& m, uint32_t v
                                infer_request req, const front_end& fe, infer_done done,
                                std::shared_ptr<const model> shadow, uint32_t shadow_version,
                                bool time_served) {
+  if (status fits = check_fits(*m, req, version); !fits) {
+    return done(refusal(infer_outcome::kind::failed, std::move(fits)));
+  }
+  if (!req.inputs.empty()) {  // a tensor model: run now, on this thread
+    metrics_->cache_hits.fetch_add(1, std::memory_order_relaxed);
+    return done(outcome_of(answer_tensors(*m, req, version)));
+  }
   thread_state& t = this_thread;
   const size_t batch_texts = settings_.micro_batch_texts;
   if (status full = round_refusal(t, settings_.max_queue_ms, req.texts.size(), fe.thread_name);

@@ -143,6 +143,15 @@ node_metrics::values node_metrics::total(const tracked& t) {
   return v;
 }
 
+node_metrics::model_counts node_metrics::counts_of(std::string_view tenant,
+                                                   std::string_view model) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = models_.find(std::make_pair(std::string(tenant), std::string(model)));
+  if (it == models_.end()) return {};
+  const values v = total(*it->second);
+  return {v.requests, v.errors, v.sum_us};
+}
+
 void node_metrics::record(counters& c, int status, double seconds) {
   if (!(seconds >= 0)) seconds = 0;
   size_t b = 0;

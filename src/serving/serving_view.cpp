@@ -165,7 +165,7 @@ inline_target find_inline(const serving_view& view, const infer_request& req, si
       }
     }
   }
-  const resident_model* resident = req.texts.size() > max_texts
+  const resident_model* resident = req.batch_size() > max_texts
                                        ? nullptr
                                        : view.loaded->find(std::make_pair(req.id, out.version));
   if (resident == nullptr) {

@@ -22,6 +22,7 @@ void snapshot_to_proto(const snapshot_info& s, pb::SnapshotInfo* out) {
   for (const auto& [k, v] : s.tags) (*out->mutable_tags())[k] = v;
   out->set_metrics_json(s.metrics_json);
   out->set_source(s.source);
+  out->set_signature_json(s.signature_json);
 }
 
 snapshot_info snapshot_from_proto(const pb::SnapshotInfo& in) {
@@ -37,6 +38,7 @@ snapshot_info snapshot_from_proto(const pb::SnapshotInfo& in) {
   s.tags.insert(in.tags().begin(), in.tags().end());
   s.metrics_json = in.metrics_json();
   s.source = in.source();
+  s.signature_json = in.signature_json();
   return s;
 }
 

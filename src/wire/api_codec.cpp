@@ -139,6 +139,43 @@ wire_finding check_wire(std::string_view bytes, const gp::Descriptor* d, const s
   return {};
 }
 
+// ---- tensors ------------------------------------------------------------------------------------
+
+void tensor_to_proto(const tensor& t, pb::Tensor* out) {
+  out->set_name(t.name);
+  out->set_datatype(v2_datatype_name(t.type));
+  for (int64_t d : t.shape) out->add_shape(d);
+  out->set_raw(t.data);
+  for (const auto& s : t.strings) out->add_strings(s);
+}
+
+// Checks what a tensor on the wire claims (a known datatype, a shape within limits, exactly the
+// bytes or strings the shape needs) before it becomes a tensor.
+result<tensor> tensor_from_proto(const pb::Tensor& in) {
+  tensor t;
+  t.name = in.name();
+  if (t.name.empty() || t.name.size() > 256) {
+    return status::invalid_argument("a tensor needs a name of 1 to 256 bytes");
+  }
+  auto type = parse_v2_datatype(in.datatype());
+  if (!type) {
+    return status::invalid_argument("tensor " + shown(t.name) + " has datatype " +
+                                    shown(in.datatype()) +
+                                    ": use FP32, FP64, INT32, INT64, BOOL or BYTES");
+  }
+  t.type = *type;
+  if (in.shape_size() > int(max_tensor_rank)) {
+    return status::invalid_argument("tensor " + shown(t.name) + " has " +
+                                    std::to_string(in.shape_size()) + " dimensions: at most " +
+                                    std::to_string(max_tensor_rank));
+  }
+  t.shape.assign(in.shape().begin(), in.shape().end());
+  t.data = in.raw();
+  t.strings.assign(in.strings().begin(), in.strings().end());
+  SHOAL_RETURN_IF_ERROR(t.check_size());
+  return t;
+}
+
 // ---- request validation ------------------------------------------------------------------------
 
 result<model_id> request_model(const std::string& text) {
@@ -153,13 +190,37 @@ status check_label(const std::string& label) {
                      ": a label name must match [a-z0-9][a-z0-9_.-]{0,63}");
 }
 
-result<api_call> decode_infer(const pb::InferRequest& m) {
+result<api_call> decode_infer(pb::InferRequest& m) {
   auto id = request_model(m.model());
   if (!id) return id.error();
   infer_request r;
   r.id = std::move(*id);
-  if (m.texts_size() == 0) {
-    return bad_request("infer request for " + r.id.str() + " has no texts: send at least one");
+  if (m.texts_size() == 0 && m.inputs_size() == 0) {
+    return bad_request("infer request for " + r.id.str() +
+                       " has no texts and no inputs: send texts (a text model) or one tensor per "
+                       "input (a tensor model)");
+  }
+  if (m.texts_size() > 0 && m.inputs_size() > 0) {
+    return bad_request("infer request for " + r.id.str() +
+                       " has both texts and tensor inputs: send one or the other");
+  }
+  if (m.inputs_size() > 0) {
+    if (m.inputs_size() > int(max_tensors)) {
+      return bad_request("infer request for " + r.id.str() + " has " +
+                         std::to_string(m.inputs_size()) + " inputs: at most " +
+                         std::to_string(max_tensors));
+    }
+    for (auto& in : *m.mutable_inputs()) {
+      auto t = tensor_from_proto(in);
+      if (!t) return bad_request("infer request for " + r.id.str() + ": " + t.error().message());
+      r.inputs.push_back(std::move(*t));
+    }
+    if (m.outputs_size() > int(max_tensors)) {
+      return bad_request("infer request for " + r.id.str() + " asks for " +
+                         std::to_string(m.outputs_size()) + " outputs: at most " +
+                         std::to_string(max_tensors));
+    }
+    r.outputs.assign(m.outputs().begin(), m.outputs().end());
   }
   if (size_t(m.texts_size()) > max_infer_batch) {
     return bad_request("infer request for " + r.id.str() + " has " +
@@ -547,7 +608,7 @@ request_decode_result decode_request(std::string_view bytes) {
   result<api_call> call = status::internal("unreachable");
   switch (m.call_case()) {
     case pb::Request::kInfer:
-      call = decode_infer(m.infer());
+      call = decode_infer(*m.mutable_infer());
       break;
     case pb::Request::kPush:
       call = decode_push(*m.mutable_push());
@@ -605,6 +666,7 @@ std::string encode_response(uint64_t request_id, const infer_result& r) {
       pp->set_score(p.score);
     }
   }
+  for (const auto& t : r.outputs) tensor_to_proto(t, out->add_outputs());
   return serialize(m);
 }
 
@@ -727,6 +789,8 @@ std::string encode_request(uint64_t request_id, const api_call& call, const std:
           auto* out = m.mutable_infer();
           out->set_model(c.id.str());
           for (const auto& t : c.texts) out->add_texts(t);
+          for (const auto& t : c.inputs) tensor_to_proto(t, out->add_inputs());
+          for (const auto& name : c.outputs) out->add_outputs(name);
           out->set_top_k(c.top_k);
           out->set_version(c.version.value_or(0));
           out->set_label(c.label);
@@ -809,6 +873,11 @@ result<infer_result> decode_infer_response(std::string_view bytes) {
     preds.reserve(size_t(row.predictions_size()));
     for (const auto& p : row.predictions()) preds.push_back(prediction{p.label(), p.score()});
     out.rows.push_back(std::move(preds));
+  }
+  for (const auto& t : m.outputs()) {
+    auto decoded = tensor_from_proto(t);
+    if (!decoded) return decoded.error();
+    out.outputs.push_back(std::move(*decoded));
   }
   return out;
 }

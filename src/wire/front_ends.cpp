@@ -10,6 +10,8 @@
 #include <utility>
 #include <variant>
 
+#include <nlohmann/json.hpp>
+
 #include "shoal/serving/access.hpp"
 #include "shoal/wire/api_codec.hpp"
 #include "shoal/wire/v2_codec.hpp"
@@ -73,12 +75,18 @@ result<double> queue_budget(const std::string& header) {
   return ms;
 }
 
-// An inference's outcome as HTTP, the answer rendered with its top-k, id and outputs.
-http_reply outcome_reply(infer_outcome& o, uint32_t top_k, const std::string& request_id,
-                         v2_outputs outputs) {
+// An inference's outcome as HTTP, the answer written as the request asked (`form`).
+http_reply outcome_reply(infer_outcome& o, const v2_answer_form& form) {
   switch (o.what) {
-    case infer_outcome::kind::answered:
-      return json_reply(200, render_infer(o.answer, top_k, request_id, outputs));
+    case infer_outcome::kind::answered: {
+      v2_answer a = render_answer(o.answer, form);
+      http_reply r = json_reply(200, std::move(a.body));
+      if (a.json_length) {
+        r.content_type = "application/octet-stream";
+        r.headers.emplace_back("Inference-Header-Content-Length", std::to_string(*a.json_length));
+      }
+      return r;
+    }
     case infer_outcome::kind::failed:
       return error_reply(o.error);
     case infer_outcome::kind::limited:
@@ -101,6 +109,22 @@ const front_end zmq_front_end{"ZeroMQ thread", nullptr, false, false};
 // The data plane runs on the HTTP I/O threads: their deferral and view; a refusal goes back at
 // once (the asking node tries the next holder).
 const front_end peer_front_end{"thread", &http_defer, false, true};
+
+// The repository index's body: empty, or {"ready":true|false}.
+result<bool> repository_index_ready(const std::string& body) {
+  if (body.empty()) return false;
+  auto j = nlohmann::json::parse(body, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    return status::invalid_argument(
+        "the repository index body must be a JSON object such as {\"ready\":true}, or empty");
+  }
+  auto it = j.find("ready");
+  if (it == j.end()) return false;
+  if (!it->is_boolean()) {
+    return status::invalid_argument("\"ready\" must be true or false");
+  }
+  return it->get<bool>();
+}
 
 }  // namespace
 
@@ -183,6 +207,64 @@ http_handler make_http_handler(std::shared_ptr<front_door> door, size_t max_batc
         });
         return;
       }
+      case http_route::kind::model_stats: {
+        // Through the catalog first: a model the caller may not see is 404, as for metadata.
+        auto r = *route;
+        door->call(*who, list_request{r.id}, [r, respond, door](api_reply reply) {
+          if (auto* err = std::get_if<status>(&reply)) return respond(error_reply(*err));
+          const auto& entry = std::get<model_entry>(reply);
+          if (r.version) {
+            if (auto missing = entry.check_version(*r.version); !missing.is_ok()) {
+              return respond(error_reply(missing));
+            }
+          }
+          const auto c = door->model_counts(r.id);
+          respond(json_reply(200, render_model_stats(r.id, r.version,
+                                                     {c.requests, c.errors, c.sum_us})));
+        });
+        return;
+      }
+      case http_route::kind::repo_index: {
+        auto ready_only = repository_index_ready(req.body);
+        if (!ready_only) return respond(error_reply(ready_only.error()));
+        door->call(*who, models_request{}, [respond, ready = *ready_only](api_reply reply) {
+          if (auto* err = std::get_if<status>(&reply)) return respond(error_reply(*err));
+          respond(json_reply(
+              200, render_repository_index(std::get<std::vector<model_entry>>(reply), ready)));
+        });
+        return;
+      }
+      case http_route::kind::repo_load: {
+        // Loads production on this node: a warm-up inference through the actors, which load it
+        // here (this node's memory budget decides how long it stays).
+        auto r = *route;
+        door->call(*who, list_request{r.id}, [r, respond, door, who = *who](api_reply reply) {
+          if (auto* err = std::get_if<status>(&reply)) return respond(error_reply(*err));
+          const auto& entry = std::get<model_entry>(reply);
+          const auto production = entry.labels.find(default_label);
+          const uint32_t v =
+              production != entry.labels.end() ? production->second.current() : 0;
+          const snapshot_info* snap = v != 0 ? entry.find(v) : nullptr;
+          if (snap == nullptr) {
+            return respond(error_reply(status::failed_precondition(
+                r.id.str() + " has no production version to load: promote one first")));
+          }
+          door->call(who, warm_up_request(r.id, v, snap->signature_json),
+                     [respond](api_reply warmed) {
+                       if (auto* err = std::get_if<status>(&warmed)) {
+                         return respond(error_reply(*err));
+                       }
+                       respond(json_reply(200, "{}"));
+                     });
+        });
+        return;
+      }
+      case http_route::kind::repo_unload:
+        respond(error_reply(status::invalid_argument(
+            "Shoal does not unload on request: it keeps the models in use in memory and unloads "
+            "the least recently used above model_memory_mb by itself; a model stays servable "
+            "(to stop serving a version, move its labels)")));
+        return;
       case http_route::kind::infer: {
         // Admitted before the body is parsed, so a refusal under overload costs little.
         auto budget = queue_budget(req.max_queue_ms);
@@ -191,18 +273,17 @@ http_handler make_http_handler(std::shared_ptr<front_door> door, size_t max_batc
           return;
         }
         auto pass = door->admit(http_front_end, *budget, [&respond] {
-          return [respond](infer_outcome o) { respond(outcome_reply(o, 0, "", {})); };
+          return [respond](infer_outcome o) { respond(outcome_reply(o, v2_answer_form{})); };
         });
         if (!pass) return;
-        auto parsed = parse_infer_body(*route, req.body, max_batch);
+        auto parsed = parse_infer_body(*route, req.body, max_batch, req.inference_header_length);
         if (!parsed) {
           respond(error_reply(parsed.error()));
           return;
         }
         door->infer(std::move(*pass), *who, std::move(parsed->request), http_front_end,
-                    [respond, top_k = parsed->request.top_k, request_id = parsed->request_id,
-                     outputs = parsed->outputs](infer_outcome o) {
-                      respond(outcome_reply(o, top_k, request_id, outputs));
+                    [respond, form = std::move(parsed->form)](infer_outcome o) {
+                      respond(outcome_reply(o, form));
                     });
         return;
       }

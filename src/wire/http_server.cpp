@@ -284,6 +284,9 @@ class session : public std::enable_shared_from_this<session> {
     if (auto it = msg.find("Shoal-Max-Queue-Ms"); it != msg.end()) {
       request.max_queue_ms.assign(it->value().data(), it->value().size());
     }
+    if (auto it = msg.find("Inference-Header-Content-Length"); it != msg.end()) {
+      request.inference_header_length.assign(it->value().data(), it->value().size());
+    }
     request.body = std::move(msg.body());
 
     awaiting_reply_ = true;

@@ -1,6 +1,5 @@
-// v2_codec: the KServe V2 routes, infer bodies and answers (v2_codec.hpp). Over 500 lines: one
-// codec, mostly the checks that give each bad body its own message; tensors of other datatypes
-// (the ONNX issue) are the point to split it into routes, requests and answers.
+// v2_codec: the KServe V2 routes, metadata and small answers (v2_codec.hpp); infer bodies and
+// their answers are in v2_infer.cpp.
 #include "shoal/wire/v2_codec.hpp"
 
 #include <algorithm>
@@ -13,14 +12,10 @@
 
 #include "shoal/base/json_string.hpp"
 #include "shoal/base/utf8.hpp"
+#include "wire/v2_detail.hpp"
 
 namespace shoal {
-namespace {
-
-using json = nlohmann::json;
-
-// ---- JSON output -------------------------------------------------------------------------------
-
+namespace v2_detail {
 
 void append_uint(std::string& out, uint64_t v) {
   char buf[24];
@@ -41,8 +36,6 @@ void append_float(std::string& out, float v) {
 }
 
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
-
-// ---- errors ------------------------------------------------------------------------------------
 
 // Keeps messages readable when the offending text is huge or binary (render_error escapes it).
 std::string excerpt(std::string_view text) {
@@ -73,6 +66,12 @@ std::string json_type(const json& j) {
   return "an object";
 }
 
+}  // namespace v2_detail
+
+using namespace v2_detail;
+
+namespace {
+
 // ---- routes ------------------------------------------------------------------------------------
 
 result<uint32_t> parse_version(std::string_view text) {
@@ -94,7 +93,7 @@ route_result not_found(std::string_view path) {
   return status::not_found(
       "no such path " + excerpt(path) +
       ": try /v2, /v2/health/live, /v2/health/ready, /v2/models/TENANT/MODEL[/versions/N]"
-      "[/ready|/infer]");
+      "[/ready|/infer|/stats], /v2/repository/index, /v2/repository/models/TENANT/MODEL/load");
 }
 
 // HEAD is GET without the body (RFC 9110 9.3.2): every GET route takes it, and the server writes
@@ -139,7 +138,10 @@ result<std::string> percent_decode(std::string_view segment) {
 }
 
 const char* allowed_method(http_route::kind k) {
-  return k == http_route::kind::infer ? "POST" : "GET";
+  using kind = http_route::kind;
+  const bool post =
+      k == kind::infer || k == kind::repo_index || k == kind::repo_load || k == kind::repo_unload;
+  return post ? "POST" : "GET";
 }
 
 route_result route_result::method_not_allowed(std::string message, std::string allow) {
@@ -196,25 +198,39 @@ route_result parse_route(std::string_view method, std::string_view target) {
     if (segs[2] == "ready") return with_method(method, path, {kind::ready, {}, {}});
     return not_found(path);
   }
-  if (segs[1] != "models" || n < 3) return not_found(path);
+  // The repository extension: /v2/repository/index, /v2/repository/models/ID/load|unload.
+  const bool repository = segs[1] == "repository";
+  if (repository && n == 3 && segs[2] == "index") {
+    return with_method(method, path, {kind::repo_index, {}, {}});
+  }
+  if (repository ? (n < 5 || segs[2] != "models") : (segs[1] != "models" || n < 3)) {
+    return not_found(path);
+  }
+  const size_t first = repository ? 3 : 2;  // where the model id starts
 
   // The model id is one segment holding an (escaped) slash, or two segments.
   std::string id_text;
   size_t next = 0;
-  if (segs[2].find('/') != std::string::npos) {
-    id_text = segs[2];
-    next = 3;
-  } else if (n >= 4) {
-    id_text = segs[2] + "/" + segs[3];
-    next = 4;
+  if (segs[first].find('/') != std::string::npos) {
+    id_text = segs[first];
+    next = first + 1;
+  } else if (n >= first + 2) {
+    id_text = segs[first] + "/" + segs[first + 1];
+    next = first + 2;
   } else {
-    return status::invalid_argument("invalid model id '" + excerpt(segs[2]) +
+    return status::invalid_argument("invalid model id '" + excerpt(segs[first]) +
                                     "': expected TENANT/MODEL, e.g. /v2/models/acme/intents");
   }
   auto id = parse_model_id(id_text);
   if (!id) return id.error();
 
   http_route route{kind::model_meta, std::move(id).value(), std::nullopt};
+  if (repository) {
+    if (next + 1 == n && segs[next] == "load") route.what = kind::repo_load;
+    if (next + 1 == n && segs[next] == "unload") route.what = kind::repo_unload;
+    if (route.what == kind::model_meta) return not_found(path);
+    return with_method(method, path, std::move(route));
+  }
   if (next < n && segs[next] == "versions") {
     if (next + 1 >= n) {
       return status::invalid_argument("missing version after /versions/: give a positive integer, "
@@ -235,296 +251,21 @@ route_result parse_route(std::string_view method, std::string_view target) {
       route.what = kind::infer;
       return with_method(method, path, std::move(route));
     }
+    if (segs[next] == "stats") {
+      route.what = kind::model_stats;
+      return with_method(method, path, std::move(route));
+    }
   }
   return not_found(path);
 }
 
-// ---- infer body --------------------------------------------------------------------------------
-
-namespace {
-
-// Reads a count of top classes (parameters.top_k, an output's classification): an integer from 1
-// to v2_max_top_k. `what` names the field in the message.
-result<uint32_t> parse_top_count(const json& j, const std::string& what) {
-  const std::string range = "an integer from 1 to " + std::to_string(v2_max_top_k);
-  if (!j.is_number_integer()) return bad_body(what + " must be " + range + ", not " + json_type(j));
-  if (!j.is_number_unsigned() || j.get<uint64_t>() < 1 || j.get<uint64_t>() > v2_max_top_k) {
-    return bad_body(what + " must be " + range + ", not " + excerpt(dump(j)));
-  }
-  return static_cast<uint32_t>(j.get<uint64_t>());
-}
-
-// Reads the request's "outputs": which of labels and scores to answer (both when absent or empty),
-// and Triton's classification parameter of an output (`class_count` in tritonclient), which
-// asks for the top N classes: Shoal's outputs are already the top-k labels and their scores, so
-// it sets top_k. binary_data is accepted; the answer is JSON either way (V2 clients read both).
-status parse_outputs(const json& doc, v2_outputs& wanted, std::optional<uint32_t>& class_count) {
-  auto it = doc.find("outputs");
-  if (it == doc.end()) return status::ok();
-  const json& outputs = *it;
-  const char* const example = "e.g. \"outputs\":[{\"name\":\"labels\"},{\"name\":\"scores\"}]";
-  if (!outputs.is_array()) {
-    return bad_body("\"outputs\" must be an array of {\"name\":...} objects, " +
-                    std::string(example) + ", not " + json_type(outputs));
-  }
-  if (outputs.empty()) return status::ok();
-  v2_outputs named{false, false};
-  for (size_t i = 0; i < outputs.size(); ++i) {
-    const json& o = outputs[i];
-    const std::string where = "outputs[" + std::to_string(i) + "]";
-    auto name_it = o.is_object() ? o.find("name") : o.end();
-    if (!o.is_object() || name_it == o.end() || !name_it->is_string()) {
-      return bad_body(where + " must be an object with a \"name\", " + example);
-    }
-    const std::string& name = name_it->get_ref<const std::string&>();
-    bool* slot = name == "labels" ? &named.labels : name == "scores" ? &named.scores : nullptr;
-    if (slot == nullptr) {
-      return bad_body("unknown output '" + excerpt(name) +
-                      "': this model's outputs are labels (BYTES) and scores (FP32)");
-    }
-    if (*slot) return bad_body("output '" + name + "' is asked for twice");
-    *slot = true;
-    auto params_it = o.find("parameters");
-    if (params_it == o.end()) continue;
-    if (!params_it->is_object()) {
-      return bad_body(where + ".parameters must be an object, not " + json_type(*params_it));
-    }
-    if (auto b = params_it->find("binary_data"); b != params_it->end() && !b->is_boolean()) {
-      return bad_body(where + ".parameters.binary_data must be true or false, not " + json_type(*b));
-    }
-    auto c = params_it->find("classification");
-    if (c == params_it->end()) continue;
-    auto parsed = parse_top_count(*c, where + ".parameters.classification");
-    if (!parsed) return parsed.error();
-    const uint32_t count = *parsed;
-    if (class_count && *class_count != count) {
-      return bad_body("the outputs ask for classification " + std::to_string(*class_count) +
-                      " and " + std::to_string(count) + ": give the same number");
-    }
-    class_count = count;
-  }
-  wanted = named;
-  return status::ok();
-}
-
-}  // namespace
-
-
-result<v2_infer> parse_infer_body(const http_route& route, std::string_view body, size_t max_batch) {
-  if (body.empty()) return bad_body("the request body is empty");
-  if (auto bad = utf8::first_invalid_byte(body); bad != std::string_view::npos) {
-    return status::invalid_argument("the request body is not valid UTF-8 (byte " +
-                                    std::to_string(bad) + "): JSON and every text must be UTF-8");
-  }
-  json doc;
-  try {
-    doc = json::parse(body);
-  } catch (const json::parse_error& e) {
-    std::string what = e.what();
-    if (auto p = what.find("] "); p != std::string::npos) what.erase(0, p + 2);
-    return bad_body("the request body is not valid JSON (" + excerpt(what) + ")");
-  }
-  if (!doc.is_object()) return bad_body("the request body must be a JSON object, not " + json_type(doc));
-
-  v2_infer out;
-  infer_request& req = out.request;
-  req.id = route.id;
-  req.version = route.version;
-
-  if (auto it = doc.find("id"); it != doc.end()) {
-    if (!it->is_string()) return bad_body("\"id\" must be a string, not " + json_type(*it));
-    out.request_id = it->get<std::string>();
-  }
-
-  auto inputs_it = doc.find("inputs");
-  if (inputs_it == doc.end()) return bad_body("the request has no \"inputs\"");
-  json& inputs = *inputs_it;
-  if (!inputs.is_array()) return bad_body("\"inputs\" must be an array, not " + json_type(inputs));
-  if (inputs.empty()) return bad_body("\"inputs\" is empty: give exactly one input named text");
-  if (inputs.size() > 1) {
-    return bad_body("\"inputs\" has " + std::to_string(inputs.size()) +
-                    " inputs: this model takes exactly one, named text");
-  }
-  json& input = inputs[0];
-  if (!input.is_object()) return bad_body("inputs[0] must be an object, not " + json_type(input));
-
-  auto name_it = input.find("name");
-  if (name_it == input.end() || !name_it->is_string()) {
-    return bad_body("inputs[0] needs \"name\":\"text\"");
-  }
-  if (name_it->get_ref<const std::string&>() != "text") {
-    return bad_body("unknown input '" + excerpt(name_it->get_ref<const std::string&>()) +
-                    "': this model's only input is named text");
-  }
-  auto type_it = input.find("datatype");
-  if (type_it == input.end() || !type_it->is_string()) {
-    return bad_body("inputs[0] needs \"datatype\":\"BYTES\"");
-  }
-  if (type_it->get_ref<const std::string&>() != "BYTES") {
-    return bad_body("inputs[0].datatype is '" + excerpt(type_it->get_ref<const std::string&>()) +
-                    "': texts are \"datatype\":\"BYTES\"");
-  }
-
-  auto data_it = input.find("data");
-  if (data_it == input.end()) return bad_body("inputs[0] has no \"data\" (the texts)");
-  json& data = *data_it;
-  if (!data.is_array()) return bad_body("inputs[0].data must be an array of strings, not " + json_type(data));
-  if (data.empty()) return bad_body("inputs[0].data is empty: give at least one text");
-  if (data.size() > max_batch) {
-    return status::invalid_argument("a batch of " + std::to_string(data.size()) +
-                                    " texts is over the limit of " + std::to_string(max_batch) +
-                                    ": split it into several requests");
-  }
-  // The protocol lets data be flat (row-major) or nested like the shape: for texts of shape [B,1]
-  // clients send ["a","b"] or [["a"],["b"]]. Nested data must be nested all the way.
-  const bool nested = data[0].is_array();
-  for (size_t i = 0; i < data.size(); ++i) {
-    const json& item = data[i];
-    if (!nested && !item.is_string()) {
-      return bad_body("inputs[0].data[" + std::to_string(i) + "] is " + json_type(item) +
-                      ": every item must be a string (one text)");
-    }
-    if (nested && !(item.is_array() && item.size() == 1 && item[0].is_string())) {
-      const std::string what =
-          !item.is_array()     ? json_type(item)
-          : item.size() == 1 ? "an array holding " + json_type(item[0])
-                             : "an array of " + std::to_string(item.size()) + " items";
-      return bad_body("inputs[0].data[" + std::to_string(i) + "] is " + what +
-                      ": nested data holds one text per row, e.g. [[\"a\"],[\"b\"]]");
-    }
-  }
-
-  auto shape_it = input.find("shape");
-  if (shape_it == input.end()) {
-    return bad_body("inputs[0] has no \"shape\": give [" + std::to_string(data.size()) + "]");
-  }
-  const json& shape = *shape_it;
-  const std::string rows = std::to_string(data.size());
-  const std::string expect_shape = nested ? "[" + rows + ",1]" : "[" + rows + "] or [" + rows + ",1]";
-  if (!shape.is_array() || shape.empty() ||
-      !std::all_of(shape.begin(), shape.end(), [](const json& d) { return d.is_number_unsigned(); })) {
-    return bad_body("inputs[0].shape " + excerpt(dump(shape)) +
-                    " is not a list of sizes: give " + expect_shape);
-  }
-  if (shape.size() > 2 || (shape.size() == 2 && shape[1].get<uint64_t>() != 1)) {
-    return bad_body("inputs[0].shape " + excerpt(dump(shape)) +
-                    " is not supported: texts are one-dimensional, give " + expect_shape);
-  }
-  if (nested && shape.size() != 2) {
-    return bad_body("inputs[0].data[0] is an array, so data is nested two deep, but shape " +
-                    excerpt(dump(shape)) + " has one dimension: give " + expect_shape +
-                    " or flat data [\"a\",\"b\"]");
-  }
-  if (shape[0].get<uint64_t>() != data.size()) {
-    return bad_body("inputs[0].shape " + excerpt(dump(shape)) + " does not match the " + rows +
-                    " texts in data: give " + expect_shape);
-  }
-
-  // Texts need no UTF-8 check of their own: the whole body was checked above, and the JSON parser
-  // refuses a \u escape that would make ill-formed UTF-8 (a lone surrogate).
-  req.texts.reserve(data.size());
-  for (json& item : data) {
-    req.texts.push_back(std::move((nested ? item[0] : item).get_ref<std::string&>()));
-  }
-
-  std::optional<uint32_t> class_count;  // Triton's classification parameter of an output
-  SHOAL_RETURN_IF_ERROR(parse_outputs(doc, out.outputs, class_count));
-
-  if (auto params_it = doc.find("parameters"); params_it != doc.end()) {
-    const json& params = *params_it;
-    if (!params.is_object()) {
-      return bad_body("\"parameters\" must be an object such as {\"top_k\":3}, not " + json_type(params));
-    }
-    if (auto k = params.find("top_k"); k != params.end()) {
-      auto count = parse_top_count(*k, "parameters.top_k");
-      if (!count) return count.error();
-      req.top_k = *count;
-      if (class_count && *class_count != req.top_k) {
-        return bad_body("parameters.top_k is " + std::to_string(req.top_k) +
-                        " but an output asks for classification " + std::to_string(*class_count) +
-                        ": give one of them, or the same number");
-      }
-    }
-    if (auto l = params.find("label"); l != params.end()) {
-      if (!l->is_string()) {
-        return bad_body("parameters.label must be a string such as \"staging\", not " + json_type(*l));
-      }
-      const std::string& label = l->get_ref<const std::string&>();
-      if (!is_valid_label(label)) {
-        return bad_body("invalid label '" + excerpt(label) +
-                        "': a label matches [a-z0-9][a-z0-9_.-]{0,63}, e.g. \"staging\"");
-      }
-      if (route.version) {
-        return status::invalid_argument(
-            "the path names version " + std::to_string(*route.version) + " and the body names label '" +
-            label + "': give one of them (drop /versions/N to serve a label)");
-      }
-      req.label = label;
-    }
-  }
-  if (class_count) req.top_k = *class_count;
-  return out;
-}
-
-// ---- answers -----------------------------------------------------------------------------------
-
-std::string render_infer(const infer_result& r, uint32_t top_k, const std::string& request_id,
-                         v2_outputs outputs) {
-  size_t k = r.rows.empty() ? 0 : top_k;
-  for (const auto& row : r.rows) k = std::min(k, row.size());
-  const size_t b = r.rows.size();
-
-  std::string shape = "[";
-  append_uint(shape, b);
-  shape += ',';
-  append_uint(shape, k);
-  shape += ']';
-
-  std::string out;
-  out.reserve(160 + b * k * 32);
-  out += "{\"model_name\":";
-  append_json_string(out, r.id.str());
-  out += ",\"model_version\":\"";
-  append_uint(out, r.version);
-  out += '"';
-  if (!request_id.empty()) {
-    out += ",\"id\":";
-    append_json_string(out, request_id);
-  }
-  out += ",\"outputs\":[";
-  if (outputs.labels) {
-    out += "{\"name\":\"labels\",\"datatype\":\"BYTES\",\"shape\":";
-    out += shape;
-    out += ",\"data\":[";
-    for (size_t i = 0; i < b; ++i) {
-      for (size_t j = 0; j < k; ++j) {
-        if (i + j > 0) out += ',';
-        append_json_string(out, r.rows[i][j].label);
-      }
-    }
-    out += "]}";
-  }
-  if (outputs.scores) {
-    if (outputs.labels) out += ',';
-    out += "{\"name\":\"scores\",\"datatype\":\"FP32\",\"shape\":";
-    out += shape;
-    out += ",\"data\":[";
-    for (size_t i = 0; i < b; ++i) {
-      for (size_t j = 0; j < k; ++j) {
-        if (i + j > 0) out += ',';
-        append_float(out, r.rows[i][j].score);
-      }
-    }
-    out += "]}";
-  }
-  out += "]}";
-  return out;
-}
+// ---- answers ---------------------------------------------------------------------------------
 
 std::string render_model_meta(const model_entry& m, std::optional<uint32_t> version) {
   json versions = json::array();
   json snapshots = json::array();
   std::string platform = "fasttext";
+  const std::string* signature = nullptr;
   for (const snapshot_info& s : m.snapshots) {
     if (version && s.version != *version) continue;
     versions.push_back(std::to_string(s.version));
@@ -550,6 +291,19 @@ std::string render_model_meta(const model_entry& m, std::optional<uint32_t> vers
                          {"source", s.source},
                          {"labels", std::move(labels)}});
     if (!s.format.empty()) platform = s.format;  // the newest shown version decides
+    if (!s.signature_json.empty()) signature = &s.signature_json;
+  }
+  // The newest shown version's inputs and outputs; a snapshot stored before signatures were kept
+  // is a text model.
+  json inputs = json::array({{{"name", "text"}, {"datatype", "BYTES"}, {"shape", {-1}}}});
+  json outputs = json::array({{{"name", "labels"}, {"datatype", "BYTES"}, {"shape", {-1, -1}}},
+                              {{"name", "scores"}, {"datatype", "FP32"}, {"shape", {-1, -1}}}});
+  if (signature != nullptr) {
+    json parsed = json::parse(*signature, nullptr, false);
+    if (parsed.is_object() && parsed.contains("inputs") && parsed.contains("outputs")) {
+      inputs = std::move(parsed["inputs"]);
+      outputs = std::move(parsed["outputs"]);
+    }
   }
   json labels = json::object();
   for (const auto& [name, state] : m.labels) {
@@ -559,9 +313,8 @@ std::string render_model_meta(const model_entry& m, std::optional<uint32_t> vers
       {"name", m.id.str()},
       {"versions", std::move(versions)},
       {"platform", platform},
-      {"inputs", json::array({{{"name", "text"}, {"datatype", "BYTES"}, {"shape", {-1}}}})},
-      {"outputs", json::array({{{"name", "labels"}, {"datatype", "BYTES"}, {"shape", {-1, -1}}},
-                               {{"name", "scores"}, {"datatype", "FP32"}, {"shape", {-1, -1}}}})},
+      {"inputs", std::move(inputs)},
+      {"outputs", std::move(outputs)},
       {"labels", std::move(labels)},
       {"snapshots", std::move(snapshots)},
   };
@@ -574,8 +327,42 @@ std::string render_server_meta() {
 #endif
   std::string out = "{\"name\":\"shoal\",\"version\":";
   append_json_string(out, SHOAL_VERSION);
-  out += ",\"extensions\":[]}";
+  out += ",\"extensions\":[\"binary_tensor_data\",\"model_repository\",\"statistics\"]}";
   return out;
+}
+
+std::string render_model_stats(const model_id& id, std::optional<uint32_t> version,
+                               const v2_model_counts& c) {
+  const uint64_t ok = c.requests - std::min(c.errors, c.requests);
+  const uint64_t ns = c.total_us * 1000;
+  auto pair = [](uint64_t count, uint64_t ns) { return json{{"count", count}, {"ns", ns}}; };
+  json stats = {
+      {"name", id.str()},
+      {"version", version ? std::to_string(*version) : std::string()},
+      {"inference_count", c.requests},
+      {"execution_count", c.requests},
+      {"inference_stats",
+       {{"success", pair(ok, c.requests > 0 ? ns / c.requests * ok : 0)},
+        {"fail", pair(c.errors, c.requests > 0 ? ns / c.requests * c.errors : 0)},
+        {"queue", pair(0, 0)},
+        {"compute_input", pair(0, 0)},
+        {"compute_infer", pair(c.requests, ns)},
+        {"compute_output", pair(0, 0)}}}};
+  return dump(json{{"model_stats", json::array({std::move(stats)})}});
+}
+
+std::string render_repository_index(const std::vector<model_entry>& models, bool ready_only) {
+  json out = json::array();
+  for (const model_entry& m : models) {
+    const auto production = m.labels.find(default_label);
+    const uint32_t v = production != m.labels.end() ? production->second.current() : 0;
+    if (ready_only && v == 0) continue;
+    out.push_back({{"name", m.id.str()},
+                   {"version", v != 0 ? std::to_string(v) : std::string()},
+                   {"state", v != 0 ? "READY" : "UNAVAILABLE"},
+                   {"reason", v != 0 ? "" : "no production label: promote a version"}});
+  }
+  return dump(out);
 }
 
 std::string render_live(bool live) { return live ? "{\"live\":true}" : "{\"live\":false}"; }

@@ -140,7 +140,8 @@ TEST(bundle, runs_a_cluster_in_a_minimal_debian_root_with_nothing_but_glibc_from
         "chroot",
         {root, "/opt/shoal/bin/shoal", "node", "--config", "/opt/shoal/etc/local-3/" + name + ".conf",
          "--data-dir", "/var/lib/shoal/" + name, "--http-port", std::to_string(n.http),
-         "--zmq-port", std::to_string(n.zmq), "--cluster-port", std::to_string(n.cluster),
+         "--zmq-port", std::to_string(n.zmq), "--grpc-port", std::to_string(free_port()),
+         "--cluster-port", std::to_string(n.cluster),
          "--seeds", seeds, "--model-memory-mb", "256", "--http-threads", "2"},
         "/dev/null", work.path() + "/" + name + ".out", n.log);
   }

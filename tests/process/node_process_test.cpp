@@ -660,7 +660,8 @@ TEST_F(node_test, a_second_stop_signal_does_not_cut_stopping_short) {
 
 TEST_F(node_test, second_node_on_the_same_data_dir_is_refused) {
   auto r = run_shoal({"node", "--data-dir", data_->path() + "/data", "--http-port",
-                      std::to_string(free_port()), "--zmq-port", std::to_string(free_port())},
+                      std::to_string(free_port()), "--zmq-port", std::to_string(free_port()),
+                      "--grpc-port", std::to_string(free_port())},
                      std::chrono::seconds(20));
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("in use"), std::string::npos) << r.err;
@@ -811,10 +812,21 @@ TEST_F(node_test, v2_clients_get_head_date_outputs_nested_data_and_class_count) 
       R"({"inputs":[)" + input +
           R"(],"outputs":[{"name":"scores","parameters":{"classification":2,"binary_data":true}}]})");
   ASSERT_EQ(classified.status, 200) << classified.body;
-  j = json::parse(classified.body);
+  // binary_data: the scores come after the JSON, whose length the header gives.
+  const auto at = classified.headers.find("Inference-Header-Content-Length: ");
+  ASSERT_NE(at, std::string::npos) << classified.headers;
+  const size_t json_length = std::stoul(classified.headers.substr(at + 33));
+  ASSERT_LE(json_length, classified.body.size());
+  j = json::parse(classified.body.substr(0, json_length));
   ASSERT_EQ(j["outputs"].size(), 1u) << classified.body;
   EXPECT_EQ(j["outputs"][0]["name"], "scores");
   EXPECT_EQ(j["outputs"][0]["shape"], json::array({2, 2})) << "classification 2 is top-2";
+  EXPECT_EQ(j["outputs"][0]["parameters"]["binary_data_size"], 16);
+  EXPECT_EQ(classified.body.size(), json_length + 16);
+  float top = 0;
+  std::memcpy(&top, classified.body.data() + json_length, 4);
+  EXPECT_GT(top, 0.0f);
+  EXPECT_LE(top, 1.0001f);
 
   auto unknown = http_call(node_->http_port(), "POST", "/v2/models/acme/bot/infer",
                            R"({"inputs":[)" + input + R"(],"outputs":[{"name":"logits"}]})");
@@ -1206,7 +1218,7 @@ TEST_F(node_test, a_node_without_keys_says_it_is_open_and_one_with_a_bad_keys_fi
   temp_dir dir;
   auto r = run_shoal({"node", "--data-dir", dir.path() + "/d", "--keys-file",
                       dir.path() + "/missing", "--http-port", "0", "--zmq-port", "0",
-                      "--cluster-port", "0"},
+                      "--grpc-port", "0", "--cluster-port", "0"},
                      std::chrono::seconds(20));
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("cannot read keys file"), std::string::npos) << r.err;

@@ -164,6 +164,7 @@ node_process::node_process(std::string data_dir, std::vector<std::string> extra_
       extra_args_(std::move(extra_args)),
       http_port_(free_port()),
       zmq_port_(free_port()),
+      grpc_port_(free_port()),
       cluster_port_(cluster_port != 0 ? cluster_port : free_port()) {
   log_path_ = data_dir_ + ".log";
   spawn();
@@ -200,6 +201,8 @@ void node_process::spawn() {
                                    std::to_string(http_port_),
                                    "--zmq-port",
                                    std::to_string(zmq_port_),
+                                   "--grpc-port",
+                                   std::to_string(grpc_port_),
                                    "--cluster-port",
                                    std::to_string(cluster_port_)};
   args.insert(args.end(), extra_args_.begin(), extra_args_.end());

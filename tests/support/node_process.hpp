@@ -59,6 +59,7 @@ class node_process {
 
   uint16_t http_port() const { return http_port_; }
   uint16_t zmq_port() const { return zmq_port_; }
+  uint16_t grpc_port() const { return grpc_port_; }
   uint16_t cluster_port() const { return cluster_port_; }
   /// Returns "127.0.0.1:<cluster port>", what other nodes' --seeds name.
   std::string cluster_addr() const { return "127.0.0.1:" + std::to_string(cluster_port_); }
@@ -87,6 +88,7 @@ class node_process {
   std::vector<std::string> extra_args_;
   uint16_t http_port_;
   uint16_t zmq_port_;
+  uint16_t grpc_port_;
   uint16_t cluster_port_;
   std::string log_path_;
   pid_t pid_ = -1;

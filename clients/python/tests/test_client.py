@@ -49,7 +49,8 @@ class ClientTest(unittest.TestCase):
         data = tempfile.mkdtemp(prefix="node-", dir=self.tmp)
         log = open(os.path.join(data, "node.log"), "wb")
         node = subprocess.Popen([SHOAL, "node", "--data-dir", data, "--http-port", str(http),
-                                 "--zmq-port", str(zmq_port), "--cluster-port", str(cluster)]
+                                 "--zmq-port", str(zmq_port), "--grpc-port", str(free_port()),
+                                 "--cluster-port", str(cluster)]
                                 + list(extra), stdout=log, stderr=log)
 
         def stop():

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,8 @@ struct node_config {
   std::string host = "127.0.0.1";     // address every port binds to
   uint16_t http_port = 7422;          // KServe V2 HTTP/JSON
   uint16_t zmq_port = 7421;           // ZeroMQ + protobuf (CLI, SDKs)
+  std::optional<uint16_t> grpc_port;  // KServe V2 gRPC; unset: http_port + 1 (7423); 0: any
+                                      // free port (logged at start)
   uint16_t cluster_port = 7420;       // node-to-node gossip, catalog and snapshot copies
   uint16_t data_port = 0;             // node-to-node inference (forwarded requests); 0: any
                                       // free port (gossip tells the peers which)

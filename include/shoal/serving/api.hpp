@@ -2,6 +2,7 @@
 // from. Codecs live at the edges; inside the node only these structs travel.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -12,6 +13,7 @@
 #include "shoal/base/model_id.hpp"
 #include "shoal/cluster/membership.hpp"
 #include "shoal/serving/model.hpp"
+#include "shoal/serving/tensor.hpp"
 #include "shoal/store/catalog.hpp"
 #include "shoal/store/label.hpp"
 
@@ -21,15 +23,41 @@ struct infer_request {
   model_id id;
   std::optional<uint32_t> version;  // exact version; wins over label
   std::string label;                // empty: "production"
-  std::vector<std::string> texts;   // a batch; at least one
+  std::vector<std::string> texts;   // a batch of texts (a text model), or empty when inputs
   uint32_t top_k = 1;
+  // A tensor model's request: one tensor per model input, and the outputs to answer in that order
+  // (empty: all). Texts and inputs are never both given.
+  std::vector<tensor> inputs{};
+  std::vector<std::string> outputs{};
+
+  /// Returns the rows of the batch: texts, else the first input's first dimension (1 for a
+  /// scalar input).
+  size_t batch_size() const {
+    if (!texts.empty() || inputs.empty()) return texts.size();
+    return inputs.front().shape.empty() ? 1 : size_t(std::max<int64_t>(inputs.front().shape[0], 0));
+  }
 };
 
 struct infer_result {
   model_id id;
   uint32_t version = 0;
   std::vector<std::vector<prediction>> rows;  // one per text, each at most top_k long
+  std::vector<tensor> outputs{};              // a tensor model's answer, in the asked order
 };
+
+/// Returns ok when `m` takes what `req` sends (texts: a text model; inputs: a tensor model), else
+/// an invalid_argument naming the model, its version and what it takes.
+status check_fits(const model& m, const infer_request& req, uint32_t version);
+
+/// Answers a tensor request with `m` at once (tensor requests are not micro-batched); a bad
+/// input is the model's invalid_argument.
+/// @pre !req.inputs.empty()
+result<infer_result> answer_tensors(const model& m, const infer_request& req, uint32_t version);
+
+/// Returns a request that loads and runs `version` of `id` once: a text for a text model, inputs of
+/// zeros for a tensor model (dynamic dims 1) as `signature_json` (snapshot_info's) describes it.
+infer_request warm_up_request(const model_id& id, uint32_t version,
+                              const std::string& signature_json);
 
 struct push_request {
   model_id id;

@@ -190,6 +190,11 @@ class front_door {
   /// Returns /metrics in Prometheus' text format, with the in-flight gauges of now.
   std::string render_metrics() const;
 
+  /// Returns this node's counts of one model (the V2 statistics extension).
+  node_metrics::model_counts model_counts(const model_id& id) const {
+    return metrics_->counts_of(id.tenant, id.model);
+  }
+
   /// From now on, inferences are refused with 503 and readiness is false. Idempotent.
   void start_draining() { draining_.store(true, std::memory_order_relaxed); }
   /// Returns whether the node is stopping.

@@ -65,6 +65,15 @@ class node_metrics {
 
   void count_refusal(refusal_reason why);
 
+  /// A model's counts since start (all threads summed): what the V2 statistics extension shows.
+  struct model_counts {
+    uint64_t requests = 0;  // answered, errors included
+    uint64_t errors = 0;
+    uint64_t sum_us = 0;    // their time, reading to answering
+  };
+  /// Returns the counts of (tenant, model); zeros for one this node never answered.
+  model_counts counts_of(std::string_view tenant, std::string_view model);
+
   // ---- model cache (the router updates these) ----
   std::atomic<uint64_t> cache_hits{0};     // requests that found their snapshot loaded
   std::atomic<uint64_t> cache_misses{0};   // requests that had to wait for a load

@@ -39,6 +39,10 @@ struct snapshot_info {
   std::map<std::string, std::string> tags{};  // --tag KEY=VALUE
   std::string metrics_json{};  // training metrics and hyper-parameters: a compact JSON object
   std::string source{};        // what it was built from (--source URI)
+  // The model's inputs and outputs as the node that stored it read them from the file (JSON:
+  // {"inputs":[{"name","datatype","shape"}],"outputs":[...]}); "" for snapshots stored before it
+  // was kept, which are text models.
+  std::string signature_json{};
 };
 
 /// One move of a label, kept forever for `snapshot list`.

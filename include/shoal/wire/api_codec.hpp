@@ -26,6 +26,9 @@ namespace shoal {
 inline constexpr size_t max_infer_batch = 1024;
 /// The largest top_k an infer request may ask for.
 inline constexpr uint32_t max_top_k = 1000;
+/// Limits of a tensor request: tensors per request (inputs, or outputs asked for), dimensions.
+inline constexpr size_t max_tensors = 64;
+inline constexpr size_t max_tensor_rank = 8;
 
 /// A request the node can act on.
 struct decoded_request {
@@ -65,8 +68,9 @@ class request_decode_result {
 // ---- node side ---------------------------------------------------------------------------------
 
 /// Returns the call in `bytes` (one serialized shoal.pb.Request), validated: model ids parse,
-/// labels are valid names, an infer batch holds 1..max_infer_batch texts of valid UTF-8 and top_k
-/// is at most max_top_k (0 on the wire means 1), a push carries bytes, a promote names a version.
+/// labels are valid names, an infer batch holds 1..max_infer_batch texts of valid UTF-8 or up to
+/// max_tensors tensors whose bytes fit their datatype and shape, top_k is at most max_top_k (0 on
+/// the wire means 1), a push carries bytes, a promote names a version.
 /// Every failure is invalid_argument.
 request_decode_result decode_request(std::string_view bytes);
 

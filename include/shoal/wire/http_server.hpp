@@ -49,6 +49,7 @@ struct http_request {
   std::string authorization;       // the Authorization header
   bool has_authorization = false;  // whether one was sent
   std::string max_queue_ms;        // the Shoal-Max-Queue-Ms header, "" when absent
+  std::string inference_header_length;  // V2's Inference-Header-Content-Length, "" when absent
 };
 
 /// One reply. The server adds Server, Date, Content-Type, Content-Length and Connection headers;

@@ -12,6 +12,10 @@
 //   GET  /v2/models/TENANT/MODEL[/versions/N]         model metadata
 //   GET  /v2/models/TENANT/MODEL[/versions/N]/ready   {"name":"TENANT/MODEL","ready":true}
 //   POST /v2/models/TENANT/MODEL[/versions/N]/infer   inference
+//   GET  /v2/models/TENANT/MODEL[/versions/N]/stats   statistics extension (this node's counts)
+//   POST /v2/repository/index                         model repository extension: the models
+//   POST /v2/repository/models/TENANT/MODEL/load      loads production on this node (a warm-up)
+//   POST /v2/repository/models/TENANT/MODEL/unload    refused: Shoal unloads by use (400, why)
 //   GET  /metrics                                     Prometheus text (metrics.hpp)
 // Path rules:
 // - Each '/'-separated segment is percent-decoded on its own; an invalid escape ("%zz", "%4") is
@@ -29,6 +33,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "shoal/base/model_id.hpp"
 #include "shoal/base/status.hpp"
@@ -43,7 +48,11 @@ inline constexpr size_t v2_default_max_batch = 1024;
 
 /// What a request target names.
 struct http_route {
-  enum class kind : uint8_t { server_meta, live, ready, model_meta, model_ready, infer, metrics };
+  enum class kind : uint8_t {
+    server_meta, live, ready, model_meta, model_ready, infer, metrics,
+    model_stats,                          // statistics extension
+    repo_index, repo_load, repo_unload,   // model repository extension
+  };
   kind what = kind::server_meta;
   model_id id;                      // model_meta, model_ready, infer
   std::optional<uint32_t> version;  // set when the path says /versions/N
@@ -78,39 +87,73 @@ class route_result : public result<http_route> {
 /// Returns the route that `method` on the raw request `target` (path, optional query) names.
 route_result parse_route(std::string_view method, std::string_view target);
 
-/// Which outputs an infer answer carries: those the request's "outputs" names, all when it names
-/// none.
+/// Which outputs a text model's answer carries: those the request's "outputs" names, all when it
+/// names none.
 struct v2_outputs {
   bool labels = true;
   bool scores = true;
 };
 
-/// An infer body decoded: the request for the node, the client's "id" (echoed in the answer) and
-/// the outputs it asked for.
-struct v2_infer {
-  infer_request request;
-  std::string request_id;  // empty when the body had none
-  v2_outputs outputs;
+/// How the answer to an infer request is written: what the request asked of it.
+struct v2_answer_form {
+  uint32_t top_k = 1;           // a text model's labels per text
+  std::string request_id;       // the client's "id", echoed; empty when the body had none
+  v2_outputs outputs;           // a text model's outputs
+  bool binary_all = false;      // parameters.binary_data_output: every output as binary data
+  std::vector<std::string> binary_outputs;  // outputs asked for with "binary_data":true
 };
 
-/// Returns what an infer body asks for. The model id and version come from `route`; the body gives
-/// one BYTES input (shape [B] or [B,1], B strings of valid UTF-8, 1 <= B <= max_batch; data flat,
-/// or nested as [["a"],["b"]] with shape [B,1]), optional parameters top_k (1 to v2_max_top_k,
-/// default 1) and label, and optional "outputs": a list of {"name":"labels"|"scores"} (others are
-/// refused), where an output's parameter "classification": N (Triton's class_count) sets top_k to
-/// N. A version in the path and a label in the body together are refused as ambiguous, and so is a
-/// top_k that differs from a classification count. Every error is invalid_argument (400) whose
-/// message says what was wrong and what to send instead.
-/// @pre route.what == http_route::kind::infer
-result<v2_infer> parse_infer_body(const http_route& route, std::string_view body, size_t max_batch);
+/// An infer body decoded: the request for the node and how to write its answer.
+struct v2_infer {
+  infer_request request;
+  v2_answer_form form;
+};
 
-/// Returns the V2 infer answer: outputs "labels" (BYTES) and "scores" (FP32), those of `outputs`
-/// only, each of shape [B,K], data flat in row-major order. K is `top_k` clamped to the shortest
-/// row, so a model with fewer labels than top_k yields all it has and every row has the same
-/// length. "id" is present when `request_id` is not empty. Label bytes that are not UTF-8 are
-/// replaced by U+FFFD.
+/// Returns what an infer body asks for. The model id and version come from `route`.
+///
+/// `header_length` is the Inference-Header-Content-Length header ("" when absent): with it, the
+/// body's first that many bytes are the JSON and the rest is binary tensor data (V2's binary data
+/// extension), which inputs with parameters.binary_data_size take in order; numeric tensors as
+/// packed little-endian elements, BYTES as a 4-byte little-endian length before each element.
+///
+/// A text request is one input named "text" (BYTES, shape [B] or [B,1], B strings of valid UTF-8,
+/// 1 <= B <= max_batch; data flat, or nested as [["a"],["b"]] with shape [B,1]), optional
+/// parameters top_k (1 to v2_max_top_k, default 1) and label, and optional "outputs": a list of
+/// {"name":"labels"|"scores"} (others are refused), where an output's parameter
+/// "classification": N (Triton's class_count) sets top_k to N. A version in the path and a label in
+/// the body together are refused as ambiguous, and so is a top_k that differs from a
+/// classification count.
+///
+/// Any other inputs make a tensor request: each input has a name, a datatype (FP32, FP64, INT32,
+/// INT64, BOOL, BYTES), a shape, and its elements as "data" (flat in row-major order, or nested
+/// like the shape) or as binary data; "outputs" names the outputs to answer, in order (the model
+/// checks the names). Parameters Shoal does not know are ignored, as V2 lets servers do.
+///
+/// Every error is invalid_argument (400) whose message says what was wrong and what to send instead.
+/// @pre route.what == http_route::kind::infer
+result<v2_infer> parse_infer_body(const http_route& route, std::string_view body, size_t max_batch,
+                                  std::string_view header_length = {});
+
+/// Returns the V2 infer answer of a text model as JSON: outputs "labels" (BYTES) and "scores"
+/// (FP32), those of `outputs` only, each of shape [B,K], data flat in row-major order. K is `top_k`
+/// clamped to the shortest row, so a model with fewer labels than top_k yields all it has and every
+/// row has the same length. "id" is present when `request_id` is not empty. Label bytes that are
+/// not UTF-8 are replaced by U+FFFD.
 std::string render_infer(const infer_result& r, uint32_t top_k, const std::string& request_id,
                          v2_outputs outputs = {});
+
+/// An infer answer's body, and when it carries binary data, the length of its JSON part (the
+/// Inference-Header-Content-Length header; the body is then application/octet-stream).
+struct v2_answer {
+  std::string body;
+  std::optional<size_t> json_length;
+};
+
+/// Returns the answer to a request of `form`: a text model's rows as render_infer writes them, a
+/// tensor model's outputs with their datatypes and shapes; the outputs `form` asks for as binary
+/// data (and all with binary_all) are written after the JSON. JSON has no NaN or infinity: such
+/// elements are null in JSON data (binary data carries them as they are).
+v2_answer render_answer(const infer_result& r, const v2_answer_form& form);
 
 /// Returns the V2 model metadata of `m`: name, versions (strings), platform, inputs, outputs, plus
 /// "labels" ({"production":"3"}) and "snapshots" (per version: version, sha256, created_ms,
@@ -134,8 +177,27 @@ v2_reply answer_server_ready(bool draining);
 /// KServe's is_model_ready) read the status code only.
 v2_reply answer_model_ready(const model_entry& m, std::optional<uint32_t> version, bool draining);
 
-/// Returns {"name":"shoal","version":SHOAL_VERSION,"extensions":[]}.
+/// Returns {"name":"shoal","version":SHOAL_VERSION,"extensions":[...]}: binary_tensor_data,
+/// model_repository, statistics.
 std::string render_server_meta();
+
+/// This node's counts of one model for the statistics extension.
+struct v2_model_counts {
+  uint64_t requests = 0;  // answered, errors included
+  uint64_t errors = 0;
+  uint64_t total_us = 0;  // the time all of them took, reading to answering
+};
+
+/// Returns the statistics extension's answer for `id` (Triton's shape: model_stats with
+/// inference_count, execution_count and inference_stats success/fail/queue/compute_*). Shoal counts
+/// per model, not per version: "version" is what the path named, or "".
+std::string render_model_stats(const model_id& id, std::optional<uint32_t> version,
+                               const v2_model_counts& counts);
+
+/// Returns the repository index: one entry per model, [{"name","version","state","reason"}], the
+/// version being production's; state READY when production is set, else UNAVAILABLE with why.
+/// `ready_only` (the request's {"ready":true}) keeps the READY ones.
+std::string render_repository_index(const std::vector<model_entry>& models, bool ready_only);
 
 /// Returns {"live":<live>}.
 std::string render_live(bool live);

@@ -223,7 +223,9 @@ TEST(api_codec, refuses_top_k_over_the_limit) {
 
 TEST(api_codec, refuses_an_empty_batch) {
   auto e = refusal(infer_bytes("acme/bot", {}));
-  EXPECT_EQ(e.error.message(), "infer request for acme/bot has no texts: send at least one");
+  EXPECT_EQ(e.error.message(),
+            "infer request for acme/bot has no texts and no inputs: send texts (a text model) or "
+            "one tensor per input (a tensor model)");
   EXPECT_EQ(e.request_id, 77u);
 }
 

@@ -48,6 +48,11 @@ TEST(v2_codec, routes_every_known_path) {
       {"POST", "/v2/models/acme%2Fbot/infer", kind::infer, "acme/bot", {}},
       {"POST", "/v2/models/acme/bot/versions/7/infer", kind::infer, "acme/bot", 7u},
       {"POST", "/v2/models/t-1/m_2/versions/07/infer", kind::infer, "t-1/m_2", 7u},
+      {"GET", "/v2/models/acme/bot/stats", kind::model_stats, "acme/bot", {}},
+      {"GET", "/v2/models/acme%2Fbot/versions/2/stats", kind::model_stats, "acme/bot", 2u},
+      {"POST", "/v2/repository/index", kind::repo_index, "", {}},
+      {"POST", "/v2/repository/models/acme/bot/load", kind::repo_load, "acme/bot", {}},
+      {"POST", "/v2/repository/models/acme%2Fbot/unload", kind::repo_unload, "acme/bot", {}},
       // Two path parts are always the id: this is the metadata of model "ready" of tenant acme.
       {"GET", "/v2/models/acme/ready", kind::model_meta, "acme/ready", {}},
   };
@@ -80,7 +85,6 @@ TEST(v2_codec, refuses_bad_paths_with_the_right_status) {
       {"GET", "/v2//health/live", 404, "no such path"},
       {"GET", "/v2/health/live//", 404, "no such path"},
       {"GET", "/v2/models", 404, "no such path"},
-      {"GET", "/v2/models/acme/bot/stats", 404, "no such path"},
       {"GET", "/v2/models/acme/bot/versions/3/infer/x", 404, "no such path"},
       {"GET", "/v2/models/acme/bot/a/b/c/d/e/f/g/h", 404, "no such path"},
       {"POST", "/nope", 404, "no such path"},  // 404 wins over 405
@@ -105,6 +109,10 @@ TEST(v2_codec, refuses_bad_paths_with_the_right_status) {
       {"GET", "/v2/models/acme/bot/versions", 400, "missing version"},
       {"GET", "/v2/models/acme/bot/versions/", 400, "missing version"},
       {"POST", "/v2/health/live", 405, "use GET"},
+      {"GET", "/v2/repository/index", 405, "use POST"},
+      {"POST", "/v2/repository/models/acme/bot", 404, "no such path"},
+      {"POST", "/v2/repository/models/acme/bot/reload", 404, "no such path"},
+      {"POST", "/v2/repository/models/acme", 404, "no such path"},
       {"DELETE", "/v2", 405, "use GET"},
       {"PUT", "/metrics", 405, "use GET"},
       {"POST", "/v2/models/acme/bot", 405, "use GET"},
@@ -234,7 +242,7 @@ TEST(v2_codec, parses_an_infer_body) {
       "outputs": [{"name": "labels"}]})",
                             1024);
   ASSERT_TRUE(r.is_ok()) << r.error().to_string();
-  EXPECT_EQ(r->request_id, "req-42");
+  EXPECT_EQ(r->form.request_id, "req-42");
   EXPECT_EQ(r->request.id.str(), "acme/bot");
   EXPECT_EQ(r->request.version, std::nullopt);
   EXPECT_EQ(r->request.label, "");
@@ -252,7 +260,7 @@ TEST(v2_codec, infer_defaults_top_k_to_one_and_takes_version_from_the_path) {
   ASSERT_TRUE(r.is_ok()) << r.error().to_string();
   EXPECT_EQ(r->request.top_k, 1u);
   EXPECT_EQ(r->request.version, 5u);
-  EXPECT_EQ(r->request_id, "");
+  EXPECT_EQ(r->form.request_id, "");
   EXPECT_EQ(r->request.texts, (std::vector<std::string>{"a", "b"}));
 }
 
@@ -299,7 +307,6 @@ TEST(v2_codec, refuses_every_bad_infer_body_with_400_and_a_reason) {
       {"two inputs", body_with(good_input + "," + good_input), "has 2 inputs"},
       {"input not an object", body_with("1"), "must be an object"},
       {"no name", body_with(R"({"shape":[1],"datatype":"BYTES","data":["x"]})"), "\"name\":\"text\""},
-      {"wrong name", body_with(R"({"name":"image","shape":[1],"datatype":"BYTES","data":["x"]})"), "unknown input"},
       {"no datatype", body_with(R"({"name":"text","shape":[1],"data":["x"]})"), "\"datatype\":\"BYTES\""},
       {"wrong datatype", body_with(R"({"name":"text","shape":[1],"datatype":"FP32","data":[1.0]})"), "datatype is 'FP32'"},
       {"no data", body_with(R"({"name":"text","shape":[1],"datatype":"BYTES"})"), "no \"data\""},
@@ -382,7 +389,7 @@ TEST(v2_codec, infer_answers_the_outputs_asked_for) {
   auto parse = [](const std::string& outputs) {
     auto r = parse_infer_body(infer_route(), body_with(good_input, outputs), 1024);
     EXPECT_TRUE(r.is_ok()) << outputs << ": " << r.error().to_string();
-    return r.is_ok() ? r->outputs : v2_outputs{false, false};
+    return r.is_ok() ? r->form.outputs : v2_outputs{false, false};
   };
   auto names = [](v2_outputs o) {
     std::vector<std::string> out;
@@ -415,8 +422,8 @@ TEST(v2_codec, infer_reads_a_classification_count_as_top_k) {
       1024);
   ASSERT_TRUE(r.is_ok()) << r.error().to_string();
   EXPECT_EQ(r->request.top_k, 3u);
-  EXPECT_TRUE(r->outputs.labels);
-  EXPECT_FALSE(r->outputs.scores);
+  EXPECT_TRUE(r->form.outputs.labels);
+  EXPECT_FALSE(r->form.outputs.scores);
   auto same = parse_infer_body(
       infer_route(),
       body_with(good_input, R"(,"outputs":[{"name":"labels","parameters":{"classification":2}},)"
@@ -454,7 +461,7 @@ TEST(v2_codec, survives_deeply_nested_json) {
 
 TEST(v2_codec, error_messages_are_valid_json_even_for_binary_input) {
   auto r = parse_infer_body(infer_route(),
-                            body_with(R"({"name":"\u0001\u00ff\"bad","shape":[1],"datatype":"BYTES","data":["x"]})"),
+                            body_with(R"({"name":"text","shape":[1],"datatype":"\u0001\u00ff\"bad","data":["x"]})"),
                             1024);
   ASSERT_FALSE(r.is_ok());
   auto parsed = json::parse(render_error(r.error().message()));
@@ -608,13 +615,185 @@ TEST(v2_codec, renders_small_answers) {
   auto server = json::parse(render_server_meta());
   EXPECT_EQ(server["name"], "shoal");
   EXPECT_EQ(server["version"], SHOAL_VERSION);
-  EXPECT_EQ(server["extensions"], json::array());
+  EXPECT_EQ(server["extensions"],
+            json::array({"binary_tensor_data", "model_repository", "statistics"}));
   EXPECT_EQ(render_live(true), R"({"live":true})");
   EXPECT_EQ(render_ready(true), R"({"ready":true})");
   EXPECT_EQ(render_ready(false), R"({"ready":false})");
   EXPECT_EQ(render_model_ready({"acme", "bot"}, true), R"({"name":"acme/bot","ready":true})");
   EXPECT_EQ(render_error("bad \"x\"\n"), R"({"error":"bad \"x\"\n"})");
   EXPECT_EQ(json::parse(render_error(std::string("\x01\xff", 2)))["error"], "\x01\xEF\xBF\xBD");
+}
+
+
+// ---- tensors and the binary data extension ----------------------------------------------------
+
+namespace {
+
+template <typename T>
+std::string raw_of(std::initializer_list<T> values) {
+  std::string out;
+  for (T v : values) out.append(reinterpret_cast<const char*>(&v), sizeof(T));
+  return out;
+}
+
+std::string length_prefixed(std::initializer_list<std::string> items) {
+  std::string out;
+  for (const auto& s : items) {
+    const auto n = uint32_t(s.size());
+    out += raw_of<uint32_t>({n});
+    out += s;
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST(v2_codec, parses_tensors_of_every_datatype_flat_and_nested) {
+  auto r = parse_infer_body(infer_route(), R"({"id":"t1","inputs":[
+      {"name":"x","datatype":"FP32","shape":[2,2],"data":[[1.5,-2],[3,4e-3]]},
+      {"name":"d","datatype":"FP64","shape":[1],"data":[0.1]},
+      {"name":"i","datatype":"INT32","shape":[3],"data":[-2147483648,0,2147483647]},
+      {"name":"ids","datatype":"INT64","shape":[1,2],"data":[[9007199254740993,-1]]},
+      {"name":"m","datatype":"BOOL","shape":[2],"data":[true,false]},
+      {"name":"s","datatype":"BYTES","shape":[1],"data":["caf\u00e9"]}],
+      "outputs":[{"name":"y"},{"name":"z","parameters":{"binary_data":true}}],
+      "parameters":{"something_new":1}})",
+                            1024);
+  ASSERT_TRUE(r.is_ok()) << r.error().to_string();
+  const auto& in = r->request.inputs;
+  ASSERT_EQ(in.size(), 6u);
+  EXPECT_TRUE(r->request.texts.empty());
+  EXPECT_EQ(in[0].shape, (std::vector<int64_t>{2, 2}));
+  EXPECT_EQ(in[0].data, raw_of<float>({1.5f, -2.0f, 3.0f, 4e-3f}));
+  EXPECT_EQ(in[1].data, raw_of<double>({0.1}));
+  EXPECT_EQ(in[2].data, raw_of<int32_t>({INT32_MIN, 0, INT32_MAX}));
+  EXPECT_EQ(in[3].data, raw_of<int64_t>({9007199254740993LL, -1}));
+  EXPECT_EQ(in[4].data, std::string("\x01\x00", 2));
+  EXPECT_EQ(in[5].strings, (std::vector<std::string>{"caf\xC3\xA9"}));
+  for (const auto& t : in) EXPECT_TRUE(t.check_size().is_ok()) << t.name;
+  EXPECT_EQ(r->request.outputs, (std::vector<std::string>{"y", "z"}));
+  EXPECT_EQ(r->form.binary_outputs, (std::vector<std::string>{"z"}));
+  EXPECT_EQ(r->form.request_id, "t1");
+  EXPECT_EQ(r->request.batch_size(), 2u);
+}
+
+TEST(v2_codec, refuses_bad_tensors_with_400_and_a_reason) {
+  const body_case cases[] = {
+      {"unknown datatype", body_with(R"({"name":"x","datatype":"FP16","shape":[1],"data":[1]})"), "datatype is 'FP16'"},
+      {"no datatype", body_with(R"({"name":"x","shape":[1],"data":[1]})"), "needs a \"datatype\""},
+      {"no shape", body_with(R"({"name":"x","datatype":"FP32","data":[1]})"), "needs a \"shape\""},
+      {"negative shape", body_with(R"({"name":"x","datatype":"FP32","shape":[-1],"data":[1]})"), "needs a \"shape\""},
+      {"too few elements", body_with(R"({"name":"x","datatype":"FP32","shape":[2,2],"data":[1,2,3]})"), "holds 4 elements but data has 3"},
+      {"too many elements", body_with(R"({"name":"x","datatype":"FP32","shape":[1],"data":[[1,2]]})"), "holds 1 elements but data has 2"},
+      {"string in FP32", body_with(R"({"name":"x","datatype":"FP32","shape":[1],"data":["1"]})"), "inputs[0].data[0] is a string: FP32 elements are numbers"},
+      {"fraction in INT64", body_with(R"({"name":"x","datatype":"INT64","shape":[1],"data":[1.5]})"), "INT64 elements are integers"},
+      {"INT32 overflow", body_with(R"({"name":"x","datatype":"INT32","shape":[1],"data":[2147483648]})"), "out of INT32's range"},
+      {"INT64 overflow", body_with(R"({"name":"x","datatype":"INT64","shape":[1],"data":[9223372036854775808]})"), "out of INT64's range"},
+      {"FP32 overflow", body_with(R"({"name":"x","datatype":"FP32","shape":[1],"data":[1e39]})"), "out of FP32's range"},
+      {"number in BOOL", body_with(R"({"name":"x","datatype":"BOOL","shape":[1],"data":[1]})"), "true or false"},
+      {"same input twice", body_with(R"({"name":"x","datatype":"FP32","shape":[1],"data":[1]},{"name":"x","datatype":"FP32","shape":[1],"data":[1]})"), "given twice"},
+      {"no data", body_with(R"({"name":"x","datatype":"FP32","shape":[1]})"), "no \"data\""},
+      {"huge shape", body_with(R"({"name":"x","datatype":"FP32","shape":[1000000,1000000],"data":[]})"), "more than"},
+      {"classification of a tensor", body_with(R"({"name":"x","datatype":"FP32","shape":[1],"data":[1]})", R"(,"outputs":[{"name":"y","parameters":{"classification":2}}])"), "applies to text models"},
+      {"binary size without binary data", body_with(R"({"name":"x","datatype":"FP32","shape":[1],"parameters":{"binary_data_size":4}})"), "only 0 bytes of binary data are left"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    auto r = parse_infer_body(infer_route(), c.body, 1024);
+    ASSERT_FALSE(r.is_ok());
+    EXPECT_LT(http_status(r.error().code()), 500);
+    EXPECT_GE(http_status(r.error().code()), 400);
+    EXPECT_NE(r.error().message().find(c.message_part), std::string::npos) << r.error().message();
+  }
+}
+
+TEST(v2_codec, reads_binary_tensor_data_after_the_json) {
+  const std::string json_part =
+      R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1,3],"parameters":{"binary_data_size":12}},)"
+      R"({"name":"s","datatype":"BYTES","shape":[2],"parameters":{"binary_data_size":15}}],)"
+      R"("parameters":{"binary_data_output":true}})";
+  const std::string binary = raw_of<float>({1.0f, -0.5f, 1e-7f}) + length_prefixed({"hi", "there"});
+  auto r = parse_infer_body(infer_route(), json_part + binary, 1024,
+                            std::to_string(json_part.size()));
+  ASSERT_TRUE(r.is_ok()) << r.error().to_string();
+  ASSERT_EQ(r->request.inputs.size(), 2u);
+  EXPECT_EQ(r->request.inputs[0].data, raw_of<float>({1.0f, -0.5f, 1e-7f}));
+  EXPECT_EQ(r->request.inputs[1].strings, (std::vector<std::string>{"hi", "there"}));
+  EXPECT_TRUE(r->form.binary_all);
+
+  // Texts as binary BYTES: the text request of a fastText model.
+  const std::string text_json =
+      R"({"inputs":[{"name":"text","datatype":"BYTES","shape":[2],"parameters":{"binary_data_size":14}}]})";
+  auto t = parse_infer_body(infer_route(), text_json + length_prefixed({"hello", "w"}), 1024,
+                            std::to_string(text_json.size()));
+  ASSERT_TRUE(t.is_ok()) << t.error().to_string();
+  EXPECT_EQ(t->request.texts, (std::vector<std::string>{"hello", "w"}));
+
+  struct bad {
+    std::string name, body, header, message_part;
+  };
+  const bad cases[] = {
+      {"header not a number", json_part + binary, "12x", "must be the byte length"},
+      {"header past the body", json_part, "100000", "the body has only"},
+      {"binary left over", json_part + binary + "zz", std::to_string(json_part.size()), "2 bytes of binary data follow"},
+      {"binary short", json_part + binary.substr(0, 20), std::to_string(json_part.size()), "are left after the JSON"},
+      {"bytes element too long", text_json + raw_of<uint32_t>({100}) + "0123456789", std::to_string(text_json.size()), "says 100 bytes"},
+      {"text not utf-8", text_json + length_prefixed({"\xC0\x80zzz", "a"}), std::to_string(text_json.size()), "not valid UTF-8"},
+      {"binary without the header", json_part + binary, "", "not valid"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    auto b = parse_infer_body(infer_route(), c.body, 1024, c.header);
+    ASSERT_FALSE(b.is_ok());
+    EXPECT_EQ(b.error().code(), status_code::invalid_argument);
+    EXPECT_NE(b.error().message().find(c.message_part), std::string::npos) << b.error().message();
+  }
+}
+
+TEST(v2_codec, renders_tensor_answers_as_json_and_as_binary_data) {
+  infer_result r;
+  r.id = model_id{"acme", "ranker"};
+  r.version = 3;
+  r.outputs.push_back(tensor{"y", data_type::fp32, {1, 2}, raw_of<float>({0.25f, -1.0f}), {}});
+  r.outputs.push_back(tensor{"ids", data_type::int64, {2}, raw_of<int64_t>({7, -9}), {}});
+  r.outputs.push_back(tensor{"ok", data_type::boolean, {1}, std::string("\x01", 1), {}});
+  v2_answer_form form;
+  form.request_id = "q";
+  auto plain = render_answer(r, form);
+  EXPECT_FALSE(plain.json_length.has_value());
+  const json j = json::parse(plain.body);
+  EXPECT_EQ(j["id"], "q");
+  EXPECT_EQ(j["model_version"], "3");
+  EXPECT_EQ(j["outputs"][0]["datatype"], "FP32");
+  EXPECT_EQ(j["outputs"][0]["shape"], json::array({1, 2}));
+  EXPECT_EQ(j["outputs"][0]["data"], json::array({0.25, -1.0}));
+  EXPECT_EQ(j["outputs"][1]["data"], json::array({7, -9}));
+  EXPECT_EQ(j["outputs"][2]["data"], json::array({true}));
+
+  form.binary_outputs = {"y"};
+  auto bin = render_answer(r, form);
+  ASSERT_TRUE(bin.json_length.has_value());
+  const json head = json::parse(bin.body.substr(0, *bin.json_length));
+  EXPECT_EQ(head["outputs"][0]["parameters"]["binary_data_size"], 8);
+  EXPECT_FALSE(head["outputs"][0].contains("data"));
+  EXPECT_EQ(head["outputs"][1]["data"], json::array({7, -9}));
+  EXPECT_EQ(bin.body.substr(*bin.json_length), raw_of<float>({0.25f, -1.0f}));
+
+  // A text model's labels and scores as binary data.
+  v2_answer_form text_form;
+  text_form.top_k = 2;
+  text_form.binary_all = true;
+  auto text = render_answer(sample_result(), text_form);
+  ASSERT_TRUE(text.json_length.has_value());
+  const json th = json::parse(text.body.substr(0, *text.json_length));
+  EXPECT_EQ(th["outputs"][0]["name"], "labels");
+  EXPECT_EQ(th["outputs"][1]["name"], "scores");
+  const size_t labels_size = th["outputs"][0]["parameters"]["binary_data_size"];
+  const size_t scores_size = th["outputs"][1]["parameters"]["binary_data_size"];
+  EXPECT_EQ(text.body.size(), *text.json_length + labels_size + scores_size);
+  EXPECT_EQ(scores_size, 4u * th["outputs"][1]["shape"][0].get<size_t>() *
+                             th["outputs"][1]["shape"][1].get<size_t>());
 }
 
 }  // namespace
