@@ -871,13 +871,19 @@ caf::behavior validation_worker(caf::event_based_actor* self,
         };
         auto c = load(candidate_sha, candidate);
         if (!c) return to_error(c.error());
+        if (!(*c)->takes_texts()) {
+          return to_error(status::failed_precondition(
+              "version " + std::to_string(candidate) + " is a tensor model: a validation set " +
+              "holds labelled texts, so it cannot check it (--force moves the label anyway)"));
+        }
         auto examples = parse_validation_set(*set_bytes, (*c)->label_prefix());
         if (!examples) return to_error(examples.error());
         std::optional<model_figures> base;
         if (baseline != 0) {
           auto b = load(baseline_sha, baseline);
           if (!b) return to_error(b.error());
-          base = evaluate(**b, baseline, *examples);
+          // A tensor model answers no texts: the candidate is then judged on its own figures.
+          if ((*b)->takes_texts()) base = evaluate(**b, baseline, *examples);
         }
         return report_to_json(compare(evaluate(**c, candidate, *examples), std::move(base)));
       },

@@ -27,6 +27,7 @@
 #include "shoal/base/host_memory.hpp"
 #include "shoal/base/utf8.hpp"
 #include "shoal/serving/api.hpp"
+#include "shoal/serving/onnx_model.hpp"
 #include "shoal/serving/validation.hpp"
 #include "shoal/store/catalog.hpp"
 #include "shoal/store/registry.hpp"
@@ -54,6 +55,8 @@ constexpr option_spec option_table[] = {
     {"--tag", true},   {"--metrics", true}, {"--source", true}, {"--force", false},
     {"--share", true}, {"--stop", false},   {"--k", true},      {"--version", true},
     {"--json", false}, {"--help", false},   {"-h", false},
+    {"--tokenizer", true}, {"--vocab", true}, {"--labels", true}, {"--scores", true},
+    {"--max-tokens", true}, {"--unk", true}, {"--cased", false},
 };
 
 const option_spec* find_option(std::string_view name) {
@@ -74,7 +77,8 @@ const std::vector<command_spec>& command_table() {
   static const std::vector<command_spec> table = {
       {kind::push,
        "snapshot push",
-       {"--label", "--note", "--json", "--user", "--tag", "--metrics", "--source", "--force"},
+       {"--label", "--note", "--json", "--user", "--tag", "--metrics", "--source", "--force",
+        "--tokenizer", "--vocab", "--labels", "--scores", "--max-tokens", "--unk", "--cased"},
        {"TENANT/MODEL", "FILE"}},
       {kind::push_dir,
        "snapshot push-dir",
@@ -758,6 +762,33 @@ result<std::string> read_file(const std::string& path, const char* what = "model
 // The push of `bytes` as the command line asks: label, note and registry metadata (the
 // --metrics file read and checked here, so a bad one costs no upload).
 result<push_request> make_push(const cli_command& c, model_id id, std::string bytes) {
+  const bool front_end = !c.text_front_end.empty() || !c.vocab_file.empty() ||
+                         !c.labels_file.empty();
+  if (front_end) {
+    // An ONNX model with a text front end: the vocabulary and labels go inside the file (as
+    // metadata_props), checked here so a bad one costs no upload.
+    if (!looks_like_onnx(bytes)) {
+      return status::invalid_argument("--tokenizer, --vocab and --labels give an ONNX model a "
+                                      "text front end, but " + shown(c.file) +
+                                      " is not an ONNX model");
+    }
+    if (c.vocab_file.empty() || c.labels_file.empty() ||
+        c.text_front_end.count("shoal.tokenizer") == 0) {
+      return status::invalid_argument(
+          "a text front end needs --tokenizer whitespace|wordpiece, --vocab FILE and --labels FILE");
+    }
+    auto props = c.text_front_end;
+    auto vocab = read_file(c.vocab_file, "vocabulary");
+    if (!vocab) return vocab.error();
+    auto labels = read_file(c.labels_file, "labels file");
+    if (!labels) return labels.error();
+    props["shoal.vocab"] = std::move(*vocab);
+    props["shoal.labels"] = std::move(*labels);
+    if (status ok = check_text_front_end(props); !ok) {
+      return status::invalid_argument("text front end: " + ok.message());
+    }
+    bytes = with_text_front_end(std::move(bytes), props);
+  }
   push_request req{std::move(id), std::move(bytes), c.label, c.note};
   req.user = c.user;
   req.tags = c.tags;
@@ -1219,9 +1250,11 @@ std::string cli_help(const std::string& name) {
                "                           [--tag KEY=VALUE]... [--metrics FILE] [--source URI]\n"
                "                           [--force] [--json]\n"
                "\n"
-               "Uploads a model file (fastText .bin/.ftz) as the model's next version and prints "
-               "its\n"
-               "number. The node checks the model before storing it. The first version of a model\n"
+               "Uploads a model file (fastText .bin/.ftz, or ONNX .onnx, told apart by content) as "
+               "the\n"
+               "model's next version and prints its number. The node checks the model before "
+               "storing\n"
+               "it (an ONNX model with an operator Shoal does not run is refused, naming it). The first version of a model\n"
                "becomes production. With --label production and a validation set, the new version\n"
                "must pass the validation gate (see 'shoal snapshot promote --help'); if it does "
                "not,\n"
@@ -1237,10 +1270,25 @@ std::string cli_help(const std::string& name) {
                "KiB)\n"
                "  --source URI        what the model was built from (a commit, a job, a bucket)\n"
                "  --force             with --label production: move it even if validation refuses\n"
-               "  --json              print {\"version\":N,\"sha256\":...,\"labels\":[...]}\n",
+               "  --json              print {\"version\":N,\"sha256\":...,\"labels\":[...]}\n"
+               "\n"
+               "an ONNX model that answers texts (a text front end, kept inside the file):\n"
+               "  --tokenizer KIND    whitespace (split on spaces, lowercased) or wordpiece "
+               "(BERT's)\n"
+               "  --vocab FILE        the vocabulary: one token per line, line N is token id N\n"
+               "  --labels FILE       label names: line N names output column N\n"
+               "  --scores KIND       what the first output holds: logits (default: softmax "
+               "taken),\n"
+               "                      probabilities or log_probabilities\n"
+               "  --max-tokens N      longer texts are cut to N tokens (default 256)\n"
+               "  --unk TOKEN         the unknown token (default [UNK] for wordpiece, <unk> for\n"
+               "                      whitespace); it must be in the vocabulary\n"
+               "  --cased             do not lowercase\n",
                true) +
-           "\nexample:\n  shoal snapshot push acme/bot model.bin --label staging --note \"May "
-           "data\"\n";
+           "\nexamples:\n  shoal snapshot push acme/bot model.bin --label staging --note \"May "
+           "data\"\n"
+           "  shoal snapshot push acme/bot intents.onnx --tokenizer wordpiece --vocab vocab.txt "
+           "--labels labels.txt\n";
   }
   if (name == "snapshot push-dir") {
     return with_common(
@@ -1606,6 +1654,30 @@ result<cli_command> parse_cli(const std::vector<std::string>& args, const cli_en
       c.source = value;
     } else if (name == "--force") {
       c.force = true;
+    } else if (name == "--tokenizer") {
+      if (value != "whitespace" && value != "wordpiece") {
+        return usage("--tokenizer must be whitespace or wordpiece, got " + shown(value));
+      }
+      c.text_front_end["shoal.tokenizer"] = value;
+    } else if (name == "--vocab") {
+      if (value.empty()) return usage("--vocab needs a FILE (one token per line)");
+      c.vocab_file = value;
+    } else if (name == "--labels") {
+      if (value.empty()) return usage("--labels needs a FILE (one label per line)");
+      c.labels_file = value;
+    } else if (name == "--scores") {
+      if (value != "logits" && value != "probabilities" && value != "log_probabilities") {
+        return usage("--scores must be logits, probabilities or log_probabilities, got " +
+                     shown(value));
+      }
+      c.text_front_end["shoal.scores"] = value;
+    } else if (name == "--max-tokens") {
+      c.text_front_end["shoal.max_tokens"] = value;  // checked with the front end
+    } else if (name == "--unk") {
+      if (value.empty()) return usage("--unk needs a TOKEN");
+      c.text_front_end["shoal.unk"] = value;
+    } else if (name == "--cased") {
+      c.text_front_end["shoal.lowercase"] = "0";
     } else if (name == "--stop") {
       c.stop = true;
     } else if (name == "--share") {

@@ -80,6 +80,11 @@ struct cli_command {
   std::map<std::string, std::string> tags;
   std::string metrics_file;  // --metrics FILE (read when the command runs)
   std::string source;
+  // push of an ONNX model with a text front end: --tokenizer KIND --vocab FILE --labels FILE
+  // [--scores KIND] [--max-tokens N] [--unk TOKEN] [--cased]; files are read when the command
+  // runs. Empty: no front end.
+  std::map<std::string, std::string> text_front_end;
+  std::string vocab_file, labels_file;
   bool force = false;                           // promote, push: past a refusing validation gate
   std::map<std::string, std::string> settings;  // policy set KEY=VALUE ...
   uint32_t share_ppm = 0;                       // shadow, canary: --share (parts per million)
