@@ -49,7 +49,7 @@ class Node:
         log_file = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             list(prefix) + [binary or SHOAL, "node", "--config", conf_path, "--name", name, "--data-dir",
-             os.path.join(tmp, name), "--http-port", str(self.http), "--zmq-port", str(self.zmq),
+             os.path.join(tmp, name), "--http-port", str(self.http), "--zmq-port", str(self.zmq), "--grpc-port", "0",
              "--cluster-port", str(self.cluster), "--replication-factor", "1"] + list(args),
             stdout=log_file, stderr=log_file)
         Node.running.append(self)

@@ -56,7 +56,7 @@ seeds="127.0.0.1:${cport[n1]},127.0.0.1:${cport[n2]}"
 
 start() {
   local n=$1
-  "$SHOAL_BIN" node --data-dir "$tmp/$n" --name "$n" --http-port "${http[$n]}" --zmq-port "${zmq[$n]}" \
+  "$SHOAL_BIN" node --data-dir "$tmp/$n" --name "$n" --http-port "${http[$n]}" --zmq-port "${zmq[$n]}" --grpc-port 0 \
     --cluster-port "${cport[$n]}" --seeds "$seeds" --cluster-secret-file "$tmp/secret" 2>>"$tmp/$n.log" &
   pid[$n]=$!
   for _ in $(seq 1 200); do

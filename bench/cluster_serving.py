@@ -61,7 +61,7 @@ class Cluster:
         log = open(os.path.join(self.tmp, name + ".log"), "ab")
         self.procs[name] = subprocess.Popen(
             [SHOAL, "node", "--name", name, "--data-dir", os.path.join(self.tmp, name),
-             "--http-port", str(p["http"]), "--zmq-port", str(p["zmq"]),
+             "--http-port", str(p["http"]), "--zmq-port", str(p["zmq"]), "--grpc-port", "0",
              "--cluster-port", str(p["cluster"]), "--seeds", seeds,
              "--cluster-secret-file", secret, *extra], stdout=log, stderr=log)
         for _ in range(200):

@@ -53,7 +53,7 @@ head -c 32 /dev/urandom | base64 > "$tmp/secret"
 seeds="127.0.0.1:${ports[2]},127.0.0.1:${ports[5]}"
 for i in $(seq 0 $((NODES - 1))); do
   h=${ports[$((3*i))]}; z=${ports[$((3*i+1))]}; c=${ports[$((3*i+2))]}
-  "$SHOAL_BIN" node --data-dir "$tmp/n$i" --name "n$i" --http-port "$h" --zmq-port "$z" \
+  "$SHOAL_BIN" node --data-dir "$tmp/n$i" --name "n$i" --http-port "$h" --zmq-port "$z" --grpc-port 0 \
     --cluster-port "$c" --seeds "$seeds" --cluster-secret-file "$tmp/secret" 2>"$tmp/n$i.log" &
   pids+=($!)
 done

@@ -241,7 +241,7 @@ start_shoal() {
   local logfile="$tmp/shoal.log" out
   # shellcheck disable=SC2086  # SHOAL_NODE_ARGS is a list of words
   start shoal "$logfile" "$SHOAL_BIN" node --data-dir "$tmp/shoal-data" --http-port "$port_shoal_http" \
-    --zmq-port "$port_shoal_zmq" --cluster-port "$port_shoal_cluster" $SHOAL_NODE_ARGS
+    --zmq-port "$port_shoal_zmq" --grpc-port 0 --cluster-port "$port_shoal_cluster" $SHOAL_NODE_ARGS
   server_pid=$started_pid
   server_url="http://127.0.0.1:$port_shoal_http$infer_path"
   wait_http shoal "$server_pid" "$logfile" "http://127.0.0.1:$port_shoal_http/v2/health/live"

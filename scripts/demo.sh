@@ -11,6 +11,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 demo="${SHOAL_DEMO_DIR:-$root/.demo}"
 http_port="${SHOAL_HTTP_PORT:-7422}"
 zmq_port="${SHOAL_ZMQ_PORT:-7421}"
+grpc_port="${SHOAL_GRPC_PORT:-$((http_port + 1))}"
 build="${BUILD_DIR:-$root/build}"
 shoal="$build/shoal"
 
@@ -24,9 +25,9 @@ step "2/8 building shoal in $build"
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j "$(nproc)" --target shoal
 
-for port in "$http_port" "$zmq_port"; do
+for port in "$http_port" "$zmq_port" "$grpc_port"; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-    echo "port $port on 127.0.0.1 is in use (another node?). Stop it, or set SHOAL_HTTP_PORT/SHOAL_ZMQ_PORT." >&2
+    echo "port $port on 127.0.0.1 is in use (another node?). Stop it, or set SHOAL_HTTP_PORT/SHOAL_ZMQ_PORT/SHOAL_GRPC_PORT." >&2
     exit 1
   fi
 done
@@ -43,7 +44,7 @@ echo "v2 adds a cancel_order intent; v1 files cancellations under refund."
 step "4/8 starting a node (fresh data in $demo/data, log in $demo/node.log)"
 # The demo's own directory: each run starts from an empty node so versions are numbered 1 and 2.
 rm -rf "$demo/data"
-"$shoal" node --data-dir "$demo/data" --http-port "$http_port" --zmq-port "$zmq_port" \
+"$shoal" node --data-dir "$demo/data" --http-port "$http_port" --zmq-port "$zmq_port" --grpc-port "$grpc_port" \
   --name demo-node 2>"$demo/node.log" &
 node_pid=$!
 stopped=0

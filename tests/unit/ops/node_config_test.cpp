@@ -20,6 +20,7 @@ TEST(node_config, defaults_match_the_documentation) {
   EXPECT_EQ(c.http_port, 7422);
   EXPECT_EQ(c.zmq_port, 7421);
   EXPECT_EQ(c.cluster_port, 7420);
+  EXPECT_FALSE(c.grpc_port.has_value()) << "unset: the HTTP port + 1 (7423), decided at start";
   EXPECT_EQ(c.name, "127.0.0.1:7422");
   EXPECT_EQ(c.max_body_bytes, 4u << 20);
   EXPECT_EQ(c.model_memory_mb, 0u) << "0: half of the machine's RAM, decided at start";
@@ -90,6 +91,19 @@ TEST(node_config, flags_override_the_config_file_in_any_order) {
   EXPECT_EQ(eq_form->config.zmq_port, 9200);
   std::remove(path.c_str());
   rmdir(dir);
+}
+
+TEST(node_config, grpc_port_from_flag_and_file) {
+  auto flag = parse_node_args({"--data-dir", "/tmp/d", "--grpc-port", "9001"});
+  ASSERT_TRUE(flag.is_ok()) << flag.error().message();
+  EXPECT_EQ(flag->config.grpc_port, std::optional<uint16_t>(9001));
+  auto any = parse_node_args({"--data-dir", "/tmp/d", "--grpc-port", "0"});
+  ASSERT_TRUE(any.is_ok());
+  EXPECT_EQ(any->config.grpc_port, std::optional<uint16_t>(0));
+  auto bad = parse_node_args({"--data-dir", "/tmp/d", "--grpc-port", "70000"});
+  ASSERT_FALSE(bad.is_ok());
+  EXPECT_NE(bad.error().message().find("--grpc-port must be between 0 and 65535"), std::string::npos)
+      << bad.error().message();
 }
 
 TEST(node_config, bad_input_names_the_problem) {
