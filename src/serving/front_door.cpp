@@ -325,13 +325,9 @@ void front_door::answer_inline(const std::shared_ptr<const model>& m, uint32_t v
   if (status fits = check_fits(*m, req, version); !fits) {
     return done(refusal(infer_outcome::kind::failed, std::move(fits)));
   }
-  if (!req.inputs.empty()) {  // a tensor model: run now, on this thread
-    metrics_->cache_hits.fetch_add(1, std::memory_order_relaxed);
-    return done(outcome_of(answer_tensors(*m, req, version)));
-  }
   thread_state& t = this_thread;
   const size_t batch_texts = settings_.micro_batch_texts;
-  if (status full = round_refusal(t, settings_.max_queue_ms, req.texts.size(), fe.thread_name);
+  if (status full = round_refusal(t, settings_.max_queue_ms, req.batch_size(), fe.thread_name);
       !full) {
     metrics_->count_refusal(refusal_reason::overload);
     return refuse_shed(t, batch_texts, fe, done, std::move(full));
@@ -340,6 +336,28 @@ void front_door::answer_inline(const std::shared_ptr<const model>& m, uint32_t v
   infer_outcome base;
   base.answer.id = req.id;
   base.answer.version = version;
+  if (!req.inputs.empty()) {
+    // A tensor model: run now, or stacked with this round's like requests (micro_batch.hpp).
+    if (batch_texts == 0 || !micro_batcher::batchable(req.inputs)) {
+      return done(outcome_of(answer_tensors(*m, req, version)));
+    }
+    auto answer = [done = std::move(done), base = std::move(base)](
+                      result<std::vector<tensor>> outputs) mutable {
+      if (!outputs) {
+        const auto& a = base.answer;
+        return done(outcome_of(status(outputs.error().code(),
+                                      a.id.str() + " version " + std::to_string(a.version) +
+                                          ": " + outputs.error().message())));
+      }
+      base.answer.outputs = std::move(*outputs);
+      done(std::move(base));
+    };
+    micro_batcher& b = thread_batcher(t, batch_texts);
+    if (b.add_tensors(m, std::move(req.inputs), std::move(req.outputs), std::move(answer))) {
+      schedule_flush(fe, b);
+    }
+    return;
+  }
   const size_t k = req.top_k == 0 ? 1 : req.top_k;
   // Predicts now, or with this thread's micro-batch, and hands the rows to `answer`.
   auto predict = [&](auto answer) {

@@ -232,6 +232,27 @@ class V2ClientsTest(unittest.TestCase):
                        "outputs": [{"name": "probs"}]})
         self.assertEqual([o["name"] for o in r.json()["outputs"]], ["probs"])
 
+    def test_concurrent_tensor_requests_each_get_their_own_answer(self):
+        # Requests read in one round are stacked into one run (micro-batching); each must still
+        # get exactly its own rows.
+        import concurrent.futures
+        rng = np.random.default_rng(9)
+        xs = [rng.standard_normal((1 + i % 4, 20)).astype(np.float32) for i in range(48)]
+
+        def ask(x):
+            body = {"inputs": [{"name": "x", "datatype": "FP32", "shape": list(x.shape),
+                                "data": x.ravel().tolist()}], "outputs": [{"name": "probs"}]}
+            return self.post("/v2/models/acme/ranker/infer", body)
+
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            answers = list(pool.map(ask, xs))
+        for x, r in zip(xs, answers):
+            self.assertEqual(r.status_code, 200, r.text)
+            out = r.json()["outputs"][0]
+            self.assertEqual(out["shape"], [x.shape[0], 5])
+            got = np.array(out["data"], dtype=np.float32).reshape(out["shape"])
+            self.assertLessEqual(np.abs(got - self.torch_ranker(x)[1]).max(), TOL)
+
     def test_http_binary_tensor_data_both_ways(self):
         # What tritonclient.http sends for InferInput.set_data_from_numpy(binary_data=True) and
         # InferRequestedOutput(binary_data=True).

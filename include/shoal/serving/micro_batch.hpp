@@ -19,6 +19,12 @@
 // (a lone request is flushed right after it is read). Requests with different top-k are kept in
 // separate groups (the answer of each is exactly what it would get alone).
 //
+// Tensor requests (add_tensors) are batched the same way: requests for one model whose inputs
+// agree in names, datatypes and every dimension but the first, and that ask for the same outputs,
+// are stacked along the first (batch) dimension and run once; each gets its own rows of every
+// output back. Where that cannot give each request exactly its own answer (an output whose first
+// dimension is not the batch, or a run that fails), the group's requests run one by one.
+//
 // Not thread-safe: one batcher per thread (front ends keep a thread_local one), so no lock.
 #pragma once
 
@@ -42,6 +48,19 @@ class micro_batcher {
   /// Groups predict at most `max_texts` texts together (at least 1).
   explicit micro_batcher(size_t max_texts = 64);
 
+  /// Receives one tensor request's outputs (or the model's error for it).
+  using on_tensors = std::function<void(result<std::vector<tensor>>)>;
+
+  /// Returns whether `inputs` can be stacked with others: every input has a first dimension,
+  /// the same for all, of at least 1.
+  static bool batchable(const std::vector<tensor>& inputs);
+
+  /// Queues a tensor request for `m` (see the file comment); `done` runs in flush() (or here,
+  /// when the group is full). Returns as add() does.
+  /// @pre batchable(inputs)
+  bool add_tensors(std::shared_ptr<const model> m, std::vector<tensor> inputs,
+                   std::vector<std::string> outputs, on_tensors done);
+
   /// Queues `texts` for `m` at top-k `k`; `done` runs in flush() (or here, when the group is
   /// full). Returns true when the batcher was empty before: the caller must arrange a flush() on
   /// this thread.
@@ -57,7 +76,7 @@ class micro_batcher {
   /// `done` or an after_flush() call may add() again; that waits for the next flush.
   void flush();
 
-  bool empty() const { return groups_.empty() && after_.empty(); }
+  bool empty() const { return groups_.empty() && tensor_groups_.empty() && after_.empty(); }
 
   /// Texts waiting for the next flush.
   size_t pending_texts() const { return pending_texts_; }
@@ -91,8 +110,26 @@ class micro_batcher {
 
   void run(group& g);  // predicts g and calls its requests' done
 
+  struct tensor_request {
+    std::vector<tensor> inputs;  // sorted by name
+    size_t rows = 0;
+    on_tensors done;
+  };
+  struct tensor_group {
+    std::shared_ptr<const model> m;
+    std::vector<std::string> outputs;
+    size_t rows = 0;
+    std::vector<tensor_request> requests;
+  };
+  // (model, what its requests share: input names, datatypes, dims after the first; outputs)
+  using tensor_key = std::pair<const model*, std::string>;
+
+  void run(tensor_group& g);  // runs g and calls its requests' done
+  void account(double ms, size_t rows);  // the moving average of a row's CPU time
+
   size_t max_texts_;
   std::map<key, group> groups_;
+  std::map<tensor_key, tensor_group> tensor_groups_;
   std::vector<std::function<void()>> after_;  // after_flush(), in order
   size_t batches_ = 0;
   size_t texts_ = 0;

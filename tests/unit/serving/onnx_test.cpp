@@ -28,6 +28,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "shoal/serving/micro_batch.hpp"
 #include "support/files.hpp"
 #include "support/process.hpp"
 
@@ -470,6 +471,59 @@ TEST(onnx_run, an_out_of_range_gather_index_is_refused_not_a_crash) {
   auto pos = m->run({int64s("ids", {1, 1}, {999})}, {});
   ASSERT_TRUE(pos.is_ok());
   EXPECT_EQ(values(neg->at(0)), values(pos->at(0)));
+}
+
+// Tensor requests micro-batched: stacked along the batch dimension and run once, each request
+// gets exactly the rows it would get alone; a request whose run fails (a bad index) fails alone.
+TEST(onnx_micro_batch, stacked_requests_get_their_own_rows_and_a_bad_one_fails_alone) {
+  NEED_ORACLE();
+  auto m = load("mlp_op13.onnx");
+  ASSERT_NE(m, nullptr);
+  const auto spec = m->inputs().at(0);
+  const int64_t width = spec.shape.at(1);
+  micro_batcher b(64);
+  std::vector<std::vector<float>> rows_in;
+  std::vector<result<std::vector<tensor>>> got(5, status::internal("no answer"));
+  for (int r = 0; r < 5; ++r) {
+    const int64_t n = 1 + r % 3;
+    std::vector<float> v(size_t(n * width));
+    for (size_t i = 0; i < v.size(); ++i) v[i] = std::sin(float(r * 131 + int(i)));
+    rows_in.push_back(v);
+    b.add_tensors(m, {floats(spec.name, {n, width}, v)}, {},
+                  [&got, r](result<std::vector<tensor>> out) { got[size_t(r)] = std::move(out); });
+  }
+  b.flush();
+  EXPECT_EQ(b.batches(), 1u) << "five like requests run as one";
+  for (int r = 0; r < 5; ++r) {
+    const int64_t n = 1 + r % 3;
+    ASSERT_TRUE(got[size_t(r)].is_ok()) << got[size_t(r)].error().to_string();
+    auto alone = m->run({floats(spec.name, {n, width}, rows_in[size_t(r)])}, {});
+    ASSERT_TRUE(alone.is_ok());
+    ASSERT_EQ(got[size_t(r)]->size(), alone->size());
+    for (size_t o = 0; o < alone->size(); ++o) {
+      EXPECT_EQ((*got[size_t(r)])[o].shape, (*alone)[o].shape);
+      const auto a = values((*got[size_t(r)])[o]), e = values((*alone)[o]);
+      ASSERT_EQ(a.size(), e.size());
+      for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], e[i], 1e-5f) << r << " " << i;
+    }
+  }
+
+  auto bag = load("bag_op13.onnx");
+  ASSERT_NE(bag, nullptr);
+  micro_batcher bb(64);
+  result<std::vector<tensor>> good = status::internal("no answer"), bad = good;
+  bb.add_tensors(bag, {int64s("ids", {1, 3}, {1, 2, 3})}, {},
+                 [&](result<std::vector<tensor>> out) { good = std::move(out); });
+  bb.add_tensors(bag, {int64s("ids", {1, 3}, {1, 5000, 3})}, {},
+                 [&](result<std::vector<tensor>> out) { bad = std::move(out); });
+  bb.flush();
+  ASSERT_TRUE(good.is_ok()) << good.error().to_string();
+  auto alone = bag->run({int64s("ids", {1, 3}, {1, 2, 3})}, {});
+  ASSERT_TRUE(alone.is_ok());
+  EXPECT_EQ(values(good->at(0)), values(alone->at(0)));
+  ASSERT_FALSE(bad.is_ok());
+  EXPECT_NE(bad.error().message().find("index 5000 is out of range"), std::string::npos)
+      << bad.error().message();
 }
 
 TEST(onnx_run, nan_and_inf_pass_through) {
