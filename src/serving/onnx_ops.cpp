@@ -15,17 +15,6 @@
 namespace shoal::onnx_exec {
 namespace {
 
-constexpr size_t k_max_rank = 16;
-
-template <class T>
-const T* in_ptr(const step& s, void* const* ptr, size_t i) {
-  return static_cast<const T*>(ptr[s.in[i]]);
-}
-template <class T>
-T* out_ptr(const step& s, void* const* ptr, size_t i = 0) {
-  return static_cast<T*>(ptr[s.out[i]]);
-}
-
 // ---- broadcasting --------------------------------------------------------------------------------
 
 // Encodes the loop over `out` reading each operand (numpy broadcasting) into p: rank, dims, then

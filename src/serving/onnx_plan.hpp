@@ -146,6 +146,20 @@ struct step {
   size_t work_offset = 0;
 };
 
+/// Returns step `s`'s input `i` as T (kernels' view of the arena).
+template <class T>
+const T* in_ptr(const step& s, void* const* ptr, size_t i) {
+  return static_cast<const T*>(ptr[s.in[i]]);
+}
+/// Returns step `s`'s output `i` as T.
+template <class T>
+T* out_ptr(const step& s, void* const* ptr, size_t i = 0) {
+  return static_cast<T*>(ptr[s.out[i]]);
+}
+
+/// The most dimensions a kernel's index arithmetic handles.
+constexpr size_t k_max_rank = 16;
+
 /// Everything needed to run the graph for one set of input shapes.
 struct plan {
   std::vector<std::vector<int64_t>> key;  // input shapes, in graph::inputs order

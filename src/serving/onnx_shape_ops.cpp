@@ -13,17 +13,6 @@
 namespace shoal::onnx_exec {
 namespace {
 
-constexpr size_t k_max_rank = 16;
-
-template <class T>
-const T* in_ptr(const step& s, void* const* ptr, size_t i) {
-  return static_cast<const T*>(ptr[s.in[i]]);
-}
-template <class T>
-T* out_ptr(const step& s, void* const* ptr) {
-  return static_cast<T*>(ptr[s.out[0]]);
-}
-
 std::shared_ptr<blob> int64_blob(const std::vector<int64_t>& v, std::vector<int64_t> shape) {
   auto b = std::make_shared<blob>();
   b->type = data_type::int64;

@@ -12,15 +12,6 @@
 namespace shoal::onnx_exec {
 namespace {
 
-template <class T>
-const T* in_ptr(const step& s, void* const* ptr, size_t i) {
-  return static_cast<const T*>(ptr[s.in[i]]);
-}
-template <class T>
-T* out_ptr(const step& s, void* const* ptr) {
-  return static_cast<T*>(ptr[s.out[0]]);
-}
-
 // Reads pads/strides/dilations of a 1-D window op; fills begin/end pads, stride, dilation.
 status window_attrs(op_ctx& c, int64_t L, int64_t k, int64_t* pb, int64_t* pe, int64_t* stride,
                     int64_t* dil) {

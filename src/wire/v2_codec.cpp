@@ -25,7 +25,8 @@ void append_uint(std::string& out, uint64_t v) {
 
 // Appends the shortest decimal that reads back as the same float; JSON has no NaN or infinity, so
 // those (which a probability never is) become null.
-void append_float(std::string& out, float v) {
+template <typename T>
+void append_real(std::string& out, T v) {
   if (!std::isfinite(v)) {
     out += "null";
     return;
@@ -34,6 +35,10 @@ void append_float(std::string& out, float v) {
   auto res = std::to_chars(buf, buf + sizeof buf, v);
   out.append(buf, res.ptr);
 }
+
+void append_float(std::string& out, float v) { append_real(out, v); }
+
+void append_double(std::string& out, double v) { append_real(out, v); }
 
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 

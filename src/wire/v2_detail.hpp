@@ -23,6 +23,8 @@ using json = nlohmann::json;
 void append_uint(std::string& out, uint64_t v);
 /// Appends the shortest decimal that reads back as the same float; null for NaN and infinities.
 void append_float(std::string& out, float v);
+/// The same for a double.
+void append_double(std::string& out, double v);
 /// Returns compact JSON, invalid UTF-8 replaced.
 std::string dump(const json& j);
 /// Returns at most 60 characters of `text`, control characters as '?', for messages.
