@@ -314,6 +314,35 @@ class V2ClientsTest(unittest.TestCase):
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertTrue(out.stdout.startswith(LABELS[int(p.argmax())] + "\t"), out.stdout)
 
+    def test_an_onnx_text_model_passes_through_the_validation_gate_like_fasttext(self):
+        # Labelled examples in fastText's format; the model's labels come from its labels file.
+        examples = [("order_status", "where is my order"), ("cancel", "cancel it please"),
+                    ("greet", "hello"), ("refund", "refund my money")]
+        path = os.path.join(self.tmp, "valid.txt")
+        with open(path, "w") as f:
+            for label, text in examples * 5:
+                f.write("__label__%s %s\n" % (label, text))
+        r = cli(self.ports, "validation", "set", "acme/pt", path)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = cli(self.ports, "snapshot", "validate", "acme/pt", "1", "--json")
+        self.assertIn(r.returncode, (0, 1), r.stderr)
+        report = json.loads(r.stdout)
+        # PyTorch's own accuracy on the same examples, tokenized the same way.
+        right = 0
+        for label, text in examples:
+            ids = torch.tensor([[VOCAB.index(w) if w in VOCAB else 0 for w in text.split()]])
+            with torch.no_grad():
+                right += LABELS[int(self.bag(ids).argmax())] == label
+        self.assertEqual(report["figures"]["candidate"]["examples"], 20)
+        self.assertAlmostEqual(report["figures"]["candidate"]["accuracy"], right / len(examples),
+                               places=6)
+        # A tensor model cannot be judged by texts: the gate says so.
+        r = cli(self.ports, "validation", "set", "acme/ranker", path)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = cli(self.ports, "snapshot", "validate", "acme/ranker", "1")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("tensor model", r.stderr)
+
     def test_http_bad_requests_are_4xx_with_a_reason(self):
         cases = [
             ({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 19], "data": [0] * 19}]},
