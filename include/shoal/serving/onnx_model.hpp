@@ -1,5 +1,7 @@
 // ONNX models (a ModelProto, as torch.onnx.export writes it), read with ONNX's own protobuf schema
-// and run by Shoal's own kernels (FP32 compute; sgemm from OpenBLAS for Gemm, MatMul and Conv).
+// and run by Shoal's own kernels (FP32 compute). Gemm and MatMul with constant weights run on the
+// weights packed once at load (AVX-512 or AVX2+FMA code, chosen by CPU detection: Debian's
+// OpenBLAS repacks the weights on every call); otherwise, and for Conv, OpenBLAS's sgemm.
 //
 // What is read: opsets 11 to 18 of the default domain; graph inputs, outputs and initializers of
 // FLOAT, DOUBLE, INT32, INT64 or BOOL; dynamic dims (dim_param, or no dim_value) on inputs. The
