@@ -42,13 +42,11 @@ model_host_actor::behavior_type model_host(model_host_actor::stateful_pointer<mo
       infer_result base;
       base.id = req.id;
       base.version = version;
-      auto done = [promise, base = std::move(base)](
-                      result<std::vector<tensor>> outputs) mutable {
+      auto done = [promise, base = std::move(base)](result<std::vector<tensor>> outputs) mutable {
         if (!outputs) {
-          promise.deliver(to_error(status(outputs.error().code(),
-                                          base.id.str() + " version " +
-                                              std::to_string(base.version) + ": " +
-                                              outputs.error().message())));
+          promise.deliver(to_error(status(
+              outputs.error().code(), base.id.str() + " version " + std::to_string(base.version) +
+                                          ": " + outputs.error().message())));
           return;
         }
         base.outputs = std::move(*outputs);

@@ -6,11 +6,11 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <caf/io/all.hpp>
 #include <caf/openssl/all.hpp>
 #include <cerrno>
-#include <algorithm>
-#include <atomic>
 #include <csignal>
 #include <cstring>
 #include <functional>

@@ -63,7 +63,8 @@ std::vector<std::string> split(const std::string& s, char sep) {
 }
 
 bool parse_cases(const std::string& file, std::vector<bench_case>* cases, std::string* error) {
-  const std::string dir = file.rfind('/') == std::string::npos ? "." : file.substr(0, file.rfind('/'));
+  const std::string dir =
+      file.rfind('/') == std::string::npos ? "." : file.substr(0, file.rfind('/'));
   std::ifstream in(file);
   if (!in) {
     *error = "cannot read the cases file " + file + " (bench/onnx_bench.py writes it)";
@@ -74,7 +75,8 @@ bool parse_cases(const std::string& file, std::vector<bench_case>* cases, std::s
     if (line.empty() || line[0] == '#') continue;
     auto f = split(line, '\t');
     if (f.size() != 7) {
-      *error = "a line of " + file + " has " + std::to_string(f.size()) + " fields, 7 expected: " + line;
+      *error =
+          "a line of " + file + " has " + std::to_string(f.size()) + " fields, 7 expected: " + line;
       return false;
     }
     bench_case c;
@@ -192,39 +194,49 @@ int main(int argc, char** argv) {
   for (const auto& c : cases) {
     auto m = models[c.model_path];
     const bench_case* cp = &c;
-    benchmark::RegisterBenchmark(("run/" + c.name).c_str(), [m, cp](benchmark::State& state) {
-      const std::vector<shoal::tensor> inputs = {cp->input};  // as ONNX Runtime's feeds: made once
-      const std::vector<std::string> want;
-      timed_loop(state, [&] {
-        auto out = m->run(inputs, want);
-        benchmark::DoNotOptimize(out);
-      });
-    })->UseManualTime()->MinTime(seconds);
+    benchmark::RegisterBenchmark(("run/" + c.name).c_str(),
+                                 [m, cp](benchmark::State& state) {
+                                   const std::vector<shoal::tensor> inputs = {
+                                       cp->input};  // as ONNX Runtime's feeds: made once
+                                   const std::vector<std::string> want;
+                                   timed_loop(state, [&] {
+                                     auto out = m->run(inputs, want);
+                                     benchmark::DoNotOptimize(out);
+                                   });
+                                 })
+        ->UseManualTime()
+        ->MinTime(seconds);
   }
   for (const auto& [path, c] : first_case) {
     const std::string model_name = c->name.substr(0, c->name.find('/'));
     if (model_name.find('_') != std::string::npos)
       continue;  // a baseline of ONNX Runtime's per-call cost (NAME_identity, NAME_slice)
     const std::string bytes = read_file(path);
-    benchmark::RegisterBenchmark(("load/" + model_name).c_str(), [bytes](benchmark::State& state) {
-      timed_loop(state, [&] {
-        auto m = shoal::load_onnx(bytes);
-        if (!m) state.SkipWithError(m.error().to_string().c_str());
-        benchmark::DoNotOptimize(m);
-      });
-    })->UseManualTime()->MinTime(seconds / 2);
+    benchmark::RegisterBenchmark(("load/" + model_name).c_str(),
+                                 [bytes](benchmark::State& state) {
+                                   timed_loop(state, [&] {
+                                     auto m = shoal::load_onnx(bytes);
+                                     if (!m) state.SkipWithError(m.error().to_string().c_str());
+                                     benchmark::DoNotOptimize(m);
+                                   });
+                                 })
+        ->UseManualTime()
+        ->MinTime(seconds / 2);
     // From the file on disk (in the page cache after the first read) to the first answer.
-    benchmark::RegisterBenchmark(("cold/" + model_name).c_str(), [c](benchmark::State& state) {
-      timed_loop(state, [&] {
-        auto m = shoal::load_onnx(read_file(c->model_path));
-        if (!m) {
-          state.SkipWithError(m.error().to_string().c_str());
-          return;
-        }
-        auto out = (*m)->run({c->input}, {});
-        benchmark::DoNotOptimize(out);
-      });
-    })->UseManualTime()->MinTime(seconds / 2);
+    benchmark::RegisterBenchmark(("cold/" + model_name).c_str(),
+                                 [c](benchmark::State& state) {
+                                   timed_loop(state, [&] {
+                                     auto m = shoal::load_onnx(read_file(c->model_path));
+                                     if (!m) {
+                                       state.SkipWithError(m.error().to_string().c_str());
+                                       return;
+                                     }
+                                     auto out = (*m)->run({c->input}, {});
+                                     benchmark::DoNotOptimize(out);
+                                   });
+                                 })
+        ->UseManualTime()
+        ->MinTime(seconds / 2);
   }
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

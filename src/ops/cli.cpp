@@ -54,9 +54,9 @@ constexpr option_spec option_table[] = {
     {"--to", true},    {"--jobs", true},    {"--key", true},    {"--user", true},
     {"--tag", true},   {"--metrics", true}, {"--source", true}, {"--force", false},
     {"--share", true}, {"--stop", false},   {"--k", true},      {"--version", true},
-    {"--json", false}, {"--help", false},   {"-h", false},
-    {"--tokenizer", true}, {"--vocab", true}, {"--labels", true}, {"--scores", true},
-    {"--max-tokens", true}, {"--unk", true}, {"--cased", false},
+    {"--json", false}, {"--help", false},   {"-h", false},      {"--tokenizer", true},
+    {"--vocab", true}, {"--labels", true},  {"--scores", true}, {"--max-tokens", true},
+    {"--unk", true},   {"--cased", false},
 };
 
 const option_spec* find_option(std::string_view name) {
@@ -762,20 +762,22 @@ result<std::string> read_file(const std::string& path, const char* what = "model
 // The push of `bytes` as the command line asks: label, note and registry metadata (the
 // --metrics file read and checked here, so a bad one costs no upload).
 result<push_request> make_push(const cli_command& c, model_id id, std::string bytes) {
-  const bool front_end = !c.text_front_end.empty() || !c.vocab_file.empty() ||
-                         !c.labels_file.empty();
+  const bool front_end =
+      !c.text_front_end.empty() || !c.vocab_file.empty() || !c.labels_file.empty();
   if (front_end) {
     // An ONNX model with a text front end: the vocabulary and labels go inside the file (as
     // metadata_props), checked here so a bad one costs no upload.
     if (!looks_like_onnx(bytes)) {
-      return status::invalid_argument("--tokenizer, --vocab and --labels give an ONNX model a "
-                                      "text front end, but " + shown(c.file) +
-                                      " is not an ONNX model");
+      return status::invalid_argument(
+          "--tokenizer, --vocab and --labels give an ONNX model a "
+          "text front end, but " +
+          shown(c.file) + " is not an ONNX model");
     }
     if (c.vocab_file.empty() || c.labels_file.empty() ||
         c.text_front_end.count("shoal.tokenizer") == 0) {
       return status::invalid_argument(
-          "a text front end needs --tokenizer whitespace|wordpiece, --vocab FILE and --labels FILE");
+          "a text front end needs --tokenizer whitespace|wordpiece, --vocab FILE and --labels "
+          "FILE");
     }
     auto props = c.text_front_end;
     auto vocab = read_file(c.vocab_file, "vocabulary");
@@ -1254,7 +1256,8 @@ std::string cli_help(const std::string& name) {
                "the\n"
                "model's next version and prints its number. The node checks the model before "
                "storing\n"
-               "it (an ONNX model with an operator Shoal does not run is refused, naming it). The first version of a model\n"
+               "it (an ONNX model with an operator Shoal does not run is refused, naming it). The "
+               "first version of a model\n"
                "becomes production. With --label production and a validation set, the new version\n"
                "must pass the validation gate (see 'shoal snapshot promote --help'); if it does "
                "not,\n"

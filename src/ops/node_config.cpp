@@ -267,7 +267,8 @@ status set_field(node_config& cfg, const std::string& key, const std::string& va
   }
   return status::invalid_argument(
       what + ": unknown setting '" + key +
-      "' (known: data_dir, host, http_port, zmq_port, grpc_port, cluster_port, data_port, name, http_threads, "
+      "' (known: data_dir, host, http_port, zmq_port, grpc_port, cluster_port, data_port, name, "
+      "http_threads, "
       "max_body_bytes, max_push_bytes, request_timeout_ms, max_batch, max_in_flight, "
       "micro_batch_texts, max_queue_ms, log_format, "
       "drain_timeout_ms, keys_file, tenant_limits, tenant_limits.TENANT, model_memory_mb, "
@@ -375,13 +376,18 @@ result<node_command> parse_node_args(const std::vector<std::string>& args) {
     }
   }
   static const std::pair<const char*, const char*> flags[] = {
-      {"--data-dir", "data_dir"},         {"--host", "host"},
-      {"--http-port", "http_port"},       {"--zmq-port", "zmq_port"},
+      {"--data-dir", "data_dir"},
+      {"--host", "host"},
+      {"--http-port", "http_port"},
+      {"--zmq-port", "zmq_port"},
       {"--grpc-port", "grpc_port"},
-      {"--cluster-port", "cluster_port"}, {"--data-port", "data_port"},
+      {"--cluster-port", "cluster_port"},
+      {"--data-port", "data_port"},
       {"--name", "name"},
-      {"--http-threads", "http_threads"}, {"--request-timeout-ms", "request_timeout_ms"},
-      {"--max-body-bytes", "max_body_bytes"}, {"--max-push-bytes", "max_push_bytes"},
+      {"--http-threads", "http_threads"},
+      {"--request-timeout-ms", "request_timeout_ms"},
+      {"--max-body-bytes", "max_body_bytes"},
+      {"--max-push-bytes", "max_push_bytes"},
       {"--keys-file", "keys_file"},
       {"--max-in-flight", "max_in_flight"},
       {"--micro-batch-texts", "micro_batch_texts"},
@@ -390,9 +396,11 @@ result<node_command> parse_node_args(const std::vector<std::string>& args) {
       {"--log-format", "log_format"},
       {"--model-memory-mb", "model_memory_mb"},
       {"--keep-replaced-warm-s", "keep_replaced_warm_s"},
-      {"--seeds", "seeds"},               {"--cluster-secret-file", "cluster_secret_file"},
+      {"--seeds", "seeds"},
+      {"--cluster-secret-file", "cluster_secret_file"},
       {"--advertise-host", "advertise_host"},
-      {"--gossip-interval-ms", "gossip_interval_ms"}, {"--phi-threshold", "phi_threshold"},
+      {"--gossip-interval-ms", "gossip_interval_ms"},
+      {"--phi-threshold", "phi_threshold"},
       {"--probe-timeout-ms", "probe_timeout_ms"},
       {"--indirect-probe-timeout-ms", "indirect_probe_timeout_ms"},
       {"--indirect-probes", "indirect_probes"},

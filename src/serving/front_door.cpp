@@ -341,13 +341,13 @@ void front_door::answer_inline(const std::shared_ptr<const model>& m, uint32_t v
     if (batch_texts == 0 || !micro_batcher::batchable(req.inputs)) {
       return done(outcome_of(answer_tensors(*m, req, version)));
     }
-    auto answer = [done = std::move(done), base = std::move(base)](
-                      result<std::vector<tensor>> outputs) mutable {
+    auto answer = [done = std::move(done),
+                   base = std::move(base)](result<std::vector<tensor>> outputs) mutable {
       if (!outputs) {
         const auto& a = base.answer;
-        return done(outcome_of(status(outputs.error().code(),
-                                      a.id.str() + " version " + std::to_string(a.version) +
-                                          ": " + outputs.error().message())));
+        return done(outcome_of(status(outputs.error().code(), a.id.str() + " version " +
+                                                                  std::to_string(a.version) + ": " +
+                                                                  outputs.error().message())));
       }
       base.answer.outputs = std::move(*outputs);
       done(std::move(base));

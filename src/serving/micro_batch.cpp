@@ -194,8 +194,7 @@ void micro_batcher::run(tensor_group& g) {
     for (size_t j = 0; j < stacked.size(); ++j) {
       const tensor& more = g.requests[i].inputs[j];
       stacked[j].data += more.data;
-      stacked[j].strings.insert(stacked[j].strings.end(), more.strings.begin(),
-                                more.strings.end());
+      stacked[j].strings.insert(stacked[j].strings.end(), more.strings.begin(), more.strings.end());
     }
   }
   auto all = g.m->run(stacked, g.outputs);

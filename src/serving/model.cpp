@@ -1,10 +1,10 @@
 #include "shoal/serving/model.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include "shoal/serving/api.hpp"
 #include "shoal/serving/fasttext_model.hpp"
 #include "shoal/serving/onnx_model.hpp"
-
-#include <nlohmann/json.hpp>
 
 namespace shoal {
 
@@ -50,8 +50,9 @@ status check_fits(const model& m, const infer_request& req, uint32_t version) {
   const std::string what = req.id.str() + " version " + std::to_string(version) + " is " +
                            (m.format() == "onnx" ? "an ONNX" : "a " + m.format()) + " model";
   if (tensors) {
-    return status::invalid_argument(what + " that answers texts: send one BYTES input named "
-                                           "text (its outputs are labels and scores)");
+    return status::invalid_argument(what +
+                                    " that answers texts: send one BYTES input named "
+                                    "text (its outputs are labels and scores)");
   }
   return status::invalid_argument(what + " that takes tensors: " + specs_text(m.inputs()) +
                                   "; send each as an input by name");
@@ -88,9 +89,9 @@ infer_request warm_up_request(const model_id& id, uint32_t version,
   r.id = id;
   r.version = version;
   const auto sig = nlohmann::json::parse(signature_json, nullptr, false);
-  const nlohmann::json* inputs = sig.is_object() && sig.contains("inputs") && sig["inputs"].is_array()
-                                     ? &sig["inputs"]
-                                     : nullptr;
+  const nlohmann::json* inputs =
+      sig.is_object() && sig.contains("inputs") && sig["inputs"].is_array() ? &sig["inputs"]
+                                                                            : nullptr;
   const bool text = inputs == nullptr || inputs->empty() ||
                     (inputs->size() == 1 && (*inputs)[0].value("name", "") == "text");
   if (text) {

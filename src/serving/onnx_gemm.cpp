@@ -17,11 +17,12 @@ constexpr int64_t k_panel = 16;
 // y rows [R][16] (row stride ldy) (+)= a rows [R][K] (row stride lda) x one packed panel [K][16].
 template <int R>
 __attribute__((target("avx512f"))) void panel_avx512(const float* a, int64_t lda, const float* b,
-                                                      int64_t K, float* y, int64_t ldy,
-                                                      bool accumulate) {
+                                                     int64_t K, float* y, int64_t ldy,
+                                                     bool accumulate) {
   __m512 c[R];
 #pragma GCC unroll 8
-  for (int r = 0; r < R; ++r) c[r] = accumulate ? _mm512_loadu_ps(y + r * ldy) : _mm512_setzero_ps();
+  for (int r = 0; r < R; ++r)
+    c[r] = accumulate ? _mm512_loadu_ps(y + r * ldy) : _mm512_setzero_ps();
   for (int64_t k = 0; k < K; ++k) {
     const __m512 bv = _mm512_loadu_ps(b + k * k_panel);
 #pragma GCC unroll 8
@@ -35,8 +36,8 @@ __attribute__((target("avx512f"))) void panel_avx512(const float* a, int64_t lda
 // FMAs, so the FMA units rather than the loads set the pace.
 template <int R>
 __attribute__((target("avx512f"))) void panel2_avx512(const float* a, int64_t lda, const float* b,
-                                                       int64_t K, float* y, int64_t ldy,
-                                                       bool accumulate) {
+                                                      int64_t K, float* y, int64_t ldy,
+                                                      bool accumulate) {
   __m512 c0[R], c1[R];
   const float* b1 = b + K * k_panel;
 #pragma GCC unroll 8
@@ -62,8 +63,8 @@ __attribute__((target("avx512f"))) void panel2_avx512(const float* a, int64_t ld
 
 template <int R>
 __attribute__((target("avx2,fma"))) void panel_avx2(const float* a, int64_t lda, const float* b,
-                                                     int64_t K, float* y, int64_t ldy,
-                                                     bool accumulate) {
+                                                    int64_t K, float* y, int64_t ldy,
+                                                    bool accumulate) {
   __m256 lo[R], hi[R];
 #pragma GCC unroll 4
   for (int r = 0; r < R; ++r) {
@@ -97,8 +98,9 @@ panel_fn panel_of(int isa) {
 // a 16-wide copy of y so the kernels never touch bytes past the row.
 void run_panel(int isa, const float* a, int64_t K, const float* b, float* y, int64_t N,
                int64_t rows, int64_t cols, bool accumulate) {
-  static const panel_fn avx512[8] = {panel_of<1>(2), panel_of<2>(2), panel_of<3>(2), panel_of<4>(2),
-                                     panel_of<5>(2), panel_of<6>(2), panel_of<7>(2), panel_of<8>(2)};
+  static const panel_fn avx512[8] = {panel_of<1>(2), panel_of<2>(2), panel_of<3>(2),
+                                     panel_of<4>(2), panel_of<5>(2), panel_of<6>(2),
+                                     panel_of<7>(2), panel_of<8>(2)};
   static const panel_fn avx2[4] = {panel_of<1>(1), panel_of<2>(1), panel_of<3>(1), panel_of<4>(1)};
   const int64_t step = isa == 2 ? 8 : 4;
   for (int64_t r0 = 0; r0 < rows; r0 += step) {

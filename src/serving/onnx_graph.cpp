@@ -18,12 +18,18 @@ constexpr int k_max_opset = 18;
 
 std::optional<data_type> type_of(int32_t onnx_type) {
   switch (onnx_type) {
-    case onnx::TensorProto_DataType_FLOAT: return data_type::fp32;
-    case onnx::TensorProto_DataType_DOUBLE: return data_type::fp64;
-    case onnx::TensorProto_DataType_INT32: return data_type::int32;
-    case onnx::TensorProto_DataType_INT64: return data_type::int64;
-    case onnx::TensorProto_DataType_BOOL: return data_type::boolean;
-    default: return std::nullopt;
+    case onnx::TensorProto_DataType_FLOAT:
+      return data_type::fp32;
+    case onnx::TensorProto_DataType_DOUBLE:
+      return data_type::fp64;
+    case onnx::TensorProto_DataType_INT32:
+      return data_type::int32;
+    case onnx::TensorProto_DataType_INT64:
+      return data_type::int64;
+    case onnx::TensorProto_DataType_BOOL:
+      return data_type::boolean;
+    default:
+      return std::nullopt;
   }
 }
 
@@ -41,12 +47,15 @@ void copy_typed(const R& field, std::vector<unsigned char>* out) {
 }
 
 // Reads a TensorProto (an initializer or a Constant's value) into a blob. `what` names it.
-result<std::shared_ptr<const blob>> read_tensor(const onnx::TensorProto& t, const std::string& what) {
+result<std::shared_ptr<const blob>> read_tensor(const onnx::TensorProto& t,
+                                                const std::string& what) {
   if (t.data_location() == onnx::TensorProto_DataLocation_EXTERNAL || t.external_data_size() > 0)
     return status::invalid_argument(
-        what + ": weights stored outside the file (external data) are not supported; export "
-               "the model with its weights inside the .onnx file");
-  if (t.has_segment()) return status::invalid_argument(what + ": segmented tensors are not supported");
+        what +
+        ": weights stored outside the file (external data) are not supported; export "
+        "the model with its weights inside the .onnx file");
+  if (t.has_segment())
+    return status::invalid_argument(what + ": segmented tensors are not supported");
   auto type = type_of(t.data_type());
   if (!type)
     return status::invalid_argument(what + " is " + onnx_type_name(t.data_type()) +
@@ -97,22 +106,24 @@ result<std::shared_ptr<const blob>> read_tensor(const onnx::TensorProto& t, cons
         given = size_t(t.int64_data_size());
         if (given == *n) copy_typed<int64_t>(t.int64_data(), &b->bytes);
         break;
-      case data_type::bytes: break;
+      case data_type::bytes:
+        break;
     }
     if (given == *n) return std::shared_ptr<const blob>(std::move(b));
   }
-  return status::invalid_argument(
-      what + ": its dims " + shape_text(b->shape) + " need " + std::to_string(*n) +
-      " elements, its data holds " +
-      (given == size_t(-1) ? std::to_string(t.raw_data().size()) + " bytes"
-                           : std::to_string(given) + " elements"));
+  return status::invalid_argument(what + ": its dims " + shape_text(b->shape) + " need " +
+                                  std::to_string(*n) + " elements, its data holds " +
+                                  (given == size_t(-1)
+                                       ? std::to_string(t.raw_data().size()) + " bytes"
+                                       : std::to_string(given) + " elements"));
 }
 
 result<graph_io> read_io(const onnx::ValueInfoProto& v, bool is_input) {
   const std::string what = std::string(is_input ? "input" : "output") + " '" + v.name() + "'";
   if (!v.type().has_tensor_type())
-    return status::invalid_argument(what + " is not a tensor (sequences, maps and optionals are "
-                                           "not supported)");
+    return status::invalid_argument(what +
+                                    " is not a tensor (sequences, maps and optionals are "
+                                    "not supported)");
   const auto& tt = v.type().tensor_type();
   auto type = type_of(tt.elem_type());
   if (!type)
@@ -123,8 +134,9 @@ result<graph_io> read_io(const onnx::ValueInfoProto& v, bool is_input) {
   io.spec.type = *type;
   if (!tt.has_shape()) {
     if (is_input)
-      return status::invalid_argument(what + " declares no shape: Shoal needs the rank of every "
-                                             "input (export with input shapes)");
+      return status::invalid_argument(what +
+                                      " declares no shape: Shoal needs the rank of every "
+                                      "input (export with input shapes)");
     return io;  // the plan gives it
   }
   for (const auto& d : tt.shape().dim()) {
@@ -142,9 +154,18 @@ result<graph_io> read_io(const onnx::ValueInfoProto& v, bool is_input) {
 result<attribute> read_attribute(const onnx::AttributeProto& a, const std::string& what) {
   attribute r;
   switch (a.type()) {
-    case onnx::AttributeProto_AttributeType_FLOAT: r.k = attribute::kind::f; r.f = a.f(); break;
-    case onnx::AttributeProto_AttributeType_INT: r.k = attribute::kind::i; r.i = a.i(); break;
-    case onnx::AttributeProto_AttributeType_STRING: r.k = attribute::kind::s; r.s = a.s(); break;
+    case onnx::AttributeProto_AttributeType_FLOAT:
+      r.k = attribute::kind::f;
+      r.f = a.f();
+      break;
+    case onnx::AttributeProto_AttributeType_INT:
+      r.k = attribute::kind::i;
+      r.i = a.i();
+      break;
+    case onnx::AttributeProto_AttributeType_STRING:
+      r.k = attribute::kind::s;
+      r.s = a.s();
+      break;
     case onnx::AttributeProto_AttributeType_FLOATS:
       r.k = attribute::kind::floats;
       r.floats.assign(a.floats().begin(), a.floats().end());
@@ -160,7 +181,9 @@ result<attribute> read_attribute(const onnx::AttributeProto& a, const std::strin
       r.t = *t;
       break;
     }
-    default: r.k = attribute::kind::other; break;
+    default:
+      r.k = attribute::kind::other;
+      break;
   }
   return r;
 }
@@ -228,11 +251,10 @@ result<std::shared_ptr<const graph>> read_graph(std::string_view bytes) {
   if (!have_opset)
     return status::invalid_argument("the ONNX model imports no opset of the default domain");
   if (g->opset < k_min_opset || g->opset > k_max_opset)
-    return status::invalid_argument("ONNX opset " + std::to_string(g->opset) +
-                                    " is not supported: Shoal runs opsets " +
-                                    std::to_string(k_min_opset) + " to " +
-                                    std::to_string(k_max_opset) +
-                                    " (export with opset_version between them)");
+    return status::invalid_argument(
+        "ONNX opset " + std::to_string(g->opset) + " is not supported: Shoal runs opsets " +
+        std::to_string(k_min_opset) + " to " + std::to_string(k_max_opset) +
+        " (export with opset_version between them)");
   for (const auto& p : m.metadata_props()) {
     if (g->metadata.count(p.key()))
       return status::invalid_argument("metadata_props key '" + p.key() + "' is given twice");

@@ -142,8 +142,8 @@ status onnx_model::execute(run_scratch& s, const plan** used, std::unique_ptr<pl
     if (!kept) *own = std::move(*built);  // the cache is full: this call's plan only
   }
   if (!s.reserve(p->arena_bytes))
-    return status::resource_exhausted("cannot allocate " + onnx_exec::bytes_text(double(p->arena_bytes)) +
-                                      " of working memory");
+    return status::resource_exhausted(
+        "cannot allocate " + onnx_exec::bytes_text(double(p->arena_bytes)) + " of working memory");
   s.ptr.resize(std::max(s.ptr.size(), p->values.size()));
   *used = p;
   return onnx_exec::run_plan(*p, s.inputs.data(), s.arena, s.ptr.data());
@@ -186,7 +186,8 @@ result<std::vector<tensor>> onnx_model::run(const std::vector<tensor>& given,
     size_t i = 0;
     while (i < ins.size() && ins[i].spec.name != t.name) ++i;
     if (i == ins.size())
-      return status::invalid_argument("unknown input '" + t.name + "' (the model takes " + takes() + ")");
+      return status::invalid_argument("unknown input '" + t.name + "' (the model takes " + takes() +
+                                      ")");
     if (by_input[i]) return status::invalid_argument("input '" + t.name + "' is given twice");
     by_input[i] = &t;
   }
@@ -206,10 +207,10 @@ result<std::vector<tensor>> onnx_model::run(const std::vector<tensor>& given,
         for (size_t e = 0; e < ins[j].dim_names.size(); ++e) {
           if ((j == i && e >= d) || ins[j].dim_names[e] != name) continue;
           if (by_input[i]->shape[d] != by_input[j]->shape[e])
-            return status::invalid_argument(
-                "inputs '" + ins[j].spec.name + "' and '" + ins[i].spec.name +
-                "' must agree on dimension '" + name + "': got " + shape_text(by_input[j]->shape) +
-                " and " + shape_text(by_input[i]->shape));
+            return status::invalid_argument("inputs '" + ins[j].spec.name + "' and '" +
+                                            ins[i].spec.name + "' must agree on dimension '" +
+                                            name + "': got " + shape_text(by_input[j]->shape) +
+                                            " and " + shape_text(by_input[i]->shape));
         }
       }
     }
@@ -225,7 +226,8 @@ result<std::vector<tensor>> onnx_model::run(const std::vector<tensor>& given,
       if (o == g_->outputs.size()) {
         std::string gives;
         for (const auto& out : g_->outputs) gives += (gives.empty() ? "" : ", ") + out.spec.name;
-        return status::invalid_argument("unknown output '" + w + "' (the model gives " + gives + ")");
+        return status::invalid_argument("unknown output '" + w + "' (the model gives " + gives +
+                                        ")");
       }
       picked.push_back(o);
     }
@@ -309,7 +311,8 @@ std::vector<prediction> onnx_model::predict(std::string_view text, size_t k) con
     case onnx_text_front_end::score_kind::log_probabilities:
       for (float& x : s.scores) x = std::exp(x);
       break;
-    case onnx_text_front_end::score_kind::probabilities: break;
+    case onnx_text_front_end::score_kind::probabilities:
+      break;
   }
   k = std::min(k, n);
   s.order.resize(n);
@@ -333,10 +336,21 @@ std::vector<prediction> onnx_model::predict(std::string_view text, size_t k) con
 // The top-level fields of ModelProto and their wire types (0 varint, 2 length-delimited).
 int model_proto_wire_type(uint64_t field) {
   switch (field) {
-    case 1: case 5: return 0;                  // ir_version, model_version
-    case 2: case 3: case 4: case 6: case 7:    // producer, version, domain, doc, graph
-    case 8: case 14: case 20: case 25: return 2;  // opset_import, metadata, training, functions
-    default: return -1;
+    case 1:
+    case 5:
+      return 0;  // ir_version, model_version
+    case 2:
+    case 3:
+    case 4:
+    case 6:
+    case 7:  // producer, version, domain, doc, graph
+    case 8:
+    case 14:
+    case 20:
+    case 25:
+      return 2;  // opset_import, metadata, training, functions
+    default:
+      return -1;
   }
 }
 
@@ -386,13 +400,14 @@ result<std::shared_ptr<const model>> load_onnx(std::string_view bytes) {
     if (!f) return status::invalid_argument("the model's text front end: " + f.error().message());
     text = std::move(*f);
     if (gr.inputs.size() != 1)
-      return status::invalid_argument("a text model must have one input (token ids [batch, seq]), this one has " +
-                                      std::to_string(gr.inputs.size()));
+      return status::invalid_argument(
+          "a text model must have one input (token ids [batch, seq]), this one has " +
+          std::to_string(gr.inputs.size()));
     const auto& in = gr.inputs[0].spec;
     if ((in.type != data_type::int64 && in.type != data_type::int32) || in.shape.size() != 2)
-      return status::invalid_argument("a text model's input must be INT64 or INT32 [batch, seq], '" +
-                                      in.name + "' is " + v2_datatype_name(in.type) + " " +
-                                      shape_text(in.shape));
+      return status::invalid_argument(
+          "a text model's input must be INT64 or INT32 [batch, seq], '" + in.name + "' is " +
+          v2_datatype_name(in.type) + " " + shape_text(in.shape));
     if (in.shape[1] >= 0 || in.shape[0] > 1)
       return status::invalid_argument(
           "a text model's input must be [batch, seq] with a dynamic seq dim; '" + in.name +
@@ -414,11 +429,12 @@ result<std::shared_ptr<const model>> load_onnx(std::string_view bytes) {
     const size_t labels = text->labels().size();
     if (out.shape.size() != 2 || out.shape[1] != int64_t(labels) ||
         (out.type != data_type::fp32 && out.type != data_type::fp64))
-      return status::invalid_argument(
-          "the model's first output '" + gr.outputs[0].spec.name + "' is " +
-          v2_datatype_name(out.type) + " " + shape_text(out.shape) +
-          " at batch 1, but shoal.labels has " + std::to_string(labels) +
-          " labels: a text model's first output must be FP32 [batch, " + std::to_string(labels) + "]");
+      return status::invalid_argument("the model's first output '" + gr.outputs[0].spec.name +
+                                      "' is " + v2_datatype_name(out.type) + " " +
+                                      shape_text(out.shape) + " at batch 1, but shoal.labels has " +
+                                      std::to_string(labels) +
+                                      " labels: a text model's first output must be FP32 [batch, " +
+                                      std::to_string(labels) + "]");
   }
   auto m = std::make_shared<onnx_model>(*g, text);
   m->adopt(std::move(*base));
@@ -429,8 +445,9 @@ result<std::shared_ptr<const model>> load_onnx(std::string_view bytes) {
       s.ids.assign(1, id);
       s.ids32.assign(1, int32_t(id));
       s.id_shape.assign({1, 1});
-      s.inputs.assign(1, gr.inputs[0].spec.type == data_type::int32 ? static_cast<const void*>(s.ids32.data())
-                                                                     : s.ids.data());
+      s.inputs.assign(1, gr.inputs[0].spec.type == data_type::int32
+                             ? static_cast<const void*>(s.ids32.data())
+                             : s.ids.data());
       s.shapes.assign(1, &s.id_shape);
       const plan* p = nullptr;
       std::unique_ptr<plan> own;

@@ -15,7 +15,8 @@
 namespace shoal::onnx_exec {
 namespace {
 
-// ---- broadcasting --------------------------------------------------------------------------------
+// ---- broadcasting
+// --------------------------------------------------------------------------------
 
 // Encodes the loop over `out` reading each operand (numpy broadcasting) into p: rank, dims, then
 // each operand's element strides per dim (0 where it is broadcast). Size-1 dims are dropped and
@@ -90,11 +91,27 @@ void broadcast_loop(const int64_t* p, F&& inner) {
   }
 }
 
-// ---- elementwise binary ----------------------------------------------------------------------------
+// ---- elementwise binary
+// ----------------------------------------------------------------------------
 
-struct add_op { template <class T> static T f(T a, T b) { return a + b; } };
-struct sub_op { template <class T> static T f(T a, T b) { return a - b; } };
-struct mul_op { template <class T> static T f(T a, T b) { return a * b; } };
+struct add_op {
+  template <class T>
+  static T f(T a, T b) {
+    return a + b;
+  }
+};
+struct sub_op {
+  template <class T>
+  static T f(T a, T b) {
+    return a - b;
+  }
+};
+struct mul_op {
+  template <class T>
+  static T f(T a, T b) {
+    return a * b;
+  }
+};
 struct div_op {
   template <class T>
   static T f(T a, T b) {
@@ -111,18 +128,38 @@ struct pow_op {
     if constexpr (std::is_integral_v<T>) {
       if (b < 0) return a == 1 ? 1 : 0;
       T r = 1;
-      for (T i = 0; i < b && i < 64; ++i) r = T(std::make_unsigned_t<T>(r) * std::make_unsigned_t<T>(a));
+      for (T i = 0; i < b && i < 64; ++i)
+        r = T(std::make_unsigned_t<T>(r) * std::make_unsigned_t<T>(a));
       return r;
     } else {
       return std::pow(a, b);
     }
   }
 };
-struct eq_op { template <class T> static bool f(T a, T b) { return a == b; } };
-struct gt_op { template <class T> static bool f(T a, T b) { return a > b; } };
-struct lt_op { template <class T> static bool f(T a, T b) { return a < b; } };
-struct and_op { static bool f(bool a, bool b) { return a && b; } };
-struct or_op { static bool f(bool a, bool b) { return a || b; } };
+struct eq_op {
+  template <class T>
+  static bool f(T a, T b) {
+    return a == b;
+  }
+};
+struct gt_op {
+  template <class T>
+  static bool f(T a, T b) {
+    return a > b;
+  }
+};
+struct lt_op {
+  template <class T>
+  static bool f(T a, T b) {
+    return a < b;
+  }
+};
+struct and_op {
+  static bool f(bool a, bool b) { return a && b; }
+};
+struct or_op {
+  static bool f(bool a, bool b) { return a || b; }
+};
 
 template <class T, class R, class F>
 status binary_kernel(const step& s, const value*, void* const* ptr, void*) {
@@ -162,11 +199,16 @@ template <class F, bool compare>
 kernel pick_binary(data_type t) {
   using B = std::conditional_t<compare, bool, void>;
   switch (t) {
-    case data_type::fp32: return binary_kernel<float, std::conditional_t<compare, B, float>, F>;
-    case data_type::fp64: return binary_kernel<double, std::conditional_t<compare, B, double>, F>;
-    case data_type::int32: return binary_kernel<int32_t, std::conditional_t<compare, B, int32_t>, F>;
-    case data_type::int64: return binary_kernel<int64_t, std::conditional_t<compare, B, int64_t>, F>;
-    default: return nullptr;
+    case data_type::fp32:
+      return binary_kernel<float, std::conditional_t<compare, B, float>, F>;
+    case data_type::fp64:
+      return binary_kernel<double, std::conditional_t<compare, B, double>, F>;
+    case data_type::int32:
+      return binary_kernel<int32_t, std::conditional_t<compare, B, int32_t>, F>;
+    case data_type::int64:
+      return binary_kernel<int64_t, std::conditional_t<compare, B, int64_t>, F>;
+    default:
+      return nullptr;
   }
 }
 
@@ -201,11 +243,13 @@ status prepare_binary(op_ctx& c) {
   if (compare && std::is_same_v<F, eq_op> && c.in(0).type == data_type::boolean) {
     c.st().fn = binary_kernel<bool, bool, eq_op>;
   } else {
-    SHOAL_RETURN_IF_ERROR(c.need_type(
-        0, {data_type::fp32, data_type::fp64, data_type::int32, data_type::int64}));
+    SHOAL_RETURN_IF_ERROR(
+        c.need_type(0, {data_type::fp32, data_type::fp64, data_type::int32, data_type::int64}));
     c.st().fn = pick_binary<F, compare>(c.in(0).type);
-    if (std::is_same_v<F, div_op> && c.in(0).type == data_type::int32) c.st().fn = int_div_kernel<int32_t>;
-    if (std::is_same_v<F, div_op> && c.in(0).type == data_type::int64) c.st().fn = int_div_kernel<int64_t>;
+    if (std::is_same_v<F, div_op> && c.in(0).type == data_type::int32)
+      c.st().fn = int_div_kernel<int32_t>;
+    if (std::is_same_v<F, div_op> && c.in(0).type == data_type::int64)
+      c.st().fn = int_div_kernel<int64_t>;
   }
   return prepare_broadcast(c, 2, compare ? data_type::boolean : c.in(0).type);
 }
@@ -237,22 +281,57 @@ status prepare_where(op_ctx& c) {
   SHOAL_RETURN_IF_ERROR(c.need_type(0, {data_type::boolean}));
   if (c.in(1).type != c.in(2).type) return c.fail("X and Y must have one type");
   switch (element_size(c.in(1).type)) {
-    case 1: c.st().fn = where_kernel<uint8_t>; break;
-    case 4: c.st().fn = where_kernel<uint32_t>; break;
-    default: c.st().fn = where_kernel<uint64_t>; break;
+    case 1:
+      c.st().fn = where_kernel<uint8_t>;
+      break;
+    case 4:
+      c.st().fn = where_kernel<uint32_t>;
+      break;
+    default:
+      c.st().fn = where_kernel<uint64_t>;
+      break;
   }
   return prepare_broadcast(c, 3, c.in(1).type);
 }
 
-// ---- elementwise unary -----------------------------------------------------------------------------
+// ---- elementwise unary
+// -----------------------------------------------------------------------------
 
-struct relu_op { template <class T> static T f(T x, float) { return x < T(0) ? T(0) : x; } };
-struct leaky_relu_op { template <class T> static T f(T x, float a) { return x < T(0) ? T(a) * x : x; } };
-struct sigmoid_op { template <class T> static T f(T x, float) { return T(1) / (T(1) + std::exp(-x)); } };
-struct tanh_op { template <class T> static T f(T x, float) { return std::tanh(x); } };
-struct erf_op { template <class T> static T f(T x, float) { return std::erf(x); } };
+struct relu_op {
+  template <class T>
+  static T f(T x, float) {
+    return x < T(0) ? T(0) : x;
+  }
+};
+struct leaky_relu_op {
+  template <class T>
+  static T f(T x, float a) {
+    return x < T(0) ? T(a) * x : x;
+  }
+};
+struct sigmoid_op {
+  template <class T>
+  static T f(T x, float) {
+    return T(1) / (T(1) + std::exp(-x));
+  }
+};
+struct tanh_op {
+  template <class T>
+  static T f(T x, float) {
+    return std::tanh(x);
+  }
+};
+struct erf_op {
+  template <class T>
+  static T f(T x, float) {
+    return std::erf(x);
+  }
+};
 struct gelu_op {
-  template <class T> static T f(T x, float) { return T(0.5) * x * (T(1) + std::erf(x * T(M_SQRT1_2))); }
+  template <class T>
+  static T f(T x, float) {
+    return T(0.5) * x * (T(1) + std::erf(x * T(M_SQRT1_2)));
+  }
 };
 struct gelu_tanh_op {
   template <class T>
@@ -260,23 +339,51 @@ struct gelu_tanh_op {
     return T(0.5) * x * (T(1) + std::tanh(T(0.7978845608028654) * (x + T(0.044715) * x * x * x)));
   }
 };
-struct sqrt_op { template <class T> static T f(T x, float) { return std::sqrt(x); } };
-struct exp_op { template <class T> static T f(T x, float) { return std::exp(x); } };
-struct log_op { template <class T> static T f(T x, float) { return std::log(x); } };
+struct sqrt_op {
+  template <class T>
+  static T f(T x, float) {
+    return std::sqrt(x);
+  }
+};
+struct exp_op {
+  template <class T>
+  static T f(T x, float) {
+    return std::exp(x);
+  }
+};
+struct log_op {
+  template <class T>
+  static T f(T x, float) {
+    return std::log(x);
+  }
+};
 struct neg_op {
-  template <class T> static T f(T x, float) {
-    if constexpr (std::is_integral_v<T>) return T(std::make_unsigned_t<T>(0) - std::make_unsigned_t<T>(x));
-    else return -x;
+  template <class T>
+  static T f(T x, float) {
+    if constexpr (std::is_integral_v<T>)
+      return T(std::make_unsigned_t<T>(0) - std::make_unsigned_t<T>(x));
+    else
+      return -x;
   }
 };
 struct abs_op {
-  template <class T> static T f(T x, float) {
-    if constexpr (std::is_integral_v<T>) return x < 0 ? neg_op::f(x, 0) : x;
-    else return std::fabs(x);
+  template <class T>
+  static T f(T x, float) {
+    if constexpr (std::is_integral_v<T>)
+      return x < 0 ? neg_op::f(x, 0) : x;
+    else
+      return std::fabs(x);
   }
 };
-struct reciprocal_op { template <class T> static T f(T x, float) { return T(1) / x; } };
-struct not_op { static bool f(bool x, float) { return !x; } };
+struct reciprocal_op {
+  template <class T>
+  static T f(T x, float) {
+    return T(1) / x;
+  }
+};
+struct not_op {
+  static bool f(bool x, float) { return !x; }
+};
 
 template <class T, class F>
 status unary_kernel(const step& s, const value* v, void* const* ptr, void*) {
@@ -326,7 +433,8 @@ status prepare_not(op_ctx& c) {
   return c.set_out(0, data_type::boolean, c.in(0).shape);
 }
 
-// ---- softmax ---------------------------------------------------------------------------------------
+// ---- softmax
+// ---------------------------------------------------------------------------------------
 
 template <bool log>
 status softmax_kernel(const step& s, const value*, void* const* ptr, void*) {
@@ -372,13 +480,15 @@ status prepare_softmax(op_ctx& c) {
     c.st().p = {dims_product(shape, 0, size_t(axis)), shape.empty() ? 1 : shape[size_t(axis)],
                 dims_product(shape, size_t(axis) + 1, shape.size())};
   } else {  // before 13: the input is coerced to 2-D at axis
-    c.st().p = {dims_product(shape, 0, size_t(axis)), dims_product(shape, size_t(axis), shape.size()), 1};
+    c.st().p = {dims_product(shape, 0, size_t(axis)),
+                dims_product(shape, size_t(axis), shape.size()), 1};
   }
   c.st().fn = softmax_kernel<log>;
   return c.set_out(0, data_type::fp32, shape);
 }
 
-// ---- Gemm and MatMul --------------------------------------------------------------------------------
+// ---- Gemm and MatMul
+// --------------------------------------------------------------------------------
 
 status gemm_kernel(const step& s, const value*, void* const* ptr, void*) {
   const int64_t M = s.p[0], N = s.p[1], K = s.p[2], ta = s.p[3], tb = s.p[4], has_c = s.p[5];
@@ -406,9 +516,8 @@ status gemm_kernel(const step& s, const value*, void* const* ptr, void*) {
     if (blas_beta == 0) std::memset(y, 0, size_t(M * N) * sizeof(float));
     return status::ok();
   }
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-              int(M), int(N), int(K), alpha, a, int(ta ? M : K), b, int(tb ? K : N), blas_beta,
-              y, int(N));
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, int(M),
+              int(N), int(K), alpha, a, int(ta ? M : K), b, int(tb ? K : N), blas_beta, y, int(N));
   return status::ok();
 }
 
@@ -450,9 +559,12 @@ status prepare_gemm(op_ctx& c) {
   const int64_t M = ta ? a[1] : a[0], K = ta ? a[0] : a[1];
   const int64_t KB = tb ? b[1] : b[0], N = tb ? b[0] : b[1];
   if (K != KB)
-    return c.fail("A " + shape_text(a) + " and B " + shape_text(b) + " do not multiply" +
-                  (ta || tb ? " (with transA=" + std::to_string(ta) + ", transB=" + std::to_string(tb) + ")" : ""));
-  if (M > INT32_MAX || N > INT32_MAX || K > INT32_MAX) return c.fail("dims over 2^31 are not supported");
+    return c.fail(
+        "A " + shape_text(a) + " and B " + shape_text(b) + " do not multiply" +
+        (ta || tb ? " (with transA=" + std::to_string(ta) + ", transB=" + std::to_string(tb) + ")"
+                  : ""));
+  if (M > INT32_MAX || N > INT32_MAX || K > INT32_MAX)
+    return c.fail("dims over 2^31 are not supported");
   int64_t has_c = 0, c_rs = 0, c_cs = 0;
   if (c.has(2)) {
     SHOAL_RETURN_IF_ERROR(c.need_type(2, {data_type::fp32}));
@@ -492,8 +604,8 @@ status matmul_kernel(const step& s, const value*, void* const* ptr, void*) {
   }
   for (int64_t i = 0; i < nb; ++i) {
     const int64_t ao = s.p[size_t(4 + i)], bo = s.p[size_t(4 + nb + i)];
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(M), int(N), int(K), 1.0f,
-                a + ao, int(K), b + bo, int(N), 0.0f, y + i * M * N, int(N));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(M), int(N), int(K), 1.0f, a + ao,
+                int(K), b + bo, int(N), 0.0f, y + i * M * N, int(N));
   }
   return status::ok();
 }
@@ -511,7 +623,8 @@ status prepare_matmul(op_ctx& c) {
   if (b[b.size() - 2] != K)
     return c.fail("shapes " + shape_text(c.in(0).shape) + " and " + shape_text(c.in(1).shape) +
                   " do not multiply");
-  if (M > INT32_MAX || N > INT32_MAX || K > INT32_MAX) return c.fail("dims over 2^31 are not supported");
+  if (M > INT32_MAX || N > INT32_MAX || K > INT32_MAX)
+    return c.fail("dims over 2^31 are not supported");
   std::vector<int64_t> ab(a.begin(), a.end() - 2), bb(b.begin(), b.end() - 2), batch;
   if (!broadcast_shape(ab, bb, &batch))
     return c.fail("batch dims of " + shape_text(c.in(0).shape) + " and " +
@@ -554,7 +667,8 @@ status prepare_matmul(op_ctx& c) {
   return c.set_out(0, data_type::fp32, out);
 }
 
-// ---- reductions -------------------------------------------------------------------------------------
+// ---- reductions
+// -------------------------------------------------------------------------------------
 
 enum class reduce_kind { sum, mean, max };
 
@@ -573,8 +687,10 @@ void acc_add(acc_t<T>& a, T x) {
 template <class T, reduce_kind R>
 acc_t<T> acc_init() {
   if constexpr (R == reduce_kind::max) {
-    if constexpr (std::is_floating_point_v<T>) return -std::numeric_limits<double>::infinity();
-    else return std::numeric_limits<int64_t>::min();
+    if constexpr (std::is_floating_point_v<T>)
+      return -std::numeric_limits<double>::infinity();
+    else
+      return std::numeric_limits<int64_t>::min();
   }
   return 0;
 }
@@ -582,8 +698,10 @@ acc_t<T> acc_init() {
 template <class T, reduce_kind R>
 T acc_done(acc_t<T> a, int64_t count) {
   if constexpr (R == reduce_kind::mean) {
-    if constexpr (std::is_integral_v<T>) return count ? T(a / count) : T(0);
-    else return T(a / double(count));
+    if constexpr (std::is_integral_v<T>)
+      return count ? T(a / count) : T(0);
+    else
+      return T(a / double(count));
   }
   return T(a);
 }
@@ -656,8 +774,9 @@ status prepare_reduce(op_ctx& c) {
       axes = *r;
     }
   } else {
-    if (c.has(1)) return c.fail("takes axes as an attribute before opset " +
-                                std::to_string(R == reduce_kind::sum ? 13 : 18));
+    if (c.has(1))
+      return c.fail("takes axes as an attribute before opset " +
+                    std::to_string(R == reduce_kind::sum ? 13 : 18));
     if (const attribute* a = c.n().attr("axes")) axes = a->ints;
   }
   const auto& shape = c.in(0).shape;
@@ -667,7 +786,8 @@ status prepare_reduce(op_ctx& c) {
   for (int64_t a : axes) {
     int64_t ax = 0;
     if (!norm_axis(a, shape.size(), &ax))
-      return c.fail("axis " + std::to_string(a) + " is outside rank " + std::to_string(shape.size()));
+      return c.fail("axis " + std::to_string(a) + " is outside rank " +
+                    std::to_string(shape.size()));
     red[size_t(ax)] = 1;
   }
   if (shape.size() > k_max_rank) return c.fail("rank over 16 is not supported");
@@ -675,15 +795,18 @@ status prepare_reduce(op_ctx& c) {
   int64_t r = 1;
   for (size_t d = 0; d < shape.size(); ++d) {
     if (red[d]) r *= shape[d];
-    if (!red[d]) out.push_back(shape[d]);
-    else if (keep) out.push_back(1);
+    if (!red[d])
+      out.push_back(shape[d]);
+    else if (keep)
+      out.push_back(1);
   }
   // Is the reduced part one block (outer, r, inner) once size-1 dims are ignored?
   int first = -1, last = -1;
   bool block = true;
   for (size_t d = 0; d < shape.size(); ++d) {
     if (shape[d] == 1 || !red[d]) continue;
-    if (first < 0) first = int(d);
+    if (first < 0)
+      first = int(d);
     else if (last + 1 != int(d)) {
       for (int e = last + 1; e < int(d); ++e) block = block && shape[size_t(e)] == 1;
     }
@@ -711,15 +834,24 @@ status prepare_reduce(op_ctx& c) {
   const data_type t = c.in(0).type;
   c.st().work_bytes = acc_count * 8;
   switch (t) {
-    case data_type::fp32: c.st().fn = reduce_kernel<float, R>; break;
-    case data_type::fp64: c.st().fn = reduce_kernel<double, R>; break;
-    case data_type::int32: c.st().fn = reduce_kernel<int32_t, R>; break;
-    default: c.st().fn = reduce_kernel<int64_t, R>; break;
+    case data_type::fp32:
+      c.st().fn = reduce_kernel<float, R>;
+      break;
+    case data_type::fp64:
+      c.st().fn = reduce_kernel<double, R>;
+      break;
+    case data_type::int32:
+      c.st().fn = reduce_kernel<int32_t, R>;
+      break;
+    default:
+      c.st().fn = reduce_kernel<int64_t, R>;
+      break;
   }
   return c.set_out(0, t, out);
 }
 
-// ---- LayerNormalization -----------------------------------------------------------------------------
+// ---- LayerNormalization
+// -----------------------------------------------------------------------------
 
 status layer_norm_kernel(const step& s, const value*, void* const* ptr, void*) {
   const float* x = in_ptr<float>(s, ptr, 0);
@@ -755,7 +887,8 @@ status prepare_layer_norm(op_ctx& c) {
   int64_t axis = 0;
   const int64_t want = c.n().attr_i("axis", -1);
   if (!norm_axis(want, shape.size(), &axis))
-    return c.fail("axis " + std::to_string(want) + " is outside rank " + std::to_string(shape.size()));
+    return c.fail("axis " + std::to_string(want) + " is outside rank " +
+                  std::to_string(shape.size()));
   const int64_t n = dims_product(shape, size_t(axis), shape.size());
   if (int64_t(c.in(1).count) != n || (c.has(2) && int64_t(c.in(2).count) != n))
     return c.fail("Scale and B must have the " + std::to_string(n) +

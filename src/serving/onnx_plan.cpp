@@ -100,8 +100,8 @@ status op_ctx::fail(const std::string& what) const {
 
 status op_ctx::need_inputs(size_t lo, size_t hi) const {
   if (n_.in.size() < lo || n_.in.size() > hi)
-    return fail("takes " + (lo == hi ? std::to_string(lo) : std::to_string(lo) + " to " +
-                                                              std::to_string(hi)) +
+    return fail("takes " +
+                (lo == hi ? std::to_string(lo) : std::to_string(lo) + " to " + std::to_string(hi)) +
                 " inputs, has " + std::to_string(n_.in.size()));
   for (size_t i = 0; i < lo; ++i)
     if (!has(i)) return fail("input " + std::to_string(i) + " is required");
@@ -121,8 +121,9 @@ status op_ctx::set_out(size_t i, data_type t, std::vector<int64_t> shape) {
   if (!has_out(i)) return status::ok();
   value& v = values_[size_t(n_.out[i])];
   auto n = element_count(shape, size_t(1) << 62);
-  if (!n) return fail("output " + std::to_string(i) + " would have the invalid shape " +
-                      shape_text(shape));
+  if (!n)
+    return fail("output " + std::to_string(i) + " would have the invalid shape " +
+                shape_text(shape));
   const double need = double(*n) * double(element_size(t));
   if (need > double(k_tensor_limit))
     return fail("output " + shape_text(shape) + " would need " + bytes_text(need) + " (limit " +
@@ -194,7 +195,8 @@ status op_ctx::set_alias(std::vector<int64_t> shape) {
   return status::ok();
 }
 
-// ---- building ------------------------------------------------------------------------------------
+// ---- building
+// ------------------------------------------------------------------------------------
 
 result<std::unique_ptr<plan>> build_plan(const graph& g,
                                          const std::vector<std::vector<int64_t>>& shapes) {
@@ -221,10 +223,10 @@ result<std::unique_ptr<plan>> build_plan(const graph& g,
     auto n = element_count(v.shape, size_t(1) << 62);
     const double need = n ? double(*n) * double(element_size(v.type)) : 0;
     if (!n || need > double(k_tensor_limit))
-      return status::invalid_argument(
-          "input '" + g.inputs[i].spec.name + "' " + shape_text(v.shape) + " would need " +
-          (n ? bytes_text(need) : std::string("more than 1 EB")) + " (limit " +
-          bytes_text(k_tensor_limit) + " per tensor)");
+      return status::invalid_argument("input '" + g.inputs[i].spec.name + "' " +
+                                      shape_text(v.shape) + " would need " +
+                                      (n ? bytes_text(need) : std::string("more than 1 EB")) +
+                                      " (limit " + bytes_text(k_tensor_limit) + " per tensor)");
     v.count = *n;
     v.bytes = *n * element_size(v.type);
     v.at = value::where::input;
@@ -335,7 +337,8 @@ result<std::unique_ptr<plan>> build_plan(const graph& g,
     }
     if (st.work_bytes) st.work_offset = layout.take(st.work_bytes);
     if (st.work_bytes) layout.give(st.work_offset, st.work_bytes);
-    for (int v : give_after[s]) layout.give(p->values[size_t(v)].offset, p->values[size_t(v)].bytes);
+    for (int v : give_after[s])
+      layout.give(p->values[size_t(v)].offset, p->values[size_t(v)].bytes);
   }
   // Aliases of arena values take their root's offset (roots were laid out above).
   for (auto& v : p->values)
@@ -344,24 +347,33 @@ result<std::unique_ptr<plan>> build_plan(const graph& g,
   const double total = double(p->arena_bytes) + double(p->folded_bytes);
   if (total > double(k_plan_limit))
     return status::invalid_argument("the model would need " + bytes_text(total) +
-                                    " of working memory for input shapes " + [&] {
+                                    " of working memory for input shapes " +
+                                    [&] {
                                       std::string s;
                                       for (const auto& x : shapes) s += shape_text(x);
                                       return s;
-                                    }() + " (limit " + bytes_text(k_plan_limit) + ")");
+                                    }() +
+                                    " (limit " + bytes_text(k_plan_limit) + ")");
   return p;
 }
 
-// ---- running -------------------------------------------------------------------------------------
+// ---- running
+// -------------------------------------------------------------------------------------
 
 status run_plan(const plan& p, const void* const* inputs, unsigned char* arena, void** ptr) {
   const size_t n = p.values.size();
   for (size_t i = 0; i < n; ++i) {
     const value& v = p.values[i];
     switch (v.at) {
-      case value::where::arena: ptr[i] = arena + v.offset; break;
-      case value::where::constant: ptr[i] = const_cast<void*>(v.data); break;
-      case value::where::input: ptr[i] = const_cast<void*>(inputs[v.input]); break;
+      case value::where::arena:
+        ptr[i] = arena + v.offset;
+        break;
+      case value::where::constant:
+        ptr[i] = const_cast<void*>(v.data);
+        break;
+      case value::where::input:
+        ptr[i] = const_cast<void*>(inputs[v.input]);
+        break;
     }
   }
   for (const step& st : p.steps) {

@@ -52,10 +52,10 @@ struct attribute {
 };
 
 struct node {
-  std::string name;     // the node's name, or "#<index>" when the file gives none
-  std::string op_type;  // "Gemm"
-  std::vector<int> in;  // value ids; -1 for an optional input left out
-  std::vector<int> out; // value ids; -1 for an optional output left out
+  std::string name;      // the node's name, or "#<index>" when the file gives none
+  std::string op_type;   // "Gemm"
+  std::vector<int> in;   // value ids; -1 for an optional input left out
+  std::vector<int> out;  // value ids; -1 for an optional output left out
   std::map<std::string, attribute> attrs;
 
   /// Returns the attribute `name`, or nullptr when the node does not set it.
@@ -78,9 +78,9 @@ struct graph_io {
 /// An ONNX graph read and checked: nodes in topological order, only those the outputs need.
 struct graph {
   int opset = 0;
-  std::vector<std::string> value_names;               // by value id
-  std::vector<std::shared_ptr<const blob>> constants; // by value id; null unless an initializer
-  std::vector<graph_io> inputs;                       // initializers excluded
+  std::vector<std::string> value_names;                // by value id
+  std::vector<std::shared_ptr<const blob>> constants;  // by value id; null unless an initializer
+  std::vector<graph_io> inputs;                        // initializers excluded
   std::vector<graph_io> outputs;
   std::vector<node> nodes;
   size_t weight_bytes = 0;
@@ -113,7 +113,8 @@ const std::vector<std::string>& supported_ops();
 /// Reads a serialized ModelProto into a graph, with every refusal onnx_model.hpp lists.
 result<std::shared_ptr<const graph>> read_graph(std::string_view bytes);
 
-// ---- plans ---------------------------------------------------------------------------------------
+// ---- plans
+// ---------------------------------------------------------------------------------------
 
 /// One value of a plan: its type, concrete shape, and where its bytes are at run time.
 struct value {
@@ -123,11 +124,11 @@ struct value {
   size_t count = 0;  // elements
   size_t bytes = 0;
   where at = where::arena;
-  size_t offset = 0;            // arena: byte offset
-  const void* data = nullptr;   // constant: the bytes
-  int input = -1;               // input: index into graph::inputs
-  int root = -1;                // the value whose bytes these are (itself unless an alias)
-  bool known = false;           // shape and type set
+  size_t offset = 0;           // arena: byte offset
+  const void* data = nullptr;  // constant: the bytes
+  int input = -1;              // input: index into graph::inputs
+  int root = -1;               // the value whose bytes these are (itself unless an alias)
+  bool known = false;          // shape and type set
 };
 
 struct step;
@@ -138,9 +139,9 @@ using kernel = status (*)(const step& s, const value* values, void* const* ptr, 
 struct step {
   kernel fn = nullptr;
   const node* n = nullptr;
-  std::vector<int> in, out;   // value ids as in the node (-1: absent)
-  std::vector<int64_t> p;     // integer parameters the op's prepare computed
-  std::vector<float> f;       // float parameters
+  std::vector<int> in, out;           // value ids as in the node (-1: absent)
+  std::vector<int64_t> p;             // integer parameters the op's prepare computed
+  std::vector<float> f;               // float parameters
   std::shared_ptr<const blob> extra;  // a constant the kernel reads (ConstantOfShape's value)
   size_t work_bytes = 0;
   size_t work_offset = 0;

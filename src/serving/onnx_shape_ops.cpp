@@ -82,9 +82,12 @@ status strided_kernel(const step& s, const value* v, void* const* ptr, void*) {
 
 kernel pick_strided(data_type t) {
   switch (element_size(t)) {
-    case 1: return strided_kernel<uint8_t>;
-    case 4: return strided_kernel<uint32_t>;
-    default: return strided_kernel<uint64_t>;
+    case 1:
+      return strided_kernel<uint8_t>;
+    case 4:
+      return strided_kernel<uint32_t>;
+    default:
+      return strided_kernel<uint64_t>;
   }
 }
 
@@ -100,9 +103,13 @@ status prepare_transpose(op_ctx& c) {
   const auto& shape = c.in(0).shape;
   const size_t r = shape.size();
   std::vector<int64_t> perm;
-  if (const attribute* a = c.n().attr("perm")) perm = a->ints;
-  else for (size_t i = 0; i < r; ++i) perm.push_back(int64_t(r - 1 - i));
-  if (perm.size() != r) return c.fail("perm has " + std::to_string(perm.size()) + " axes, the input " + std::to_string(r));
+  if (const attribute* a = c.n().attr("perm"))
+    perm = a->ints;
+  else
+    for (size_t i = 0; i < r; ++i) perm.push_back(int64_t(r - 1 - i));
+  if (perm.size() != r)
+    return c.fail("perm has " + std::to_string(perm.size()) + " axes, the input " +
+                  std::to_string(r));
   std::vector<char> seen(r, 0);
   const auto in_st = strides_of(shape);
   std::vector<int64_t> dims, st;
@@ -136,14 +143,16 @@ status prepare_slice(op_ctx& c) {
     if (!s) return s.error();
     steps = *s;
   }
-  if (ends->size() != starts->size() || axes.size() != starts->size() || steps.size() != starts->size())
+  if (ends->size() != starts->size() || axes.size() != starts->size() ||
+      steps.size() != starts->size())
     return c.fail("starts, ends, axes and steps must have one length");
   std::vector<int64_t> dims = shape, st = strides_of(shape);
   std::vector<char> seen(r, 0);
   int64_t base = 0;
   for (size_t i = 0; i < starts->size(); ++i) {
     int64_t ax = 0;
-    if (!norm_axis(axes[i], r, &ax)) return c.fail("axis " + std::to_string(axes[i]) + " is outside rank " + std::to_string(r));
+    if (!norm_axis(axes[i], r, &ax))
+      return c.fail("axis " + std::to_string(axes[i]) + " is outside rank " + std::to_string(r));
     if (seen[size_t(ax)]) return c.fail("axis " + std::to_string(axes[i]) + " is given twice");
     seen[size_t(ax)] = 1;
     const int64_t dim = shape[size_t(ax)], step = steps[i];
@@ -186,7 +195,8 @@ status prepare_expand(op_ctx& c) {
   return set_strided(c, 0, std::move(out), std::move(st));
 }
 
-// ---- views: no copy ---------------------------------------------------------------------------------
+// ---- views: no copy
+// ---------------------------------------------------------------------------------
 
 status prepare_identity(op_ctx& c) {
   SHOAL_RETURN_IF_ERROR(c.need_inputs(1, 1));
@@ -216,7 +226,9 @@ status prepare_reshape(op_ctx& c) {
   int64_t known = 1;
   for (size_t i = 0; i < out.size(); ++i) {
     if (out[i] == 0 && !allow_zero) {
-      if (i >= shape.size()) return c.fail("shape " + shape_text(*want) + " copies dim " + std::to_string(i) + " the input " + shape_text(shape) + " lacks");
+      if (i >= shape.size())
+        return c.fail("shape " + shape_text(*want) + " copies dim " + std::to_string(i) +
+                      " the input " + shape_text(shape) + " lacks");
       out[i] = shape[i];
     }
     if (out[i] == -1) {
@@ -245,7 +257,8 @@ status prepare_flatten(op_ctx& c) {
   int64_t axis = c.n().attr_i("axis", 1);
   if (axis < 0) axis += int64_t(shape.size());
   if (axis < 0 || axis > int64_t(shape.size())) return c.fail("axis is outside the input's rank");
-  return c.set_alias({dims_product(shape, 0, size_t(axis)), dims_product(shape, size_t(axis), shape.size())});
+  return c.set_alias(
+      {dims_product(shape, 0, size_t(axis)), dims_product(shape, size_t(axis), shape.size())});
 }
 
 result<std::vector<int64_t>> axes_of(op_ctx& c, bool required) {
@@ -273,8 +286,11 @@ status prepare_squeeze(op_ctx& c) {
   std::vector<char> drop(shape.size(), 0);
   for (int64_t a : *axes) {
     int64_t ax = 0;
-    if (!norm_axis(a, shape.size(), &ax)) return c.fail("axis " + std::to_string(a) + " is outside rank " + std::to_string(shape.size()));
-    if (shape[size_t(ax)] != 1) return c.fail("dim " + std::to_string(a) + " of " + shape_text(shape) + " is not 1");
+    if (!norm_axis(a, shape.size(), &ax))
+      return c.fail("axis " + std::to_string(a) + " is outside rank " +
+                    std::to_string(shape.size()));
+    if (shape[size_t(ax)] != 1)
+      return c.fail("dim " + std::to_string(a) + " of " + shape_text(shape) + " is not 1");
     drop[size_t(ax)] = 1;
   }
   std::vector<int64_t> out;
@@ -294,7 +310,8 @@ status prepare_unsqueeze(op_ctx& c) {
   std::vector<char> add(r, 0);
   for (int64_t a : *axes) {
     int64_t ax = 0;
-    if (!norm_axis(a, r, &ax)) return c.fail("axis " + std::to_string(a) + " is outside rank " + std::to_string(r));
+    if (!norm_axis(a, r, &ax))
+      return c.fail("axis " + std::to_string(a) + " is outside rank " + std::to_string(r));
     if (add[size_t(ax)]) return c.fail("axis " + std::to_string(a) + " is given twice");
     add[size_t(ax)] = 1;
   }
@@ -304,7 +321,8 @@ status prepare_unsqueeze(op_ctx& c) {
   return c.set_alias(std::move(out));
 }
 
-// ---- Concat and Gather ------------------------------------------------------------------------------
+// ---- Concat and Gather
+// ------------------------------------------------------------------------------
 
 status concat_kernel(const step& s, const value*, void* const* ptr, void*) {
   const int64_t outer = s.p[0];
@@ -329,7 +347,9 @@ status prepare_concat(op_ctx& c) {
   const attribute* a = c.n().attr("axis");
   if (!a) return c.fail("needs its axis attribute");
   int64_t axis = 0;
-  if (!norm_axis(a->i, first.size(), &axis)) return c.fail("axis " + std::to_string(a->i) + " is outside rank " + std::to_string(first.size()));
+  if (!norm_axis(a->i, first.size(), &axis))
+    return c.fail("axis " + std::to_string(a->i) + " is outside rank " +
+                  std::to_string(first.size()));
   std::vector<int64_t> out = first;
   out[size_t(axis)] = 0;
   const size_t es = element_size(c.in(0).type);
@@ -340,7 +360,9 @@ status prepare_concat(op_ctx& c) {
     if (c.in(i).type != c.in(0).type) return c.fail("inputs must have one type");
     bool fits = s.size() == first.size();
     for (size_t d = 0; fits && d < s.size(); ++d) fits = d == size_t(axis) || s[d] == first[d];
-    if (!fits) return c.fail("input shapes " + shape_text(first) + " and " + shape_text(s) + " do not concatenate on axis " + std::to_string(axis));
+    if (!fits)
+      return c.fail("input shapes " + shape_text(first) + " and " + shape_text(s) +
+                    " do not concatenate on axis " + std::to_string(axis));
     out[size_t(axis)] += s[size_t(axis)];
     p.push_back(dims_product(s, size_t(axis), s.size()) * int64_t(es));
   }
@@ -357,11 +379,10 @@ status gather_kernel(const step& s, const value* v, void* const* ptr, void*) {
   unsigned char* y = out_ptr<unsigned char>(s, ptr);
   for (size_t i = 0; i < count; ++i)
     if (idx[i] < -n || idx[i] >= n)
-      return status::invalid_argument("node '" + s.n->name + "' (Gather): index " +
-                                      std::to_string(int64_t(idx[i])) +
-                                      " is out of range for a dimension of size " +
-                                      std::to_string(n) + " (valid: " + std::to_string(-n) +
-                                      " to " + std::to_string(n - 1) + ")");
+      return status::invalid_argument(
+          "node '" + s.n->name + "' (Gather): index " + std::to_string(int64_t(idx[i])) +
+          " is out of range for a dimension of size " + std::to_string(n) +
+          " (valid: " + std::to_string(-n) + " to " + std::to_string(n - 1) + ")");
   for (int64_t o = 0; o < outer; ++o) {
     const unsigned char* xo = x + size_t(o * n * inner);
     for (size_t i = 0; i < count; ++i) {
@@ -379,17 +400,21 @@ status prepare_gather(op_ctx& c) {
   const auto& shape = c.in(0).shape;
   int64_t axis = 0;
   const int64_t want = c.n().attr_i("axis", 0);
-  if (!norm_axis(want, shape.size(), &axis)) return c.fail("axis " + std::to_string(want) + " is outside rank " + std::to_string(shape.size()));
+  if (!norm_axis(want, shape.size(), &axis))
+    return c.fail("axis " + std::to_string(want) + " is outside rank " +
+                  std::to_string(shape.size()));
   std::vector<int64_t> out(shape.begin(), shape.begin() + axis);
   out.insert(out.end(), c.in(1).shape.begin(), c.in(1).shape.end());
   out.insert(out.end(), shape.begin() + axis + 1, shape.end());
-  c.st().p = {dims_product(shape, 0, size_t(axis)), shape[size_t(axis)],
-              dims_product(shape, size_t(axis) + 1, shape.size()) * int64_t(element_size(c.in(0).type))};
+  c.st().p = {
+      dims_product(shape, 0, size_t(axis)), shape[size_t(axis)],
+      dims_product(shape, size_t(axis) + 1, shape.size()) * int64_t(element_size(c.in(0).type))};
   c.st().fn = c.in(1).type == data_type::int64 ? gather_kernel<int64_t> : gather_kernel<int32_t>;
   return c.set_out(0, c.in(0).type, std::move(out));
 }
 
-// ---- Cast -------------------------------------------------------------------------------------------
+// ---- Cast
+// -------------------------------------------------------------------------------------------
 
 template <class F, class T>
 T convert(F x) {
@@ -417,12 +442,18 @@ status cast_kernel(const step& s, const value* v, void* const* ptr, void*) {
 template <class F>
 kernel pick_cast_to(data_type to) {
   switch (to) {
-    case data_type::fp32: return cast_kernel<F, float>;
-    case data_type::fp64: return cast_kernel<F, double>;
-    case data_type::int32: return cast_kernel<F, int32_t>;
-    case data_type::int64: return cast_kernel<F, int64_t>;
-    case data_type::boolean: return cast_kernel<F, bool>;
-    default: return nullptr;
+    case data_type::fp32:
+      return cast_kernel<F, float>;
+    case data_type::fp64:
+      return cast_kernel<F, double>;
+    case data_type::int32:
+      return cast_kernel<F, int32_t>;
+    case data_type::int64:
+      return cast_kernel<F, int64_t>;
+    case data_type::boolean:
+      return cast_kernel<F, bool>;
+    default:
+      return nullptr;
   }
 }
 
@@ -431,21 +462,44 @@ status prepare_cast(op_ctx& c) {
   const int64_t to = c.n().attr_i("to", 0);
   data_type t;
   switch (to) {
-    case 1: t = data_type::fp32; break;
-    case 11: t = data_type::fp64; break;
-    case 6: t = data_type::int32; break;
-    case 7: t = data_type::int64; break;
-    case 9: t = data_type::boolean; break;
-    default: return c.fail("casts to ONNX type " + std::to_string(to) + "; Shoal casts to FLOAT, DOUBLE, INT32, INT64 and BOOL");
+    case 1:
+      t = data_type::fp32;
+      break;
+    case 11:
+      t = data_type::fp64;
+      break;
+    case 6:
+      t = data_type::int32;
+      break;
+    case 7:
+      t = data_type::int64;
+      break;
+    case 9:
+      t = data_type::boolean;
+      break;
+    default:
+      return c.fail("casts to ONNX type " + std::to_string(to) +
+                    "; Shoal casts to FLOAT, DOUBLE, INT32, INT64 and BOOL");
   }
   if (t == c.in(0).type) return c.set_alias(c.in(0).shape);
   switch (c.in(0).type) {
-    case data_type::fp32: c.st().fn = pick_cast_to<float>(t); break;
-    case data_type::fp64: c.st().fn = pick_cast_to<double>(t); break;
-    case data_type::int32: c.st().fn = pick_cast_to<int32_t>(t); break;
-    case data_type::int64: c.st().fn = pick_cast_to<int64_t>(t); break;
-    case data_type::boolean: c.st().fn = pick_cast_to<bool>(t); break;
-    default: return c.fail("cannot cast BYTES");
+    case data_type::fp32:
+      c.st().fn = pick_cast_to<float>(t);
+      break;
+    case data_type::fp64:
+      c.st().fn = pick_cast_to<double>(t);
+      break;
+    case data_type::int32:
+      c.st().fn = pick_cast_to<int32_t>(t);
+      break;
+    case data_type::int64:
+      c.st().fn = pick_cast_to<int64_t>(t);
+      break;
+    case data_type::boolean:
+      c.st().fn = pick_cast_to<bool>(t);
+      break;
+    default:
+      return c.fail("cannot cast BYTES");
   }
   return c.set_out(0, t, c.in(0).shape);
 }
@@ -478,7 +532,8 @@ status prepare_size(op_ctx& c) {
 status prepare_constant(op_ctx& c) {
   SHOAL_RETURN_IF_ERROR(c.need_inputs(0, 0));
   const node& n = c.n();
-  if (const attribute* a = n.attr("value"); a && a->k == attribute::kind::t) return c.set_constant(0, a->t);
+  if (const attribute* a = n.attr("value"); a && a->k == attribute::kind::t)
+    return c.set_constant(0, a->t);
   auto b = std::make_shared<blob>();
   if (const attribute* a = n.attr("value_float"); a && a->k == attribute::kind::f) {
     b->type = data_type::fp32;
@@ -494,8 +549,9 @@ status prepare_constant(op_ctx& c) {
   } else if (const attribute* a = n.attr("value_ints"); a && a->k == attribute::kind::ints) {
     b = int64_blob(a->ints, {int64_t(a->ints.size())});
   } else {
-    return c.fail("needs a value, value_float(s) or value_int(s) attribute (strings and sparse "
-                  "tensors are not supported)");
+    return c.fail(
+        "needs a value, value_float(s) or value_int(s) attribute (strings and sparse "
+        "tensors are not supported)");
   }
   return c.set_constant(0, b);
 }
@@ -508,17 +564,21 @@ status prepare_constant_of_shape(op_ctx& c) {
   b->type = data_type::fp32;
   std::vector<unsigned char> one(4, 0);
   if (const attribute* a = c.n().attr("value"); a && a->k == attribute::kind::t) {
-    if (a->t->bytes.size() != element_size(a->t->type)) return c.fail("value must hold one element");
+    if (a->t->bytes.size() != element_size(a->t->type))
+      return c.fail("value must hold one element");
     b->type = a->t->type;
     one = a->t->bytes;
   }
   auto n = element_count(*shape, size_t(1) << 62);
   if (!n) return c.fail("shape " + shape_text(*shape) + " is not a valid shape");
   if (double(*n) * double(one.size()) > double(k_tensor_limit))
-    return c.fail("output " + shape_text(*shape) + " would need " + bytes_text(double(*n) * double(one.size())) + " (limit " + bytes_text(k_tensor_limit) + " per tensor)");
+    return c.fail("output " + shape_text(*shape) + " would need " +
+                  bytes_text(double(*n) * double(one.size())) + " (limit " +
+                  bytes_text(k_tensor_limit) + " per tensor)");
   b->shape = *shape;
   b->bytes.resize(*n * one.size());
-  for (size_t i = 0; i < *n; ++i) std::memcpy(b->bytes.data() + i * one.size(), one.data(), one.size());
+  for (size_t i = 0; i < *n; ++i)
+    std::memcpy(b->bytes.data() + i * one.size(), one.data(), one.size());
   return c.set_constant(0, b);
 }
 
@@ -529,7 +589,8 @@ status range_into(op_ctx& c, blob* b) {
   const T delta = *static_cast<const T*>(c.const_data(2));
   if (delta == T(0)) return c.fail("delta must not be 0");
   const double count = std::max(std::ceil((double(limit) - double(start)) / double(delta)), 0.0);
-  if (count * sizeof(T) > double(k_tensor_limit)) return c.fail("would make " + std::to_string(count) + " elements");
+  if (count * sizeof(T) > double(k_tensor_limit))
+    return c.fail("would make " + std::to_string(count) + " elements");
   const size_t n = size_t(count);
   b->shape = {int64_t(n)};
   b->bytes.resize(n * sizeof(T));
@@ -548,11 +609,20 @@ status prepare_range(op_ctx& c) {
   auto b = std::make_shared<blob>();
   b->type = c.in(0).type;
   switch (b->type) {
-    case data_type::fp32: SHOAL_RETURN_IF_ERROR(range_into<float>(c, b.get())); break;
-    case data_type::fp64: SHOAL_RETURN_IF_ERROR(range_into<double>(c, b.get())); break;
-    case data_type::int32: SHOAL_RETURN_IF_ERROR(range_into<int32_t>(c, b.get())); break;
-    case data_type::int64: SHOAL_RETURN_IF_ERROR(range_into<int64_t>(c, b.get())); break;
-    default: return c.fail("takes numbers");
+    case data_type::fp32:
+      SHOAL_RETURN_IF_ERROR(range_into<float>(c, b.get()));
+      break;
+    case data_type::fp64:
+      SHOAL_RETURN_IF_ERROR(range_into<double>(c, b.get()));
+      break;
+    case data_type::int32:
+      SHOAL_RETURN_IF_ERROR(range_into<int32_t>(c, b.get()));
+      break;
+    case data_type::int64:
+      SHOAL_RETURN_IF_ERROR(range_into<int64_t>(c, b.get()));
+      break;
+    default:
+      return c.fail("takes numbers");
   }
   return c.set_constant(0, b);
 }
@@ -561,22 +631,14 @@ status prepare_range(op_ctx& c) {
 
 const std::map<std::string, prepare_fn>& shape_ops() {
   static const std::map<std::string, prepare_fn> ops = {
-      {"Transpose", prepare_transpose},
-      {"Slice", prepare_slice},
-      {"Expand", prepare_expand},
-      {"Identity", prepare_identity},
-      {"Dropout", prepare_dropout},
-      {"Reshape", prepare_reshape},
-      {"Flatten", prepare_flatten},
-      {"Squeeze", prepare_squeeze},
-      {"Unsqueeze", prepare_unsqueeze},
-      {"Concat", prepare_concat},
-      {"Gather", prepare_gather},
-      {"Cast", prepare_cast},
-      {"Shape", prepare_shape},
-      {"Size", prepare_size},
-      {"Constant", prepare_constant},
-      {"ConstantOfShape", prepare_constant_of_shape},
+      {"Transpose", prepare_transpose}, {"Slice", prepare_slice},
+      {"Expand", prepare_expand},       {"Identity", prepare_identity},
+      {"Dropout", prepare_dropout},     {"Reshape", prepare_reshape},
+      {"Flatten", prepare_flatten},     {"Squeeze", prepare_squeeze},
+      {"Unsqueeze", prepare_unsqueeze}, {"Concat", prepare_concat},
+      {"Gather", prepare_gather},       {"Cast", prepare_cast},
+      {"Shape", prepare_shape},         {"Size", prepare_size},
+      {"Constant", prepare_constant},   {"ConstantOfShape", prepare_constant_of_shape},
       {"Range", prepare_range},
   };
   return ops;

@@ -29,8 +29,8 @@ size_t space_at(std::string_view s, size_t i) {
   auto at = [&](size_t k) { return i + k < s.size() ? static_cast<unsigned char>(s[i + k]) : 0; };
   if (c == 0xC2 && (at(1) == 0x85 || at(1) == 0xA0)) return 2;
   if (c == 0xE1 && at(1) == 0x9A && at(2) == 0x80) return 3;
-  if (c == 0xE2 && at(1) == 0x80 && ((at(2) >= 0x80 && at(2) <= 0x8A) || at(2) == 0xA8 ||
-                                     at(2) == 0xA9 || at(2) == 0xAF))
+  if (c == 0xE2 && at(1) == 0x80 &&
+      ((at(2) >= 0x80 && at(2) <= 0x8A) || at(2) == 0xA8 || at(2) == 0xA9 || at(2) == 0xAF))
     return 3;
   if (c == 0xE2 && at(1) == 0x81 && at(2) == 0x9F) return 3;
   if (c == 0xE3 && at(1) == 0x80 && at(2) == 0x80) return 3;
@@ -42,7 +42,9 @@ bool is_ascii_punct(unsigned char c) {
          (c >= 123 && c <= 126);
 }
 
-bool is_control(unsigned char c) { return (c < 32 && c != '\t' && c != '\n' && c != '\r') || c == 127; }
+bool is_control(unsigned char c) {
+  return (c < 32 && c != '\t' && c != '\n' && c != '\r') || c == 127;
+}
 
 // Splits `text` into lines ('\n', with a trailing '\r' dropped); a final newline ends the last
 // line rather than starting an empty one.
@@ -102,12 +104,17 @@ result<onnx_text_front_end> onnx_text_front_end::parse(
   onnx_text_front_end f;
   const std::string* tok = get("shoal.tokenizer");
   if (!tok) return status::invalid_argument("shoal.tokenizer is missing (whitespace or wordpiece)");
-  if (*tok == "whitespace") f.kind_ = tokenizer_kind::whitespace;
-  else if (*tok == "wordpiece") f.kind_ = tokenizer_kind::wordpiece;
-  else return status::invalid_argument("shoal.tokenizer '" + *tok + "' is not whitespace or wordpiece");
+  if (*tok == "whitespace")
+    f.kind_ = tokenizer_kind::whitespace;
+  else if (*tok == "wordpiece")
+    f.kind_ = tokenizer_kind::wordpiece;
+  else
+    return status::invalid_argument("shoal.tokenizer '" + *tok +
+                                    "' is not whitespace or wordpiece");
 
   if (const std::string* lc = get("shoal.lowercase")) {
-    if (*lc != "0" && *lc != "1") return status::invalid_argument("shoal.lowercase must be 0 or 1, is '" + *lc + "'");
+    if (*lc != "0" && *lc != "1")
+      return status::invalid_argument("shoal.lowercase must be 0 or 1, is '" + *lc + "'");
     f.lowercase_ = *lc == "1";
   }
   if (const std::string* mt = get("shoal.max_tokens")) {
@@ -118,14 +125,20 @@ result<onnx_text_front_end> onnx_text_front_end::parse(
       v = v * 10 + size_t(ch - '0');
     }
     if (!ok || v < 1 || v > 1000000)
-      return status::invalid_argument("shoal.max_tokens must be a number from 1 to 1000000, is '" + *mt + "'");
+      return status::invalid_argument("shoal.max_tokens must be a number from 1 to 1000000, is '" +
+                                      *mt + "'");
     f.max_tokens_ = v;
   }
   if (const std::string* sc = get("shoal.scores")) {
-    if (*sc == "logits") f.scores_ = score_kind::logits;
-    else if (*sc == "probabilities") f.scores_ = score_kind::probabilities;
-    else if (*sc == "log_probabilities") f.scores_ = score_kind::log_probabilities;
-    else return status::invalid_argument("shoal.scores '" + *sc + "' is not logits, probabilities or log_probabilities");
+    if (*sc == "logits")
+      f.scores_ = score_kind::logits;
+    else if (*sc == "probabilities")
+      f.scores_ = score_kind::probabilities;
+    else if (*sc == "log_probabilities")
+      f.scores_ = score_kind::log_probabilities;
+    else
+      return status::invalid_argument("shoal.scores '" + *sc +
+                                      "' is not logits, probabilities or log_probabilities");
   }
 
   const std::string* vocab = get("shoal.vocab");
@@ -139,8 +152,8 @@ result<onnx_text_front_end> onnx_text_front_end::parse(
       return status::invalid_argument("shoal.vocab line " + std::to_string(i + 1) + " is empty");
     auto [it, fresh] = f.vocab_.emplace(tokens[i], int64_t(i));
     if (!fresh)
-      return status::invalid_argument("shoal.vocab has '" + std::string(tokens[i]) + "' twice (lines " +
-                                      std::to_string(it->second + 1) + " and " +
+      return status::invalid_argument("shoal.vocab has '" + std::string(tokens[i]) +
+                                      "' twice (lines " + std::to_string(it->second + 1) + " and " +
                                       std::to_string(i + 1) + ")");
   }
   f.vocab_size_ = tokens.size();
@@ -150,7 +163,8 @@ result<onnx_text_front_end> onnx_text_front_end::parse(
   std::set<std::string_view> seen;
   for (std::string_view l : lines_of(*labels)) {
     if (l.empty())
-      return status::invalid_argument("shoal.labels line " + std::to_string(f.labels_.size() + 1) + " is empty");
+      return status::invalid_argument("shoal.labels line " + std::to_string(f.labels_.size() + 1) +
+                                      " is empty");
     if (!seen.insert(l).second)
       return status::invalid_argument("shoal.labels has '" + std::string(l) + "' twice");
     f.labels_.emplace_back(l);
@@ -158,11 +172,14 @@ result<onnx_text_front_end> onnx_text_front_end::parse(
   if (f.labels_.empty()) return status::invalid_argument("shoal.labels has no labels");
 
   const std::string* unk = get("shoal.unk");
-  const std::string unk_token = unk ? *unk : f.kind_ == tokenizer_kind::wordpiece ? "[UNK]" : "<unk>";
+  const std::string unk_token = unk                                    ? *unk
+                                : f.kind_ == tokenizer_kind::wordpiece ? "[UNK]"
+                                                                       : "<unk>";
   auto it = f.vocab_.find(unk_token);
   if (it == f.vocab_.end())
-    return status::invalid_argument("shoal.unk '" + unk_token + "' is not in shoal.vocab" +
-                                    (unk ? "" : " (the default for this tokenizer; set shoal.unk)"));
+    return status::invalid_argument(
+        "shoal.unk '" + unk_token + "' is not in shoal.vocab" +
+        (unk ? "" : " (the default for this tokenizer; set shoal.unk)"));
   f.unk_id_ = it->second;
   f.unk_token_ = it->first;
   return f;
@@ -247,7 +264,8 @@ void onnx_text_front_end::each_token(std::string_view text, F&& emit) const {
             break;
           }
           --stop;
-          while (stop > start && (static_cast<unsigned char>(piece_word[stop]) & 0xC0) == 0x80) --stop;
+          while (stop > start && (static_cast<unsigned char>(piece_word[stop]) & 0xC0) == 0x80)
+            --stop;
         }
         if (found < 0) {
           bad = true;
@@ -272,8 +290,10 @@ void onnx_text_front_end::each_token(std::string_view text, F&& emit) const {
 std::vector<std::string> onnx_text_front_end::tokens(std::string_view text) const {
   std::vector<std::string> out;
   each_token(text, [&](std::string_view t, bool continuation, int64_t id) {
-    if (id < 0) out.emplace_back(unk_token_);
-    else out.push_back((continuation ? "##" : "") + std::string(t));
+    if (id < 0)
+      out.emplace_back(unk_token_);
+    else
+      out.push_back((continuation ? "##" : "") + std::string(t));
     return true;
   });
   return out;

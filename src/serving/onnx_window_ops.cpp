@@ -19,7 +19,8 @@ status window_attrs(op_ctx& c, int64_t L, int64_t k, int64_t* pb, int64_t* pe, i
   auto one = [&](const char* name, int64_t fallback, int64_t* out) -> status {
     *out = fallback;
     if (const attribute* a = n.attr(name)) {
-      if (a->ints.size() != 1) return c.fail(std::string(name) + " must have one value for a 1-D input");
+      if (a->ints.size() != 1)
+        return c.fail(std::string(name) + " must have one value for a 1-D input");
       *out = a->ints[0];
     }
     if (*out < 1) return c.fail(std::string(name) + " must be positive");
@@ -71,8 +72,8 @@ status conv_kernel(const step& s, const value*, void* const* ptr, void* work) {
     if (C * k == 0) {
       std::memset(yn, 0, size_t(M * Lout) * sizeof(float));
     } else {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(M), int(Lout), int(C * k), 1.0f,
-                  w, int(C * k), col, int(Lout), 0.0f, yn, int(Lout));
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(M), int(Lout), int(C * k), 1.0f, w,
+                  int(C * k), col, int(Lout), 0.0f, yn, int(Lout));
     }
     if (b)
       for (int64_t m = 0; m < M; ++m)
@@ -102,15 +103,19 @@ status prepare_conv(op_ctx& c) {
     return c.fail("weights " + shape_text(w) + " do not fit input " + shape_text(x));
   const int64_t k = w[2];
   if (const attribute* ks = c.n().attr("kernel_shape"))
-    if (ks->ints.size() != 1 || ks->ints[0] != k) return c.fail("kernel_shape disagrees with the weights");
-  if (c.has(2) && int64_t(c.in(2).count) != w[0]) return c.fail("B must have one value per output channel");
+    if (ks->ints.size() != 1 || ks->ints[0] != k)
+      return c.fail("kernel_shape disagrees with the weights");
+  if (c.has(2) && int64_t(c.in(2).count) != w[0])
+    return c.fail("B must have one value per output channel");
   int64_t pb, pe, stride, dil;
   SHOAL_RETURN_IF_ERROR(window_attrs(c, x[2], k, &pb, &pe, &stride, &dil));
   const int64_t span = (k - 1) * dil + 1;
   const int64_t lout = (x[2] + pb + pe - span) / stride + 1;
-  if (x[2] + pb + pe < span) return c.fail("input length " + std::to_string(x[2]) + " is shorter than the kernel");
+  if (x[2] + pb + pe < span)
+    return c.fail("input length " + std::to_string(x[2]) + " is shorter than the kernel");
   const double work = double(x[1]) * double(k) * double(lout) * 4;
-  if (work > double(k_tensor_limit)) return c.fail("would need " + bytes_text(work) + " of scratch");
+  if (work > double(k_tensor_limit))
+    return c.fail("would need " + bytes_text(work) + " of scratch");
   c.st().p = {x[0], x[1], x[2], w[0], k, lout, stride, dil, pb, c.has(2) ? 1 : 0};
   c.st().work_bytes = size_t(work);
   c.st().fn = conv_kernel;
@@ -151,7 +156,8 @@ status prepare_max_pool(op_ctx& c) {
   int64_t pb, pe, stride, dil;
   SHOAL_RETURN_IF_ERROR(window_attrs(c, x[2], k, &pb, &pe, &stride, &dil));
   const int64_t span = (k - 1) * dil + 1;
-  if (x[2] + pb + pe < span) return c.fail("input length " + std::to_string(x[2]) + " is shorter than the window");
+  if (x[2] + pb + pe < span)
+    return c.fail("input length " + std::to_string(x[2]) + " is shorter than the window");
   int64_t lout = 0;
   if (c.n().attr_i("ceil_mode", 0)) {
     lout = (x[2] + pb + pe - span + stride - 1) / stride + 1;

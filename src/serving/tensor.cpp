@@ -4,12 +4,18 @@ namespace shoal {
 
 const char* v2_datatype_name(data_type t) {
   switch (t) {
-    case data_type::fp32: return "FP32";
-    case data_type::fp64: return "FP64";
-    case data_type::int32: return "INT32";
-    case data_type::int64: return "INT64";
-    case data_type::boolean: return "BOOL";
-    case data_type::bytes: return "BYTES";
+    case data_type::fp32:
+      return "FP32";
+    case data_type::fp64:
+      return "FP64";
+    case data_type::int32:
+      return "INT32";
+    case data_type::int64:
+      return "INT64";
+    case data_type::boolean:
+      return "BOOL";
+    case data_type::bytes:
+      return "BYTES";
   }
   return "?";
 }
@@ -24,12 +30,18 @@ std::optional<data_type> parse_v2_datatype(std::string_view name) {
 
 size_t element_size(data_type t) {
   switch (t) {
-    case data_type::fp32: return 4;
-    case data_type::fp64: return 8;
-    case data_type::int32: return 4;
-    case data_type::int64: return 8;
-    case data_type::boolean: return 1;
-    case data_type::bytes: return 0;
+    case data_type::fp32:
+      return 4;
+    case data_type::fp64:
+      return 8;
+    case data_type::int32:
+      return 4;
+    case data_type::int64:
+      return 8;
+    case data_type::boolean:
+      return 1;
+    case data_type::bytes:
+      return 0;
   }
   return 0;
 }
@@ -60,8 +72,9 @@ std::string shape_text(const std::vector<int64_t>& shape) {
 
 status tensor::check_size() const {
   auto n = element_count(shape);
-  if (!n) return status::invalid_argument("tensor '" + name + "': shape " + shape_text(shape) +
-                                          " is not a valid shape");
+  if (!n)
+    return status::invalid_argument("tensor '" + name + "': shape " + shape_text(shape) +
+                                    " is not a valid shape");
   if (type == data_type::bytes) {
     if (strings.size() != *n || !data.empty())
       return status::invalid_argument("tensor '" + name + "': shape " + shape_text(shape) +
@@ -71,10 +84,10 @@ status tensor::check_size() const {
   }
   const size_t want = *n * element_size(type);
   if (data.size() != want || !strings.empty())
-    return status::invalid_argument(
-        "tensor '" + name + "': shape " + shape_text(shape) + " of " + v2_datatype_name(type) +
-        " needs " + std::to_string(want) + " bytes (" + std::to_string(*n) + " elements), got " +
-        std::to_string(data.size()) + " bytes");
+    return status::invalid_argument("tensor '" + name + "': shape " + shape_text(shape) + " of " +
+                                    v2_datatype_name(type) + " needs " + std::to_string(want) +
+                                    " bytes (" + std::to_string(*n) + " elements), got " +
+                                    std::to_string(data.size()) + " bytes");
   return status::ok();
 }
 
@@ -85,8 +98,7 @@ status check_against(const tensor& t, const tensor_spec& spec) {
   if (fits) return status::ok();
   return status::invalid_argument("input '" + spec.name + "': the model takes " +
                                   v2_datatype_name(spec.type) + " " + shape_text(spec.shape) +
-                                  ", got " + v2_datatype_name(t.type) + " " +
-                                  shape_text(t.shape));
+                                  ", got " + v2_datatype_name(t.type) + " " + shape_text(t.shape));
 }
 
 }  // namespace shoal

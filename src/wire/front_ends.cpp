@@ -3,14 +3,13 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <type_traits>
 #include <utility>
 #include <variant>
-
-#include <nlohmann/json.hpp>
 
 #include "shoal/serving/access.hpp"
 #include "shoal/wire/api_codec.hpp"
@@ -219,8 +218,8 @@ http_handler make_http_handler(std::shared_ptr<front_door> door, size_t max_batc
             }
           }
           const auto c = door->model_counts(r.id);
-          respond(json_reply(200, render_model_stats(r.id, r.version,
-                                                     {c.requests, c.errors, c.sum_us})));
+          respond(json_reply(
+              200, render_model_stats(r.id, r.version, {c.requests, c.errors, c.sum_us})));
         });
         return;
       }
@@ -242,8 +241,7 @@ http_handler make_http_handler(std::shared_ptr<front_door> door, size_t max_batc
           if (auto* err = std::get_if<status>(&reply)) return respond(error_reply(*err));
           const auto& entry = std::get<model_entry>(reply);
           const auto production = entry.labels.find(default_label);
-          const uint32_t v =
-              production != entry.labels.end() ? production->second.current() : 0;
+          const uint32_t v = production != entry.labels.end() ? production->second.current() : 0;
           const snapshot_info* snap = v != 0 ? entry.find(v) : nullptr;
           if (snap == nullptr) {
             return respond(error_reply(status::failed_precondition(

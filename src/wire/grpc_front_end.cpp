@@ -5,7 +5,6 @@
 #include <charconv>
 #include <cstring>
 #include <limits>
-
 #include <nlohmann/json.hpp>
 
 #include "shoal/base/log.hpp"
@@ -32,18 +31,37 @@ const front_end grpc_thread{"gRPC thread", nullptr, false, false};
 grpc::Status to_grpc(const status& s) {
   grpc::StatusCode code = grpc::StatusCode::INTERNAL;
   switch (s.code()) {
-    case status_code::ok: return grpc::Status::OK;
-    case status_code::invalid_argument: code = grpc::StatusCode::INVALID_ARGUMENT; break;
-    case status_code::not_found: code = grpc::StatusCode::NOT_FOUND; break;
-    case status_code::already_exists: code = grpc::StatusCode::ALREADY_EXISTS; break;
-    case status_code::failed_precondition: code = grpc::StatusCode::FAILED_PRECONDITION; break;
-    case status_code::too_large: code = grpc::StatusCode::RESOURCE_EXHAUSTED; break;
-    case status_code::resource_exhausted: code = grpc::StatusCode::RESOURCE_EXHAUSTED; break;
-    case status_code::unavailable: code = grpc::StatusCode::UNAVAILABLE; break;
-    case status_code::unauthenticated: code = grpc::StatusCode::UNAUTHENTICATED; break;
+    case status_code::ok:
+      return grpc::Status::OK;
+    case status_code::invalid_argument:
+      code = grpc::StatusCode::INVALID_ARGUMENT;
+      break;
+    case status_code::not_found:
+      code = grpc::StatusCode::NOT_FOUND;
+      break;
+    case status_code::already_exists:
+      code = grpc::StatusCode::ALREADY_EXISTS;
+      break;
+    case status_code::failed_precondition:
+      code = grpc::StatusCode::FAILED_PRECONDITION;
+      break;
+    case status_code::too_large:
+      code = grpc::StatusCode::RESOURCE_EXHAUSTED;
+      break;
+    case status_code::resource_exhausted:
+      code = grpc::StatusCode::RESOURCE_EXHAUSTED;
+      break;
+    case status_code::unavailable:
+      code = grpc::StatusCode::UNAVAILABLE;
+      break;
+    case status_code::unauthenticated:
+      code = grpc::StatusCode::UNAUTHENTICATED;
+      break;
     case status_code::corruption:
     case status_code::io_error:
-    case status_code::internal: code = grpc::StatusCode::INTERNAL; break;
+    case status_code::internal:
+      code = grpc::StatusCode::INTERNAL;
+      break;
   }
   return grpc::Status(code, s.message());
 }
@@ -125,11 +143,21 @@ result<tensor> input_of(const pb::ModelInferRequest::InferInputTensor& in, const
   } else {
     const auto& c = in.contents();
     switch (t.type) {
-      case data_type::fp32: pack<float>(t.data, c.fp32_contents()); break;
-      case data_type::fp64: pack<double>(t.data, c.fp64_contents()); break;
-      case data_type::int32: pack<int32_t>(t.data, c.int_contents()); break;
-      case data_type::int64: pack<int64_t>(t.data, c.int64_contents()); break;
-      case data_type::boolean: pack<uint8_t>(t.data, c.bool_contents()); break;
+      case data_type::fp32:
+        pack<float>(t.data, c.fp32_contents());
+        break;
+      case data_type::fp64:
+        pack<double>(t.data, c.fp64_contents());
+        break;
+      case data_type::int32:
+        pack<int32_t>(t.data, c.int_contents());
+        break;
+      case data_type::int64:
+        pack<int64_t>(t.data, c.int64_contents());
+        break;
+      case data_type::boolean:
+        pack<uint8_t>(t.data, c.bool_contents());
+        break;
       case data_type::bytes:
         t.strings.assign(c.bytes_contents().begin(), c.bytes_contents().end());
         break;
@@ -323,11 +351,11 @@ class v2_service final : public pb::GRPCInferenceService::CallbackService {
   grpc::ServerUnaryReactor* ModelReady(grpc::CallbackServerContext* ctx,
                                        const pb::ModelReadyRequest* in,
                                        pb::ModelReadyResponse* out) override {
-    return with_model(ctx, in->name(), in->version(),
-                      [this, out](const model_entry& m, std::optional<uint32_t> version) {
-                        out->set_ready(answer_model_ready(m, version, door_->draining()).status ==
-                                       200);
-                      });
+    return with_model(
+        ctx, in->name(), in->version(),
+        [this, out](const model_entry& m, std::optional<uint32_t> version) {
+          out->set_ready(answer_model_ready(m, version, door_->draining()).status == 200);
+        });
   }
 
   grpc::ServerUnaryReactor* ModelMetadata(grpc::CallbackServerContext* ctx,
@@ -338,7 +366,8 @@ class v2_service final : public pb::GRPCInferenceService::CallbackService {
                         // HTTP's metadata, so both protocols always say the same.
                         const json meta = json::parse(render_model_meta(m, version));
                         out->set_name(meta["name"].get<std::string>());
-                        for (const auto& v : meta["versions"]) out->add_versions(v.get<std::string>());
+                        for (const auto& v : meta["versions"])
+                          out->add_versions(v.get<std::string>());
                         out->set_platform(meta["platform"].get<std::string>());
                         auto fill = [](const json& list, auto add) {
                           for (const auto& t : list) {

@@ -7,7 +7,6 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
-
 #include <nlohmann/json.hpp>
 
 #include "shoal/base/json_string.hpp"
@@ -341,18 +340,17 @@ std::string render_model_stats(const model_id& id, std::optional<uint32_t> versi
   const uint64_t ok = c.requests - std::min(c.errors, c.requests);
   const uint64_t ns = c.total_us * 1000;
   auto pair = [](uint64_t count, uint64_t ns) { return json{{"count", count}, {"ns", ns}}; };
-  json stats = {
-      {"name", id.str()},
-      {"version", version ? std::to_string(*version) : std::string()},
-      {"inference_count", c.requests},
-      {"execution_count", c.requests},
-      {"inference_stats",
-       {{"success", pair(ok, c.requests > 0 ? ns / c.requests * ok : 0)},
-        {"fail", pair(c.errors, c.requests > 0 ? ns / c.requests * c.errors : 0)},
-        {"queue", pair(0, 0)},
-        {"compute_input", pair(0, 0)},
-        {"compute_infer", pair(c.requests, ns)},
-        {"compute_output", pair(0, 0)}}}};
+  json stats = {{"name", id.str()},
+                {"version", version ? std::to_string(*version) : std::string()},
+                {"inference_count", c.requests},
+                {"execution_count", c.requests},
+                {"inference_stats",
+                 {{"success", pair(ok, c.requests > 0 ? ns / c.requests * ok : 0)},
+                  {"fail", pair(c.errors, c.requests > 0 ? ns / c.requests * c.errors : 0)},
+                  {"queue", pair(0, 0)},
+                  {"compute_input", pair(0, 0)},
+                  {"compute_infer", pair(c.requests, ns)},
+                  {"compute_output", pair(0, 0)}}}};
   return dump(json{{"model_stats", json::array({std::move(stats)})}});
 }
 

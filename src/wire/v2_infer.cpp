@@ -5,7 +5,6 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
-
 #include <nlohmann/json.hpp>
 
 #include "shoal/base/json_string.hpp"
@@ -125,7 +124,7 @@ class binary_part {
 }  // namespace
 
 result<std::vector<std::string>> v2_detail::split_bytes(std::string_view data, size_t count,
-                                             const std::string& where) {
+                                                        const std::string& where) {
   std::vector<std::string> out;
   out.reserve(std::min<size_t>(count, data.size() / 4 + 1));
   while (!data.empty()) {
@@ -211,9 +210,8 @@ status parse_text_input(json& input, size_t max_batch, binary_part& binary, infe
     if (!texts) return texts.error();
     for (size_t i = 0; i < texts->size(); ++i) {
       if (auto bad = utf8::first_invalid_byte((*texts)[i]); bad != std::string_view::npos) {
-        return status::invalid_argument("text " + std::to_string(i) +
-                                        " is not valid UTF-8 (byte " + std::to_string(bad) +
-                                        "): every text must be UTF-8");
+        return status::invalid_argument("text " + std::to_string(i) + " is not valid UTF-8 (byte " +
+                                        std::to_string(bad) + "): every text must be UTF-8");
       }
     }
     req.texts = std::move(*texts);
@@ -222,7 +220,8 @@ status parse_text_input(json& input, size_t max_batch, binary_part& binary, infe
 
   if (data_it == input.end()) return bad_body("inputs[0] has no \"data\" (the texts)");
   json& data = *data_it;
-  if (!data.is_array()) return bad_body("inputs[0].data must be an array of strings, not " + json_type(data));
+  if (!data.is_array())
+    return bad_body("inputs[0].data must be an array of strings, not " + json_type(data));
   if (data.empty()) return bad_body("inputs[0].data is empty: give at least one text");
   if (data.size() > max_batch) {
     return status::invalid_argument("a batch of " + std::to_string(data.size()) +
@@ -239,10 +238,10 @@ status parse_text_input(json& input, size_t max_batch, binary_part& binary, infe
                       ": every item must be a string (one text)");
     }
     if (nested && !(item.is_array() && item.size() == 1 && item[0].is_string())) {
-      const std::string what =
-          !item.is_array()     ? json_type(item)
-          : item.size() == 1 ? "an array holding " + json_type(item[0])
-                             : "an array of " + std::to_string(item.size()) + " items";
+      const std::string what = !item.is_array() ? json_type(item)
+                               : item.size() == 1
+                                   ? "an array holding " + json_type(item[0])
+                                   : "an array of " + std::to_string(item.size()) + " items";
       return bad_body("inputs[0].data[" + std::to_string(i) + "] is " + what +
                       ": nested data holds one text per row, e.g. [[\"a\"],[\"b\"]]");
     }
@@ -253,11 +252,13 @@ status parse_text_input(json& input, size_t max_batch, binary_part& binary, infe
   }
   const json& shape = *shape_it;
   const std::string rows = std::to_string(data.size());
-  const std::string expect_shape = nested ? "[" + rows + ",1]" : "[" + rows + "] or [" + rows + ",1]";
+  const std::string expect_shape =
+      nested ? "[" + rows + ",1]" : "[" + rows + "] or [" + rows + ",1]";
   if (!shape.is_array() || shape.empty() ||
-      !std::all_of(shape.begin(), shape.end(), [](const json& d) { return d.is_number_unsigned(); })) {
-    return bad_body("inputs[0].shape " + excerpt(dump(shape)) +
-                    " is not a list of sizes: give " + expect_shape);
+      !std::all_of(shape.begin(), shape.end(),
+                   [](const json& d) { return d.is_number_unsigned(); })) {
+    return bad_body("inputs[0].shape " + excerpt(dump(shape)) + " is not a list of sizes: give " +
+                    expect_shape);
   }
   if (shape.size() > 2 || (shape.size() == 2 && shape[1].get<uint64_t>() != 1)) {
     return bad_body("inputs[0].shape " + excerpt(dump(shape)) +
@@ -290,8 +291,9 @@ status apply_text_options(const json& doc, const std::vector<output_ask>& asks,
   if (!asks.empty()) {
     v2_outputs named{false, false};
     for (const auto& ask : asks) {
-      bool* slot =
-          ask.name == "labels" ? &named.labels : ask.name == "scores" ? &named.scores : nullptr;
+      bool* slot = ask.name == "labels"   ? &named.labels
+                   : ask.name == "scores" ? &named.scores
+                                          : nullptr;
       if (slot == nullptr) {
         return bad_body("unknown output '" + excerpt(ask.name) +
                         "': this model's outputs are labels (BYTES) and scores (FP32)");
@@ -321,7 +323,8 @@ status apply_text_options(const json& doc, const std::vector<output_ask>& asks,
     }
     if (auto l = params.find("label"); l != params.end()) {
       if (!l->is_string()) {
-        return bad_body("parameters.label must be a string such as \"staging\", not " + json_type(*l));
+        return bad_body("parameters.label must be a string such as \"staging\", not " +
+                        json_type(*l));
       }
       const std::string& label = l->get_ref<const std::string&>();
       if (!is_valid_label(label)) {
@@ -329,9 +332,9 @@ status apply_text_options(const json& doc, const std::vector<output_ask>& asks,
                         "': a label matches [a-z0-9][a-z0-9_.-]{0,63}, e.g. \"staging\"");
       }
       if (route.version) {
-        return status::invalid_argument(
-            "the path names version " + std::to_string(*route.version) + " and the body names label '" +
-            label + "': give one of them (drop /versions/N to serve a label)");
+        return status::invalid_argument("the path names version " + std::to_string(*route.version) +
+                                        " and the body names label '" + label +
+                                        "': give one of them (drop /versions/N to serve a label)");
       }
       req.label = label;
     }
@@ -361,7 +364,7 @@ void append_raw(std::string& data, T v) {
 status append_element(const json& item, tensor& t, const std::string& where) {
   auto wrong = [&](const char* want) {
     return bad_tensor(where + " is " + json_type(item) + ": " + v2_datatype_name(t.type) +
-                    " elements are " + want);
+                      " elements are " + want);
   };
   switch (t.type) {
     case data_type::fp32: {
@@ -383,7 +386,8 @@ status append_element(const json& item, tensor& t, const std::string& where) {
                             ? item.get<uint64_t>() <= uint64_t(std::numeric_limits<int32_t>::max())
                             : item.get<int64_t>() >= std::numeric_limits<int32_t>::min() &&
                                   item.get<int64_t>() <= std::numeric_limits<int32_t>::max();
-      if (!fits) return bad_tensor(where + " (" + excerpt(dump(item)) + ") is out of INT32's range");
+      if (!fits)
+        return bad_tensor(where + " (" + excerpt(dump(item)) + ") is out of INT32's range");
       append_raw(t.data, int32_t(item.get<int64_t>()));
       return status::ok();
     }
@@ -409,8 +413,7 @@ status append_element(const json& item, tensor& t, const std::string& where) {
 
 // Appends `data`'s elements to `t` in row-major order: flat, or nested like the shape (any
 // nesting is flattened, as V2 servers do; the count is checked against the shape after).
-status flatten(const json& data, tensor& t, const std::string& where, size_t depth,
-               size_t& count) {
+status flatten(const json& data, tensor& t, const std::string& where, size_t depth, size_t& count) {
   if (!data.is_array()) {
     if (++count > max_elements) {
       return status::too_large("the request's tensors hold more than " +
@@ -418,8 +421,8 @@ status flatten(const json& data, tensor& t, const std::string& where, size_t dep
     }
     return append_element(data, t, where);
   }
-  if (depth > max_rank) return bad_tensor(where + " is nested deeper than " +
-                                        std::to_string(max_rank) + " levels");
+  if (depth > max_rank)
+    return bad_tensor(where + " is nested deeper than " + std::to_string(max_rank) + " levels");
   for (size_t i = 0; i < data.size(); ++i) {
     SHOAL_RETURN_IF_ERROR(
         flatten(data[i], t, where + "[" + std::to_string(i) + "]", depth + 1, count));
@@ -427,20 +430,20 @@ status flatten(const json& data, tensor& t, const std::string& where, size_t dep
   return status::ok();
 }
 
-result<tensor> parse_tensor_input(const json& input, size_t i, binary_part& binary,
-                                  size_t& count) {
+result<tensor> parse_tensor_input(const json& input, size_t i, binary_part& binary, size_t& count) {
   const std::string where = "inputs[" + std::to_string(i) + "]";
   tensor t;
   t.name = input["name"].get<std::string>();
   auto type_it = input.find("datatype");
   if (type_it == input.end() || !type_it->is_string()) {
-    return bad_tensor(where + " ('" + excerpt(t.name) + "') needs a \"datatype\": FP32, FP64, "
-                    "INT32, INT64, BOOL or BYTES");
+    return bad_tensor(where + " ('" + excerpt(t.name) +
+                      "') needs a \"datatype\": FP32, FP64, "
+                      "INT32, INT64, BOOL or BYTES");
   }
   auto type = parse_v2_datatype(type_it->get_ref<const std::string&>());
   if (!type) {
     return bad_tensor(where + ".datatype is '" + excerpt(type_it->get_ref<const std::string&>()) +
-                    "': Shoal's models take FP32, FP64, INT32, INT64, BOOL and BYTES");
+                      "': Shoal's models take FP32, FP64, INT32, INT64, BOOL and BYTES");
   }
   t.type = *type;
   auto shape_it = input.find("shape");
@@ -448,7 +451,7 @@ result<tensor> parse_tensor_input(const json& input, size_t i, binary_part& bina
       !std::all_of(shape_it->begin(), shape_it->end(),
                    [](const json& d) { return d.is_number_unsigned(); })) {
     return bad_tensor(where + " ('" + excerpt(t.name) + "') needs a \"shape\": a list of at most " +
-                    std::to_string(max_rank) + " sizes, e.g. [2,300]");
+                      std::to_string(max_rank) + " sizes, e.g. [2,300]");
   }
   for (const json& d : *shape_it) {
     if (d.get<uint64_t>() > uint64_t(std::numeric_limits<int32_t>::max())) {
@@ -478,9 +481,9 @@ result<tensor> parse_tensor_input(const json& input, size_t i, binary_part& bina
       const size_t want = *elements * element_size(t.type);
       if (bytes->size() != want) {
         return bad_tensor(where + " ('" + t.name + "'): shape " + shape_text(t.shape) + " of " +
-                        v2_datatype_name(t.type) + " needs " + std::to_string(want) +
-                        " bytes of binary data, parameters.binary_data_size says " +
-                        std::to_string(bytes->size()));
+                          v2_datatype_name(t.type) + " needs " + std::to_string(want) +
+                          " bytes of binary data, parameters.binary_data_size says " +
+                          std::to_string(bytes->size()));
       }
       t.data.assign(bytes->data(), bytes->size());
       if (t.type == data_type::boolean) {
@@ -491,8 +494,9 @@ result<tensor> parse_tensor_input(const json& input, size_t i, binary_part& bina
     return t;
   }
   if (data_it == input.end()) {
-    return bad_tensor(where + " ('" + excerpt(t.name) + "') has no \"data\" and no "
-                    "parameters.binary_data_size");
+    return bad_tensor(where + " ('" + excerpt(t.name) +
+                      "') has no \"data\" and no "
+                      "parameters.binary_data_size");
   }
   if (!data_it->is_array()) {
     return bad_tensor(where + ".data must be an array, not " + json_type(*data_it));
@@ -502,8 +506,8 @@ result<tensor> parse_tensor_input(const json& input, size_t i, binary_part& bina
   SHOAL_RETURN_IF_ERROR(flatten(*data_it, t, where + ".data", 1, count));
   if (count - before != *elements) {
     return bad_tensor(where + " ('" + excerpt(t.name) + "'): shape " + shape_text(t.shape) +
-                    " holds " + std::to_string(*elements) + " elements but data has " +
-                    std::to_string(count - before));
+                      " holds " + std::to_string(*elements) + " elements but data has " +
+                      std::to_string(count - before));
   }
   return t;
 }
@@ -512,14 +516,14 @@ status parse_tensor_request(json& inputs, const std::vector<output_ask>& asks, c
                             const http_route& route, binary_part& binary, v2_infer& out) {
   if (inputs.size() > max_inputs) {
     return bad_tensor("\"inputs\" has " + std::to_string(inputs.size()) + " inputs: at most " +
-                    std::to_string(max_inputs));
+                      std::to_string(max_inputs));
   }
   size_t count = 0;
   for (size_t i = 0; i < inputs.size(); ++i) {
     for (size_t j = 0; j < i; ++j) {
       if (inputs[j]["name"] == inputs[i]["name"]) {
         return bad_tensor("input '" + excerpt(inputs[i]["name"].get<std::string>()) +
-                        "' is given twice");
+                          "' is given twice");
       }
     }
     auto t = parse_tensor_input(inputs[i], i, binary, count);
@@ -529,8 +533,8 @@ status parse_tensor_request(json& inputs, const std::vector<output_ask>& asks, c
   for (const auto& ask : asks) {
     if (ask.classification) {
       return bad_tensor("output '" + excerpt(ask.name) +
-                      "' asks for classification: that applies to text models' labels; a "
-                      "tensor model's outputs are returned as they are");
+                        "' asks for classification: that applies to text models' labels; a "
+                        "tensor model's outputs are returned as they are");
     }
     out.request.outputs.push_back(ask.name);
     if (ask.binary) out.form.binary_outputs.push_back(ask.name);
@@ -541,8 +545,7 @@ status parse_tensor_request(json& inputs, const std::vector<output_ask>& asks, c
         return bad_tensor("parameters.label must be a label such as \"staging\"");
       }
       if (route.version) {
-        return status::invalid_argument("the path names version " +
-                                        std::to_string(*route.version) +
+        return status::invalid_argument("the path names version " + std::to_string(*route.version) +
                                         " and the body names a label: give one of them");
       }
       out.request.label = l->get<std::string>();
@@ -556,9 +559,10 @@ result<size_t> header_length_of(std::string_view text, size_t body_size) {
   uint64_t n = 0;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
   if (ec != std::errc() || end != text.data() + text.size()) {
-    return status::invalid_argument("the Inference-Header-Content-Length header must be the "
-                                    "byte length of the JSON part of the body, got '" +
-                                    excerpt(text) + "'");
+    return status::invalid_argument(
+        "the Inference-Header-Content-Length header must be the "
+        "byte length of the JSON part of the body, got '" +
+        excerpt(text) + "'");
   }
   if (n > body_size) {
     return status::invalid_argument("the Inference-Header-Content-Length header says " +
@@ -597,7 +601,8 @@ result<v2_infer> parse_infer_body(const http_route& route, std::string_view body
     if (auto p = what.find("] "); p != std::string::npos) what.erase(0, p + 2);
     return bad_body("the request body is not valid JSON (" + excerpt(what) + ")");
   }
-  if (!doc.is_object()) return bad_body("the request body must be a JSON object, not " + json_type(doc));
+  if (!doc.is_object())
+    return bad_body("the request body must be a JSON object, not " + json_type(doc));
 
   v2_infer out;
   infer_request& req = out.request;
@@ -635,7 +640,8 @@ result<v2_infer> parse_infer_body(const http_route& route, std::string_view body
     auto name_it = input.find("name");
     if (name_it == input.end() || !name_it->is_string() ||
         name_it->get_ref<const std::string&>().empty()) {
-      return bad_body(where + " needs a \"name\": a text model's input is \"name\":\"text\", a "
+      return bad_body(where +
+                      " needs a \"name\": a text model's input is \"name\":\"text\", a "
                       "tensor model's are in its metadata");
     }
     all_text = all_text && name_it->get_ref<const std::string&>() == "text";
@@ -721,7 +727,8 @@ std::string render_infer(const infer_result& r, uint32_t top_k, const std::strin
   return out;
 }
 
-std::vector<tensor> v2_detail::text_tensors(const infer_result& r, uint32_t top_k, v2_outputs outputs) {
+std::vector<tensor> v2_detail::text_tensors(const infer_result& r, uint32_t top_k,
+                                            v2_outputs outputs) {
   size_t k = r.rows.empty() ? 0 : top_k;
   for (const auto& row : r.rows) k = std::min(k, row.size());
   const std::vector<int64_t> shape{int64_t(r.rows.size()), int64_t(k)};
@@ -760,17 +767,30 @@ void append_int(std::string& out, int64_t v) {
 
 void append_json_data(std::string& out, const tensor& t) {
   out += '[';
-  const size_t n = t.type == data_type::bytes ? t.strings.size()
-                                              : t.data.size() / std::max<size_t>(1, element_size(t.type));
+  const size_t n = t.type == data_type::bytes
+                       ? t.strings.size()
+                       : t.data.size() / std::max<size_t>(1, element_size(t.type));
   for (size_t i = 0; i < n; ++i) {
     if (i > 0) out += ',';
     switch (t.type) {
-      case data_type::fp32: append_float(out, read_raw<float>(t.data, i)); break;
-      case data_type::fp64: append_double(out, read_raw<double>(t.data, i)); break;
-      case data_type::int32: append_int(out, read_raw<int32_t>(t.data, i)); break;
-      case data_type::int64: append_int(out, read_raw<int64_t>(t.data, i)); break;
-      case data_type::boolean: out += t.data[i] != 0 ? "true" : "false"; break;
-      case data_type::bytes: append_json_string(out, t.strings[i]); break;
+      case data_type::fp32:
+        append_float(out, read_raw<float>(t.data, i));
+        break;
+      case data_type::fp64:
+        append_double(out, read_raw<double>(t.data, i));
+        break;
+      case data_type::int32:
+        append_int(out, read_raw<int32_t>(t.data, i));
+        break;
+      case data_type::int64:
+        append_int(out, read_raw<int64_t>(t.data, i));
+        break;
+      case data_type::boolean:
+        out += t.data[i] != 0 ? "true" : "false";
+        break;
+      case data_type::bytes:
+        append_json_string(out, t.strings[i]);
+        break;
     }
   }
   out += ']';

@@ -136,14 +136,29 @@ TEST(bundle, runs_a_cluster_in_a_minimal_debian_root_with_nothing_but_glibc_from
     auto& n = *nodes[i];
     const std::string name = "n" + std::to_string(i + 1);
     n.log = work.path() + "/" + name + ".log";
-    n.pid = spawn_program(
-        "chroot",
-        {root, "/opt/shoal/bin/shoal", "node", "--config", "/opt/shoal/etc/local-3/" + name + ".conf",
-         "--data-dir", "/var/lib/shoal/" + name, "--http-port", std::to_string(n.http),
-         "--zmq-port", std::to_string(n.zmq), "--grpc-port", std::to_string(free_port()),
-         "--cluster-port", std::to_string(n.cluster),
-         "--seeds", seeds, "--model-memory-mb", "256", "--http-threads", "2"},
-        "/dev/null", work.path() + "/" + name + ".out", n.log);
+    n.pid = spawn_program("chroot",
+                          {root,
+                           "/opt/shoal/bin/shoal",
+                           "node",
+                           "--config",
+                           "/opt/shoal/etc/local-3/" + name + ".conf",
+                           "--data-dir",
+                           "/var/lib/shoal/" + name,
+                           "--http-port",
+                           std::to_string(n.http),
+                           "--zmq-port",
+                           std::to_string(n.zmq),
+                           "--grpc-port",
+                           std::to_string(free_port()),
+                           "--cluster-port",
+                           std::to_string(n.cluster),
+                           "--seeds",
+                           seeds,
+                           "--model-memory-mb",
+                           "256",
+                           "--http-threads",
+                           "2"},
+                          "/dev/null", work.path() + "/" + name + ".out", n.log);
   }
   for (auto& n : nodes) {
     bool ready = false;

@@ -659,10 +659,10 @@ TEST_F(node_test, a_second_stop_signal_does_not_cut_stopping_short) {
 }
 
 TEST_F(node_test, second_node_on_the_same_data_dir_is_refused) {
-  auto r = run_shoal({"node", "--data-dir", data_->path() + "/data", "--http-port",
-                      std::to_string(free_port()), "--zmq-port", std::to_string(free_port()),
-                      "--grpc-port", std::to_string(free_port())},
-                     std::chrono::seconds(20));
+  auto r = run_shoal(
+      {"node", "--data-dir", data_->path() + "/data", "--http-port", std::to_string(free_port()),
+       "--zmq-port", std::to_string(free_port()), "--grpc-port", std::to_string(free_port())},
+      std::chrono::seconds(20));
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("in use"), std::string::npos) << r.err;
   EXPECT_TRUE(node_->alive());
@@ -1216,10 +1216,10 @@ TEST_F(node_test, a_node_without_keys_says_it_is_open_and_one_with_a_bad_keys_fi
   }
   EXPECT_TRUE(open_logged) << node_->log();
   temp_dir dir;
-  auto r = run_shoal({"node", "--data-dir", dir.path() + "/d", "--keys-file",
-                      dir.path() + "/missing", "--http-port", "0", "--zmq-port", "0",
-                      "--grpc-port", "0", "--cluster-port", "0"},
-                     std::chrono::seconds(20));
+  auto r =
+      run_shoal({"node", "--data-dir", dir.path() + "/d", "--keys-file", dir.path() + "/missing",
+                 "--http-port", "0", "--zmq-port", "0", "--grpc-port", "0", "--cluster-port", "0"},
+                std::chrono::seconds(20));
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("cannot read keys file"), std::string::npos) << r.err;
 }

@@ -69,7 +69,7 @@ class node_metrics {
   struct model_counts {
     uint64_t requests = 0;  // answered, errors included
     uint64_t errors = 0;
-    uint64_t sum_us = 0;    // their time, reading to answering
+    uint64_t sum_us = 0;  // their time, reading to answering
   };
   /// Returns the counts of (tenant, model); zeros for one this node never answered.
   model_counts counts_of(std::string_view tenant, std::string_view model);

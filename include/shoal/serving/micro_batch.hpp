@@ -124,7 +124,7 @@ class micro_batcher {
   // (model, what its requests share: input names, datatypes, dims after the first; outputs)
   using tensor_key = std::pair<const model*, std::string>;
 
-  void run(tensor_group& g);  // runs g and calls its requests' done
+  void run(tensor_group& g);             // runs g and calls its requests' done
   void account(double ms, size_t rows);  // the moving average of a row's CPU time
 
   size_t max_texts_;

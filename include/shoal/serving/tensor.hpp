@@ -30,8 +30,8 @@ size_t element_size(data_type t);
 
 /// Returns the number of elements of `shape` (1 for a scalar, shape {}), or nullopt when a dim is
 /// negative or the product overflows `limit`.
-std::optional<size_t> element_count(const std::vector<int64_t>& shape,
-                                     size_t limit = size_t(1) << 40);
+std::optional<size_t> element_count(const std::vector<int64_t>& shape, size_t limit = size_t(1)
+                                                                                      << 40);
 
 struct tensor {
   std::string name;

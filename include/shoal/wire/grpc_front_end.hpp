@@ -26,9 +26,9 @@ namespace shoal {
 
 struct grpc_front_end_options {
   std::string host = "127.0.0.1";
-  uint16_t port = 7423;               // 0: the OS picks one (see port())
-  size_t max_message_bytes = 4u << 20; // larger requests are refused by gRPC (RESOURCE_EXHAUSTED)
-  size_t max_batch = 1024;            // texts, or rows, in one request
+  uint16_t port = 7423;                 // 0: the OS picks one (see port())
+  size_t max_message_bytes = 4u << 20;  // larger requests are refused by gRPC (RESOURCE_EXHAUSTED)
+  size_t max_batch = 1024;              // texts, or rows, in one request
 };
 
 class grpc_front_end {

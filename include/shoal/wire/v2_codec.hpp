@@ -49,9 +49,17 @@ inline constexpr size_t v2_default_max_batch = 1024;
 /// What a request target names.
 struct http_route {
   enum class kind : uint8_t {
-    server_meta, live, ready, model_meta, model_ready, infer, metrics,
-    model_stats,                          // statistics extension
-    repo_index, repo_load, repo_unload,   // model repository extension
+    server_meta,
+    live,
+    ready,
+    model_meta,
+    model_ready,
+    infer,
+    metrics,
+    model_stats,  // statistics extension
+    repo_index,
+    repo_load,
+    repo_unload,  // model repository extension
   };
   kind what = kind::server_meta;
   model_id id;                      // model_meta, model_ready, infer
@@ -96,10 +104,10 @@ struct v2_outputs {
 
 /// How the answer to an infer request is written: what the request asked of it.
 struct v2_answer_form {
-  uint32_t top_k = 1;           // a text model's labels per text
-  std::string request_id;       // the client's "id", echoed; empty when the body had none
-  v2_outputs outputs;           // a text model's outputs
-  bool binary_all = false;      // parameters.binary_data_output: every output as binary data
+  uint32_t top_k = 1;       // a text model's labels per text
+  std::string request_id;   // the client's "id", echoed; empty when the body had none
+  v2_outputs outputs;       // a text model's outputs
+  bool binary_all = false;  // parameters.binary_data_output: every output as binary data
   std::vector<std::string> binary_outputs;  // outputs asked for with "binary_data":true
 };
 
@@ -129,7 +137,8 @@ struct v2_infer {
 /// like the shape) or as binary data; "outputs" names the outputs to answer, in order (the model
 /// checks the names). Parameters Shoal does not know are ignored, as V2 lets servers do.
 ///
-/// Every error is invalid_argument (400) whose message says what was wrong and what to send instead.
+/// Every error is invalid_argument (400) whose message says what was wrong and what to send
+/// instead.
 /// @pre route.what == http_route::kind::infer
 result<v2_infer> parse_infer_body(const http_route& route, std::string_view body, size_t max_batch,
                                   std::string_view header_length = {});

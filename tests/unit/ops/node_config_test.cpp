@@ -102,7 +102,8 @@ TEST(node_config, grpc_port_from_flag_and_file) {
   EXPECT_EQ(any->config.grpc_port, std::optional<uint16_t>(0));
   auto bad = parse_node_args({"--data-dir", "/tmp/d", "--grpc-port", "70000"});
   ASSERT_FALSE(bad.is_ok());
-  EXPECT_NE(bad.error().message().find("--grpc-port must be between 0 and 65535"), std::string::npos)
+  EXPECT_NE(bad.error().message().find("--grpc-port must be between 0 and 65535"),
+            std::string::npos)
       << bad.error().message();
 }
 

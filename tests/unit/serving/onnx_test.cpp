@@ -10,8 +10,6 @@
 //
 // Tolerance: every FP32 output element within 1e-5 absolute where |expected| <= 1, and 1e-5
 // relative to |expected| above that (log-probabilities and sums reach magnitudes of a few units).
-#include "shoal/serving/onnx_model.hpp"
-
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -29,6 +27,7 @@
 #include <thread>
 
 #include "shoal/serving/micro_batch.hpp"
+#include "shoal/serving/onnx_model.hpp"
 #include "support/files.hpp"
 #include "support/process.hpp"
 
@@ -56,21 +55,27 @@ std::string ort_install(std::string& error) {
   const std::string cache = xdg && *xdg ? xdg : std::string(home ? home : "/tmp") + "/.cache";
   const std::string dir = cache + "/shoal-test/onnxruntime-node-" + k_ort_version;
   const std::string marker = dir + "/node_modules/onnxruntime-node/package.json";
-  if (ts::read_file(marker).find(std::string("\"version\": \"") + k_ort_version) != std::string::npos)
+  if (ts::read_file(marker).find(std::string("\"version\": \"") + k_ort_version) !=
+      std::string::npos)
     return dir;
   const std::string tmp = dir + ".tmp-" + std::to_string(::getpid());
   const std::string script =
       "set -e; mkdir -p '" + tmp + "'; cp '" + source_dir() + "/tests/onnx/package.json' '" +
       source_dir() + "/tests/onnx/package-lock.json' '" + tmp + "/'; cd '" + tmp +
       "'; npm ci --no-audit --no-fund --ignore-scripts --loglevel=error; cd ..; "
-      "rm -rf '" + dir + "'; mv '" + tmp + "' '" + dir + "'";
-  auto r = ts::run_program("sh", {"-c", "command -v npm >/dev/null || { echo 'npm is not installed "
-                                        "(apt-get install npm)' >&2; exit 127; }; " + script},
+      "rm -rf '" +
+      dir + "'; mv '" + tmp + "' '" + dir + "'";
+  auto r = ts::run_program("sh",
+                           {"-c",
+                            "command -v npm >/dev/null || { echo 'npm is not installed "
+                            "(apt-get install npm)' >&2; exit 127; }; " +
+                                script},
                            {}, std::chrono::seconds(600));
   if (r.exit_code != 0 || ts::read_file(marker).empty()) {
     ts::run_program("rm", {"-rf", tmp});
     error = "cannot install onnxruntime-node " + std::string(k_ort_version) + " into " + dir +
-            " (needed as the second oracle): exit " + std::to_string(r.exit_code) + ": " + r.err + r.out;
+            " (needed as the second oracle): exit " + std::to_string(r.exit_code) + ": " + r.err +
+            r.out;
     return "";
   }
   return dir;
@@ -99,9 +104,9 @@ const oracle& data() {
     oracle d;
     d.tmp = std::make_unique<ts::temp_dir>();
     d.dir = d.tmp->path();
-    auto py = ts::run_program("/usr/bin/python3",
-                              {source_dir() + "/tests/onnx/make_models.py", d.dir}, {},
-                              std::chrono::seconds(300));
+    auto py =
+        ts::run_program("/usr/bin/python3", {source_dir() + "/tests/onnx/make_models.py", d.dir},
+                        {}, std::chrono::seconds(300));
     if (py.exit_code != 0) {
       d.error = "make_models.py failed (exit " + std::to_string(py.exit_code) + "): " + py.err;
       return d;
@@ -115,8 +120,9 @@ const oracle& data() {
     }
     const std::string ort = ort_install(d.error);
     if (ort.empty()) return d;
-    auto node = ts::run_program("node", {source_dir() + "/tests/onnx/ort_run.js", ort, d.dir,
-                                         "fe_whitespace.onnx", "fe_wordpiece.onnx"},
+    auto node = ts::run_program("node",
+                                {source_dir() + "/tests/onnx/ort_run.js", ort, d.dir,
+                                 "fe_whitespace.onnx", "fe_wordpiece.onnx"},
                                 {}, std::chrono::seconds(300));
     if (node.exit_code != 0)
       d.error = "ort_run.js failed (exit " + std::to_string(node.exit_code) + "): " + node.err;
@@ -202,7 +208,8 @@ difference compare(const tensor& got, const tensor& want) {
   return d;
 }
 
-// ---- parity with PyTorch and ONNX Runtime ---------------------------------------------------------
+// ---- parity with PyTorch and ONNX Runtime
+// ---------------------------------------------------------
 
 TEST(onnx_parity, every_model_matches_pytorch_and_onnx_runtime) {
   NEED_ORACLE();
@@ -243,11 +250,10 @@ TEST(onnx_parity, every_model_matches_pytorch_and_onnx_runtime) {
       r.rel = std::max(r.rel, dr.rel);
     }
   }
-  for (const char* must : {"mlp_op11.onnx", "mlp_op13.onnx", "mlp_op17.onnx", "bag_op13.onnx",
-                           "ln_gelu_op13.onnx", "ln_gelu_op17.onnx", "text_cnn_op11.onnx",
-                           "text_cnn_op17.onnx", "shapes_op11.onnx", "shapes_op13.onnx",
-                           "shapes_op17.onnx", "reduce18.onnx", "misc11.onnx",
-                           "gelu_node.onnx"})
+  for (const char* must :
+       {"mlp_op11.onnx", "mlp_op13.onnx", "mlp_op17.onnx", "bag_op13.onnx", "ln_gelu_op13.onnx",
+        "ln_gelu_op17.onnx", "text_cnn_op11.onnx", "text_cnn_op17.onnx", "shapes_op11.onnx",
+        "shapes_op13.onnx", "shapes_op17.onnx", "reduce18.onnx", "misc11.onnx", "gelu_node.onnx"})
     EXPECT_TRUE(by_model.count(must)) << must << " was not exercised";
   for (const auto& [name, d] : by_model)
     std::cout << "  " << name << ": max |diff| vs PyTorch " << d.first.abs << " (scaled "
@@ -258,7 +264,8 @@ TEST(onnx_parity, every_model_matches_pytorch_and_onnx_runtime) {
               << "\n";
 }
 
-// ---- what a model says about itself ----------------------------------------------------------------
+// ---- what a model says about itself
+// ----------------------------------------------------------------
 
 TEST(onnx_model, describes_a_tensor_model) {
   NEED_ORACLE();
@@ -277,7 +284,7 @@ TEST(onnx_model, describes_a_tensor_model) {
   auto s = load("shapes_op13.onnx");
   ASSERT_NE(s, nullptr);
   EXPECT_EQ(s->inputs(), (std::vector<tensor_spec>{{"x", data_type::fp32, {-1, 6, 8}},
-                                                    {"ids", data_type::int64, {-1, 4}}}));
+                                                   {"ids", data_type::int64, {-1, 4}}}));
 }
 
 TEST(onnx_model, is_recognised_by_content) {
@@ -296,16 +303,19 @@ TEST(onnx_model, is_recognised_by_content) {
   EXPECT_NE(bad.error().message().find("ONNX"), std::string::npos) << bad.error().message();
 }
 
-// ---- refusals ----------------------------------------------------------------------------------------
+// ---- refusals
+// ----------------------------------------------------------------------------------------
 
 TEST(onnx_refusals, say_what_is_wrong) {
   NEED_ORACLE();
   const std::string mlp = data().bytes("mlp_op13.onnx");
-  EXPECT_NE(refusal("\xff\xff\xff garbage").find("do not parse as an ONNX ModelProto"), std::string::npos);
+  EXPECT_NE(refusal("\xff\xff\xff garbage").find("do not parse as an ONNX ModelProto"),
+            std::string::npos);
   EXPECT_NE(refusal(mlp.substr(0, mlp.size() / 2)).find("truncated or corrupt"), std::string::npos);
   auto truncated = load_model(mlp.substr(0, mlp.size() / 2));
   ASSERT_FALSE(truncated.is_ok());
-  EXPECT_NE(truncated.error().message().find("truncated"), std::string::npos) << truncated.error().message();
+  EXPECT_NE(truncated.error().message().find("truncated"), std::string::npos)
+      << truncated.error().message();
 
   const std::string ops = refusal(data().bytes("unsupported.onnx"));
   EXPECT_EQ(ops.find("unsupported ONNX operators: LSTM, NonMaxSuppression (Shoal runs: Abs, Add, "
@@ -335,7 +345,8 @@ TEST(onnx_refusals, say_what_is_wrong) {
                 .find("node 'fused' is operator 'FusedGemm' of domain 'com.microsoft'"),
             std::string::npos);
   const std::string conv = refusal(data().bytes("conv2d.onnx"));
-  EXPECT_NE(conv.find("2-D convolution; Shoal runs 1-D convolutions only"), std::string::npos) << conv;
+  EXPECT_NE(conv.find("2-D convolution; Shoal runs 1-D convolutions only"), std::string::npos)
+      << conv;
   EXPECT_NE(refusal(""), "(loaded)");
 }
 
@@ -355,7 +366,8 @@ TEST(onnx_refusals, a_bad_text_front_end) {
             "labels: a text model's first output must be FP32 [batch, 3]");
   auto small_vocab = props;  // more tokens than the embedding has rows
   small_vocab["shoal.vocab"] += "extra1\nextra2\n";
-  EXPECT_NE(refusal(with_text_front_end(bytes, small_vocab)).find("fails on id 31"), std::string::npos)
+  EXPECT_NE(refusal(with_text_front_end(bytes, small_vocab)).find("fails on id 31"),
+            std::string::npos)
       << refusal(with_text_front_end(bytes, small_vocab));
   EXPECT_NE(refusal(with_text_front_end(data().bytes("mlp_op13.onnx"), props))
                 .find("a text model's input must be INT64 or INT32 [batch, seq]"),
@@ -366,21 +378,24 @@ TEST(onnx_refusals, a_bad_text_front_end) {
 }
 
 TEST(onnx_text_front_end, checks_its_props) {
-  const std::map<std::string, std::string> good = {
-      {"shoal.tokenizer", "wordpiece"}, {"shoal.vocab", "[UNK]\nhello\n"}, {"shoal.labels", "a\nb"}};
+  const std::map<std::string, std::string> good = {{"shoal.tokenizer", "wordpiece"},
+                                                   {"shoal.vocab", "[UNK]\nhello\n"},
+                                                   {"shoal.labels", "a\nb"}};
   EXPECT_TRUE(check_text_front_end(good).is_ok()) << check_text_front_end(good).to_string();
   auto with = [&](const std::string& key, const std::string& value) {
     auto p = good;
     p[key] = value;
     return check_text_front_end(p).message();
   };
-  EXPECT_NE(with("shoal.colour", "red").find("unknown text front end key 'shoal.colour'"), std::string::npos);
+  EXPECT_NE(with("shoal.colour", "red").find("unknown text front end key 'shoal.colour'"),
+            std::string::npos);
   EXPECT_EQ(with("shoal.tokenizer", "bpe"), "shoal.tokenizer 'bpe' is not whitespace or wordpiece");
   EXPECT_EQ(with("shoal.vocab", ""), "shoal.vocab has no tokens");
   EXPECT_EQ(with("shoal.vocab", "[UNK]\nhi\nhi\n"), "shoal.vocab has 'hi' twice (lines 2 and 3)");
   EXPECT_EQ(with("shoal.vocab", "[UNK]\n\nhi\n"), "shoal.vocab line 2 is empty");
   EXPECT_EQ(with("shoal.labels", ""), "shoal.labels has no labels");
-  EXPECT_EQ(with("shoal.max_tokens", "0"), "shoal.max_tokens must be a number from 1 to 1000000, is '0'");
+  EXPECT_EQ(with("shoal.max_tokens", "0"),
+            "shoal.max_tokens must be a number from 1 to 1000000, is '0'");
   EXPECT_EQ(with("shoal.scores", "odds"),
             "shoal.scores 'odds' is not logits, probabilities or log_probabilities");
   EXPECT_EQ(with("shoal.lowercase", "yes"), "shoal.lowercase must be 0 or 1, is 'yes'");
@@ -388,14 +403,17 @@ TEST(onnx_text_front_end, checks_its_props) {
             "shoal.vocab is 17825792 bytes; the limit is 16 MiB");
   auto missing = good;
   missing.erase("shoal.labels");
-  EXPECT_EQ(check_text_front_end(missing).message(), "shoal.labels is missing (one label per line)");
+  EXPECT_EQ(check_text_front_end(missing).message(),
+            "shoal.labels is missing (one label per line)");
   auto ws = good;
   ws["shoal.tokenizer"] = "whitespace";
-  EXPECT_EQ(check_text_front_end(ws).message(),
-            "shoal.unk '<unk>' is not in shoal.vocab (the default for this tokenizer; set shoal.unk)");
+  EXPECT_EQ(
+      check_text_front_end(ws).message(),
+      "shoal.unk '<unk>' is not in shoal.vocab (the default for this tokenizer; set shoal.unk)");
 }
 
-// ---- run(): inputs and outputs ---------------------------------------------------------------------
+// ---- run(): inputs and outputs
+// ---------------------------------------------------------------------
 
 TEST(onnx_run, refuses_bad_inputs_with_what_the_model_takes) {
   NEED_ORACLE();
@@ -415,11 +433,13 @@ TEST(onnx_run, refuses_bad_inputs_with_what_the_model_takes) {
             "unknown input 'z' (the model takes x FP32 [-1,300])");
   EXPECT_EQ(err({int64s("x", {1, 300}, std::vector<int64_t>(300, 1))}),
             "input 'x': the model takes FP32 [-1,300], got INT64 [1,300]");
-  EXPECT_EQ(err({floats("x", {300}, row)}), "input 'x': the model takes FP32 [-1,300], got FP32 [300]");
+  EXPECT_EQ(err({floats("x", {300}, row)}),
+            "input 'x': the model takes FP32 [-1,300], got FP32 [300]");
   EXPECT_EQ(err({floats("x", {1, 299}, std::vector<float>(299))}),
             "input 'x': the model takes FP32 [-1,300], got FP32 [1,299]");
   EXPECT_NE(err({floats("x", {2, 300}, row)}).find("needs 2400 bytes"), std::string::npos);
-  EXPECT_EQ(err({floats("x", {1, 300}, row)}, {"nope"}), "unknown output 'nope' (the model gives y)");
+  EXPECT_EQ(err({floats("x", {1, 300}, row)}, {"nope"}),
+            "unknown output 'nope' (the model gives y)");
   auto ok = m->run({floats("x", {1, 300}, row)}, {"y", "y"});
   ASSERT_TRUE(ok.is_ok()) << ok.error().to_string();
   EXPECT_EQ(ok->size(), 2u);
@@ -429,9 +449,11 @@ TEST(onnx_run, refuses_bad_inputs_with_what_the_model_takes) {
   auto s = load("shapes_op13.onnx");
   ASSERT_NE(s, nullptr);
   std::vector<float> x(2 * 6 * 8, 0.25f);
-  auto two = s->run({floats("x", {2, 6, 8}, x), int64s("ids", {3, 4}, std::vector<int64_t>(12, 1))}, {});
+  auto two =
+      s->run({floats("x", {2, 6, 8}, x), int64s("ids", {3, 4}, std::vector<int64_t>(12, 1))}, {});
   ASSERT_FALSE(two.is_ok());
-  EXPECT_EQ(two.error().message(), "inputs 'x' and 'ids' must agree on dimension 'batch': got [2,6,8] and [3,4]");
+  EXPECT_EQ(two.error().message(),
+            "inputs 'x' and 'ids' must agree on dimension 'batch': got [2,6,8] and [3,4]");
 }
 
 TEST(onnx_run, want_selects_and_orders_outputs) {
@@ -559,7 +581,8 @@ TEST(onnx_run, many_shapes_beyond_the_plan_cache_stay_right) {
   }
 }
 
-// ---- the text front end ----------------------------------------------------------------------------
+// ---- the text front end
+// ----------------------------------------------------------------------------
 
 onnx_text_front_end front(const std::string& kind, const std::string& vocab,
                           std::map<std::string, std::string> extra = {}) {
@@ -604,7 +627,7 @@ TEST(onnx_text_front_end, whitespace_splits_on_unicode_space_only) {
   EXPECT_EQ(ids(f, "Hello WORLD!"), (std::vector<int64_t>{1, 2}));
   EXPECT_EQ(ids(f, "hello\u00a0world!\u2003café"), (std::vector<int64_t>{1, 2, 3}));
   EXPECT_EQ(ids(f, "hello, world"), (std::vector<int64_t>{0, 0}));  // no punctuation stripping
-  EXPECT_EQ(ids(f, "CAFÉ"), (std::vector<int64_t>{0}));  // only ASCII is lowercased
+  EXPECT_EQ(ids(f, "CAFÉ"), (std::vector<int64_t>{0}));             // only ASCII is lowercased
   EXPECT_EQ(ids(f, "\t\n"), (std::vector<int64_t>{0}));
   EXPECT_EQ(f.tokens("a b"), (std::vector<std::string>{"<unk>", "<unk>"}));
 }
@@ -629,7 +652,8 @@ TEST(onnx_text_front_end, predicts_what_pytorch_scores) {
     for (const json& c : t["cases"]) {
       const std::string text = c["text"];
       texts.push_back(text);
-      EXPECT_EQ(ids(*f, text), c["ids"].get<std::vector<int64_t>>()) << kind << ": '" << text << "'";
+      EXPECT_EQ(ids(*f, text), c["ids"].get<std::vector<int64_t>>())
+          << kind << ": '" << text << "'";
       const auto want = c["scores"].get<std::vector<double>>();
       auto p = m->predict(text, 10);
       ASSERT_EQ(p.size(), 4u) << text;
@@ -659,7 +683,8 @@ TEST(onnx_text_front_end, scores_can_be_probabilities_or_log_probabilities) {
                                                   {"shoal.labels", "a\nb\nc\nd\ne\nf\n"},
                                                   {"shoal.scores", "log_probabilities"}};
   std::string vocab;
-  for (int i = 0; i < 500; ++i) vocab += (i == 0 ? std::string("<unk>") : "w" + std::to_string(i)) + "\n";
+  for (int i = 0; i < 500; ++i)
+    vocab += (i == 0 ? std::string("<unk>") : "w" + std::to_string(i)) + "\n";
   props["shoal.vocab"] = vocab;
   auto m = load_onnx(with_text_front_end(data().bytes("text_cnn_op13.onnx"), props));
   ASSERT_FALSE(m.is_ok());  // its input is [batch, 16]: texts of other lengths do not fit
@@ -669,11 +694,13 @@ TEST(onnx_text_front_end, scores_can_be_probabilities_or_log_probabilities) {
   auto bag = with_text_front_end(data().bytes("bag_op13.onnx"),
                                  {{"shoal.tokenizer", "whitespace"},
                                   {"shoal.labels", "a\nb\nc\nd\ne\n"},
-                                  {"shoal.vocab", vocab + [] {
-                                     std::string more;
-                                     for (int i = 500; i < 1000; ++i) more += "w" + std::to_string(i) + "\n";
-                                     return more;
-                                   }()},
+                                  {"shoal.vocab", vocab +
+                                                      [] {
+                                                        std::string more;
+                                                        for (int i = 500; i < 1000; ++i)
+                                                          more += "w" + std::to_string(i) + "\n";
+                                                        return more;
+                                                      }()},
                                   {"shoal.scores", "probabilities"}});
   auto probs = load_onnx(bag);
   ASSERT_TRUE(probs.is_ok()) << probs.error().to_string();
@@ -686,7 +713,8 @@ TEST(onnx_text_front_end, scores_can_be_probabilities_or_log_probabilities) {
   EXPECT_FLOAT_EQ(p[0].score, *std::max_element(want.begin(), want.end()));
 }
 
-// ---- threads -------------------------------------------------------------------------------------------
+// ---- threads
+// -------------------------------------------------------------------------------------------
 
 TEST(onnx_threads, four_threads_agree_with_one) {
   NEED_ORACLE();
