@@ -56,10 +56,10 @@ struct http_route {
     model_ready,
     infer,
     metrics,
-    model_stats,  // statistics extension
-    repo_index,
+    model_stats,  // the statistics extension
+    repo_index,   // the model repository extension: index, load, unload
     repo_load,
-    repo_unload,  // model repository extension
+    repo_unload,
   };
   kind what = kind::server_meta;
   model_id id;                      // model_meta, model_ready, infer
