@@ -30,27 +30,18 @@ model_host_actor::behavior_type model_host(model_host_actor::stateful_pointer<mo
       return;
     }
     if (!req.inputs.empty()) {  // a tensor model: at once, or stacked with the next flush's
-      if (micro_batch_texts == 0 || !micro_batcher::batchable(req.inputs)) {
-        auto r = answer_tensors(m, req, version);
+      auto deliver = [promise](result<infer_result> r) mutable {
         if (r) {
           promise.deliver(std::move(*r));
         } else {
           promise.deliver(to_error(r.error()));
         }
-        return;
+      };
+      if (micro_batch_texts == 0 || !micro_batcher::batchable(req.inputs)) {
+        return deliver(answer_tensors(m, req, version));
       }
-      infer_result base;
-      base.id = req.id;
-      base.version = version;
-      auto done = [promise, base = std::move(base)](result<std::vector<tensor>> outputs) mutable {
-        if (!outputs) {
-          promise.deliver(to_error(status(
-              outputs.error().code(), base.id.str() + " version " + std::to_string(base.version) +
-                                          ": " + outputs.error().message())));
-          return;
-        }
-        base.outputs = std::move(*outputs);
-        promise.deliver(std::move(base));
+      auto done = [deliver, id = req.id, version](result<std::vector<tensor>> outputs) mutable {
+        deliver(tensor_answer(id, version, std::move(outputs)));
       };
       if (self->state.batcher.add_tensors(self->state.loaded, std::move(req.inputs),
                                           std::move(req.outputs), std::move(done))) {

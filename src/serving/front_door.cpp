@@ -333,24 +333,14 @@ void front_door::answer_inline(const std::shared_ptr<const model>& m, uint32_t v
     return refuse_shed(t, batch_texts, fe, done, std::move(full));
   }
   metrics_->cache_hits.fetch_add(1, std::memory_order_relaxed);
-  infer_outcome base;
-  base.answer.id = req.id;
-  base.answer.version = version;
   if (!req.inputs.empty()) {
     // A tensor model: run now, or stacked with this round's like requests (micro_batch.hpp).
     if (batch_texts == 0 || !micro_batcher::batchable(req.inputs)) {
       return done(outcome_of(answer_tensors(*m, req, version)));
     }
-    auto answer = [done = std::move(done),
-                   base = std::move(base)](result<std::vector<tensor>> outputs) mutable {
-      if (!outputs) {
-        const auto& a = base.answer;
-        return done(outcome_of(status(outputs.error().code(), a.id.str() + " version " +
-                                                                  std::to_string(a.version) + ": " +
-                                                                  outputs.error().message())));
-      }
-      base.answer.outputs = std::move(*outputs);
-      done(std::move(base));
+    auto answer = [done = std::move(done), id = req.id,
+                   version](result<std::vector<tensor>> outputs) {
+      done(outcome_of(tensor_answer(id, version, std::move(outputs))));
     };
     micro_batcher& b = thread_batcher(t, batch_texts);
     if (b.add_tensors(m, std::move(req.inputs), std::move(req.outputs), std::move(answer))) {
@@ -358,6 +348,9 @@ void front_door::answer_inline(const std::shared_ptr<const model>& m, uint32_t v
     }
     return;
   }
+  infer_outcome base;
+  base.answer.id = req.id;
+  base.answer.version = version;
   const size_t k = req.top_k == 0 ? 1 : req.top_k;
   // Predicts now, or with this thread's micro-batch, and hands the rows to `answer`.
   auto predict = [&](auto answer) {

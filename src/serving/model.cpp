@@ -58,17 +58,21 @@ status check_fits(const model& m, const infer_request& req, uint32_t version) {
                                   "; send each as an input by name");
 }
 
-result<infer_result> answer_tensors(const model& m, const infer_request& req, uint32_t version) {
-  auto outputs = m.run(req.inputs, req.outputs);
+result<infer_result> tensor_answer(const model_id& id, uint32_t version,
+                                   result<std::vector<tensor>> outputs) {
   if (!outputs) {
-    return status(outputs.error().code(), req.id.str() + " version " + std::to_string(version) +
+    return status(outputs.error().code(), id.str() + " version " + std::to_string(version) +
                                               ": " + outputs.error().message());
   }
   infer_result r;
-  r.id = req.id;
+  r.id = id;
   r.version = version;
   r.outputs = std::move(*outputs);
   return r;
+}
+
+result<infer_result> answer_tensors(const model& m, const infer_request& req, uint32_t version) {
+  return tensor_answer(req.id, version, m.run(req.inputs, req.outputs));
 }
 
 std::string signature_json(const model& m) {

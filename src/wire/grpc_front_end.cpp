@@ -10,6 +10,7 @@
 #include "shoal/base/log.hpp"
 #include "shoal/base/utf8.hpp"
 #include "shoal/serving/tenants.hpp"
+#include "shoal/wire/api_codec.hpp"
 #include "shoal/wire/v2_codec.hpp"
 #include "v2_grpc.grpc.pb.h"
 #include "wire/v2_detail.hpp"
@@ -20,9 +21,6 @@ namespace {
 namespace pb = ::inference;
 using json = nlohmann::json;
 
-constexpr size_t max_tensors = 64;
-constexpr size_t max_rank = 8;
-constexpr size_t max_elements = size_t(64) << 20;
 
 // gRPC threads end their own rounds (front_door::end_round after each request) and read a serving
 // view per request: gRPC's thread pool may leave a thread idle for hours.
@@ -109,9 +107,9 @@ result<tensor> input_of(const pb::ModelInferRequest::InferInputTensor& in, const
                "': Shoal's models take FP32, FP64, INT32, INT64, BOOL and BYTES");
   }
   t.type = *type;
-  if (size_t(in.shape_size()) > max_rank) {
+  if (size_t(in.shape_size()) > max_tensor_rank) {
     return bad(where + " has " + std::to_string(in.shape_size()) + " dimensions: at most " +
-               std::to_string(max_rank));
+               std::to_string(max_tensor_rank));
   }
   for (int64_t d : in.shape()) {
     if (d < 0 || d > std::numeric_limits<int32_t>::max()) {
@@ -120,10 +118,10 @@ result<tensor> input_of(const pb::ModelInferRequest::InferInputTensor& in, const
     }
     t.shape.push_back(d);
   }
-  auto n = element_count(t.shape, max_elements);
-  if (!n || total + *n > max_elements) {
+  auto n = element_count(t.shape, max_tensor_elements);
+  if (!n || total + *n > max_tensor_elements) {
     return status::too_large(where + ": the request's tensors hold more than " +
-                             std::to_string(max_elements) + " elements");
+                             std::to_string(max_tensor_elements) + " elements");
   }
   total += *n;
   if (raw != nullptr) {

@@ -9,6 +9,7 @@
 
 #include "shoal/base/json_string.hpp"
 #include "shoal/base/utf8.hpp"
+#include "shoal/wire/api_codec.hpp"
 #include "shoal/wire/v2_codec.hpp"
 #include "wire/v2_detail.hpp"
 
@@ -17,11 +18,6 @@ namespace shoal {
 using namespace v2_detail;
 
 namespace {
-
-// The most elements one request's tensors may hold together (the body limit usually binds first).
-constexpr size_t max_elements = size_t(64) << 20;
-constexpr size_t max_inputs = 64;
-constexpr size_t max_rank = 8;
 
 // ---- outputs -----------------------------------------------------------------------------------
 
@@ -56,9 +52,9 @@ result<std::vector<output_ask>> parse_outputs(const json& doc) {
     return bad_body("\"outputs\" must be an array of {\"name\":...} objects, " +
                     std::string(outputs_example) + ", not " + json_type(outputs));
   }
-  if (outputs.size() > max_inputs) {
+  if (outputs.size() > max_tensors) {
     return bad_body("\"outputs\" names " + std::to_string(outputs.size()) + " outputs: at most " +
-                    std::to_string(max_inputs));
+                    std::to_string(max_tensors));
   }
   for (size_t i = 0; i < outputs.size(); ++i) {
     const json& o = outputs[i];
@@ -415,14 +411,14 @@ status append_element(const json& item, tensor& t, const std::string& where) {
 // nesting is flattened, as V2 servers do; the count is checked against the shape after).
 status flatten(const json& data, tensor& t, const std::string& where, size_t depth, size_t& count) {
   if (!data.is_array()) {
-    if (++count > max_elements) {
+    if (++count > max_tensor_elements) {
       return status::too_large("the request's tensors hold more than " +
-                               std::to_string(max_elements) + " elements");
+                               std::to_string(max_tensor_elements) + " elements");
     }
     return append_element(data, t, where);
   }
-  if (depth > max_rank)
-    return bad_tensor(where + " is nested deeper than " + std::to_string(max_rank) + " levels");
+  if (depth > max_tensor_rank)
+    return bad_tensor(where + " is nested deeper than " + std::to_string(max_tensor_rank) + " levels");
   for (size_t i = 0; i < data.size(); ++i) {
     SHOAL_RETURN_IF_ERROR(
         flatten(data[i], t, where + "[" + std::to_string(i) + "]", depth + 1, count));
@@ -447,11 +443,11 @@ result<tensor> parse_tensor_input(const json& input, size_t i, binary_part& bina
   }
   t.type = *type;
   auto shape_it = input.find("shape");
-  if (shape_it == input.end() || !shape_it->is_array() || shape_it->size() > max_rank ||
+  if (shape_it == input.end() || !shape_it->is_array() || shape_it->size() > max_tensor_rank ||
       !std::all_of(shape_it->begin(), shape_it->end(),
                    [](const json& d) { return d.is_number_unsigned(); })) {
     return bad_tensor(where + " ('" + excerpt(t.name) + "') needs a \"shape\": a list of at most " +
-                      std::to_string(max_rank) + " sizes, e.g. [2,300]");
+                      std::to_string(max_tensor_rank) + " sizes, e.g. [2,300]");
   }
   for (const json& d : *shape_it) {
     if (d.get<uint64_t>() > uint64_t(std::numeric_limits<int32_t>::max())) {
@@ -459,10 +455,10 @@ result<tensor> parse_tensor_input(const json& input, size_t i, binary_part& bina
     }
     t.shape.push_back(int64_t(d.get<uint64_t>()));
   }
-  auto elements = element_count(t.shape, max_elements);
+  auto elements = element_count(t.shape, max_tensor_elements);
   if (!elements) {
     return status::too_large(where + ".shape " + shape_text(t.shape) + " holds more than " +
-                             std::to_string(max_elements) + " elements");
+                             std::to_string(max_tensor_elements) + " elements");
   }
   auto binary_size = binary_size_of(input, where);
   if (!binary_size) return binary_size.error();
@@ -514,9 +510,9 @@ result<tensor> parse_tensor_input(const json& input, size_t i, binary_part& bina
 
 status parse_tensor_request(json& inputs, const std::vector<output_ask>& asks, const json& doc,
                             const http_route& route, binary_part& binary, v2_infer& out) {
-  if (inputs.size() > max_inputs) {
+  if (inputs.size() > max_tensors) {
     return bad_tensor("\"inputs\" has " + std::to_string(inputs.size()) + " inputs: at most " +
-                      std::to_string(max_inputs));
+                      std::to_string(max_tensors));
   }
   size_t count = 0;
   for (size_t i = 0; i < inputs.size(); ++i) {

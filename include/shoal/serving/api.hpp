@@ -49,8 +49,13 @@ struct infer_result {
 /// an invalid_argument naming the model, its version and what it takes.
 status check_fits(const model& m, const infer_request& req, uint32_t version);
 
-/// Answers a tensor request with `m` at once (tensor requests are not micro-batched); a bad
-/// input is the model's invalid_argument.
+/// Returns the answer of `version` of `id` from `outputs` (a tensor model's run); a failed run is
+/// its status, the message prefixed with the model and version.
+result<infer_result> tensor_answer(const model_id& id, uint32_t version,
+                                   result<std::vector<tensor>> outputs);
+
+/// Answers a tensor request with `m` at once (outside a micro-batch); a bad input is the model's
+/// invalid_argument.
 /// @pre !req.inputs.empty()
 result<infer_result> answer_tensors(const model& m, const infer_request& req, uint32_t version);
 

@@ -26,9 +26,11 @@ namespace shoal {
 inline constexpr size_t max_infer_batch = 1024;
 /// The largest top_k an infer request may ask for.
 inline constexpr uint32_t max_top_k = 1000;
-/// Limits of a tensor request: tensors per request (inputs, or outputs asked for), dimensions.
+/// Limits of a tensor request, on every front end: tensors per request (inputs, or outputs asked
+/// for), dimensions, and elements of all its tensors together (the body limit usually binds first).
 inline constexpr size_t max_tensors = 64;
 inline constexpr size_t max_tensor_rank = 8;
+inline constexpr size_t max_tensor_elements = size_t(64) << 20;
 
 /// A request the node can act on.
 struct decoded_request {
