@@ -169,20 +169,27 @@ member_load current_load(self_ptr self) {
 
 // Tells cfg.on_peers who is alive now, when that changed since the last time (a status change is
 // acted on at once: requests in flight to a peer just declared dead go to the next holder).
+// A suspect this node hears itself (membership::hears) still takes requests: it was suspected on
+// another node's word, which happens at every flap of a link elsewhere, and refutes within a
+// round trip (issue 20's flapping test saw 503s for models whose only reachable holder was in
+// that state for ~80 ms). One we stopped hearing is left at once, as before.
 void publish_peers(self_ptr self) {
   auto& st = self->state;
   if (!st.cfg.on_peers) return;
   auto next = std::make_shared<peer_directory>();
   next->self_id = st.cfg.core.id;
-  for (const auto& v : st.core->view(now_ms(self))) {
-    if (v.is_self || v.entry.status != member_status::alive) continue;
+  const int64_t now = now_ms(self);
+  for (const auto& v : st.core->view(now)) {
+    const bool usable = v.entry.status == member_status::alive ||
+                        (v.entry.status == member_status::suspect && st.core->hears(v.entry.id, now));
+    if (v.is_self || !usable) continue;
     next->alive[v.entry.id] =
-        peer_info{v.entry.id, v.entry.name, v.entry.data_address, v.entry.load.in_flight};
+        peer_info{v.entry.id, v.entry.name, v.entry.data_address, v.entry.load.in_flight,
+                  v.rtt_ms.value_or(-1)};
   }
   if (st.peers && *st.peers == *next) return;
   // Only the gossiped loads changed: at most one publication per gossip interval (every
   // publication makes each front-end thread take the board's lock once).
-  const int64_t now = now_ms(self);
   if (st.peers && now - st.peers_published_ms < st.cfg.core.gossip_interval_ms) {
     bool same_members = st.peers->alive.size() == next->alive.size();
     for (auto a = st.peers->alive.cbegin(), b = next->alive.cbegin();

@@ -273,6 +273,30 @@ void membership::observe(const member& m, int64_t now_ms) {
   }
 }
 
+// True when `rumor` says `known` (alive or suspect here) is dead at the same incarnation while its heartbeat
+// rose here within the last probe round (probe_timeout_ms + two gossip intervals): first-hand
+// evidence against a second-hand verdict. It happens when a partition heals and the other side's
+// verdicts arrive (issue 20's partition test saw nodes mark their own side dead for a moment).
+// Such a rumor is taken as suspect only: it still spreads to the member, whose refutation (a
+// higher incarnation) settles every table, and a member that really died goes dead here after
+// suspicion_timeout_ms as usual. A member we stopped hearing gets no such benefit.
+bool membership::heard_lately(const member& known, const member& rumor, int64_t now_ms) const {
+  if ((known.status != member_status::alive && known.status != member_status::suspect) ||
+      rumor.status != member_status::dead || rumor.incarnation != known.incarnation) {
+    return false;
+  }
+  auto p = peers_.find(rumor.id);
+  return p != peers_.end() && p->second.incarnation_seen == known.incarnation &&
+         hears(rumor.id, now_ms);
+}
+
+bool membership::hears(const std::string& id, int64_t now_ms) const {
+  auto p = peers_.find(id);
+  if (p == peers_.end() || !p->second.detector.has_heartbeat()) return false;
+  const int64_t window = cfg_.probe_timeout_ms + 2 * cfg_.gossip_interval_ms;
+  return now_ms - p->second.detector.last_heartbeat_ms() <= window;
+}
+
 void membership::apply(const member& m, int64_t now_ms, const std::string& reason,
                        bool news_if_new) {
   if (m.id.empty()) return;
@@ -304,8 +328,15 @@ void membership::apply(const member& m, int64_t now_ms, const std::string& reaso
     if (m.incarnation <= tomb->second.entry.incarnation) return;
     tombstones_.erase(tomb);
   }
-  observe(m, now_ms);
   const member* before = table_.find(m.id);
+  if (before != nullptr && heard_lately(*before, m, now_ms)) {
+    member doubted = m;
+    doubted.status = member_status::suspect;
+    apply(doubted, now_ms, reason + " (a peer said dead; heard from it lately: suspect)",
+          news_if_new);
+    return;
+  }
+  observe(m, now_ms);
   std::optional<member> old;
   if (before != nullptr) old = *before;
   if (!table_.merge(m)) return;
@@ -359,7 +390,15 @@ void membership::start_probe(const std::string& id, int64_t now_ms, std::vector<
   p.seq = next_seq_++;
   p.started_ms = now_ms;
   probes_[id] = p;
-  out.push_back({m->cluster_address, make(gossip_kind::ping, p.seq)});
+  ping(id, m->cluster_address, p.seq, now_ms, out);
+}
+
+// A direct ping with a sequence number: its ack gives a round-trip sample (rtt_ms in view(), by
+// which the data plane prefers near holders over ones across a slow link).
+void membership::ping(const std::string& id, const std::string& address, uint64_t seq,
+                      int64_t now_ms, std::vector<outgoing>& out) {
+  pings_[seq] = sent_ping{id, now_ms};
+  out.push_back({address, make(gossip_kind::ping, seq)});
 }
 
 std::vector<outgoing> membership::tick(int64_t now_ms) {
@@ -485,6 +524,9 @@ std::vector<outgoing> membership::tick(int64_t now_ms) {
     it = now_ms - it->second.when_ms > 10 * cfg_.dead_retention_ms ? tombstones_.erase(it)
                                                                     : std::next(it);
   }
+  for (auto it = pings_.begin(); it != pings_.end();) {
+    it = now_ms - it->second.sent_ms > 10000 ? pings_.erase(it) : std::next(it);
+  }
   for (auto it = relays_.begin(); it != relays_.end();) {
     it = now_ms - it->second.started_ms > cfg_.probe_timeout_ms + cfg_.indirect_probe_timeout_ms
              ? relays_.erase(it)
@@ -504,7 +546,7 @@ std::vector<outgoing> membership::tick(int64_t now_ms) {
       if (m == nullptr || m->status == member_status::dead || m->status == member_status::left) {
         continue;
       }
-      out.push_back({m->cluster_address, make(gossip_kind::ping, 0)});
+      ping(m->id, m->cluster_address, next_seq_++ | gossip_ping_bit, now_ms, out);
       break;
     }
   }
@@ -592,6 +634,15 @@ std::vector<outgoing> membership::receive(const gossip_msg& msg, int64_t now_ms)
       break;
     }
     case gossip_kind::ack: {
+      // A direct ping of ours answered: a round-trip sample, smoothed like TCP's SRTT (1/8).
+      auto sent = pings_.find(msg.seq);
+      if (sent != pings_.end() && msg.seq != 0 && sent->second.id == msg.target_id &&
+          sender_id == msg.target_id) {
+        double sample = static_cast<double>(std::max<int64_t>(0, now_ms - sent->second.sent_ms));
+        double& rtt = peer(sent->second.id).rtt_ms;
+        rtt = rtt < 0 ? sample : rtt + (sample - rtt) / 8;
+        pings_.erase(sent);
+      }
       // Our probe answered, directly or relayed?
       for (auto it = probes_.begin(); it != probes_.end(); ++it) {
         if (it->second.seq == msg.seq && msg.seq != 0 && it->first == msg.target_id) {
@@ -674,6 +725,7 @@ std::vector<member_view> membership::view(int64_t now_ms) const {
       auto p = peers_.find(id);
       if (p != peers_.end()) {
         v.phi = p->second.detector.phi(now_ms);
+        if (p->second.rtt_ms >= 0) v.rtt_ms = p->second.rtt_ms;
         if (p->second.detector.has_heartbeat()) {
           v.since_heard_ms = now_ms - p->second.detector.last_heartbeat_ms();
         }

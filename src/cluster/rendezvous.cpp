@@ -51,13 +51,25 @@ std::vector<std::string> rendezvous_order(std::string_view key, std::vector<std:
 
 std::vector<std::string> replica_attempts(std::string_view key,
                                           const std::vector<std::string>& holders,
-                                          const std::map<std::string, uint32_t>& live_load) {
+                                          const std::map<std::string, uint32_t>& live_load,
+                                          const std::map<std::string, double>& rtt_ms) {
   std::vector<std::string> live;
   for (const auto& h : holders) {
     if (live_load.count(h) > 0) live.push_back(h);
   }
   auto order = rendezvous_order(key, std::move(live));
-  if (order.size() >= 2 && live_load.at(order[1]) < live_load.at(order[0])) {
+  double nearest = -1;
+  for (const auto& h : order) {
+    auto r = rtt_ms.find(h);
+    if (r != rtt_ms.end() && (nearest < 0 || r->second < nearest)) nearest = r->second;
+  }
+  auto near = [&](const std::string& h) {
+    auto r = rtt_ms.find(h);
+    return nearest < 0 || r == rtt_ms.end() || r->second <= 2 * nearest + far_margin_ms;
+  };
+  std::stable_partition(order.begin(), order.end(), near);
+  // The power of two choices, between near holders only: a far one is never chosen for its load.
+  if (order.size() >= 2 && near(order[1]) && live_load.at(order[1]) < live_load.at(order[0])) {
     std::swap(order[0], order[1]);
   }
   return order;

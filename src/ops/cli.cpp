@@ -718,6 +718,7 @@ json cluster_json(const cluster_status& st) {
          {"phi", std::round(v.phi * 1000) / 1000},
          {"since_heard_ms", v.since_heard_ms ? json(*v.since_heard_ms) : json(nullptr)},
          {"snapshots_held", v.snapshots_held},
+         {"rtt_ms", v.rtt_ms ? json(std::round(*v.rtt_ms * 10) / 10) : json(nullptr)},
          {"cluster_address", m.cluster_address},
          {"http_address", m.http_address},
          {"zmq_address", m.zmq_address},

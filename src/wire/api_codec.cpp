@@ -763,6 +763,7 @@ std::string encode_response(uint64_t request_id, const cluster_status& r) {
     mv->set_phi(v.phi);
     mv->set_since_heard_ms(v.since_heard_ms.value_or(-1));
     mv->set_snapshots_held(v.snapshots_held);
+    mv->set_rtt_ms(v.rtt_ms.value_or(-1));
   }
   return serialize(m);
 }
@@ -975,6 +976,7 @@ result<cluster_status> decode_cluster_status_response(std::string_view bytes) {
     v.phi = mv.phi();
     if (mv.since_heard_ms() >= 0) v.since_heard_ms = mv.since_heard_ms();
     v.snapshots_held = mv.snapshots_held();
+    if (mv.rtt_ms() >= 0) v.rtt_ms = mv.rtt_ms();
     out.members.push_back(std::move(v));
   }
   return out;

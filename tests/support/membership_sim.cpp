@@ -230,7 +230,7 @@ void membership_sim::count(const gossip_msg& msg) {
   traffic_.max_updates = std::max(traffic_.max_updates, msg.updates.size());
   traffic_.by_kind.at(static_cast<size_t>(msg.kind)) += 1;
   traffic_.bytes_by_kind.at(static_cast<size_t>(msg.kind)) += bytes;
-  if (msg.kind == gossip_kind::ping && msg.seq != 0) traffic_.probe_pings += 1;
+  if (is_probe(msg)) traffic_.probe_pings += 1;
   size_t round = static_cast<size_t>(now_ / cfg_.base.gossip_interval_ms);
   if (traffic_.per_round.size() <= round) traffic_.per_round.resize(round + 1, 0);
   traffic_.per_round[round] += 1;

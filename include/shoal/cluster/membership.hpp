@@ -139,6 +139,15 @@ struct gossip_msg {
   friend bool operator==(const gossip_msg& a, const gossip_msg& b);
 };
 
+/// The seq bit of a round-robin gossip ping: its ack gives a round-trip sample and nothing else.
+/// A ping with a seq without it is a probe of a silent member (its ack is evidence of life).
+inline constexpr uint64_t gossip_ping_bit = uint64_t{1} << 63;
+
+/// True for a probe: a ping sent because a member went silent (not a round-robin gossip ping).
+inline bool is_probe(const gossip_msg& m) {
+  return m.kind == gossip_kind::ping && m.seq != 0 && (m.seq & gossip_ping_bit) == 0;
+}
+
 /// A message to send to a cluster address.
 struct outgoing {
   std::string address;
@@ -197,6 +206,7 @@ struct member_view {
   std::optional<int64_t> since_heard_ms;  // since its heartbeat last rose; none if never
   uint32_t snapshots_held = 0;            // versions whose bytes it holds (from the catalog;
                                           // filled in by the gateway)
+  std::optional<double> rtt_ms;           // smoothed ping->ack round trip; none before the first
 };
 
 class membership {
@@ -232,6 +242,9 @@ class membership {
   const member& self() const;
   /// Returns the member table.
   const member_table& table() const { return table_; }
+  /// True when `id`'s heartbeat rose here within the last probe round (probe_timeout_ms + two
+  /// gossip intervals): we hear it ourselves, whatever others say of it.
+  bool hears(const std::string& id, int64_t now_ms) const;
   /// Returns our phi for `id` at `now_ms` (0 for ourselves or an unknown id).
   double phi(const std::string& id, int64_t now_ms) const;
   const membership_config& config() const { return cfg_; }
@@ -254,12 +267,18 @@ class membership {
     uint64_t max_heartbeat_seen = 0;
     uint64_t incarnation_seen = 0;
     int64_t status_since_ms = 0;  // when the current status was set here
+    double rtt_ms = -1;           // smoothed round trip of our pings to it; -1: none answered yet
+  };
+  struct sent_ping {
+    std::string id;
+    int64_t sent_ms = 0;
   };
 
   gossip_msg make(gossip_kind kind, uint64_t seq);
   void piggyback(gossip_msg& msg);
   void apply(const member& m, int64_t now_ms, const std::string& reason, bool news_if_new = true);
   void observe(const member& m, int64_t now_ms);
+  bool heard_lately(const member& known, const member& rumor, int64_t now_ms) const;
   void set_status(const std::string& id, member_status to, int64_t now_ms, double phi,
                   const std::string& reason);
   void enqueue(const std::string& id);
@@ -276,6 +295,9 @@ class membership {
   std::map<std::string, peer_state> peers_;
   std::map<std::string, probe> probes_;            // by member id
   std::map<uint64_t, relay> relays_;               // by the seq of our ping to the target
+  std::map<uint64_t, sent_ping> pings_;            // our direct pings by seq, for round trips
+  void ping(const std::string& id, const std::string& address, uint64_t seq, int64_t now_ms,
+            std::vector<outgoing>& out);
   // Recent changes to piggyback, best first: most transmissions left, then newest. Kept
   // ordered so building a message costs O(cap log N), not a sort of the whole queue (after a
   // mass join the queue holds every member).

@@ -21,9 +21,10 @@ struct peer_info {
   std::string name;          // for people: error messages and logs
   std::string data_address;  // HOST:PORT of its data plane; empty: it has none (cannot forward)
   uint32_t in_flight = 0;    // inference requests it reported answering (gossiped load)
+  double rtt_ms = -1;        // membership's smoothed round trip to it; -1: not measured yet
   friend bool operator==(const peer_info& a, const peer_info& b) {
     return a.id == b.id && a.name == b.name && a.data_address == b.data_address &&
-           a.in_flight == b.in_flight;
+           a.in_flight == b.in_flight && a.rtt_ms == b.rtt_ms;
   }
 };
 
@@ -33,8 +34,8 @@ struct peer_directory {
   std::map<std::string, peer_info> alive;
 
   /// Returns the peers to try for a snapshot of `key` held by `holders`, in the order a request
-  /// tries them (rendezvous order, the less loaded of the first two first: replica_attempts);
-  /// only live peers with a data address, never this node.
+  /// tries them (near ones first, then rendezvous order, the less loaded of the first two first:
+  /// replica_attempts); only live peers with a data address, never this node.
   std::vector<peer_info> attempts(std::string_view key, const std::set<std::string>& holders) const;
 
   /// Returns whether this node should forward a request for a snapshot held by `holders`: it is

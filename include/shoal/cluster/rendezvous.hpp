@@ -27,8 +27,15 @@ std::vector<std::string> rendezvous_order(std::string_view key, std::vector<std:
 /// that are live (in `live_load`: node id -> requests in flight there), in rendezvous order,
 /// except that the less loaded of the first two goes first ("power of two choices"; a tie keeps
 /// the rendezvous order, so an idle cluster sends each model to one replica and keeps it warm).
+/// With round trips (`rtt_ms`: node id -> ms, where measured), far holders go after near ones:
+/// a holder is far when its round trip exceeds twice the nearest holder's plus far_margin_ms
+/// (a slow link between two sites or racks); an unmeasured one counts as near.
 std::vector<std::string> replica_attempts(std::string_view key,
                                           const std::vector<std::string>& holders,
-                                          const std::map<std::string, uint32_t>& live_load);
+                                          const std::map<std::string, uint32_t>& live_load,
+                                          const std::map<std::string, double>& rtt_ms = {});
+
+/// The round trip a holder may exceed the nearest one's double by and still count as near.
+inline constexpr double far_margin_ms = 20;
 
 }  // namespace shoal

@@ -143,6 +143,59 @@ TEST(membership, a_node_joins_through_its_seed_and_both_see_each_other_alive) {
   EXPECT_EQ(describe(events[0]), "member b (127.0.0.1:7430, incarnation 100) joined as alive");
 }
 
+// The round trip of a gossip ping to its ack, smoothed, shows in view() (and from there steers
+// the data plane to near holders): 40 ms first, then samples of 120 ms move it by an eighth.
+TEST(membership, acks_to_our_pings_give_each_peer_a_smoothed_round_trip) {
+  membership a(node_config("a", 7420));
+  auto cb = node_config("b", 7430);
+  cb.seeds = {"127.0.0.1:7420"};
+  membership b(cb);
+  deliver(b, deliver(a, b.tick(0), 1), 2);
+  auto rtt_of = [](const membership& m, const std::string& id, int64_t now) {
+    for (const auto& v : m.view(now)) {
+      if (v.entry.id == id) return v.rtt_ms;
+    }
+    return std::optional<double>();
+  };
+  EXPECT_FALSE(rtt_of(b, "a", 2)) << "no ping of b's answered yet";
+  int64_t now = 1000;
+  auto pings = b.tick(now);  // b's gossip ping to a (its only peer)
+  auto acks = deliver(a, pings, now + 20);
+  deliver(b, acks, now + 40);
+  ASSERT_TRUE(rtt_of(b, "a", now + 40));
+  EXPECT_DOUBLE_EQ(*rtt_of(b, "a", now + 40), 40.0);
+  now += b.config().gossip_interval_ms;
+  pings = b.tick(now);
+  deliver(b, deliver(a, pings, now + 60), now + 120);
+  EXPECT_DOUBLE_EQ(*rtt_of(b, "a", now + 120), 40.0 + (120.0 - 40.0) / 8);
+  // An ack that answers no ping of ours (a replay, another seq) gives no sample.
+  deliver(b, acks, now + 500);
+  EXPECT_DOUBLE_EQ(*rtt_of(b, "a", now + 500), 50.0);
+}
+
+// hears(): our own evidence of a member, what routing keeps a suspect by (issue 20, flapping):
+// its heartbeat rose here within probe_timeout_ms + two gossip intervals.
+TEST(membership, hears_a_member_whose_heartbeat_rose_within_the_last_probe_round) {
+  membership a(node_config("a", 7420));
+  gossip_msg m;
+  m.kind = gossip_kind::ack;
+  m.from_address = "127.0.0.1:7430";
+  m.updates = {entry("b", 1, member_status::alive, 1)};
+  a.receive(m, 1000);
+  m.updates = {entry("b", 1, member_status::alive, 2)};
+  a.receive(m, 1200);
+  const auto& c = a.config();
+  EXPECT_TRUE(a.hears("b", 1200 + c.probe_timeout_ms + 2 * c.gossip_interval_ms));
+  EXPECT_FALSE(a.hears("b", 1201 + c.probe_timeout_ms + 2 * c.gossip_interval_ms));
+  EXPECT_FALSE(a.hears("nobody", 1200));
+  // A rumour that b is suspect does not count as hearing it, and does not stop us hearing it.
+  m.from_address = "127.0.0.1:7440";
+  m.updates = {entry("c", 1, member_status::alive, 1), entry("b", 1, member_status::suspect, 2)};
+  a.receive(m, 1300);
+  EXPECT_EQ(a.table().find("b")->status, member_status::suspect);
+  EXPECT_TRUE(a.hears("b", 1300));
+}
+
 TEST(membership, a_suspected_node_refutes_with_a_higher_incarnation) {
   membership a(node_config("a", 7420));
   gossip_msg rumour;
@@ -201,7 +254,7 @@ TEST(membership, only_ring_neighbours_get_heartbeats_and_probes) {
   std::set<std::string> probed;
   for (int64_t t = 400; t < 5000; t += 200) {
     for (const auto& o : a.tick(t)) {
-      if (o.msg.kind == gossip_kind::ping && o.msg.seq != 0) probed.insert(o.address);
+      if (is_probe(o.msg)) probed.insert(o.address);
     }
   }
   EXPECT_EQ(probed, (std::set<std::string>{"10.0.0.51:7420", "10.0.0.52:7420", "10.0.0.53:7420"}));
@@ -227,7 +280,7 @@ TEST(membership, silence_leads_to_a_probe_then_indirect_probes_then_suspicion) {
   int64_t probe_started = 0;
   for (; t < 4000 && probe_started == 0; t += 200) {
     for (auto& o : a.tick(t)) {
-      if (o.msg.kind == gossip_kind::ping && o.msg.seq != 0) probe_started = t;
+      if (is_probe(o.msg)) probe_started = t;
       out.push_back(o);
     }
   }
@@ -237,7 +290,7 @@ TEST(membership, silence_leads_to_a_probe_then_indirect_probes_then_suspicion) {
   const std::string c_address = entry("c", 1, member_status::alive, 0).cluster_address;
   uint64_t c_seq = 0;
   for (const auto& o : out) {
-    if (o.msg.kind == gossip_kind::ping && o.msg.seq != 0 && o.address == c_address) c_seq = o.msg.seq;
+    if (is_probe(o.msg) && o.address == c_address) c_seq = o.msg.seq;
   }
   ASSERT_NE(c_seq, 0u);
   gossip_msg ack;
@@ -311,7 +364,7 @@ TEST(membership, our_own_pause_does_not_make_us_suspect_everyone) {
   }
   a.take_events();
   t += 10000;  // SIGSTOP for 10 s, then SIGCONT: the first tick sees the gap
-  for (const auto& o : a.tick(t)) EXPECT_EQ(o.msg.seq, 0u) << "no probe right after a pause";
+  for (const auto& o : a.tick(t)) EXPECT_FALSE(is_probe(o.msg)) << "no probe right after a pause";
   EXPECT_LT(a.phi("b", t), 1);
   auto events = a.take_events();
   ASSERT_FALSE(events.empty());

@@ -335,6 +335,35 @@ TEST(membership_sim, a_partition_longer_than_dead_retention_heals_within_seconds
   EXPECT_TRUE(healed) << dump_events(sim);
 }
 
+// Regression (issue 20, found by tests/faults' partition scenario): when a partition healed, the
+// island's verdicts (everyone else dead) reached the other side, and its nodes took "dead" for
+// members they had been hearing all along, until those refuted. First-hand evidence now weighs: a
+// dead verdict about a member heard lately is taken as suspect, and the member refutes it.
+TEST(membership_sim, a_healed_partition_does_not_mark_dead_a_member_its_side_was_hearing) {
+  membership_sim sim(lan());
+  start_cluster(sim, 5);
+  sim.run_for(5000);
+  const size_t island = 2;
+  sim.disconnect(island);
+  sim.run_for(20000);
+  ASSERT_TRUE(sim.all_others_see(island, member_status::dead)) << dump_events(sim);
+  ASSERT_EQ(sim.status_seen(island, 0), member_status::dead) << "the island's verdict exists";
+  const int64_t healed_at = sim.now();
+  sim.reconnect(island);
+  ASSERT_TRUE(sim.run_until([&] { return sim.all_running_agree_alive(); }, 2000))
+      << dump_events(sim);
+  sim.run_for(5000);
+  for (const auto& e : sim.events()) {
+    if (e.at_ms < healed_at || e.node == island || e.event.what != kind::status_changed ||
+        e.event.entry.id == membership_sim::id_of(island) ||
+        e.event.entry.status != member_status::dead) {
+      continue;
+    }
+    ADD_FAILURE() << membership_sim::id_of(e.node) << " at " << e.at_ms
+                  << " ms: " << describe(e.event);
+  }
+}
+
 TEST(membership_sim, a_newcomer_knows_a_cluster_of_two_hundred_at_once_and_everyone_knows_it_soon) {
   sim_config c = lan();
   c.keep_events = false;

@@ -95,5 +95,35 @@ TEST(replica_attempts, live_holders_in_rendezvous_order_with_the_less_loaded_of_
   EXPECT_TRUE(replica_attempts("acme/bot", holders, {{"node-4", 0}}).empty());
 }
 
+// Issue 20's latency scenario: with a slow link between two halves, a request went across it to
+// a far holder about half the time (the less loaded of the first two in rendezvous order).
+TEST(replica_attempts, holders_across_a_slow_link_go_after_near_ones) {
+  const std::vector<std::string> holders = {"node-1", "node-2", "node-3"};
+  std::map<std::string, uint32_t> idle = {{"node-1", 0}, {"node-2", 0}, {"node-3", 0}};
+  auto order = rendezvous_order("acme/bot", holders);
+  // The first in rendezvous order is 400 ms away, the others a millisecond: it goes last.
+  std::map<std::string, double> rtt = {{order[0], 400}, {order[1], 1}, {order[2], 1.5}};
+  EXPECT_EQ(replica_attempts("acme/bot", holders, idle, rtt),
+            (std::vector<std::string>{order[1], order[2], order[0]}));
+  // Among near ones the less loaded of the first two still goes first.
+  auto busy = idle;
+  busy[order[1]] = 7;
+  EXPECT_EQ(replica_attempts("acme/bot", holders, busy, rtt),
+            (std::vector<std::string>{order[2], order[1], order[0]}));
+  // A far holder is never preferred for being less loaded (two holders, one each side).
+  const std::vector<std::string> pair = {order[0], order[1]};
+  std::map<std::string, uint32_t> near_busy = {{order[0], 9}, {order[1], 0}};
+  std::map<std::string, double> second_far = {{order[0], 1}, {order[1], 400}};
+  EXPECT_EQ(replica_attempts("acme/bot", pair, near_busy, second_far),
+            (std::vector<std::string>{order[0], order[1]}));
+  // Differences within twice the nearest plus the margin are noise: rendezvous order stays.
+  std::map<std::string, double> lan = {{order[0], 12}, {order[1], 1}, {order[2], 3}};
+  EXPECT_EQ(replica_attempts("acme/bot", holders, idle, lan), order);
+  // Not measured yet counts as near.
+  std::map<std::string, double> partial = {{order[1], 300}, {order[2], 2}};
+  EXPECT_EQ(replica_attempts("acme/bot", holders, idle, partial),
+            (std::vector<std::string>{order[0], order[2], order[1]}));
+}
+
 }  // namespace
 }  // namespace shoal
