@@ -577,9 +577,11 @@ inline void add_code(float* __restrict x, const product_quantizer& pq, const uin
     // fastText's default: two sub-vectors fill four lanes
     for (; m + 2 <= last; m += 2) {
       // each centroid pair moved as one 8-byte integer lane: its bits untouched
-      int64x2 pair;
-      std::memcpy(&pair[0], centroids + (m * k_ksub + code[m]) * 2, sizeof(int64_t));
-      std::memcpy(&pair[1], centroids + ((m + 1) * k_ksub + code[m + 1]) * 2, sizeof(int64_t));
+      // (copied to scalars first: clang takes no address of a vector element)
+      int64_t lo, hi;
+      std::memcpy(&lo, centroids + (m * k_ksub + code[m]) * 2, sizeof(int64_t));
+      std::memcpy(&hi, centroids + ((m + 1) * k_ksub + code[m + 1]) * 2, sizeof(int64_t));
+      const int64x2 pair = {lo, hi};
       float4 c = reinterpret_cast<float4>(pair);
       if (Scaled) c *= alpha;
       store4(x + 2 * m, load4(x + 2 * m) + c);

@@ -333,7 +333,10 @@ const std::vector<std::string>& policy_keys() {
 
 result<model_policy> apply_policy(model_policy p,
                                   const std::map<std::string, std::string>& settings) {
-  for (const auto& [key, value] : settings) {
+  for (const auto& setting : settings) {
+    // (named references, not a structured binding: C++17 lambdas cannot capture a binding)
+    const std::string& key = setting.first;
+    const std::string& value = setting.second;
     if (value.empty()) continue;
     auto bad = [&](const std::string& what) {
       return status::invalid_argument("policy " + key + "=" + utf8::to_valid_utf8(value) + ": " +
