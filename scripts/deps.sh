@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Shoal needs that are missing; silent and fast when all are present.
-# usage: scripts/deps.sh build|test|demo|bench|bundle|root
+# usage: scripts/deps.sh build|test|demo|bench|bundle|root|fuzz
 # Sourced or run by scripts/test.sh, scripts/demo.sh and bench/run_http.sh.
 set -euo pipefail
 
@@ -19,6 +19,7 @@ test_pkgs=(fasttext openssl prometheus patchelf binutils debootstrap lintian pyt
 demo_pkgs=(fasttext curl)        # the demo trains its sample models with the fasttext tool
 bundle_pkgs=(patchelf binutils)  # scripts/bundle.sh: rpaths, strip
 root_pkgs=(debootstrap)            # scripts/debian-root.sh: a minimal Debian root for the bundle test
+fuzz_pkgs=(clang libclang-rt-14-dev)  # scripts/test.sh --fuzz: libFuzzer (clang 14's runtime)
 bench_pkgs=(fasttext curl python3 wrk nginx-light python3-fastapi python3-uvicorn python3-fasttext python3-numpy python3-matplotlib)
 
 want=("${build_pkgs[@]}")
@@ -29,7 +30,8 @@ case "${1:-build}" in
   bench) want+=("${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
   bundle) want+=("${bundle_pkgs[@]}") ;;
   root) want+=("${root_pkgs[@]}") ;;
-  *) echo "usage: scripts/deps.sh build|test|demo|bench|bundle|root" >&2; exit 2 ;;
+  fuzz) want+=("${test_pkgs[@]}" "${fuzz_pkgs[@]}") ;;  # the tests' configure step needs fasttext
+  *) echo "usage: scripts/deps.sh build|test|demo|bench|bundle|root|fuzz" >&2; exit 2 ;;
 esac
 
 missing=()

@@ -144,7 +144,7 @@ result<std::vector<int64_t>> op_ctx::const_ints(size_t i, const char* what) cons
                 "input shapes only)");
   std::vector<int64_t> r(v.count);
   if (v.type == data_type::int64) {
-    std::memcpy(r.data(), v.data, v.count * 8);
+    if (v.count > 0) std::memcpy(r.data(), v.data, v.count * 8);  // an empty one has no data
   } else if (v.type == data_type::int32) {
     const int32_t* p = static_cast<const int32_t*>(v.data);
     for (size_t k = 0; k < v.count; ++k) r[k] = p[k];

@@ -155,8 +155,12 @@ status prepare_slice(op_ctx& c) {
       return c.fail("axis " + std::to_string(axes[i]) + " is outside rank " + std::to_string(r));
     if (seen[size_t(ax)]) return c.fail("axis " + std::to_string(axes[i]) + " is given twice");
     seen[size_t(ax)] = 1;
-    const int64_t dim = shape[size_t(ax)], step = steps[i];
-    if (step == 0) return c.fail("steps must not be 0");
+    const int64_t dim = shape[size_t(ax)];
+    if (steps[i] == 0) return c.fail("steps must not be 0");
+    // A step longer than the axis takes one element, as a step of the axis' length does; clamped,
+    // the stride and count arithmetic below cannot overflow on a step such as INT64_MIN.
+    const int64_t longest = std::max<int64_t>(dim, 1);
+    const int64_t step = std::clamp<int64_t>(steps[i], -longest, longest);
     int64_t s = (*starts)[i], e = (*ends)[i];
     if (s < 0) s += dim;
     if (e < 0) e += dim;

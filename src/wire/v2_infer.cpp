@@ -592,7 +592,8 @@ result<v2_infer> parse_infer_body(const http_route& route, std::string_view body
   json doc;
   try {
     doc = json::parse(json_text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
+    // parse_error, or out_of_range for a number beyond a double ("1e999")
     std::string what = e.what();
     if (auto p = what.find("] "); p != std::string::npos) what.erase(0, p + 2);
     return bad_body("the request body is not valid JSON (" + excerpt(what) + ")");

@@ -534,6 +534,17 @@ TEST(v2_codec, survives_deeply_nested_json) {
   EXPECT_FALSE(unclosed.is_ok());
 }
 
+// Found by tests/fuzz (regressions/http/infer-number-beyond-double): nlohmann throws out_of_range,
+// not parse_error, for such a number, and it escaped parse_infer_body (the server answered 500).
+TEST(v2_codec, refuses_a_number_beyond_a_double_with_400) {
+  auto r = parse_infer_body(
+      infer_route(), R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1],"data":[1e999]}]})",
+      1024);
+  ASSERT_FALSE(r.is_ok());
+  EXPECT_EQ(r.error().code(), status_code::invalid_argument);
+  EXPECT_NE(r.error().message().find("not valid JSON"), std::string::npos) << r.error().message();
+}
+
 TEST(v2_codec, error_messages_are_valid_json_even_for_binary_input) {
   auto r = parse_infer_body(
       infer_route(),
