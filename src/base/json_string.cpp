@@ -1,5 +1,7 @@
 #include "shoal/base/json_string.hpp"
 
+#include <algorithm>
+
 #include "shoal/base/utf8.hpp"
 
 namespace shoal {
@@ -41,6 +43,29 @@ void append_json_string(std::string& out, std::string_view s) {
     ++i;
   }
   out += '"';
+}
+
+size_t json_nesting(std::string_view text, size_t limit) {
+  size_t depth = 0, deepest = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;  // the escaped character, whatever it is
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+      if (deepest > limit) return deepest;
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return deepest;
 }
 
 }  // namespace shoal

@@ -11,6 +11,7 @@
 #include <utility>
 #include <variant>
 
+#include "shoal/base/json_string.hpp"
 #include "shoal/serving/access.hpp"
 #include "shoal/wire/api_codec.hpp"
 #include "shoal/wire/v2_codec.hpp"
@@ -112,7 +113,9 @@ const front_end peer_front_end{"thread", &http_defer, false, true};
 // The repository index's body: empty, or {"ready":true|false}.
 result<bool> repository_index_ready(const std::string& body) {
   if (body.empty()) return false;
-  auto j = nlohmann::json::parse(body, nullptr, false);
+  auto j = json_nesting(body, max_json_nesting) > max_json_nesting
+               ? nlohmann::json(nlohmann::json::value_t::discarded)
+               : nlohmann::json::parse(body, nullptr, false);
   if (j.is_discarded() || !j.is_object()) {
     return status::invalid_argument(
         "the repository index body must be a JSON object such as {\"ready\":true}, or empty");

@@ -589,6 +589,10 @@ result<v2_infer> parse_infer_body(const http_route& route, std::string_view body
                                  "header giving the JSON's length"
                                : ""));
   }
+  if (json_nesting(json_text, max_json_nesting) > max_json_nesting) {
+    return bad_body("the request body nests arrays and objects deeper than " +
+                    std::to_string(max_json_nesting) + " levels");
+  }
   json doc;
   try {
     doc = json::parse(json_text);

@@ -12,4 +12,14 @@ namespace shoal {
 /// a log message put into it.
 void append_json_string(std::string& out, std::string_view s);
 
+/// Returns how deep arrays and objects nest in JSON `text` (strings skipped), scanning no further
+/// once it passes `limit`: a check before parsing, since a parser builds every level (4 MB of '['
+/// cost nlohmann 270 MB and a second of a front-end thread). Garbage gives some number; the
+/// parser refuses it after.
+size_t json_nesting(std::string_view text, size_t limit);
+
+/// The deepest nesting a request body of Shoal's may have: a V2 infer body is 3 levels around
+/// its data ({"inputs":[{"data":...}]}), and data nests at most max_tensor_rank (8) levels.
+inline constexpr size_t max_json_nesting = 32;
+
 }  // namespace shoal

@@ -1,4 +1,5 @@
 // Over 500 lines: every case of v2_codec in one suite, so it reads as its specification.
+#include "shoal/base/json_string.hpp"
 #include "shoal/base/utf8.hpp"
 #include "shoal/wire/v2_codec.hpp"
 
@@ -532,6 +533,28 @@ TEST(v2_codec, survives_deeply_nested_json) {
   EXPECT_EQ(r.error().code(), status_code::invalid_argument);
   auto unclosed = parse_infer_body(infer_route(), std::string(100000, '['), 1024);
   EXPECT_FALSE(unclosed.is_ok());
+}
+
+// Found by tests/faults/exhaustion.py: 4 MB of '[' passed the body limit and nlohmann built all
+// four million levels (270 MB, a second of the front-end thread) before the 400. Now the nesting
+// is measured first; strings do not count, and a legit tensor body nests far less.
+TEST(v2_codec, refuses_nesting_deeper_than_32_levels_before_parsing) {
+  auto deep = parse_infer_body(infer_route(), std::string(4 << 20, '['), 1024);
+  ASSERT_FALSE(deep.is_ok());
+  EXPECT_EQ(deep.error().code(), status_code::invalid_argument);
+  EXPECT_NE(deep.error().message().find("deeper than 32 levels"), std::string::npos)
+      << deep.error().message();
+  EXPECT_EQ(json_nesting(R"({"a":[["[[[[{{{{"]]})", 32), 3u) << "brackets in strings";
+  EXPECT_EQ(json_nesting(R"(["\"[", [1]])", 32), 2u) << "an escaped quote ends no string";
+  EXPECT_EQ(json_nesting(std::string(100, '['), 32), 33u) << "stops past the limit";
+  // Eight levels of tensor data inside the envelope are fine.
+  std::string data = std::string(8, '[') + "1" + std::string(8, ']');
+  auto ok = parse_infer_body(
+      infer_route(),
+      R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1,1,1,1,1,1,1,1],"data":)" + data +
+          "}]}",
+      1024);
+  EXPECT_TRUE(ok.is_ok()) << ok.error().message();
 }
 
 // Found by tests/fuzz (regressions/http/infer-number-beyond-double): nlohmann throws out_of_range,
