@@ -81,9 +81,10 @@ class Client:
         r = self._call(req, "infer").infer
         return [[Prediction(p.label, p.score) for p in row.predictions] for row in r.rows]
 
-    def push(self, model, data, label="", note=""):
+    def push(self, model, data, label="", note="", timeout=None):
         """Uploads a model file (a path, or its bytes) as a new version of `model`; returns the
-        PushResponse (version, sha256, labels, copies, replication_factor)."""
+        PushResponse (version, sha256, labels, copies, replication_factor). Waits `timeout`
+        seconds for the answer (default: the client's timeout, at least 60)."""
         if not isinstance(data, (bytes, bytearray)):
             with open(data, "rb") as f:
                 data = f.read()
@@ -92,7 +93,8 @@ class Client:
         req.push.data = bytes(data)
         req.push.label = label
         req.push.note = note
-        return self._call(req, "push", timeout=max(self.timeout, 60.0)).push
+        wait = timeout if timeout is not None else max(self.timeout, 60.0)
+        return self._call(req, "push", timeout=wait).push
 
     def list(self, model):
         """A model's versions and labels (ModelInfo)."""
