@@ -180,12 +180,12 @@ void publish_peers(self_ptr self) {
   next->self_id = st.cfg.core.id;
   const int64_t now = now_ms(self);
   for (const auto& v : st.core->view(now)) {
-    const bool usable = v.entry.status == member_status::alive ||
-                        (v.entry.status == member_status::suspect && st.core->hears(v.entry.id, now));
+    const bool usable =
+        v.entry.status == member_status::alive ||
+        (v.entry.status == member_status::suspect && st.core->hears(v.entry.id, now));
     if (v.is_self || !usable) continue;
-    next->alive[v.entry.id] =
-        peer_info{v.entry.id, v.entry.name, v.entry.data_address, v.entry.load.in_flight,
-                  v.rtt_ms.value_or(-1)};
+    next->alive[v.entry.id] = peer_info{v.entry.id, v.entry.name, v.entry.data_address,
+                                        v.entry.load.in_flight, v.rtt_ms.value_or(-1)};
   }
   if (st.peers && *st.peers == *next) return;
   // Only the gossiped loads changed: at most one publication per gossip interval (every

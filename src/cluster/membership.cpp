@@ -273,12 +273,12 @@ void membership::observe(const member& m, int64_t now_ms) {
   }
 }
 
-// True when `rumor` says `known` (alive or suspect here) is dead at the same incarnation while its heartbeat
-// rose here within the last probe round (probe_timeout_ms + two gossip intervals): first-hand
-// evidence against a second-hand verdict. It happens when a partition heals and the other side's
-// verdicts arrive (issue 20's partition test saw nodes mark their own side dead for a moment).
-// Such a rumor is taken as suspect only: it still spreads to the member, whose refutation (a
-// higher incarnation) settles every table, and a member that really died goes dead here after
+// True when `rumor` says `known` (alive or suspect here) is dead at the same incarnation while its
+// heartbeat rose here within the last probe round (probe_timeout_ms + two gossip intervals):
+// first-hand evidence against a second-hand verdict. It happens when a partition heals and the
+// other side's verdicts arrive (issue 20's partition test saw nodes mark their own side dead for a
+// moment). Such a rumor is taken as suspect only: it still spreads to the member, whose refutation
+// (a higher incarnation) settles every table, and a member that really died goes dead here after
 // suspicion_timeout_ms as usual. A member we stopped hearing gets no such benefit.
 bool membership::heard_lately(const member& known, const member& rumor, int64_t now_ms) const {
   if ((known.status != member_status::alive && known.status != member_status::suspect) ||

@@ -4,12 +4,14 @@
 #include <gtest/gtest.h>
 
 #include <caf/scheduler/test_coordinator.hpp>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 
 #include "actors/membership_actor.hpp"
 #include "actors/protocol.hpp"
+#include "shoal/cluster/gossip_codec.hpp"
 
 namespace shoal {
 namespace {
@@ -55,7 +57,8 @@ class membership_actors : public ::testing::Test {
 
   static std::string address(uint16_t port) { return "127.0.0.1:" + std::to_string(port); }
 
-  membership_actor start(uint16_t port, std::vector<uint16_t> seeds, std::string secret = "s3cret") {
+  membership_actor start(uint16_t port, std::vector<uint16_t> seeds, std::string secret = "s3cret",
+                         std::function<void(std::shared_ptr<const peer_directory>)> on_peers = {}) {
     membership_actor_config c;
     c.core.id = "node-" + std::to_string(port);
     c.core.name = "n" + std::to_string(port);
@@ -65,6 +68,7 @@ class membership_actors : public ::testing::Test {
     c.core.random_seed = port;
     c.secret = std::move(secret);
     c.connector = connector;
+    c.on_peers = std::move(on_peers);
     auto m = sys.spawn(membership_behavior, std::move(c));
     (*book)[port] = caf::actor_cast<caf::strong_actor_ptr>(m);
     nodes[port] = m;
@@ -199,6 +203,40 @@ TEST_F(membership_actors, a_restarted_node_is_alive_again_with_a_higher_incarnat
       EXPECT_GT(v.entry.incarnation, before);
     }
   }
+}
+
+// Regression (issue 20, tests/faults' flapping scenario): a suspect rumour about a member this
+// node keeps hearing took it out of routing until the member refuted it, ~80 ms of 503s for
+// models only it held on this side of a flapping link. The peer directory keeps such a member;
+// one that goes silent still leaves it.
+TEST_F(membership_actors, a_member_suspected_elsewhere_but_heard_here_stays_routable) {
+  auto directory = std::make_shared<std::shared_ptr<const peer_directory>>();
+  start(1, {}, "s3cret", [directory](std::shared_ptr<const peer_directory> d) { *directory = d; });
+  start(2, {1});
+  start(3, {1});
+  run_for(1s);
+  ASSERT_TRUE(*directory && (*directory)->alive.count("node-2") == 1);
+  // Node 3 tells node 1 that node 2 is suspect (a flap between 3 and 2 elsewhere).
+  gossip_msg rumour;
+  rumour.kind = gossip_kind::ping;
+  rumour.from_address = address(3);
+  for (const auto& v : members_of(3)) {
+    if (v.is_self) rumour.updates.insert(rumour.updates.begin(), v.entry);
+  }
+  for (const auto& v : members_of(1)) {
+    if (v.entry.id == "node-2") rumour.updates.push_back(v.entry);
+  }
+  ASSERT_EQ(rumour.updates.size(), 2u);
+  rumour.updates[1].status = member_status::suspect;
+  caf::anon_send(nodes.at(1), gossip_atom_v, encode_gossip(rumour, "s3cret"));
+  sched.run();
+  ASSERT_EQ(status_of(1, 2), member_status::suspect) << "the rumour was taken";
+  EXPECT_EQ((*directory)->alive.count("node-2"), 1u) << "heard lately: still routable";
+  // Silence: a suspect node 1 no longer hears leaves the directory.
+  kill(2);
+  run_for(3s);
+  EXPECT_EQ((*directory)->alive.count("node-2"), 0u);
+  EXPECT_EQ((*directory)->alive.count("node-3"), 1u);
 }
 
 }  // namespace
