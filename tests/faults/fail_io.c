@@ -51,8 +51,8 @@ static int under_dir(const char* path) {
   return strncmp(path, d, n) == 0 && (path[n] == '/' || path[n] == '\0');
 }
 
-#define REAL(ret, name, ...)                                         \
-  static ret (*real_##name)(__VA_ARGS__) = NULL;                     \
+#define REAL(ret, name, ...)                     \
+  static ret (*real_##name)(__VA_ARGS__) = NULL; \
   if (real_##name == NULL) real_##name = dlsym(RTLD_NEXT, #name)
 
 static void note(const char* line) {

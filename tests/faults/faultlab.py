@@ -137,6 +137,7 @@ class Lab:
         self.delayers = []
         self.dropped = 0  # packets the fault rules dropped (counted at each heal)
         self.delayed = 0  # packets they held back
+        self.duplicated = 0  # packets they sent twice
         self.queue = 10
         self.closed = False
         self.secret_file = None
@@ -229,10 +230,16 @@ class Lab:
                                "--queue-num", str(self.queue))
 
     def fault_counts(self):
-        """(packets dropped, packets queued for delay) by the fault rules in force: proof that a
-        fault touched real traffic."""
-        dropped = queued = 0
+        """(packets dropped, packets queued for delay, packets duplicated) by the fault rules in
+        force: proof that a fault touched real traffic."""
+        dropped = queued = duplicated = 0
         for n in self.nodes:
+            out = self.ns_sh(n.index, "iptables", "-t", "mangle", "-L", "POSTROUTING", "-v", "-x",
+                             "-n").stdout
+            for line in out.splitlines()[2:]:
+                cols = line.split()
+                if len(cols) > 2 and cols[2] == "TEE":
+                    duplicated += int(cols[0])
             for chain in ("INPUT", "OUTPUT"):
                 out = self.ns_sh(n.index, "iptables", "-L", "SHOAL_FAULTS_" + chain, "-v", "-x",
                                  "-n").stdout
@@ -242,14 +249,15 @@ class Lab:
                         dropped += int(cols[0])
                     elif len(cols) > 2 and cols[2] == "NFQUEUE":
                         queued += int(cols[0])
-        return dropped, queued
+        return dropped, queued, duplicated
 
     def heal(self):
-        """Takes every fault off every link; adds what the rules did to self.dropped and
-        self.delayed."""
-        d, q = self.fault_counts()
+        """Takes every fault off every link; adds what the rules did to self.dropped,
+        self.delayed and self.duplicated."""
+        d, q, t = self.fault_counts()
         self.dropped += d
         self.delayed += q
+        self.duplicated += t
         for n in self.nodes:
             for chain in ("INPUT", "OUTPUT"):
                 self.ns_sh(n.index, "iptables", "-F", "SHOAL_FAULTS_" + chain)

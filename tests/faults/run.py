@@ -386,6 +386,11 @@ def step_loss(run, s):
     run.add_fault([], "loss")
 
 
+def step_duplicate(run, s):
+    run.lab.duplicate(s["p"])
+    run.add_fault([], "duplicate")
+
+
 def step_delay(run, s):
     run.lab.delay(s["groups"][0], s["groups"][1], s["ms"], s.get("jitter_ms", 0))
     run.add_fault([], "delay")
@@ -421,15 +426,15 @@ def step_heal(run, s):
 
 
 def step_kill(run, s):
+    now = time.time()  # before the signal: requests it cuts off are the node's being down
     run.lab.kill(s["node"])
-    now = time.time()
     run.kills.append((s["node"], now))
     run.down.setdefault(s["node"], []).append([now, None])
 
 
 def step_pause(run, s):
-    run.lab.pause(s["node"])
     now = time.time()
+    run.lab.pause(s["node"])
     run.kills.append((s["node"], now))
     run.down.setdefault(s["node"], []).append([now, None])
 
@@ -463,6 +468,7 @@ def step_rollback(run, s):
 
 
 ACTIONS = {"partition": step_partition, "cut": step_cut, "loss": step_loss, "delay": step_delay,
+           "duplicate": step_duplicate,
            "flap": step_flap, "heal": step_heal, "kill": step_kill, "start": step_start,
            "pause": step_pause, "resume": step_resume,
            "push": step_push, "promote": step_promote, "rollback": step_rollback,
@@ -491,6 +497,7 @@ def execute(name, sc, keep=False):
         lab.heal()
         run.figures["packets_dropped"] = lab.dropped
         run.figures["packets_delayed"] = lab.delayed
+        run.figures["packets_duplicated"] = lab.duplicated
         for check in sc["checks"]:
             getattr(run, "check_" + check)()
         run.events = run.member_events()

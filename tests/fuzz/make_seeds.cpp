@@ -13,11 +13,13 @@
 #include "shoal/cluster/replicated_catalog.hpp"
 #include "shoal/store/catalog.hpp"
 #include "shoal/wire/api_codec.hpp"
+#include "support/sample_member.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
 using namespace shoal;
+using shoal::testing::sample_member;
 
 fs::path out_dir;
 const std::string secret = "fuzz-cluster-secret";  // the fuzz targets' secret
@@ -29,20 +31,6 @@ void put(const std::string& target, const std::string& name, const std::string& 
 
 const model_id bot{"acme", "bot"};
 const std::string sha_a(64, 'a');
-
-member sample_member(const std::string& id) {
-  member m;
-  m.id = id;
-  m.name = "node " + id;
-  m.cluster_address = "127.0.0.1:7420";
-  m.http_address = "127.0.0.1:7422";
-  m.zmq_address = "[::1]:7421";
-  m.incarnation = 1795385625011;
-  m.status = member_status::suspect;
-  m.heartbeat = 42;
-  m.load = {3, 17, 1u << 30};
-  return m;
-}
 
 tensor fp32_tensor() {
   tensor t;

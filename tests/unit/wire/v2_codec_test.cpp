@@ -1,11 +1,12 @@
 // Over 500 lines: every case of v2_codec in one suite, so it reads as its specification.
-#include "shoal/base/json_string.hpp"
-#include "shoal/base/utf8.hpp"
 #include "shoal/wire/v2_codec.hpp"
 
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+
+#include "shoal/base/json_string.hpp"
+#include "shoal/base/utf8.hpp"
 
 namespace shoal {
 namespace {
