@@ -16,10 +16,8 @@ every node saw it alive again), for bench/README.md's "Faults" section.
 usage: bench/faults_soak.py [--minutes 30] [--seed 1] [--load 40]   (root; build/shoal)
 """
 import argparse
-import json
 import os
 import random
-import statistics
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

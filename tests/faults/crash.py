@@ -199,7 +199,6 @@ WORKLOAD_OPS = ("write", "pwrite", "fsync", "fdatasync", "rename", "ftruncate")
 def workload(lab, variants):
     """push, push, promote 2, rollback, push: returns the ledger."""
     ledger = Ledger()
-    rng = random.Random(3)
     client = Client("%s:%d" % (lab.nodes[0].addr, ZMQ_PORT), timeout=5)
     steps = [("push", 1), ("push", 2), ("promote", 2), ("rollback", None), ("push", 3)]
     for kind, arg in steps:
@@ -215,7 +214,6 @@ def workload(lab, variants):
                 ledger.moves.append(("acme/c0", "rollback", client.rollback("acme/c0").to))
         except ShoalError:
             ledger.refused += 1
-    del rng
     client.close()
     return ledger
 

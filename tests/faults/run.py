@@ -22,11 +22,11 @@ code here, shared by every scenario:
   all_alive_at_end        every node sees every running node alive, within settle_s (default 20)
   near_holders_preferred  requests to a node that does not hold the model, where a holder is on
                           its side of a slow link, are not sent across it
-Prints a markdown table row per scenario for bench/README.md's "Faults" section.
+Prints the run's figures (JSON: requests, failures, packets the faults touched, times) for
+bench/README.md's "Faults" section.
 """
 import json
 import os
-import random
 import re
 import subprocess
 import sys
