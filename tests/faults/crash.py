@@ -62,7 +62,6 @@ class Ledger:
         self.moves = []    # (model, kind, to)
         self.unknown = 0   # no answer (the node died): may or may not have happened
         self.refused = 0   # a definite refusal (nothing to roll back to, ...)
-        self.lock = threading.Lock()  # the test's op thread writes, the checks read after join
 
 
 def attempt(client, ledger, rng, variants, k):

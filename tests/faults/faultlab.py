@@ -52,7 +52,7 @@ class LabUnavailable(RuntimeError):
     """The machine cannot make network namespaces (not root, no ip or iptables)."""
 
 
-def sh(*args, check=True, quiet=False):
+def sh(*args, check=True):
     r = subprocess.run(list(args), capture_output=True, text=True)
     if check and r.returncode != 0:
         raise RuntimeError("%s: %s" % (" ".join(args), (r.stderr or r.stdout).strip()))
@@ -75,7 +75,6 @@ def sweep_leftovers():
     for line in r.stdout.splitlines():
         m = re.match(r"%s(\d+)-\d+" % PREFIX, line)
         if m and not _pid_alive(int(m.group(1))):
-            sh("ip", "netns", "pids", line.split()[0], check=False)
             for pid in sh("ip", "netns", "pids", line.split()[0], check=False).stdout.split():
                 try:
                     os.kill(int(pid), signal.SIGKILL)
