@@ -394,7 +394,9 @@ int run_node(const node_config& cfg) {
     door->on_lag(lag_ms, idle);
   };
   http_opts.on_lag = shed_by_lag;
-  auto http = http_server::start(http_opts, make_http_handler(door, cfg.max_batch));
+  auto http = http_server::start(
+      http_opts,
+      make_http_handler(door, cfg.max_batch, console_settings{cfg.name, cfg.replication_factor}));
   if (!http) {
     log_error("cannot start HTTP", {{"error", http.error().message()}});
     stop_actors();

@@ -51,6 +51,19 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
+// The mean top-1 score of an answer's rows (text models), or -1 when it has none (a tensor
+// model's outputs): the console's confidence per version.
+double mean_top1(const infer_result& r) {
+  double sum = 0;
+  size_t n = 0;
+  for (const auto& row : r.rows) {
+    if (row.empty()) continue;
+    sum += row.front().score;
+    ++n;
+  }
+  return n == 0 ? -1.0 : sum / static_cast<double>(n);
+}
+
 infer_outcome refusal(infer_outcome::kind what, status why) {
   infer_outcome out;
   out.what = what;
@@ -247,16 +260,24 @@ void front_door::infer(inference_pass pass, const principal& who, infer_request 
     }
     held = std::make_shared<tenant_admission::ticket>(std::move(*ticket));
   }
-  done = [done = std::move(done), metrics = metrics_, id = req.id, start = pass.start,
-          counted = std::move(pass.counted), held = std::move(held)](infer_outcome o) {
-    metrics->observe_inference(id.tenant, id.model, metrics_status(o), seconds_since(start));
-    done(std::move(o));
-  };
-
   thread_state& t = state_for(id_);
   serving_board::cache call_view;  // a view for this call only (see front_end::keep_view)
   const serving_view& view = board_->read(fe.keep_view ? t.view : call_view);
   inline_target in = find_inline(view, req, settings_.inline_max_texts);
+  done = [done = std::move(done), metrics = metrics_, versions = versions_, id = req.id,
+          version = in.version, start = pass.start, counted = std::move(pass.counted),
+          held = std::move(held)](infer_outcome o) {
+    const double seconds = seconds_since(start);
+    const int code = metrics_status(o);
+    metrics->observe_inference(id.tenant, id.model, code, seconds);
+    const bool answered = o.what == infer_outcome::kind::answered;
+    // A model that does not exist (a typo) gets no counts, as in /metrics.
+    if (code != 404) {
+      versions->observe(id, answered && o.answer.version != 0 ? o.answer.version : version,
+                        code >= 400, seconds, answered ? mean_top1(o.answer) : -1);
+    }
+    done(std::move(o));
+  };
   if (in.error) return done(refusal(infer_outcome::kind::failed, std::move(*in.error)));
   if (in.m) {
     metrics_->served_local.fetch_add(1, std::memory_order_relaxed);

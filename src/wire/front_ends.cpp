@@ -14,6 +14,7 @@
 #include "shoal/base/json_string.hpp"
 #include "shoal/serving/access.hpp"
 #include "shoal/wire/api_codec.hpp"
+#include "shoal/wire/console.hpp"
 #include "shoal/wire/v2_codec.hpp"
 
 namespace shoal {
@@ -130,8 +131,12 @@ result<bool> repository_index_ready(const std::string& body) {
 
 }  // namespace
 
-http_handler make_http_handler(std::shared_ptr<front_door> door, size_t max_batch) {
-  return [door, max_batch](http_request&& req, http_respond respond) {
+http_handler make_http_handler(std::shared_ptr<front_door> door, size_t max_batch,
+                               console_settings console) {
+  return [door, max_batch, console](http_request&& req, http_respond respond) {
+    if (is_console_path(std::string_view(req.target).substr(0, req.target.find('?')))) {
+      return serve_console(door, console, std::move(req), respond);
+    }
     auto route = parse_route(req.method, req.target);
     if (!route) {
       http_reply r = json_reply(route.http_status(), render_error(route.error().message()));

@@ -30,6 +30,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -45,6 +46,7 @@
 #include "shoal/serving/tenants.hpp"
 #include "shoal/serving/traffic.hpp"
 #include "shoal/serving/trials.hpp"
+#include "shoal/serving/version_stats.hpp"
 #include "shoal/store/catalog.hpp"
 
 namespace shoal {
@@ -194,6 +196,13 @@ class front_door {
   node_metrics::model_counts model_counts(const model_id& id) const {
     return metrics_->counts_of(id.tenant, id.model);
   }
+  /// Returns this node's counts per version: of one model, or of every model (the console).
+  std::vector<version_figures> version_counts(const model_id& id) const {
+    return versions_->read(id);
+  }
+  std::map<model_id, std::vector<version_figures>> version_counts() const {
+    return versions_->read_all();
+  }
 
   /// From now on, inferences are refused with 503 and readiness is false. Idempotent.
   void start_draining() { draining_.store(true, std::memory_order_relaxed); }
@@ -242,6 +251,8 @@ class front_door {
   const std::shared_ptr<peer_port> peers_;
   const std::shared_ptr<traffic_meter> traffic_;  // may be null: forwards are not counted
   const std::shared_ptr<trial_meter> trials_;     // may be null: no shadow, canary counts
+  // Its clients' requests per version (the console's charts); the wrappers in infer() hold it.
+  const std::shared_ptr<version_stats> versions_ = std::make_shared<version_stats>();
   // Set once by the main thread on SIGTERM, read by every front-end thread: an atomic flag (a
   // message per request to ask would cost more than the request).
   std::atomic<bool> draining_{false};

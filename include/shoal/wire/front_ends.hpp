@@ -8,15 +8,18 @@
 #include <memory>
 
 #include "shoal/serving/front_door.hpp"
+#include "shoal/wire/console.hpp"
 #include "shoal/wire/data_plane.hpp"
 #include "shoal/wire/http_server.hpp"
 #include "shoal/wire/zmq_server.hpp"
 
 namespace shoal {
 
-/// Returns the HTTP handler: the V2 routes, /metrics (admin key when the node has keys), and
-/// inference through `door`. An infer body over `max_batch` texts is refused with 400.
-http_handler make_http_handler(std::shared_ptr<front_door> door, size_t max_batch);
+/// Returns the HTTP handler: the V2 routes, /metrics (admin key when the node has keys), the
+/// operator's console under /ui (console.hpp), and inference through `door`. An infer body over
+/// `max_batch` texts is refused with 400.
+http_handler make_http_handler(std::shared_ptr<front_door> door, size_t max_batch,
+                               console_settings console = {});
 
 /// Returns the ZeroMQ handler: every call of the protobuf API through `door`. The ZeroMQ server
 /// must call front_door::end_round after each round of requests (zmq_server_options::after_requests).

@@ -14,6 +14,7 @@
 
 #include "support/files.hpp"
 #include "support/node_process.hpp"
+#include "support/recording_cluster.hpp"
 #include "support/sample_catalog.hpp"
 
 namespace shoal {
@@ -21,23 +22,7 @@ namespace {
 
 const model_id bot{"acme", "bot"};
 
-// The actors' side of the door, in memory: keeps each call and its callback until the test
-// answers it.
-class recording_cluster final : public cluster_port {
- public:
-  void call(api_call call, api_callback done) override {
-    calls.push_back(std::move(call));
-    replies.push_back(std::move(done));
-  }
-  /// Answers call `i` as the gateway does: once, dropping the callback afterwards.
-  void answer(size_t i, api_reply reply) {
-    api_callback done = std::move(replies.at(i));
-    replies.at(i) = nullptr;
-    done(std::move(reply));
-  }
-  std::vector<api_call> calls;
-  std::deque<api_callback> replies;
-};
+using testing::recording_cluster;
 
 std::string trained_model() {
   static const std::string bytes = [] {
@@ -186,6 +171,35 @@ TEST_F(front_door_test, unknown_models_versions_and_labels_fail_here_as_the_acto
   }
   EXPECT_NE(outcomes_[1].error.message().find("versions: 1-2"), std::string::npos);
   EXPECT_TRUE(cluster_->calls.empty());
+}
+
+TEST_F(front_door_test, each_version_counts_its_answers_failures_and_scores_for_the_console) {
+  make(unbatched(), 3, 2);  // production is 3 (not loaded here); 2 is loaded
+  infer_request old = request({"where is my parcel", "i want my money back"});
+  old.version = 2;
+  infer(admin, old, at_once);
+  infer(admin, request(), at_once);  // production: through the cluster, which fails it
+  cluster_->answer(0, status::unavailable("no holder answered"));
+  infer_request typo = request();
+  typo.id = {"acme", "nobot"};
+  infer(admin, typo, at_once);
+  ASSERT_EQ(outcomes_.size(), 3u);
+  ASSERT_EQ(outcomes_[0].what, infer_outcome::kind::answered);
+
+  const auto counts = door_->version_counts(bot);
+  ASSERT_EQ(counts.size(), 2u);
+  EXPECT_EQ(counts[0].version, 2u);
+  EXPECT_EQ(counts[0].requests, 1u);
+  EXPECT_EQ(counts[0].errors, 0u);
+  EXPECT_EQ(counts[0].scored, 1u);
+  const double mean =
+      (outcomes_[0].answer.rows[0][0].score + outcomes_[0].answer.rows[1][0].score) / 2;
+  EXPECT_NEAR(double(counts[0].top1_sum_ppm) / 1e6, mean, 1e-6) << "the mean top-1 of its rows";
+  EXPECT_EQ(counts[1].version, 3u) << "failed after production resolved to 3: counted there";
+  EXPECT_EQ(counts[1].requests, 1u);
+  EXPECT_EQ(counts[1].errors, 1u);
+  EXPECT_EQ(counts[1].scored, 0u);
+  EXPECT_EQ(door_->version_counts().size(), 1u) << "a model that does not exist is not counted";
 }
 
 TEST_F(front_door_test, keys_decide_who_may_reach_which_tenant) {
