@@ -554,7 +554,7 @@ status vote(self_ptr self, const model_id& id, uint32_t number, const std::strin
 void join_voters(self_ptr self) {
   auto& st = self->state;
   if (st.replica->voters().count(st.replica->self_id()) > 0) return;
-  (void)commit(self, {join_change()});
+  (void)commit(self, {join_change(st.node_name)});
 }
 
 void finish_push(self_ptr self, std::shared_ptr<push_job> job, uint32_t number,
@@ -1343,9 +1343,95 @@ void watch_models(self_ptr self) {
   }
 }
 
+// Finds voter `node` (a name, an id, or 8 or more leading characters of an id): its id, or why
+// there is none.
+result<std::string> find_voter(const replicated_catalog& replica,
+                               const std::map<std::string, std::string>& names,
+                               const std::string& node) {
+  auto name_of = [&](const std::string& id) {
+    auto it = names.find(id);
+    return it != names.end() ? it->second : replica.voter_name(id);
+  };
+  std::vector<std::string> found;
+  std::vector<std::string> shown;  // the voters, for the error: by name
+  for (const auto& id : replica.voters()) {
+    const std::string name = name_of(id);
+    shown.push_back(name.empty() ? id.substr(0, 8) : name);
+    if (id == node || (!name.empty() && name == node) ||
+        (node.size() >= 8 && id.compare(0, node.size(), node) == 0)) {
+      found.push_back(id);
+    }
+  }
+  if (found.size() == 1) return found.front();
+  if (found.size() > 1) {
+    return status::invalid_argument("'" + node + "' names " + std::to_string(found.size()) +
+                                    " nodes: give more of the id (shoal cluster status --json)");
+  }
+  for (const auto& id : replica.retired()) {
+    if (id == node || replica.voter_name(id) == node ||
+        (node.size() >= 8 && id.compare(0, node.size(), node) == 0)) {
+      return status::failed_precondition(node + " is forgotten already");
+    }
+  }
+  std::sort(shown.begin(), shown.end());
+  std::string known;
+  for (const auto& s : shown) known += (known.empty() ? "" : ", ") + s;
+  return status::not_found("no node '" + node + "' numbers versions; those that do: " + known);
+}
+
+// `shoal cluster forget NODE`: after checking, with a fresh member view, that NODE is a voter,
+// not this node, and neither alive nor suspect here, commits its retire: from then on the
+// majority is counted without it, on every node as the change spreads.
+void forget_voter(self_ptr self, forget_request req, caf::typed_response_promise<api_reply> rp) {
+  auto decide = [=](const std::vector<member_view>& views) mutable -> void {
+    auto& st = self->state;
+    auto answer = [&rp](api_reply r) { rp.deliver(std::move(r)); };
+    std::map<std::string, const member_view*> by_id;
+    for (const auto& v : views) by_id[v.entry.id] = &v;
+    auto id = find_voter(*st.replica, st.names, req.node);
+    if (!id) return answer(api_reply(id.error()));
+    std::string name = st.replica->voter_name(*id);
+    if (auto it = st.names.find(*id); it != st.names.end()) name = it->second;
+    const std::string shown = name.empty() ? id->substr(0, 8) : name;
+    if (*id == st.replica->self_id()) {
+      return answer(api_reply(status::failed_precondition(
+          shown + " is this node: stop it, then forget it from another node")));
+    }
+    if (auto it = by_id.find(*id); it != by_id.end()) {
+      const member& m = it->second->entry;
+      if (m.status == member_status::alive || m.status == member_status::suspect) {
+        return answer(api_reply(status::failed_precondition(
+            shown + " is " + to_string(m.status) +
+            " (this node hears it): forget is for a node that is gone for good. Stop it first; "
+            "forget it once every node sees it dead (shoal cluster status)")));
+      }
+    }
+    const std::string by = author_text(req.user, req.by);
+    if (status ok = commit(self, {retire_change(*id, name, by, now_ms())}); !ok) {
+      return answer(api_reply(ok));
+    }
+    const auto voters = static_cast<uint32_t>(st.replica->voters().size());
+    log_info("node forgotten", {{"node", shown},
+                                {"id", *id},
+                                {"by", by},
+                                {"voters", voters},
+                                {"majority", voters / 2 + 1}});
+    answer(api_reply(forget_result{*id, name, voters}));
+  };
+  if (!self->state.members) return decide({});
+  self->request(self->state.members, std::chrono::seconds(1), members_atom_v)
+      .then([=](const std::vector<member_view>& views) mutable { decide(views); },
+            [=](const caf::error&) mutable {
+              rp.deliver(api_reply(status::unavailable(
+                  "the membership did not answer: cannot tell whether the node is alive")));
+            });
+}
+
 void answer_registry_call(self_ptr self, api_call call, caf::typed_response_promise<api_reply> rp) {
   auto& st = self->state;
   auto fail = [&](status why) { rp.deliver(api_reply(std::move(why))); };
+  if (auto* req = std::get_if<forget_request>(&call))
+    return forget_voter(self, std::move(*req), rp);
   if (auto* req = std::get_if<validation_set_request>(&call)) {
     const model_entry* m = st.replica->view().find(req->id);
     if (m == nullptr) return fail(model_not_found(req->id));
@@ -1526,6 +1612,7 @@ catalog_actor::behavior_type catalog_behavior(catalog_actor::stateful_pointer<ca
   });
   self->state.traffic = storage.traffic;
   self->state.trials = storage.trials;
+  self->state.node_name = storage.node_name;
   self->state.model_memory_budget = storage.model_memory_budget;
   if (storage.traffic && storage.follow.enabled) self->state.follower.emplace(storage.follow);
   return {
@@ -1657,6 +1744,15 @@ catalog_actor::behavior_type catalog_behavior(catalog_actor::stateful_pointer<ca
         auto& st = self->state;
         with_fresh_view(self, [=] {
           auto& s = self->state;
+          if (s.replica->retired().count(s.replica->self_id()) > 0) {
+            // Forgotten (shoal cluster forget) while it was away, and running now: it is back,
+            // so it numbers versions again (its join orders after the retire everywhere).
+            log_info(
+                "this node was forgotten by the cluster and is back: it joins the nodes "
+                "that number versions again",
+                {});
+            join_voters(self);
+          }
           if (++s.ticks % 2 == 0) place(self);
           follow_traffic(self);
           watch_models(self);

@@ -87,6 +87,7 @@ struct catalog_storage {
   // The push writers run detached (blocking disk work, each its own thread); tests on CAF's
   // deterministic scheduler spawn them scheduled, so that sched.run() runs them too.
   bool detached_writers = true;
+  std::string node_name;  // kept with this node's join (shoal cluster forget finds it by name)
 };
 
 // Catalog changes waiting for the next group commit, and who waits for them.
@@ -146,6 +147,7 @@ struct catalog_state {
   std::shared_ptr<trial_meter> trials;       // see catalog_storage
   // Watched models breaking a rule of their policy now, since when (steady ms).
   std::map<model_id, int64_t> watch_broken_since;
+  std::string node_name;  // see catalog_storage
   static inline const char* name = "catalog";
 };
 

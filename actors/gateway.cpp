@@ -68,7 +68,8 @@ gateway_actor::behavior_type gateway(gateway_actor::stateful_pointer<gateway_sta
               } else if constexpr (std::is_same_v<T, validation_set_request> ||
                                    std::is_same_v<T, validate_request> ||
                                    std::is_same_v<T, policy_request> ||
-                                   std::is_same_v<T, trial_request>) {
+                                   std::is_same_v<T, trial_request> ||
+                                   std::is_same_v<T, forget_request>) {
                 // A validation run loads two models and predicts a whole set: minutes at most.
                 const caf::timespan timeout =
                     std::is_same_v<T, validate_request>

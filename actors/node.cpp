@@ -264,6 +264,7 @@ int run_node(const node_config& cfg) {
   auto traffic = std::make_shared<traffic_meter>();
   auto trials = std::make_shared<trial_meter>();  // shadow, canary and watch figures
   storage.trials = trials;
+  storage.node_name = cfg.name;
   const uint64_t model_memory = cfg.model_memory_mb > 0
                                     ? cfg.model_memory_mb << 20
                                     : default_model_memory(read_total_memory().value_or(4ull << 30));

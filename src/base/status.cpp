@@ -16,6 +16,8 @@ const char* to_string(status_code c) {
     case status_code::io_error: return "io_error";
     case status_code::internal: return "internal";
     case status_code::unauthenticated: return "unauthenticated";
+    case status_code::permission_denied:
+      return "permission_denied";
   }
   return "unknown";
 }
@@ -34,6 +36,8 @@ int http_status(status_code c) {
     case status_code::io_error:
     case status_code::internal: return 500;
     case status_code::unauthenticated: return 401;
+    case status_code::permission_denied:
+      return 403;
   }
   return 500;
 }

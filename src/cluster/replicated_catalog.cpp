@@ -26,10 +26,42 @@ std::vector<catalog_change> replicated_catalog::stamp(std::vector<catalog_change
   return changes;
 }
 
+void replicated_catalog::take_voter_event(const std::string& node, const catalog_change& c,
+                                          bool joined) {
+  auto it = voter_events_.find(node);
+  const order_key key = key_of(c);
+  if (it != voter_events_.end() && it->second.key > key) return;  // an earlier one, arrived late
+  voter_events_[node] = voter_event{key, joined};
+  if (joined) {
+    voters_.insert(node);
+  } else {
+    voters_.erase(node);
+  }
+}
+
+std::string replicated_catalog::voter_name(const std::string& node_id) const {
+  auto it = voter_names_.find(node_id);
+  return it == voter_names_.end() ? std::string() : it->second;
+}
+
+std::set<std::string> replicated_catalog::retired() const {
+  std::set<std::string> out;
+  for (const auto& [node, e] : voter_events_) {
+    if (!e.joined) out.insert(node);
+  }
+  return out;
+}
+
 status replicated_catalog::check_shape(const catalog_change& change) const {
   if (change.what == catalog_change::kind::join) {
     if (change.origin.empty()) return status::invalid_argument("a join without a node id");
     if (change.seq == 0) return status::invalid_argument("a join without a seq");
+    return status::ok();
+  }
+  if (change.what == catalog_change::kind::retire) {
+    if (change.origin.empty() || change.seq == 0 || change.node.empty()) {
+      return status::invalid_argument("a retire needs an origin, a seq and the node it retires");
+    }
     return status::ok();
   }
   if (change.what == catalog_change::kind::grant &&
@@ -41,7 +73,7 @@ status replicated_catalog::check_shape(const catalog_change& change) const {
     return status::invalid_argument("catalog change for an invalid model id '" +
                                     change.id.str().substr(0, 140) + "'");
   }
-  if (static_cast<int>(change.what) > static_cast<int>(catalog_change::kind::trial)) {
+  if (static_cast<int>(change.what) > static_cast<int>(catalog_change::kind::retire)) {
     return status::invalid_argument("unknown catalog change kind " +
                                     std::to_string(static_cast<int>(change.what)));
   }
@@ -82,10 +114,17 @@ result<bool> replicated_catalog::add(catalog_change change, int64_t physical_ms)
     (void)clock_.observe(change.at, physical_ms);
   }
 
-  if (change.what == catalog_change::kind::join || change.what == catalog_change::kind::grant) {
+  if (change.what == catalog_change::kind::join || change.what == catalog_change::kind::grant ||
+      change.what == catalog_change::kind::retire) {
     // Numbering bookkeeping, outside the fold of any model's view.
     if (change.what == catalog_change::kind::join) {
-      voters_.insert(change.origin);
+      if (!change.by.empty()) voter_names_[change.origin] = change.by;
+      take_voter_event(change.origin, change, true);
+    } else if (change.what == catalog_change::kind::retire) {
+      if (!change.reason.empty() && voter_names_.count(change.node) == 0) {
+        voter_names_[change.node] = change.reason;
+      }
+      take_voter_event(change.node, change, false);
     } else {
       grants_[change.id][change.to][change.origin] = change.snapshot.sha256;
     }

@@ -108,6 +108,7 @@ const std::vector<command_spec>& command_table() {
       {kind::models, "models", {"--json"}, {}},
       {kind::infer, "infer", {"--k", "--version", "--label", "--json"}, {"TENANT/MODEL", "TEXT"}},
       {kind::cluster_status, "cluster status", {"--json"}, {}},
+      {kind::cluster_forget, "cluster forget", {"--user", "--json"}, {"NODE"}},
   };
   return table;
 }
@@ -212,12 +213,12 @@ identified identify(const std::vector<std::string>& pos) {
   if (pos[0] == "cluster") {
     id.name = "cluster";
     if (pos.size() < 2) {
-      id.error = "cluster: missing subcommand: status";
+      id.error = "cluster: missing subcommand: status or forget";
       return id;
     }
     id.spec = find("cluster " + pos[1]);
     if (id.spec == nullptr) {
-      id.error = "cluster: unknown subcommand " + shown(pos[1]) + ": expected status";
+      id.error = "cluster: unknown subcommand " + shown(pos[1]) + ": expected status or forget";
       return id;
     }
     id.name = id.spec->name;
@@ -1082,6 +1083,26 @@ status execute(const cli_command& c, std::ostream& out, std::ostream& err, bool 
       }
       return status::ok();
     }
+    case kind::cluster_forget: {
+      forget_request req;
+      req.node = c.forget;
+      req.user = c.user;
+      auto reply = ask_node(c, req);
+      if (!reply) return reply.error();
+      auto r = decode_forget_response(*reply);
+      if (!r) return r.error();
+      if (c.json) {
+        out << dump(json{{"id", r->id},
+                         {"name", r->name},
+                         {"voters", r->voters},
+                         {"majority", r->voters / 2 + 1}});
+      } else {
+        out << "forgot " << (r->name.empty() ? r->id.substr(0, 8) : r->name) << " (id " << r->id
+            << "): " << r->voters << (r->voters == 1 ? " node numbers" : " nodes number")
+            << " versions now; a push needs " << (r->voters / 2 + 1) << " of them\n";
+      }
+      return status::ok();
+    }
     case kind::cluster_status: {
       auto reply = ask_node(c, cluster_status_request{});
       if (!reply) return reply.error();
@@ -1376,12 +1397,33 @@ std::string cli_help(const std::string& name) {
                true) +
            "\nexample:\n  shoal cluster status --node 127.0.0.1:7431\n";
   }
+  if (name == "cluster forget") {
+    return with_common(
+               "usage: shoal cluster forget NODE [--user NAME] [--json]\n"
+               "\n"
+               "Retires a node that is gone for good (its disk died, it was decommissioned):\n"
+               "it stops counting toward the majority that must agree on every new version\n"
+               "number. Three nodes need two to push; with one of them gone for good, forget it\n"
+               "and the other two keep pushing even while one of them is down. NODE is its name\n"
+               "or id as 'shoal cluster status --json' shows them (or 8 or more leading\n"
+               "characters of the id). Refused while the node asked still hears NODE (alive or\n"
+               "suspect) and for the node asked itself; needs an admin key. Forget one node at a\n"
+               "time. A forgotten node started again with its old data directory joins again.\n"
+               "\n"
+               "options:\n"
+               "  --user NAME         who asks, kept in the node's log (default: $USER)\n"
+               "  --json              print "
+               "{\"id\":...,\"name\":...,\"voters\":N,\"majority\":M}\n",
+               true) +
+           "\nexample:\n  shoal cluster forget n3\n";
+  }
   if (name == "cluster") {
     return with_common(
-        "usage: shoal cluster status [--json]\n"
+        "usage: shoal cluster status|forget ...\n"
         "\n"
         "commands:\n"
-        "  cluster status      the members this node knows and how they are\n",
+        "  cluster status      the members this node knows and how they are\n"
+        "  cluster forget      retire a node gone for good from the numbering majority\n",
         false);
   }
   if (name == "snapshot") {
@@ -1424,6 +1466,7 @@ std::string cli_help(const std::string& name) {
          "  models              list the models and where production points\n"
          "  infer               classify a text with a model\n"
          "  cluster status      the cluster's members as this node sees them\n"
+         "  cluster forget      retire a node gone for good from the numbering majority\n"
          "  bench               open-loop HTTP load on a node (see 'shoal bench --help')\n"
          "\n"
          "options of every command:\n" +
@@ -1640,6 +1683,12 @@ result<cli_command> parse_cli(const std::vector<std::string>& args, const cli_en
                    ": a tenant name must match [a-z0-9][a-z0-9_-]{0,63}");
     }
     c.id = model_id{pos[0], ""};  // the tenant's policy, for all its models
+  } else if (c.what == kind::cluster_forget) {
+    if (pos[0].empty() || pos[0].size() > 256 || !utf8::is_valid_utf8(pos[0])) {
+      return usage("NODE must be a node's name or id (see 'shoal cluster status'), got " +
+                   shown(pos[0]));
+    }
+    c.forget = pos[0];
   } else if (!pos.empty()) {
     auto mid = parse_model_id(pos[0]);
     if (!mid) return usage(utf8::to_valid_utf8(mid.error().message()));

@@ -39,6 +39,10 @@ status authorize(const principal& who, const api_call& call) {
                              std::is_same_v<T, policy_request> ||
                              std::is_same_v<T, trial_request>) {
           return who.may_access(c.id.tenant) ? status::ok() : model_not_found(c.id);
+        } else if constexpr (std::is_same_v<T, forget_request>) {
+          return who.admin ? status::ok()
+                           : status::permission_denied(
+                                 "cluster forget changes the whole cluster: it needs an admin key");
         } else {
           return status::ok();  // models (filtered), node and cluster status
         }

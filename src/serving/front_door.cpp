@@ -438,7 +438,8 @@ void front_door::call(const principal& who, api_call call, api_callback done) {
         } else if constexpr (std::is_same_v<T, label_request> ||
                              std::is_same_v<T, validation_set_request> ||
                              std::is_same_v<T, policy_request> ||
-                             std::is_same_v<T, trial_request>) {
+                             std::is_same_v<T, trial_request> ||
+                             std::is_same_v<T, forget_request>) {
           c.by = by;
         }
       },

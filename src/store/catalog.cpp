@@ -88,9 +88,21 @@ catalog_change release_change(const model_id& id, uint32_t version) {
   return c;
 }
 
-catalog_change join_change() {
+catalog_change join_change(const std::string& name) {
   catalog_change c;
   c.what = catalog_change::kind::join;
+  c.by = name;
+  return c;
+}
+
+catalog_change retire_change(const std::string& node_id, const std::string& name,
+                             const std::string& by, int64_t time_ms) {
+  catalog_change c;
+  c.what = catalog_change::kind::retire;
+  c.node = node_id;
+  c.reason = name;
+  c.by = by;
+  c.time_ms = time_ms;
   return c;
 }
 
@@ -273,7 +285,9 @@ void catalog::set_tenant_policy(const std::string& tenant,
 
 status catalog::apply(const catalog_change& change) {
   // Validate everything first: a refused change must leave the catalog untouched.
-  if (change.what == catalog_change::kind::join) return status::ok();
+  if (change.what == catalog_change::kind::join || change.what == catalog_change::kind::retire) {
+    return status::ok();  // numbering bookkeeping: replicated_catalog keeps it
+  }
   if (change.what == catalog_change::kind::policy && change.id.model.empty()) {
     if (!is_valid_id_part(change.id.tenant)) {
       return status::invalid_argument("invalid tenant '" + change.id.tenant.substr(0, 80) + "'");

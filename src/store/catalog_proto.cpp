@@ -149,6 +149,13 @@ void change_to_proto(const catalog_change& c, pb::CatalogChange* out) {
     trial_to_proto(c.trial, out->mutable_trial());
   } else if (c.what == catalog_change::kind::join) {
     out->set_kind(pb::CatalogChange::JOIN);
+    out->set_by(c.by);
+  } else if (c.what == catalog_change::kind::retire) {
+    out->set_kind(pb::CatalogChange::RETIRE);
+    out->set_node(c.node);
+    out->set_reason(c.reason);
+    out->set_by(c.by);
+    out->set_time_ms(c.time_ms);
   } else if (c.what == catalog_change::kind::grant) {
     out->set_kind(pb::CatalogChange::GRANT);
     out->set_to(c.to);
@@ -204,6 +211,14 @@ result<catalog_change> change_from_proto(const pb::CatalogChange& in) {
     }
     case pb::CatalogChange::JOIN:
       c.what = catalog_change::kind::join;
+      c.by = in.by();
+      return c;
+    case pb::CatalogChange::RETIRE:
+      c.what = catalog_change::kind::retire;
+      c.node = in.node();
+      c.reason = in.reason();
+      c.by = in.by();
+      c.time_ms = in.time_ms();
       return c;
     case pb::CatalogChange::GRANT:
       c.what = catalog_change::kind::grant;

@@ -405,6 +405,8 @@ pb::Error::Code to_pb(status_code c) {
       return pb::Error::INTERNAL;
     case status_code::unauthenticated:
       return pb::Error::UNAUTHENTICATED;
+    case status_code::permission_denied:
+      return pb::Error::PERMISSION_DENIED;
   }
   return pb::Error::INTERNAL;
 }
@@ -431,6 +433,8 @@ status_code from_pb(int c) {
       return status_code::io_error;
     case pb::Error::UNAUTHENTICATED:
       return status_code::unauthenticated;
+    case pb::Error::PERMISSION_DENIED:
+      return status_code::permission_denied;
     default:
       return status_code::internal;  // UNKNOWN, INTERNAL, codes newer than this client
   }
@@ -642,6 +646,19 @@ request_decode_result decode_request(std::string_view bytes) {
     case pb::Request::kTrial:
       call = decode_trial(m.trial());
       break;
+    case pb::Request::kForget: {
+      forget_request r;
+      r.node = m.forget().node();
+      r.user = m.forget().user();
+      if (r.node.empty() || r.node.size() > 256) {
+        call = bad_request("cluster forget needs the node's name or id (at most 256 bytes)");
+      } else if (r.user.size() > max_user_bytes) {
+        call = bad_request("user is over 128 bytes");
+      } else {
+        call = api_call(std::move(r));
+      }
+      break;
+    }
     case pb::Request::CALL_NOT_SET:
       call = bad_request("request " + std::to_string(request_id) +
                          " carries no call: expected one of infer, push, list, models, label, "
@@ -738,6 +755,16 @@ std::string encode_response(uint64_t request_id, const trial_info& r) {
   pb::Response m;
   m.set_request_id(request_id);
   trial_to_proto(r, m.mutable_trial());
+  return serialize(m);
+}
+
+std::string encode_response(uint64_t request_id, const forget_result& r) {
+  pb::Response m;
+  m.set_request_id(request_id);
+  auto* out = m.mutable_forget();
+  out->set_id(r.id);
+  out->set_name(r.name);
+  out->set_voters(r.voters);
   return serialize(m);
 }
 
@@ -845,6 +872,10 @@ std::string encode_request(uint64_t request_id, const api_call& call, const std:
           out->set_share_ppm(c.share_ppm);
           out->set_stop(c.stop);
           out->set_user(c.user);
+        } else if constexpr (std::is_same_v<T, forget_request>) {
+          auto* out = m.mutable_forget();
+          out->set_node(c.node);
+          out->set_user(c.user);
         } else {
           static_assert(std::is_same_v<T, cluster_status_request>);
           m.mutable_cluster_status();
@@ -950,6 +981,12 @@ result<trial_info> decode_trial_response(std::string_view bytes) {
   auto t = trial_from_proto(r->trial());
   if (!t) return status::internal("the node sent a bad trial: " + t.error().message());
   return *t;
+}
+
+result<forget_result> decode_forget_response(std::string_view bytes) {
+  auto r = parse_response(bytes, pb::Response::kForget);
+  if (!r) return r.error();
+  return forget_result{r->forget().id(), r->forget().name(), r->forget().voters()};
 }
 
 result<node_status> decode_status_response(std::string_view bytes) {

@@ -55,6 +55,9 @@ grpc::Status to_grpc(const status& s) {
     case status_code::unauthenticated:
       code = grpc::StatusCode::UNAUTHENTICATED;
       break;
+    case status_code::permission_denied:
+      code = grpc::StatusCode::PERMISSION_DENIED;
+      break;
     case status_code::corruption:
     case status_code::io_error:
     case status_code::internal:

@@ -14,17 +14,18 @@ namespace shoal {
 /// What went wrong, coarse enough to map onto HTTP codes and the protobuf error reply.
 enum class status_code : uint8_t {
   ok = 0,
-  invalid_argument,    // the caller's input is wrong (HTTP 400)
-  not_found,           // no such model, version or label (HTTP 404)
-  already_exists,      // (HTTP 409)
-  failed_precondition, // e.g. nothing to roll back to (HTTP 409)
-  too_large,           // a body or file over a limit (HTTP 413)
-  resource_exhausted,  // overloaded, over quota (HTTP 429)
-  unavailable,         // starting, draining, timed out (HTTP 503)
-  corruption,          // stored bytes fail their checksum (HTTP 500)
-  io_error,            // the disk failed (HTTP 500)
-  internal,            // a bug (HTTP 500)
-  unauthenticated,     // no API key, or one the node does not know (HTTP 401)
+  invalid_argument,     // the caller's input is wrong (HTTP 400)
+  not_found,            // no such model, version or label (HTTP 404)
+  already_exists,       // (HTTP 409)
+  failed_precondition,  // e.g. nothing to roll back to (HTTP 409)
+  too_large,            // a body or file over a limit (HTTP 413)
+  resource_exhausted,   // overloaded, over quota (HTTP 429)
+  unavailable,          // starting, draining, timed out (HTTP 503)
+  corruption,           // stored bytes fail their checksum (HTTP 500)
+  io_error,             // the disk failed (HTTP 500)
+  internal,             // a bug (HTTP 500)
+  unauthenticated,      // no API key, or one the node does not know (HTTP 401)
+  permission_denied,    // a valid key that may not do this (HTTP 403)
 };
 
 /// Returns a short lower-case name for `c` ("invalid_argument").
@@ -50,6 +51,9 @@ class status {
   static status io_error(std::string msg) { return {status_code::io_error, std::move(msg)}; }
   static status unauthenticated(std::string msg) { return {status_code::unauthenticated, std::move(msg)}; }
   static status internal(std::string msg) { return {status_code::internal, std::move(msg)}; }
+  static status permission_denied(std::string msg) {
+    return {status_code::permission_denied, std::move(msg)};
+  }
 
   status(status_code code, std::string msg) : code_(code), msg_(std::move(msg)) {}
 

@@ -25,7 +25,11 @@
 // are its own changes, durable and replicated), and a number granted by a majority of the
 // voters is the version's. Two majorities always share a voter, so two different snapshots can
 // never both win one number. Without a majority (a minority partition) a node cannot number
-// new versions and says so; promote and rollback need no vote.
+// new versions and says so; promote and rollback need no vote. A voter that is gone for good is
+// retired (`shoal cluster forget`, a retire change naming it): it stops counting toward the
+// majority. Joins and retires of one node fold in (at, origin) order like everything else, so
+// every replica agrees on the voters whatever order the changes arrived in; a node retired and
+// started again later joins again (its new join orders after the retire).
 //
 // Journals written before replication hold changes with no origin: add() stamps them as this
 // node's, in order, so every restart stamps them the same way.
@@ -92,8 +96,12 @@ class replicated_catalog {
   /// Returns one line per add that lost its version number to an earlier one (see above).
   std::vector<std::string> conflicts() const;
 
-  /// Returns the nodes that take part in numbering versions (their join changes).
+  /// Returns the nodes that take part in numbering versions (joined and not retired since).
   const std::set<std::string>& voters() const { return voters_; }
+  /// Returns the name a node gave in its join (empty for joins from before names were kept).
+  std::string voter_name(const std::string& node_id) const;
+  /// Returns the nodes retired (and not joined again since).
+  std::set<std::string> retired() const;
 
   /// Returns the number a new version of `id` should ask for: above every version and every
   /// grant known for `id`.
@@ -126,6 +134,14 @@ class replicated_catalog {
   catalog view_;
   std::map<std::pair<std::string, uint64_t>, std::string> conflicts_;  // by (origin, seq)
   std::set<std::string> voters_;
+  // The last join or retire of each node, in fold order: it decides whether the node votes.
+  struct voter_event {
+    order_key key;
+    bool joined = false;
+  };
+  std::map<std::string, voter_event> voter_events_;
+  std::map<std::string, std::string> voter_names_;  // node id -> the name in its join
+  void take_voter_event(const std::string& node, const catalog_change& c, bool joined);
   // Grants per model and number: voter -> sha256.
   std::map<model_id, std::map<uint32_t, std::map<std::string, std::string>>> grants_;
   size_t count_ = 0;

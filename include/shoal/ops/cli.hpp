@@ -58,7 +58,8 @@ struct cli_command {
     policy_set,
     policy_show,
     shadow,
-    canary
+    canary,
+    cluster_forget
   };
   kind what = kind::help;
   /// The command's name as typed, "snapshot promote"; for help, the command whose help to print
@@ -91,6 +92,7 @@ struct cli_command {
   bool stop = false;                            // shadow, canary: --stop
   std::optional<uint32_t> version;  // promote VERSION, rollback --to, infer --version
   std::string text;                 // infer
+  std::string forget;               // cluster forget NODE
   uint32_t top_k = 1;               // infer --k
 };
 

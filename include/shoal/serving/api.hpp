@@ -168,10 +168,25 @@ struct cluster_status {
   std::vector<member_view> members;  // ourselves included
 };
 
+/// `shoal cluster forget NODE`: voter NODE (a name, an id, or the first 8 or more characters of
+/// one) stops counting toward the numbering majority. Refused while this node sees it alive or
+/// suspect. Admin keys only.
+struct forget_request {
+  std::string node;
+  std::string user;
+  std::string by;  // set by the node
+};
+
+struct forget_result {
+  std::string id;       // the node forgotten
+  std::string name;     // its name, when known
+  uint32_t voters = 0;  // nodes that number versions now
+};
+
 /// Any call a front end can make; both codecs decode into this.
 using api_call =
     std::variant<infer_request, push_request, list_request, models_request, label_request,
                  status_request, cluster_status_request, validation_set_request, validate_request,
-                 policy_request, trial_request>;
+                 policy_request, trial_request, forget_request>;
 
 }  // namespace shoal

@@ -55,7 +55,7 @@ namespace shoal {
 using api_reply =
     std::variant<status, infer_result, push_result, model_entry, std::vector<model_entry>,
                  label_result, node_status, cluster_status, validation_set_result,
-                 validation_report_info, policy_result, trial_info>;
+                 validation_report_info, policy_result, trial_info, forget_result>;
 
 /// Called exactly once with the reply; invoked on an actor thread, so it must not block (front
 /// ends post the reply onto their own I/O threads).

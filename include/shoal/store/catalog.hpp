@@ -139,9 +139,11 @@ struct model_entry {
 /// A change to the catalog: what the journal stores and replay applies.
 struct catalog_change {
   // hold/release: the change's origin node now holds (or no longer holds) the bytes of version
-  // `to` (placement). join: the origin node takes part in numbering versions (a voter). grant:
+  // `to` (placement). join: the origin node takes part in numbering versions (a voter; `by`: its
+  // name). retire: node `node` no longer does (`shoal cluster forget`; `reason`: its name, `by`:
+  // who asked, `time_ms`: when). grant:
   // the origin voter gives version number `to` of `id` to the bytes `snapshot.sha256` (see
-  // replicated_catalog.hpp, "Version numbers"). join and grant leave the view unchanged.
+  // replicated_catalog.hpp, "Version numbers"). join, retire and grant leave the view unchanged.
   // validation_set: `validation_set` becomes the set in use (added when new). validation_report:
   // `report` was made. policy: `policy` replaces the model's settings (with an empty model
   // name: the tenant's, for all its models). trial: `trial` starts (mode none: ends) a shadow,
@@ -156,7 +158,8 @@ struct catalog_change {
     validation_set,
     validation_report,
     policy,
-    trial
+    trial,
+    retire
   };
   kind what = kind::add_snapshot;
   model_id id;
@@ -177,6 +180,7 @@ struct catalog_change {
   validation_report_info report;              // validation_report
   std::map<std::string, std::string> policy;  // policy
   trial_info trial;                           // trial
+  std::string node;                           // retire: the node id
 
   // Who made it and when, for replication (replicated_catalog.hpp): the node's id, the change's
   // number among that node's changes (1, 2, ...) and its hybrid-logical-clock time. Empty and
@@ -190,8 +194,12 @@ struct catalog_change {
 /// `version` of `id`, to be stamped as its own.
 catalog_change hold_change(const model_id& id, uint32_t version);
 catalog_change release_change(const model_id& id, uint32_t version);
-/// Returns the change by which this node becomes a voter in numbering versions.
-catalog_change join_change();
+/// Returns the change by which this node (called `name`) becomes a voter in numbering versions.
+catalog_change join_change(const std::string& name = "");
+/// Returns the change by which voter `node_id` (called `name`) stops numbering versions, asked
+/// for by `by` at `time_ms`.
+catalog_change retire_change(const std::string& node_id, const std::string& name,
+                             const std::string& by, int64_t time_ms);
 /// Returns this voter's grant of `number` of `id` to the bytes `sha256`.
 catalog_change grant_change(const model_id& id, uint32_t number, const std::string& sha256);
 

@@ -88,6 +88,7 @@ std::string encode_response(uint64_t request_id, const validation_set_result& r)
 std::string encode_response(uint64_t request_id, const validation_report_info& r);  // validate
 std::string encode_response(uint64_t request_id, const policy_result& r);
 std::string encode_response(uint64_t request_id, const trial_info& r);
+std::string encode_response(uint64_t request_id, const forget_result& r);
 
 /// Returns a serialized Response carrying `error`'s code and message.
 /// @pre !error.is_ok() (an ok status is sent as internal "no error given")
@@ -117,6 +118,7 @@ result<validation_set_result> decode_validation_set_response(std::string_view by
 result<validation_report_info> decode_validate_response(std::string_view bytes);
 result<policy_result> decode_policy_response(std::string_view bytes);
 result<trial_info> decode_trial_response(std::string_view bytes);
+result<forget_result> decode_forget_response(std::string_view bytes);
 
 /// Returns "promote" or "rollback", the spelling the wire and JSON use.
 const char* label_action_name(label_action a);

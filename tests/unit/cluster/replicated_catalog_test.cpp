@@ -393,5 +393,44 @@ TEST(replicated_catalog, voters_grant_each_number_to_one_snapshot_only) {
   EXPECT_EQ(dump(again.view()), dump(n1.view()));
 }
 
+// `shoal cluster forget`: a retire takes a voter out of the majority, on every replica and in
+// whatever order the changes arrive; a join made after the retire brings it back.
+TEST(replicated_catalog, a_retired_voter_stops_voting_everywhere_whatever_the_arrival_order) {
+  replicated_catalog n1("n1"), n2("n2"), n3("n3"), late("n4");
+  make(n1, join_change("one"), 1000);
+  make(n2, join_change("two"), 1000);
+  make(n3, join_change("three"), 1000);
+  sync(n2, n1, 1100);
+  sync(n3, n1, 1100);
+  EXPECT_EQ(n1.voters(), (std::set<std::string>{"n1", "n2", "n3"}));
+  EXPECT_EQ(n1.voter_name("n3"), "three");
+
+  make(n1, retire_change("n3", "three", "ops", 1200), 1200);
+  EXPECT_EQ(n1.voters(), (std::set<std::string>{"n1", "n2"}));
+  EXPECT_EQ(n1.retired(), (std::set<std::string>{"n3"}));
+  EXPECT_EQ(n1.voter_name("n3"), "three") << "still named (a second forget says so)";
+
+  // A replica that hears n1's retire before n3's own join still ends with n3 retired.
+  sync(n1, late, 1300);  // n1's changes: its join and the retire
+  sync(n2, late, 1300);
+  sync(n3, late, 1300);  // n3's join arrives last, but it ordered before the retire
+  EXPECT_EQ(late.voters(), n1.voters());
+
+  // n3 comes back and joins again: its new join orders after the retire, everywhere.
+  sync(n1, n3, 1400);
+  EXPECT_EQ(n3.voters().count("n3"), 0u);
+  make(n3, join_change("three"), 1500);
+  sync(n3, n1, 1600);
+  sync(n3, late, 1600);
+  EXPECT_EQ(n1.voters(), (std::set<std::string>{"n1", "n2", "n3"}));
+  EXPECT_EQ(late.voters(), n1.voters());
+  EXPECT_TRUE(n1.retired().empty());
+
+  // Survives a rebuild from the changes, like every change (the journal's replay).
+  replicated_catalog again("n1");
+  for (const auto& c : n1.missing_for({}, 1000)) ASSERT_TRUE(again.add(c, 2000).is_ok());
+  EXPECT_EQ(again.voters(), n1.voters());
+}
+
 }  // namespace
 }  // namespace shoal

@@ -727,18 +727,34 @@ TEST(cli_parse, cluster_commands_and_their_usage_errors) {
   ASSERT_TRUE(c) << c.error().message();
   EXPECT_EQ(c->what, cli_command::kind::cluster_status);
   EXPECT_TRUE(c->json);
+  auto f = parse_cli({"cluster", "forget", "n3", "--user", "ops"}, {});
+  ASSERT_TRUE(f) << f.error().message();
+  EXPECT_EQ(f->what, cli_command::kind::cluster_forget);
+  EXPECT_EQ(f->forget, "n3");
+  EXPECT_EQ(f->user, "ops");
   struct row {
     std::vector<std::string> a;
     std::string message;
     std::string hint;
   };
   const row table[] = {
-      {{"cluster"}, "cluster: missing subcommand: status", "try 'shoal cluster --help'"},
-      {{"cluster", "stats"}, "cluster: unknown subcommand 'stats': expected status",
+      {{"cluster"}, "cluster: missing subcommand: status or forget", "try 'shoal cluster --help'"},
+      {{"cluster", "stats"},
+       "cluster: unknown subcommand 'stats': expected status or forget",
        "try 'shoal cluster --help'"},
-      {{"cluster", "status", "x"}, "cluster status: unexpected argument 'x'",
+      {{"cluster", "forget"}, "cluster forget: missing NODE", "try 'shoal cluster forget --help'"},
+      {{"cluster", "forget", "n1", "n2"},
+       "cluster forget: unexpected argument 'n2'",
+       "try 'shoal cluster forget --help'"},
+      {{"cluster", "forget", ""},
+       "cluster forget: NODE must be a node's name or id (see 'shoal "
+       "cluster status'), got ''",
+       "try 'shoal cluster forget --help'"},
+      {{"cluster", "status", "x"},
+       "cluster status: unexpected argument 'x'",
        "try 'shoal cluster status --help'"},
-      {{"cluster", "status", "--k", "2"}, "cluster status: unknown option '--k'",
+      {{"cluster", "status", "--k", "2"},
+       "cluster status: unknown option '--k'",
        "try 'shoal cluster status --help'"},
   };
   for (const auto& r : table) {

@@ -80,6 +80,16 @@ TEST(authorize, status_calls_need_only_a_valid_key) {
   EXPECT_TRUE(authorize(tenant("acme"), models_request{}).is_ok());
 }
 
+TEST(authorize, only_an_admin_may_forget_a_node) {
+  status s = authorize(tenant("acme"), forget_request{"n3", "", ""});
+  EXPECT_EQ(s.code(), status_code::permission_denied);
+  EXPECT_NE(s.message().find("needs an admin key"), std::string::npos);
+  EXPECT_EQ(http_status(s.code()), 403);
+  principal admin;
+  admin.admin = true;
+  EXPECT_TRUE(authorize(admin, forget_request{"n3", "", ""}).is_ok());
+}
+
 TEST(visible_models, a_tenant_lists_its_own_and_admin_all) {
   std::vector<model_entry> all(3);
   all[0].id = {"acme", "a"};
