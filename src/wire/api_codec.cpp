@@ -505,6 +505,8 @@ const char* result_name(pb::Response::ResultCase c) {
       return "policy";
     case pb::Response::kTrial:
       return "trial";
+    case pb::Response::kForget:
+      return "cluster forget";
     case pb::Response::RESULT_NOT_SET:
       break;
   }
