@@ -8,6 +8,7 @@
 
 #include "actors/node.hpp"
 #include "shoal/ops/cli.hpp"
+#include "shoal/ops/health_check.hpp"
 #include "shoal/ops/load_test.hpp"
 #include "shoal/ops/node_config.hpp"
 
@@ -29,6 +30,10 @@ int main(int argc, char** argv) {
   if (argc >= 2 && std::string(argv[1]) == "bench") {
     std::signal(SIGPIPE, SIG_IGN);
     return shoal::run_bench_command(std::vector<std::string>(argv + 2, argv + argc));
+  }
+  if (argc >= 2 && std::string(argv[1]) == "health") {
+    std::signal(SIGPIPE, SIG_IGN);
+    return shoal::run_health_check(std::vector<std::string>(argv + 2, argv + argc));
   }
   return shoal::run_cli(argc, argv);
 }

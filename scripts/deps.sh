@@ -11,17 +11,18 @@ build_pkgs=(cmake make g++ pkg-config libcaf-dev libprotobuf-dev protobuf-compil
 test_pkgs=(fasttext openssl prometheus patchelf binutils debootstrap lintian python3 python3-zmq
            python3-protobuf python3-torch python3-onnx python3-grpcio
            python3-requests python3-numpy
-           iproute2 iptables chromium)  # fasttext: the test oracle; openssl: test certificates;
+           iproute2 iptables umoci skopeo chromium)  # fasttext: the test oracle; openssl: test certificates;
             # prometheus: scrapes a node; patchelf, binutils, debootstrap, lintian: the bundle and
             # .deb tests (in a minimal Debian root); python3-*: the Python client's test;
             # python3-torch, python3-onnx: build and export the ONNX test models (npm, already on the
             # machine, installs their second oracle, onnxruntime-node, into a cache); python3-grpcio,
             # -requests, -numpy: the V2 clients test; iproute2, iptables: the fault tests' network
-            # namespaces and link faults; chromium: the console's browser test (driven by
-            # playwright-core from npm, which the test installs into a cache from tests/console's
-            # lock file; it downloads no browser)
+            # namespaces and link faults (and the image test's); umoci, skopeo: read the container
+            # image (tests/image) as independent checks of scripts/image.sh's layout; chromium: the
+            # console's browser test (driven by playwright-core from npm, which the test installs
+            # into a cache from tests/console's lock file; it downloads no browser)
 demo_pkgs=(fasttext curl)        # the demo trains its sample models with the fasttext tool
-bundle_pkgs=(patchelf binutils)  # scripts/bundle.sh: rpaths, strip
+bundle_pkgs=(patchelf binutils)  # scripts/bundle.sh: rpaths, strip; scripts/image.sh: the interpreter
 root_pkgs=(debootstrap)            # scripts/debian-root.sh: a minimal Debian root for the bundle test
 fuzz_pkgs=(clang libclang-rt-14-dev)  # scripts/test.sh --fuzz: libFuzzer (clang 14's runtime)
 bench_pkgs=(fasttext curl python3 wrk nginx-light python3-fastapi python3-uvicorn python3-fasttext python3-numpy python3-matplotlib)

@@ -1468,6 +1468,8 @@ std::string cli_help(const std::string& name) {
          "  cluster status      the cluster's members as this node sees them\n"
          "  cluster forget      retire a node gone for good from the numbering majority\n"
          "  bench               open-loop HTTP load on a node (see 'shoal bench --help')\n"
+         "  health              whether a node's HTTP port answers ready (see 'shoal health "
+         "--help')\n"
          "\n"
          "options of every command:\n" +
          std::string(common_options) +
