@@ -1,6 +1,8 @@
 #include "shoal/serving/version_stats.hpp"
 
 #include <cmath>
+#include <string>
+#include <string_view>
 
 namespace shoal {
 namespace {
@@ -17,37 +19,67 @@ version_stats::version_stats(size_t max_tracked)
     : max_tracked_(max_tracked), generation_(next_generation.fetch_add(1)) {}
 version_stats::~version_stats() = default;
 
-version_stats::counters* version_stats::mine(const key& k) {
-  // This thread's counters per pair; found without a lock after the first time.
+namespace {
+
+// A (model, version) as this thread's cache keeps it, and as a request asks for it (views into
+// the request's id: looking up costs no allocation).
+struct cached_key {
+  std::string tenant, model;
+  uint32_t version = 0;
+};
+struct key_view {
+  std::string_view tenant, model;
+  uint32_t version = 0;
+};
+template <typename A, typename B>
+bool key_less(const A& a, const B& b) {
+  if (a.tenant != b.tenant) return std::string_view(a.tenant) < std::string_view(b.tenant);
+  if (a.model != b.model) return std::string_view(a.model) < std::string_view(b.model);
+  return a.version < b.version;
+}
+struct key_order {
+  using is_transparent = void;
+  bool operator()(const cached_key& a, const cached_key& b) const { return key_less(a, b); }
+  bool operator()(const cached_key& a, const key_view& b) const { return key_less(a, b); }
+  bool operator()(const key_view& a, const cached_key& b) const { return key_less(a, b); }
+};
+
+}  // namespace
+
+version_stats::counters* version_stats::mine(const model_id& id, uint32_t version) {
+  // This thread's counters per pair, found without a lock and without an allocation after the
+  // first time.
   struct cache {
     uint64_t generation = 0;
-    std::map<key, counters*> by_key;
+    std::map<cached_key, counters*, key_order> by_key;
   };
   thread_local cache here;
   if (here.generation != generation_ || here.by_key.size() >= max_thread_cache) {
     here.generation = generation_;
     here.by_key.clear();
   }
-  auto it = here.by_key.find(k);
+  auto it = here.by_key.find(key_view{id.tenant, id.model, version});
   if (it != here.by_key.end()) return it->second;
-  std::lock_guard<std::mutex> lock(mutex_);
-  auto found = shards_.find(k);
-  if (found == shards_.end()) {
-    if (shards_.size() >= max_tracked_) {
-      here.by_key.emplace(k, nullptr);  // not counted: asked again only when the cache restarts
-      return nullptr;
+  counters* c = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto found = shards_.find(key{id, version});
+    if (found == shards_.end() && shards_.size() < max_tracked_) {
+      found = shards_.emplace(key{id, version}, std::vector<std::unique_ptr<counters>>()).first;
     }
-    found = shards_.emplace(k, std::vector<std::unique_ptr<counters>>()).first;
+    if (found != shards_.end()) {
+      found->second.push_back(std::make_unique<counters>());
+      c = found->second.back().get();
+    }
   }
-  found->second.push_back(std::make_unique<counters>());
-  counters* c = found->second.back().get();
-  here.by_key.emplace(k, c);
+  // Null: not counted (past max_tracked), asked again only when the cache starts again.
+  here.by_key.emplace(cached_key{id.tenant, id.model, version}, c);
   return c;
 }
 
 void version_stats::observe(const model_id& id, uint32_t version, bool failed, double seconds,
                             double top1) {
-  counters* c = mine(key{id, version});
+  counters* c = mine(id, version);
   if (c == nullptr) return;
   if (!(seconds >= 0)) seconds = 0;
   size_t b = 0;

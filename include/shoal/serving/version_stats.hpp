@@ -61,7 +61,7 @@ class version_stats {
     std::array<std::atomic<uint64_t>, latency_buckets_s.size() + 1> buckets{};
   };
   using key = std::pair<model_id, uint32_t>;
-  counters* mine(const key& k);
+  counters* mine(const model_id& id, uint32_t version);
   static version_figures sum(uint32_t version, const std::vector<std::unique_ptr<counters>>& list);
 
   const size_t max_tracked_;
