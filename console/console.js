@@ -162,26 +162,31 @@ function series(list) {
   return out;
 }
 
+// model -> its last two totals (all versions together) as the list of models had them.
+const totals = new Map();
+const NO_COUNTS = { requests: 0, errors: 0, buckets: null };
+
+function recordTotal(model, total, t) {
+  const c = total || NO_COUNTS;
+  if (total && !bucketBounds) bucketBounds = total.buckets.map(b => (b.le === '+Inf' ? Infinity : b.le));
+  const list = totals.get(model) || [];
+  list.push({ t, requests: c.requests, errors: c.errors, buckets: c.buckets ? c.buckets.map(b => b.count) : null });
+  while (list.length > 2) list.shift();
+  totals.set(model, list);
+}
+
 // A model's figures over the last interval, all versions together (the list's columns).
 function latest(model) {
-  const versions = samples.get(model);
-  if (!versions) return null;
-  let rps = 0, eps = 0, any = false;
-  let merged = null;
-  for (const list of versions.values()) {
-    if (list.length < 2) continue;
-    const a = list[list.length - 2], b = list[list.length - 1];
-    const dt = (b.t - a.t) / 1000;
-    if (dt <= 0) continue;
-    any = true;
-    rps += (b.requests - a.requests) / dt;
-    eps += (b.errors - a.errors) / dt;
-    if (!merged) merged = { a: { buckets: a.buckets.map(() => 0) }, b: { buckets: b.buckets.map(() => 0) } };
-    a.buckets.forEach((v, i) => { merged.a.buckets[i] += v; });
-    b.buckets.forEach((v, i) => { merged.b.buckets[i] += v; });
-  }
-  if (!any) return null;
-  return { rps, errRate: rps > 0 ? eps / rps : 0, p99: merged ? quantileMs(merged.a, merged.b, 0.99) : null };
+  const list = totals.get(model);
+  if (!list || list.length < 2) return null;
+  const [a, b] = list;
+  const dt = (b.t - a.t) / 1000;
+  if (dt <= 0) return null;
+  const rps = (b.requests - a.requests) / dt;
+  const eps = (b.errors - a.errors) / dt;
+  const zero = b.buckets ? b.buckets.map(() => 0) : null;
+  const p99 = b.buckets ? quantileMs({ buckets: a.buckets || zero }, b, 0.99) : null;
+  return { rps, errRate: rps > 0 ? eps / rps : 0, p99 };
 }
 
 // ---- a line chart --------------------------------------------------------------------------
@@ -384,7 +389,7 @@ async function loadModels() {
   const r = await api('models');
   const t = Date.now();
   modelsCache = r.models;
-  for (const m of r.models) record(m.model, m.counts, t);
+  for (const m of r.models) recordTotal(m.model, m.total, t);
 }
 
 function clusterPage() {
@@ -609,13 +614,16 @@ async function confirmTrial(m, mode, version, stop) {
 
 let timer = null;
 let refreshing = false;
+let refreshes = 0;
 
 async function refresh() {
   if (refreshing) return;
   refreshing = true;
   try {
     clusterCache = await api('cluster');
-    if (page && page.name !== 'models') await loadModels();  // the alerts need the models too
+    // The alerts need the models too: on the other pages, every fifth time (thousands of models
+    // are a large answer).
+    if (page && page.name !== 'models' && (refreshes++ % 5 === 0 || !modelsCache)) await loadModels();
     if (page) await page.refresh();
     renderAlerts();
     document.body.classList.remove('stale');
@@ -661,6 +669,7 @@ document.addEventListener('DOMContentLoaded', () => {
     session.key = '';
     clearInterval(timer);
     samples.clear();
+    totals.clear();
     modelsCache = null;
     clusterCache = null;
     renderAlerts();

@@ -206,8 +206,25 @@ json counts_json(const std::vector<version_figures>& figures) {
   return out;
 }
 
+json total_json(const std::vector<version_figures>& figures) {
+  version_figures sum;
+  for (const auto& f : figures) {
+    sum.requests += f.requests;
+    sum.errors += f.errors;
+    sum.sum_us += f.sum_us;
+    sum.scored += f.scored;
+    sum.top1_sum_ppm += f.top1_sum_ppm;
+    for (size_t i = 0; i < sum.buckets.size(); ++i) sum.buckets[i] += f.buckets[i];
+  }
+  if (sum.requests == 0) return nullptr;
+  json j = version_figures_json(sum);
+  j.erase("version");
+  return j;
+}
+
 // A model as the list page shows it: no history, no reports; the holders of labelled versions
-// only (under-replication that matters).
+// only (under-replication that matters); this node's counts of all its versions together, null
+// when it has none (a list of thousands of models stays small).
 json model_summary(const model_entry& e, const std::vector<version_figures>* counts) {
   json labels = json::object();
   json last_move = nullptr;
@@ -239,7 +256,7 @@ json model_summary(const model_entry& e, const std::vector<version_figures>* cou
           {"holders", std::move(holders)},
           {"last_move", std::move(last_move)},
           {"trial", trial_json(e.trial)},
-          {"counts", counts != nullptr ? counts_json(*counts) : json::array()}};
+          {"total", counts != nullptr ? total_json(*counts) : json(nullptr)}};
 }
 
 json label_result_json(const label_result& r) {

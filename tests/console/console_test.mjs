@@ -3,8 +3,8 @@
 // against a real 3-node cluster with a keys file, on free loopback ports.
 //
 // Checks: the console loads and lists the models; the cluster page shows the three members; a
-// rollback from the console moves the label on every node (read back through the CLI of each
-// node); a tenant key sees only its tenant (the page and the API); a wrong key is refused; the
+// rollback and then a promote from the console move the label on every node (read back through
+// the CLI of each node); a tenant key sees only its tenant (the page and the API); a wrong key is refused; the
 // pages fit 1366x768 and a phone-sized viewport (no page-wide horizontal scrolling); a killed
 // node shows as an alert; the page loads nothing from any other origin and throws no errors.
 // Screenshots of the main pages go to $SHOAL_BUILD_DIR/console-screenshots/ for review.
@@ -242,6 +242,18 @@ async function main() {
     await page.locator('.timeline[data-label="production"] li').first().filter({ hasText: 'rollback 2 → 1' }).waitFor();
     await page.screenshot({ path: path.join(shots, 'model-after-rollback-1366x768.png'), fullPage: true });
 
+    // ---- and a promote back to 2 ----
+    await page.locator('tr[data-version="2"] button[data-action="promote"]').click();
+    await page.locator('#confirm[open]').waitFor();
+    assert.match(await page.locator('#confirm-body').innerText(), /production: 1 → 2/);
+    await page.click('#confirm-ok');
+    await page.locator('[data-flash]').filter({ hasText: 'production: 1 → 2' }).waitFor();
+    for (let i = 0; i < 3; ++i) {
+      await waitFor(`production 2 on ${nodes[i].name}`, () =>
+        JSON.parse(cli(i, 'snapshot', 'list', 'acme/bot', '--json')).labels.production.version === 2, 5000);
+    }
+    log('promote from the console: production 1 -> 2 on all 3 nodes (CLI)');
+
     // ---- a tenant key sees only its tenant ----
     const tenant = await browser.newContext({ viewport: { width: 1366, height: 768 } });
     const tpage = await tenant.newPage();
@@ -255,9 +267,9 @@ async function main() {
     await tpage.locator('main .error').filter({ hasText: 'no model acme/bot' }).waitFor();
     const peek = await http(0, 'GET', '/ui/api/models/acme/bot', GLOBEX);
     assert.equal(peek.status, 404);
-    const grab = await http(0, 'POST', '/ui/api/models/acme/bot/promote', GLOBEX, JSON.stringify({ version: 2 }));
+    const grab = await http(0, 'POST', '/ui/api/models/acme/bot/rollback', GLOBEX, '{}');
     assert.equal(grab.status, 404);
-    assert.equal(JSON.parse(cli(0, 'snapshot', 'list', 'acme/bot', '--json')).labels.production.version, 1);
+    assert.equal(JSON.parse(cli(0, 'snapshot', 'list', 'acme/bot', '--json')).labels.production.version, 2);
     const list = await http(1, 'GET', '/ui/api/models', GLOBEX);
     assert.deepEqual(list.json.models.map(m => m.model), ['globex/faq']);
     await tpage.screenshot({ path: path.join(shots, 'tenant-globex-1366x768.png'), fullPage: true });

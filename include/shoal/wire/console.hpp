@@ -6,7 +6,7 @@
 //   GET  /ui/api/session                   who the key is (admin or tenant), this node's name
 //   GET  /ui/api/cluster                   every member (as `shoal cluster status --json`)
 //   GET  /ui/api/models                    a summary of every model the key may see, with this
-//                                          node's counts per version
+//                                          node's counts of it (all versions together)
 //   GET  /ui/api/models/TENANT/MODEL       one model (as `shoal snapshot list --json`) and counts
 //   POST /ui/api/models/TENANT/MODEL/promote   {"version":N, "label":"production", "force":false}
 //   POST /ui/api/models/TENANT/MODEL/rollback  {"label":"production", "to":N}
