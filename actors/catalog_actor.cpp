@@ -1352,15 +1352,16 @@ result<std::string> find_voter(const replicated_catalog& replica,
     auto it = names.find(id);
     return it != names.end() ? it->second : replica.voter_name(id);
   };
+  auto named = [&](const std::string& id, const std::string& name) {
+    return id == node || (!name.empty() && name == node) ||
+           (node.size() >= 8 && id.compare(0, node.size(), node) == 0);
+  };
   std::vector<std::string> found;
   std::vector<std::string> shown;  // the voters, for the error: by name
   for (const auto& id : replica.voters()) {
     const std::string name = name_of(id);
     shown.push_back(name.empty() ? id.substr(0, 8) : name);
-    if (id == node || (!name.empty() && name == node) ||
-        (node.size() >= 8 && id.compare(0, node.size(), node) == 0)) {
-      found.push_back(id);
-    }
+    if (named(id, name)) found.push_back(id);
   }
   if (found.size() == 1) return found.front();
   if (found.size() > 1) {
@@ -1368,10 +1369,7 @@ result<std::string> find_voter(const replicated_catalog& replica,
                                     " nodes: give more of the id (shoal cluster status --json)");
   }
   for (const auto& id : replica.retired()) {
-    if (id == node || replica.voter_name(id) == node ||
-        (node.size() >= 8 && id.compare(0, node.size(), node) == 0)) {
-      return status::failed_precondition(node + " is forgotten already");
-    }
+    if (named(id, name_of(id))) return status::failed_precondition(node + " is forgotten already");
   }
   std::sort(shown.begin(), shown.end());
   std::string known;
