@@ -253,7 +253,11 @@ int run_node(const node_config& cfg) {
     dp_opts.tls_key = cfg.tls_key;
     dp_opts.tls_ca = cfg.tls_ca;
   }
-  dp_opts.attempt_timeout = std::chrono::milliseconds(cfg.request_timeout_ms);
+  // request_timeout_ms is the client's deadline, forwarded or not; a holder slower than a fifth
+  // of it (at most 1 s: a healthy one sheds after max_queue_ms) is hedged.
+  dp_opts.forward_timeout = std::chrono::milliseconds(cfg.request_timeout_ms);
+  dp_opts.hedge_after =
+      std::chrono::milliseconds(std::clamp<uint32_t>(cfg.request_timeout_ms / 5, 1, 1000));
   dp_opts.max_frame_bytes = std::max<size_t>(64u << 20, cfg.max_body_bytes * 2);
   dp_opts.metrics = metrics;
   auto data = std::make_shared<data_plane>(dp_opts);

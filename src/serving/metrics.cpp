@@ -350,8 +350,8 @@ std::string node_metrics::render(const gauges& now) {
   single("shoal_requests_served_for_peers_total", "counter",
          "Inference requests other nodes forwarded to this node.", read_u(served_for_peers));
   single("shoal_forward_retries_total", "counter",
-         "Forwarded requests retried on the next holder (a peer refused, failed, died or timed "
-         "out).",
+         "Forwarded requests asked again: of the next holder when a peer refused, failed or "
+         "died, or of the next holder too (or over a fresh connection) when one was slow.",
          read_u(forward_retries));
   single("shoal_traffic_copies", "gauge",
          "Copies held beyond replication_factor because this node's clients use them.",

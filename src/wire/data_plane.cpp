@@ -55,19 +55,22 @@ int64_t now_ms() {
       .count();
 }
 
-// One forwarded request: the targets it may still try, and who waits for its answer. Owned by
-// the I/O thread that forwards it (moved between its connections as attempts fail).
+// One forwarded request: the targets it may still ask, and who waits for its answer. Owned by
+// the I/O thread that forwards it; its attempts are on that thread's connections, one or more at
+// a time (a slow attempt is hedged, not abandoned).
 struct forward_job {
   uint64_t id = 0;
   model_id model;
   uint32_t version = 0;
   std::shared_ptr<const std::string> request;  // the encoded Request (carries `id`)
   std::vector<peer_info> targets;
-  size_t next = 0;                             // the next target to try
+  size_t next = 0;                             // the next target not asked yet
+  size_t in_flight = 0;                        // attempts sent or waiting, not over yet
+  bool asked_again = false;                    // a holder re-asked over a fresh connection
+  steady::time_point deadline;                 // no answer by then: it fails
   std::string errors;                          // "n2: why; n3: why"
   std::optional<status> refusal;               // a holder's 429, answered if none does better
-  std::function<void(result<infer_result>)> done;
-  steady::time_point attempt_start;
+  std::function<void(result<infer_result>)> done;  // empty once answered
 };
 using job_ptr = std::shared_ptr<forward_job>;
 
@@ -79,6 +82,10 @@ struct thread_links {
   net::io_context* io = nullptr;
   std::map<std::string, std::shared_ptr<link>> out;  // by data address
   std::set<std::shared_ptr<link>> in;
+  // Connections that carried nothing back while requests waited: no new requests go to them;
+  // each closes once its requests are over (answered elsewhere, answered late, or past their
+  // deadline).
+  std::set<std::shared_ptr<link>> retired;
   uint64_t next_id = 1;
 };
 
@@ -145,8 +152,16 @@ struct data_plane::core : std::enable_shared_from_this<core> {
   }
 
   void do_accept();
-  void send(thread_links& t, job_ptr job);
-  void try_next(thread_links& t, job_ptr job, const std::string& why);
+  // Asks the job's next target (posted: a failing connection retries after it left the map).
+  void ask_next(thread_links& t, job_ptr job, bool posted);
+  void send(thread_links& t, job_ptr job, const peer_info& target);
+  // One attempt is over without an answer: asks the next target, else waits for the attempts
+  // still out, else fails the job.
+  void attempt_failed(thread_links& t, job_ptr job, const std::string& why);
+  // One attempt is slow (hedge_after): asks the next target too; when none is left and the
+  // attempt's connection `stuck_on` carried nothing back (it has been retired), asks that
+  // target again over a fresh connection, once per request. The first answer wins.
+  void hedge(thread_links& t, job_ptr job, const peer_info* stuck_on);
   void finish(job_ptr job, result<infer_result> r) {
     auto done = std::move(job->done);
     if (done) done(std::move(r));
@@ -243,14 +258,13 @@ class link : public std::enable_shared_from_this<link> {
 
   // Sends a request now, or once the handshake is done.
   void send(job_ptr job) {
-    job->attempt_start = steady::now();
-    if (phase_ == phase::ready) {
-      pending_.emplace(job->id, job);
-      write_frame(*job->request);
-      arm_sweep();
-    } else {
-      waiting_.push_back(std::move(job));
+    if (!job->done) return;  // answered while this connection was being made
+    if (phase_ != phase::ready) return waiting_.push_back(std::move(job));
+    if (!pending_.try_emplace(job->id, attempt{job, steady::now()}).second) {
+      return core_->attempt_failed(t_, job, who() + ": asked twice on one connection");
     }
+    write_frame(*job->request);
+    arm_sweep();
   }
 
   // ---- server end ----
@@ -276,6 +290,7 @@ class link : public std::enable_shared_from_this<link> {
     if (outbound_) {
       auto it = t_.out.find(peer_.data_address);
       if (it != t_.out.end() && it->second.get() == this) t_.out.erase(it);
+      t_.retired.erase(self);
     } else {
       t_.in.erase(self);
     }
@@ -290,11 +305,17 @@ class link : public std::enable_shared_from_this<link> {
     const std::string reason = who() + ": " + why;
     auto pending = std::exchange(pending_, {});
     auto waiting = std::exchange(waiting_, {});
-    for (auto& [id, job] : pending) core_->try_next(t_, job, reason);
-    for (auto& job : waiting) core_->try_next(t_, job, reason);
+    for (auto& [id, a] : pending) core_->attempt_failed(t_, a.job, reason);
+    for (auto& job : waiting) core_->attempt_failed(t_, job, reason);
   }
 
  private:
+  struct attempt {
+    job_ptr job;
+    steady::time_point sent;
+    bool hedged = false;  // the next holder (or a fresh connection) was asked too
+  };
+
   void arm_handshake_timer() {
     timer_.expires_after(core_->options.handshake_timeout);
     timer_.async_wait([weak = weak_from_this()](const error_code& ec) {
@@ -387,6 +408,7 @@ class link : public std::enable_shared_from_this<link> {
             return self->fail(ec == net::error::eof ? "the peer closed the connection"
                                                     : ec.message());
           }
+          self->last_read_ = steady::now();
           self->in_used_ += n;
           self->on_bytes();
         });
@@ -405,6 +427,7 @@ class link : public std::enable_shared_from_this<link> {
       }
     }
     if (closed()) return;
+    if (close_if_retired_and_idle()) return;
     const size_t rest = buffer.size();
     if (rest > 0 && buffer.data() != in_.data()) std::memmove(in_.data(), buffer.data(), rest);
     in_used_ = rest;
@@ -414,9 +437,10 @@ class link : public std::enable_shared_from_this<link> {
   // Client end: an answer to one of our requests.
   void on_answer(std::string_view frame) {
     auto it = pending_.find(response_request_id(frame));
-    if (it == pending_.end()) return;  // a late answer to a request already retried elsewhere
-    job_ptr job = std::move(it->second);
+    if (it == pending_.end()) return;  // a late answer to an attempt already given up
+    job_ptr job = std::move(it->second.job);
     pending_.erase(it);
+    if (!job->done) return;  // another holder answered first
     auto r = decode_infer_response(frame);
     if (r) return core_->finish(job, std::move(r));
     const status& s = r.error();
@@ -424,7 +448,7 @@ class link : public std::enable_shared_from_this<link> {
       return core_->finish(job, s);  // the client's mistake: every holder would say so
     }
     if (s.code() == status_code::resource_exhausted) job->refusal = s;
-    core_->try_next(t_, job, who() + ": " + s.message());
+    core_->attempt_failed(t_, job, who() + ": " + s.message());
   }
 
   // Server end: a peer's request; answered through the handler, possibly from another thread.
@@ -479,8 +503,11 @@ class link : public std::enable_shared_from_this<link> {
     });
   }
 
-  // While requests are in flight: every sweep_interval, a request older than attempt_timeout
-  // goes to its next holder (the late answer, if any, is dropped in on_answer).
+  // While requests are in flight, every sweep_interval: an attempt past its request's deadline
+  // is over; one older than hedge_after is hedged once (core::hedge). A connection that has read
+  // nothing for hedge_after while such an attempt waited is stuck (a lossy link's retransmission
+  // backoff, a wedged peer): it is retired, so new requests and a hedge to the same holder go
+  // over a fresh one, and closes once its own attempts are over.
   void arm_sweep() {
     if (sweeping_ || phase_ != phase::ready) return;
     sweeping_ = true;
@@ -488,21 +515,63 @@ class link : public std::enable_shared_from_this<link> {
     timer_.async_wait([self = shared_from_this()](const error_code& ec) {
       self->sweeping_ = false;
       if (ec || self->closed()) return;
-      const auto limit = steady::now() - self->core_->options.attempt_timeout;
-      std::vector<job_ptr> late;
-      for (auto it = self->pending_.begin(); it != self->pending_.end();) {
-        if (it->second->attempt_start < limit) {
-          late.push_back(std::move(it->second));
-          it = self->pending_.erase(it);
-        } else {
-          ++it;
-        }
-      }
-      const std::string why = self->who() + ": no answer within " +
-                              std::to_string(self->core_->options.attempt_timeout.count()) + " ms";
-      for (auto& job : late) self->core_->try_next(self->t_, job, why);
-      if (!self->pending_.empty()) self->arm_sweep();
+      self->sweep();
     });
+  }
+
+  void sweep() {
+    const auto now = steady::now();
+    const auto hedge_after = core_->options.hedge_after;
+    std::vector<std::pair<job_ptr, std::string>> expired;
+    std::vector<job_ptr> slow;
+    for (auto it = pending_.begin(); it != pending_.end();) {
+      attempt& a = it->second;
+      if (!a.job->done) {  // answered by another attempt
+        it = pending_.erase(it);
+      } else if (now >= a.job->deadline) {
+        const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(now - a.sent);
+        expired.emplace_back(std::move(a.job), who() + ": no answer within " +
+                                                   std::to_string(waited.count()) + " ms");
+        it = pending_.erase(it);
+      } else {
+        if (!a.hedged && now - a.sent >= hedge_after) {
+          a.hedged = true;
+          slow.push_back(a.job);
+        }
+        ++it;
+      }
+    }
+    const bool stuck = !slow.empty() && now - last_read_ >= hedge_after;
+    if (stuck) retire(hedge_after);
+    for (auto& [job, why] : expired) core_->attempt_failed(t_, job, why);
+    for (auto& job : slow) core_->hedge(t_, job, stuck ? &peer_ : nullptr);
+    if (closed() || close_if_retired_and_idle()) return;
+    if (!pending_.empty()) arm_sweep();
+  }
+
+  // Takes this connection out of the map new requests use (sweep says when).
+  void retire(std::chrono::milliseconds quiet) {
+    auto it = t_.out.find(peer_.data_address);
+    if (it == t_.out.end() || it->second.get() != this) return;  // retired already
+    retired_ = true;
+    t_.retired.insert(it->second);
+    t_.out.erase(it);
+    if (core_->should_log("stuck " + peer_.data_address)) {
+      log_warn(
+          "data plane: a connection to a peer carried nothing back; new requests and slow "
+          "ones go over a fresh connection",
+          {{"peer", who()},
+           {"address", peer_.data_address},
+           {"quiet_ms", quiet.count()},
+           {"in_flight", pending_.size()}});
+    }
+  }
+
+  // A retired connection closes once nothing waits on it. Returns whether it closed.
+  bool close_if_retired_and_idle() {
+    if (!retired_ || !pending_.empty() || !waiting_.empty()) return false;
+    fail("retired");
+    return true;
   }
 
   std::shared_ptr<data_plane::core> core_;
@@ -517,13 +586,15 @@ class link : public std::enable_shared_from_this<link> {
   std::string server_nonce_;
   bool refusing_ = false;
   bool sweeping_ = false;
+  bool retired_ = false;  // client end: in t_.retired, taking no new requests
   std::vector<char> in_;
   size_t in_used_ = 0;
   std::string out_;          // being written
   std::string next_;         // queued for the next write
   bool writing_ = false;
   bool flush_posted_ = false;
-  std::unordered_map<uint64_t, job_ptr> pending_;  // client end: sent, not answered
+  steady::time_point last_read_ = steady::now();   // bytes last came in
+  std::unordered_map<uint64_t, attempt> pending_;  // client end: sent, not answered
   std::vector<job_ptr> waiting_;                   // client end: waiting for the handshake
 };
 
@@ -550,9 +621,15 @@ void data_plane::core::do_accept() {
       });
 }
 
-void data_plane::core::send(thread_links& t, job_ptr job) {
+void data_plane::core::ask_next(thread_links& t, job_ptr job, bool posted) {
+  const peer_info& target = job->targets[job->next++];
+  ++job->in_flight;
+  if (!posted) return send(t, std::move(job), target);
+  net::post(*t.io, [self = shared_from_this(), &t, job, &target] { self->send(t, job, target); });
+}
+
+void data_plane::core::send(thread_links& t, job_ptr job, const peer_info& target) {
   this_io = t.io;
-  const peer_info target = job->targets[job->next++];
   std::shared_ptr<link> l;
   auto it = t.out.find(target.data_address);
   if (it != t.out.end() && !it->second->closed()) {
@@ -563,28 +640,45 @@ void data_plane::core::send(thread_links& t, job_ptr job) {
     l->connect();  // fails at once only on an address that does not parse
   }
   if (l->closed()) {
-    return try_next(t, std::move(job), target.name + ": its data address " +
-                                           target.data_address + " is not HOST:PORT");
+    return attempt_failed(
+        t, std::move(job),
+        target.name + ": its data address " + target.data_address + " is not HOST:PORT");
   }
   l->send(std::move(job));
 }
 
-void data_plane::core::try_next(thread_links& t, job_ptr job, const std::string& why) {
-  if (!job->done) return;
+void data_plane::core::attempt_failed(thread_links& t, job_ptr job, const std::string& why) {
+  if (!job->done) return;  // answered already
+  --job->in_flight;
   if (!why.empty()) job->errors += (job->errors.empty() ? "" : "; ") + why;
   if (stopped.load()) {
     return finish(job, status::unavailable("this node is stopping"));
   }
   if (job->next < job->targets.size()) {
     if (options.metrics) options.metrics->forward_retries.fetch_add(1, std::memory_order_relaxed);
-    // Posted: a failing connection retries its requests after it has left the map.
-    net::post(*t.io, [self = shared_from_this(), &t, job] { self->send(t, job); });
-    return;
+    return ask_next(t, std::move(job), true);
   }
+  if (job->in_flight > 0) return;  // a slower attempt may still answer
   if (job->refusal) return finish(job, *job->refusal);
   finish(job, status::unavailable("no node holding " + job->model.str() + " version " +
                                   std::to_string(job->version) + " answered (" + job->errors +
                                   "); retry in a moment"));
+}
+
+void data_plane::core::hedge(thread_links& t, job_ptr job, const peer_info* stuck_on) {
+  if (!job->done || stopped.load()) return;
+  if (job->next < job->targets.size()) {
+    if (options.metrics) options.metrics->forward_retries.fetch_add(1, std::memory_order_relaxed);
+    return ask_next(t, std::move(job), true);
+  }
+  // Once: a holder silent on a fresh connection too is wedged, not its connection.
+  if (stuck_on == nullptr || job->asked_again) return;
+  job->asked_again = true;
+  if (options.metrics) options.metrics->forward_retries.fetch_add(1, std::memory_order_relaxed);
+  ++job->in_flight;
+  net::post(*t.io, [self = shared_from_this(), &t, job, target = *stuck_on] {
+    self->send(t, job, target);
+  });
 }
 
 data_plane::data_plane(data_plane_options options) : core_(std::make_shared<core>()) {
@@ -666,11 +760,12 @@ void data_plane::forward(std::vector<peer_info> targets, infer_request req,
   job->model = req.id;
   job->version = req.version.value_or(0);
   job->targets = std::move(targets);
+  job->deadline = steady::now() + c.options.forward_timeout;
   job->done = std::move(done);
   auto start = [core = core_, job, req = std::move(req)](thread_links& t) mutable {
     job->id = t.next_id++;
     job->request = std::make_shared<const std::string>(encode_request(job->id, api_call{std::move(req)}));
-    core->send(t, job);
+    core->ask_next(t, job, false);
   };
   if (thread_links* t = c.this_thread()) return start(*t);
   const size_t i = c.next_post.fetch_add(1, std::memory_order_relaxed) % c.threads.size();
@@ -687,9 +782,15 @@ void data_plane::peers_changed(std::shared_ptr<const peer_directory> peers) {
     thread_links* t = tp.get();
     c.post_to(*t->io, [t, peers] {
       std::vector<std::shared_ptr<link>> gone;
+      auto listed = [&](const link& l) {
+        auto it = peers->alive.find(l.peer().id);
+        return it != peers->alive.end() && it->second.data_address == l.peer().data_address;
+      };
       for (auto& [address, l] : t->out) {
-        auto it = peers->alive.find(l->peer().id);
-        if (it == peers->alive.end() || it->second.data_address != address) gone.push_back(l);
+        if (!listed(*l)) gone.push_back(l);
+      }
+      for (auto& l : t->retired) {
+        if (!listed(*l)) gone.push_back(l);
       }
       for (auto& l : gone) l->fail("no longer alive in the member table");
     });
@@ -720,9 +821,11 @@ void data_plane::stop() {
       std::vector<std::shared_ptr<link>> all;
       for (auto& [a, l] : t->out) all.push_back(l);
       for (auto& l : t->in) all.push_back(l);
+      for (auto& l : t->retired) all.push_back(l);
       for (auto& l : all) l->fail("this node is stopping");
       t->out.clear();
       t->in.clear();
+      t->retired.clear();
       std::lock_guard<std::mutex> lock(done->m);
       if (--done->left == 0) done->cv.notify_one();
     });

@@ -87,7 +87,7 @@ class node_metrics {
   std::atomic<uint64_t> served_local{0};      // its clients' requests answered here
   std::atomic<uint64_t> forwarded{0};         // its clients' requests forwarded to a holder
   std::atomic<uint64_t> served_for_peers{0};  // requests peers forwarded here
-  std::atomic<uint64_t> forward_retries{0};   // forwards retried on the next holder
+  std::atomic<uint64_t> forward_retries{0};   // forwards asked again (failover or hedge)
   std::atomic<uint64_t> traffic_copies{0};    // extra copies held for this node's traffic now
   std::atomic<uint64_t> traffic_copies_taken{0};    // such copies taken since start
   std::atomic<uint64_t> traffic_copies_dropped{0};  // and dropped again

@@ -16,10 +16,14 @@
 // connections; from any other thread (the ZeroMQ one) it is posted to one of them.
 //
 // Failover: a request in flight to a peer is retried on the next holder at once when the
-// connection drops, when membership no longer lists the peer as alive (peers_changed), when the
-// peer refuses it (shedding, draining) or fails it, or when it has not answered within
-// attempt_timeout. Its answer is delivered once: a late answer from an earlier attempt is
-// dropped. A client's own mistake (invalid_argument, not_found) is not retried.
+// connection drops, when membership no longer lists the peer as alive (peers_changed), or when
+// the peer refuses it (shedding, draining) or fails it. A peer that is only slow (hedge_after
+// without an answer) keeps the request: the next holder is asked too, and the first answer wins.
+// When no holder is left to ask and the slow attempt's connection has carried nothing back for
+// hedge_after (a lossy link in retransmission backoff), that holder is asked again over a fresh
+// connection, and the stuck one takes no new requests. The request fails when every attempt
+// failed, or at forward_timeout. Its answer is delivered once: a later answer from another
+// attempt is dropped. A client's own mistake (invalid_argument, not_found) is not retried.
 #pragma once
 
 #include <chrono>
@@ -53,9 +57,11 @@ struct data_plane_options {
   std::string tls_key;
   std::string tls_ca;
   size_t max_frame_bytes = 64u << 20;  // a larger frame closes the connection
-  // One attempt's answer; then the next holder is tried. Peers that die are noticed sooner (the
-  // connection drops, or membership marks them dead).
-  std::chrono::milliseconds attempt_timeout{5000};
+  // An attempt unanswered this long is hedged (see Failover above). Peers that die are noticed
+  // sooner (the connection drops, or membership marks them dead).
+  std::chrono::milliseconds hedge_after{1000};
+  // No answer from any holder this long after forward(): the request fails (unavailable).
+  std::chrono::milliseconds forward_timeout{5000};
   std::chrono::milliseconds handshake_timeout{5000};  // connect + TLS + hello, each way
   std::shared_ptr<node_metrics> metrics;  // retries are counted here; may be null
 };

@@ -1,12 +1,14 @@
 // The data plane over real loopback sockets: two or three data planes, each on its own I/O
 // threads, the holders' handlers answering from plain code (the front door is tested elsewhere).
 // Asserts what a forwarding node relies on: answers matched to their requests with many in
-// flight, strangers refused, a dead peer's requests retried on the next holder at once, a silent
-// one's after attempt_timeout, each request answered exactly once, a client's mistake not
-// retried.
+// flight, strangers refused, a dead peer's requests retried on the next holder at once, a slow
+// one's hedged on the next holder (its own answer still taken if it comes first), a connection
+// that carries nothing back replaced by a fresh one, every request over at forward_timeout and
+// answered exactly once, a client's mistake not retried.
 #include "shoal/wire/data_plane.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/socket.h>
 
 #include <atomic>
 #include <chrono>
@@ -63,12 +65,14 @@ class io_threads {
 // A node's data plane with its own threads. Destroyed in order: the plane stops, then its threads.
 struct node {
   node(const std::string& name, const std::string& secret, data_plane_handler handler,
-       std::chrono::milliseconds attempt_timeout = 5000ms)
-      : threads(2) {
+       std::chrono::milliseconds hedge_after = 5000ms,
+       std::chrono::milliseconds forward_timeout = 10000ms, size_t io_threads = 2)
+      : threads(io_threads) {
     data_plane_options o;
     o.node_id = name;
     o.secret = secret;
-    o.attempt_timeout = attempt_timeout;
+    o.hedge_after = hedge_after;
+    o.forward_timeout = forward_timeout;
     plane = std::make_unique<data_plane>(o);
     status s = plane->listen();
     EXPECT_TRUE(s.is_ok()) << s.to_string();
@@ -253,7 +257,7 @@ TEST(data_plane, a_peer_no_longer_alive_in_membership_has_its_requests_retried) 
   for (auto& reply : held) reply(status::unavailable("late"));
 }
 
-TEST(data_plane, a_silent_peer_is_left_after_attempt_timeout_and_its_late_answer_dropped) {
+TEST(data_plane, a_silent_peer_is_hedged_after_hedge_after_and_its_late_answer_dropped) {
   std::mutex m;
   std::vector<std::pair<infer_request, std::function<void(result<infer_result>)>>> held;
   node slow("slow", "k", [&](infer_request req, std::function<void(result<infer_result>)> reply) {
@@ -306,6 +310,195 @@ TEST(data_plane, a_clients_mistake_is_answered_at_once_and_a_refusal_tries_the_n
   ASSERT_FALSE(c.got[0].is_ok());
   EXPECT_EQ(c.got[0].error().code(), status_code::resource_exhausted)
       << "the last holder's refusal is what the client gets: " << c.got[0].error().to_string();
+}
+
+// Holds each request and answers it from another thread `delay` later.
+struct late_answers {
+  explicit late_answers(std::string who, std::chrono::milliseconds delay)
+      : who(std::move(who)), delay(delay) {}
+  ~late_answers() {
+    for (auto& t : threads) t.join();
+  }
+  data_plane_handler handler() {
+    return [this](infer_request req, std::function<void(result<infer_result>)> reply) {
+      std::lock_guard<std::mutex> lock(m);
+      ++calls;
+      threads.emplace_back([this, req = std::move(req), reply = std::move(reply)] {
+        std::this_thread::sleep_for(delay);
+        echo(who)(req, reply);
+      });
+    };
+  }
+  std::string who;
+  std::chrono::milliseconds delay;
+  std::mutex m;
+  int calls = 0;
+  std::vector<std::thread> threads;
+};
+
+// Keeps each request it is given and never answers.
+struct silent_holder {
+  data_plane_handler handler() {
+    return [this](infer_request, std::function<void(result<infer_result>)> reply) {
+      std::lock_guard<std::mutex> lock(m);
+      held.push_back(std::move(reply));
+    };
+  }
+  size_t calls() {
+    std::lock_guard<std::mutex> lock(m);
+    return held.size();
+  }
+  std::mutex m;
+  std::vector<std::function<void(result<infer_result>)>> held;
+};
+
+TEST(data_plane, a_slow_holder_is_hedged_not_abandoned_and_its_answer_wins_when_first) {
+  // "slow" answers after 600 ms; "silent" never. A lossy link looks like "slow" from the asker:
+  // giving up on it at hedge_after and waiting only on the next holder would fail the request.
+  late_answers slow_handler("slow", 600ms);
+  node slow("slow", "k", slow_handler.handler());
+  silent_holder quiet;
+  node silent("silent", "k", quiet.handler());
+  node asker("asker", "k", echo("asker"), 200ms, 5000ms);
+  answers a;
+  const auto sent = std::chrono::steady_clock::now();
+  asker.plane->forward({slow.info, silent.info}, request("x"), a.sink());
+  ASSERT_TRUE(a.wait_for(1, 5000ms));
+  ASSERT_TRUE(a.got[0].is_ok()) << a.got[0].error().to_string();
+  EXPECT_EQ(a.got[0]->rows.at(0).at(1).label, "slow");
+  EXPECT_GE(a.at[0] - sent, 600ms);
+  EXPECT_LT(a.at[0] - sent, 1500ms);
+  // The next holder was asked too, after hedge_after (and, silent on its connection, once more
+  // over a fresh one at 400 ms, when no holder was left to ask).
+  EXPECT_GE(quiet.calls(), 1u);
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(a.size(), 1u);
+}
+
+TEST(data_plane, when_no_holder_answers_the_request_fails_at_forward_timeout_naming_each) {
+  silent_holder quiet1, quiet2;
+  node first("first", "k", quiet1.handler());
+  node second("second", "k", quiet2.handler());
+  node asker("asker", "k", echo("asker"), 100ms, 700ms);
+  answers a;
+  const auto sent = std::chrono::steady_clock::now();
+  asker.plane->forward({first.info, second.info}, request("x"), a.sink());
+  ASSERT_TRUE(a.wait_for(1, 5000ms));
+  const auto took = a.at[0] - sent;
+  EXPECT_GE(took, 700ms);
+  EXPECT_LT(took, 1500ms);
+  ASSERT_FALSE(a.got[0].is_ok());
+  EXPECT_EQ(a.got[0].error().code(), status_code::unavailable);
+  const std::string why = a.got[0].error().message();
+  EXPECT_NE(why.find("no node holding acme/bot version 1 answered"), std::string::npos) << why;
+  EXPECT_NE(why.find("first: no answer within"), std::string::npos) << why;
+  EXPECT_NE(why.find("second: no answer within"), std::string::npos) << why;
+  std::this_thread::sleep_for(200ms);
+  EXPECT_EQ(a.size(), 1u) << "answered once";
+}
+
+// A TCP relay in front of a holder. Once told, it drops every byte on the connections it has
+// relayed so far, both ways: what a sender sees of a connection stuck in retransmission backoff
+// on a lossy link (nothing acknowledged, nothing comes back, the socket stays open).
+class relay {
+ public:
+  explicit relay(uint16_t target)
+      : target_(target), acceptor_(io_, {net::ip::make_address("127.0.0.1"), 0}) {
+    port_ = acceptor_.local_endpoint().port();
+    accepting_ = std::thread([this] { accept_loop(); });
+  }
+  ~relay() {
+    ::shutdown(acceptor_.native_handle(), SHUT_RDWR);
+    accepting_.join();
+    {
+      std::lock_guard<std::mutex> lock(m_);
+      for (auto& s : sockets_) ::shutdown(s->native_handle(), SHUT_RDWR);
+    }
+    for (auto& t : pumps_) t.join();
+  }
+  uint16_t port() const { return port_; }
+  void drop_what_is_open() { drop_below_ = accepted_.load(); }
+  int accepted() const { return accepted_.load(); }
+
+ private:
+  using socket_ptr = std::shared_ptr<net::ip::tcp::socket>;
+  void accept_loop() {
+    for (;;) {
+      auto client = std::make_shared<net::ip::tcp::socket>(io_);
+      boost::system::error_code ec;
+      acceptor_.accept(*client, ec);
+      if (ec) return;
+      auto server = std::make_shared<net::ip::tcp::socket>(io_);
+      server->connect({net::ip::make_address("127.0.0.1"), target_}, ec);
+      if (ec) return;
+      const int index = accepted_++;
+      std::lock_guard<std::mutex> lock(m_);
+      sockets_.push_back(client);
+      sockets_.push_back(server);
+      pumps_.emplace_back([this, client, server, index] { pump(*client, *server, index); });
+      pumps_.emplace_back([this, client, server, index] { pump(*server, *client, index); });
+    }
+  }
+  void pump(net::ip::tcp::socket& from, net::ip::tcp::socket& to, int index) {
+    char buffer[4096];
+    for (;;) {
+      boost::system::error_code ec;
+      const size_t n = from.read_some(net::buffer(buffer), ec);
+      if (ec) break;
+      if (index < drop_below_.load()) continue;
+      net::write(to, net::buffer(buffer, n), ec);
+      if (ec) break;
+    }
+    ::shutdown(to.native_handle(), SHUT_RDWR);
+  }
+
+  uint16_t target_;
+  net::io_context io_;
+  net::ip::tcp::acceptor acceptor_;
+  uint16_t port_ = 0;
+  std::atomic<int> accepted_{0};
+  std::atomic<int> drop_below_{0};
+  std::thread accepting_;
+  std::mutex m_;
+  std::vector<socket_ptr> sockets_;
+  std::vector<std::thread> pumps_;
+};
+
+TEST(data_plane, a_connection_that_carries_nothing_back_is_replaced_and_its_request_asked_again) {
+  std::atomic<int> calls{0};
+  node holder("holder", "k", echo("holder", &calls));
+  relay link_to_holder(holder.plane->port());
+  peer_info via = holder.info;
+  via.data_address = "127.0.0.1:" + std::to_string(link_to_holder.port());
+  // One I/O thread: every forward uses the same connection to the holder.
+  node asker("asker", "k", echo("asker"), 200ms, 5000ms, 1);
+  answers first;
+  asker.plane->forward({via}, request("one"), first.sink());
+  ASSERT_TRUE(first.wait_for(1, 5000ms));
+  ASSERT_TRUE(first.got[0].is_ok()) << first.got[0].error().to_string();
+  ASSERT_EQ(link_to_holder.accepted(), 1);
+
+  link_to_holder.drop_what_is_open();  // the open connection now loses everything
+  answers second;
+  const auto sent = std::chrono::steady_clock::now();
+  asker.plane->forward({via}, request("two"), second.sink());
+  ASSERT_TRUE(second.wait_for(1, 5000ms));
+  ASSERT_TRUE(second.got[0].is_ok()) << second.got[0].error().to_string();
+  EXPECT_EQ(second.got[0]->rows.at(0).at(0).label, "two");
+  EXPECT_GE(second.at[0] - sent, 200ms) << "asked again only after hedge_after";
+  EXPECT_LT(second.at[0] - sent, 2000ms) << "not left to the deadline";
+  EXPECT_EQ(link_to_holder.accepted(), 2) << "over a fresh connection";
+  EXPECT_EQ(calls.load(), 2) << "the copy on the stuck connection never reached the holder";
+
+  // New requests go over the fresh connection at once, not to the stuck one.
+  answers third;
+  const auto third_sent = std::chrono::steady_clock::now();
+  asker.plane->forward({via}, request("three"), third.sink());
+  ASSERT_TRUE(third.wait_for(1, 5000ms));
+  ASSERT_TRUE(third.got[0].is_ok()) << third.got[0].error().to_string();
+  EXPECT_LT(third.at[0] - third_sent, 150ms);
+  EXPECT_EQ(link_to_holder.accepted(), 2);
+  asker.plane->stop();
 }
 
 // Reads one frame from a blocking socket; "" when the connection closed first.
