@@ -14,6 +14,7 @@
 #include "shoal/wire/api_json.hpp"
 #include "shoal/wire/v2_codec.hpp"
 #include "wire/console_assets.hpp"
+#include "wire/http_auth.hpp"
 
 namespace shoal {
 namespace {
@@ -301,15 +302,7 @@ result<model_path> parse_model_path(std::string_view rest) {
 
 void serve_api(const std::shared_ptr<front_door>& door, const console_settings& settings,
                std::string_view path, http_request& req, const http_respond& respond) {
-  std::optional<std::string_view> key;
-  if (req.has_authorization) {
-    key = bearer_key(req.authorization);
-    if (!key) {
-      return respond(
-          error_reply(status::unauthenticated("the Authorization header must be 'Bearer KEY'")));
-    }
-  }
-  auto who = door->authenticate(key, "an 'Authorization: Bearer KEY' header");
+  auto who = http_caller(*door, req);
   if (!who) return respond(error_reply(who.error()));
 
   std::string_view route = path.substr(api_prefix.size());

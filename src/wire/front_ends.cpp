@@ -16,6 +16,7 @@
 #include "shoal/wire/api_codec.hpp"
 #include "shoal/wire/console.hpp"
 #include "shoal/wire/v2_codec.hpp"
+#include "wire/http_auth.hpp"
 
 namespace shoal {
 namespace {
@@ -160,16 +161,7 @@ http_handler make_http_handler(std::shared_ptr<front_door> door, size_t max_batc
         break;
     }
     // Everything below reaches models: it needs a key when the node has a keys file.
-    std::optional<std::string_view> key;
-    if (req.has_authorization) {
-      key = bearer_key(req.authorization);
-      if (!key) {
-        respond(unauthenticated_reply(status::unauthenticated(
-            "the Authorization header must be 'Bearer KEY'")));
-        return;
-      }
-    }
-    auto who = door->authenticate(key, "an 'Authorization: Bearer KEY' header");
+    auto who = http_caller(*door, req);
     if (!who) {
       respond(unauthenticated_reply(who.error()));
       return;
