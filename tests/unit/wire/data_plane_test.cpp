@@ -490,14 +490,14 @@ TEST(data_plane, a_connection_that_carries_nothing_back_is_replaced_and_its_requ
   EXPECT_EQ(link_to_holder.accepted(), 2) << "over a fresh connection";
   EXPECT_EQ(calls.load(), 2) << "the copy on the stuck connection never reached the holder";
 
-  // New requests go over the fresh connection at once, not to the stuck one.
+  // New requests go over the fresh connection, not to the stuck one (where they would be lost
+  // and asked again over a third).
   answers third;
-  const auto third_sent = std::chrono::steady_clock::now();
   asker.plane->forward({via}, request("three"), third.sink());
   ASSERT_TRUE(third.wait_for(1, 5000ms));
   ASSERT_TRUE(third.got[0].is_ok()) << third.got[0].error().to_string();
-  EXPECT_LT(third.at[0] - third_sent, 150ms);
   EXPECT_EQ(link_to_holder.accepted(), 2);
+  EXPECT_EQ(calls.load(), 3);
   asker.plane->stop();
 }
 
