@@ -22,8 +22,10 @@
 // When no holder is left to ask and the slow attempt's connection has carried nothing back for
 // hedge_after (a lossy link in retransmission backoff), that holder is asked again over a fresh
 // connection, and the stuck one takes no new requests. The request fails when every attempt
-// failed, or at forward_timeout. Its answer is delivered once: a later answer from another
-// attempt is dropped. A client's own mistake (invalid_argument, not_found) is not retried.
+// failed, or at forward_timeout (checked on requests sent; one still waiting for a new
+// connection's handshake ends with it, within handshake_timeout). Its answer is delivered once:
+// a later answer from another attempt is dropped. A client's own mistake (invalid_argument,
+// not_found) is not retried.
 #pragma once
 
 #include <chrono>
