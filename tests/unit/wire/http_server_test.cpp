@@ -319,8 +319,10 @@ TEST(http_server, the_lag_probe_measures_a_busy_thread_and_reports_idle_once_req
   {
     std::lock_guard<std::mutex> lock(m);
     ASSERT_FALSE(busy_lags.empty());
-    // the same 5 ms holds, blocked rather than working: not the thread's own backlog
-    EXPECT_LT(*std::max_element(busy_lags.begin(), busy_lags.end()), 2.0);
+    // the same 5 ms holds, blocked rather than working: not the thread's own backlog (what is
+    // left is the thread's own CPU for the requests, up to 2.5 ms under ASan on 2 shared cores;
+    // a hold counted would be 5)
+    EXPECT_LT(*std::max_element(busy_lags.begin(), busy_lags.end()), 3.5);
     EXPECT_GE(idle_reports, 1) << "an idle report after the last request";
     EXPECT_EQ(probe_thread, handler_thread);
     EXPECT_EQ(deferred_thread, handler_thread);
